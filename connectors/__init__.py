@@ -1,0 +1,1 @@
+"""listenwell connectors: the outside world turned into Mention records (never imports Faust)."""

@@ -1,0 +1,1 @@
+"""listenwell services: the processes users run (CLI, notifier), settings and metrics."""

@@ -1,0 +1,39 @@
+"""Runtime settings, read from ``LISTENWELL_*`` environment variables (pydantic-settings).
+
+They live in ``streams`` (not ``services``) because ``make_app(settings)`` needs them and imports
+flow one way: services → streams. Secrets are ``SecretStr`` and never logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a listenwell process needs to know about its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="LISTENWELL_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    topic_prefix: str = Field(
+        default="", description="prefix for every topic, so two runs can share one broker"
+    )
+    app_id: str = Field(default="listenwell-worker", description="Faust app id / consumer group")
+    rules_path: Path = Field(
+        default=Path("alert_rules/default.yaml"), description="rule file the worker evaluates"
+    )
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
+    notifier_metrics_port: int = Field(default=9102, ge=0, le=65535)
+    connector_metrics_port: int = Field(default=9103, ge=0, le=65535)
+    worker_web_port: int = Field(default=6066, ge=1, le=65535, description="Faust's own web port")
+    batch_size: int = Field(default=500, ge=1, description="mentions per processing batch")
+    batch_within_s: float = Field(default=0.25, gt=0, description="max seconds to fill a batch")
+    allowed_lateness_s: int = Field(
+        default=120, ge=0, description="event-time lateness tolerated before a minute is closed"
+    )
+    data_dir: Path = Field(default=Path(".listenwell"), description="local state (Faust, logs)")
