@@ -1,0 +1,309 @@
+"""Alert rules: Prometheus-style YAML groups, validated into typed, frozen rule models.
+
+A rule file looks like::
+
+    groups:
+      - name: brand-health
+        rules:
+          - alert: NegativeSentimentSpike
+            kind: sentiment_spike
+            window: 15m
+            ...
+
+Every problem is reported as ``RuleFileError("file:line: reason")`` with the 1-based line of the
+offending rule or field, so a reviewer can jump straight to it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "CustomerAtRiskRule",
+    "Rule",
+    "RuleFileError",
+    "RuleGroup",
+    "RuleSet",
+    "SentimentSpikeRule",
+    "load_rules",
+    "parse_duration",
+    "parse_rules",
+    "render_template",
+]
+
+
+class RuleFileError(ValueError):
+    """A rule file that cannot be used; the message is ``file:line: reason``."""
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse ``30s``/``15m``/``2h``/``7d`` (or an existing ``timedelta``) into a ``timedelta``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"duration must be a string like 30s, 15m, 2h or 7d, got {value!r}")
+    match = _DURATION_RE.match(value)
+    if match is None:
+        raise ValueError(f"invalid duration {value!r} (use a number and s, m, h or d, e.g. 15m)")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+_PLACEHOLDER_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+
+
+def render_template(template: str, values: dict[str, str]) -> str:
+    """Replace ``{{ name }}`` placeholders; names were checked at load time."""
+    return _PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+class _RuleBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    alert: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=100)
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+
+    placeholders: ClassVar[frozenset[str]] = frozenset()
+    """Template variables its annotations may use."""
+
+
+class SentimentSpikeRule(_RuleBase):
+    """Negative share over a sliding window of closed minutes, against the brand's own baseline.
+
+    True at a closed minute when the window holds at least ``min_volume`` mentions, its negative
+    share is at least ``min_negative_share`` and exceeds the baseline share by ``min_increase``
+    (absolute), and the baseline is warm (``warmup`` of minutes and ``warmup_volume`` mentions).
+    """
+
+    kind: Literal["sentiment_spike"]
+    window: Duration
+    min_volume: int = Field(ge=1)
+    min_negative_share: float = Field(ge=0.0, le=1.0)
+    min_increase: float = Field(ge=0.0, le=1.0)
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    keep_firing_for: Duration = timedelta(0)
+    cooldown: Duration = timedelta(0)
+    warmup: Duration = timedelta(hours=2)
+    warmup_volume: int = Field(default=100, ge=0)
+    placeholders: ClassVar[frozenset[str]] = frozenset({"brand", "value", "baseline"})
+
+    @property
+    def window_minutes(self) -> int:
+        return int(self.window.total_seconds() // 60)
+
+
+class CustomerAtRiskRule(_RuleBase):
+    """A customer whose risk score (0-100) reaches ``fire_at``; resolves below ``resolve_below``."""
+
+    kind: Literal["customer_at_risk"]
+    lookback: Duration = timedelta(days=7)
+    fire_at: float = Field(ge=0.0, le=100.0)
+    resolve_below: float = Field(ge=0.0, le=100.0)
+    min_mentions: int = Field(default=1, ge=1)
+    cooldown: Duration = timedelta(0)
+    placeholders: ClassVar[frozenset[str]] = frozenset({"brand", "customer", "value"})
+
+
+Rule = SentimentSpikeRule | CustomerAtRiskRule
+_KINDS: dict[str, type[SentimentSpikeRule] | type[CustomerAtRiskRule]] = {
+    "sentiment_spike": SentimentSpikeRule,
+    "customer_at_risk": CustomerAtRiskRule,
+}
+
+
+class RuleGroup(BaseModel):
+    """A named group of rules, as in Prometheus."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    rules: tuple[Rule, ...]
+
+
+class RuleSet(BaseModel):
+    """Every rule of a rule file, in file order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    groups: tuple[RuleGroup, ...]
+    source: str = "<string>"
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return tuple(rule for group in self.groups for rule in group.rules)
+
+    @property
+    def spike_rules(self) -> tuple[SentimentSpikeRule, ...]:
+        return tuple(r for r in self.rules if isinstance(r, SentimentSpikeRule))
+
+    @property
+    def customer_rules(self) -> tuple[CustomerAtRiskRule, ...]:
+        return tuple(r for r in self.rules if isinstance(r, CustomerAtRiskRule))
+
+
+# --- line-aware loading -------------------------------------------------------------------------
+
+
+@dataclass
+class _Loc:
+    """1-based line of a YAML node, and of the children of mappings and sequences."""
+
+    line: int
+    children: dict[object, _Loc] = field(default_factory=dict)
+
+    def line_of(self, path: tuple[object, ...]) -> int:
+        """Line of the deepest node along ``path`` that exists."""
+        loc = self
+        for part in path:
+            child = loc.children.get(part)
+            if child is None:
+                break
+            loc = child
+        return loc.line
+
+
+def _locate(node: yaml.Node, file: str) -> _Loc:
+    loc = _Loc(node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            line = key_node.start_mark.line + 1
+            if key in loc.children:
+                raise RuleFileError(f"{file}:{line}: duplicate key {key!r}")
+            child = _locate(value_node, file)
+            # Errors about a field point at its key, which is where a reader looks.
+            child.line = line
+            loc.children[key] = child
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            loc.children[index] = _locate(item, file)
+    return loc
+
+
+def _validation_reason(exc: ValidationError) -> tuple[tuple[object, ...], str]:
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    where = ".".join(str(part) for part in loc)
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return loc, f"{where}: {message}" if where else message
+
+
+def _check_templates(rule: Rule, loc: _Loc, file: str) -> None:
+    for name, template in rule.annotations.items():
+        for match in _PLACEHOLDER_RE.finditer(template):
+            var = match.group(1)
+            if var not in rule.placeholders:
+                known = ", ".join(sorted(rule.placeholders))
+                line = loc.line_of(("annotations", name))
+                raise RuleFileError(
+                    f"{file}:{line}: unknown template variable {{{{ {var} }}}} in annotation "
+                    f"{name!r} of {rule.alert} (known for {rule.kind}: {known})"
+                )
+
+
+def _parse_rule(raw: object, loc: _Loc, file: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise RuleFileError(f"{file}:{loc.line}: a rule must be a mapping")
+    if "alert" not in raw:
+        raise RuleFileError(f"{file}:{loc.line}: rule has no 'alert' name")
+    kind = raw.get("kind")
+    if kind is None:
+        raise RuleFileError(f"{file}:{loc.line}: rule {raw['alert']!r} has no 'kind'")
+    model = _KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        known = ", ".join(sorted(_KINDS))
+        raise RuleFileError(
+            f"{file}:{loc.line_of(('kind',))}: unknown rule kind {kind!r} (known: {known})"
+        )
+    try:
+        rule: Rule = model.model_validate(raw)
+    except ValidationError as exc:
+        path, reason = _validation_reason(exc)
+        raise RuleFileError(f"{file}:{loc.line_of(path)}: {reason}") from None
+    if isinstance(rule, SentimentSpikeRule):
+        if rule.window < timedelta(minutes=1) or rule.window.total_seconds() % 60:
+            line = loc.line_of(("window",))
+            raise RuleFileError(f"{file}:{line}: window must be a whole number of minutes")
+        if rule.window > timedelta(hours=24):
+            raise RuleFileError(f"{file}:{loc.line_of(('window',))}: window longer than 24h")
+    if isinstance(rule, CustomerAtRiskRule) and rule.resolve_below > rule.fire_at:
+        line = loc.line_of(("resolve_below",))
+        raise RuleFileError(f"{file}:{line}: resolve_below must not exceed fire_at")
+    _check_templates(rule, loc, file)
+    return rule
+
+
+def parse_rules(text: str, file: str = "<string>") -> RuleSet:
+    """Parse and validate rule YAML; raises ``RuleFileError`` with ``file:line: reason``."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise RuleFileError(f"{file}:1: empty rule file (expected 'groups:')")
+        root_loc = _locate(node, file)
+        data: Any = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise RuleFileError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
+    finally:
+        loader.dispose()
+
+    if not isinstance(data, dict) or set(data) != {"groups"}:
+        raise RuleFileError(f"{file}:{root_loc.line}: expected a mapping with only 'groups'")
+    groups_loc = root_loc.children["groups"]
+    if not isinstance(data["groups"], list):
+        raise RuleFileError(f"{file}:{groups_loc.line}: 'groups' must be a list")
+    groups: list[RuleGroup] = []
+    seen: dict[str, int] = {}
+    for gi, raw_group in enumerate(data["groups"]):
+        group_loc = groups_loc.children[gi]
+        if not isinstance(raw_group, dict):
+            raise RuleFileError(f"{file}:{group_loc.line}: a group must be a mapping")
+        unknown = set(raw_group) - {"name", "rules"}
+        if unknown:
+            key = sorted(map(str, unknown))[0]
+            raise RuleFileError(f"{file}:{group_loc.line_of((key,))}: unknown group field {key!r}")
+        name = raw_group.get("name")
+        if not isinstance(name, str) or not name:
+            raise RuleFileError(f"{file}:{group_loc.line}: group has no 'name'")
+        raw_rules = raw_group.get("rules")
+        if not isinstance(raw_rules, list):
+            line = group_loc.line_of(("rules",))
+            raise RuleFileError(f"{file}:{line}: group {name!r} needs a 'rules' list")
+        rules: list[Rule] = []
+        for ri, raw_rule in enumerate(raw_rules):
+            rule_loc = group_loc.children["rules"].children[ri]
+            rule = _parse_rule(raw_rule, rule_loc, file)
+            if rule.alert in seen:
+                raise RuleFileError(
+                    f"{file}:{rule_loc.line}: duplicate alert {rule.alert!r} "
+                    f"(first defined on line {seen[rule.alert]})"
+                )
+            seen[rule.alert] = rule_loc.line
+            rules.append(rule)
+        groups.append(RuleGroup(name=name, rules=tuple(rules)))
+    return RuleSet(groups=tuple(groups), source=file)
+
+
+def load_rules(path: Path) -> RuleSet:
+    """Load a rule file; raises ``RuleFileError`` (``file:line: reason``) if it is invalid."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleFileError(f"{path}:1: cannot read rule file: {exc.strerror}") from None
+    return parse_rules(text, str(path))

@@ -1,0 +1,274 @@
+"""Event-time windows: per-brand minute buckets, an O(1) baseline, and customer risk scores.
+
+Pure functions and JSON-serialisable state only; time is always passed in, never read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from streams.records import AwareDatetime, Example, ScoredMention, SentimentLabel
+
+MINUTE = timedelta(minutes=1)
+EXAMPLES_PER_BUCKET = 3
+TEXT_CHARS = 280
+
+
+def floor_minute(at: datetime) -> datetime:
+    """Start of the minute that contains ``at``."""
+    return at.replace(second=0, microsecond=0)
+
+
+class ExampleMention(BaseModel):
+    """A mention kept as evidence: id, truncated text and how negative it was."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    text: str
+    compound: float
+
+    def example(self) -> Example:
+        return Example(id=self.id, text=self.text)
+
+
+def _most_negative(examples: Iterable[ExampleMention], limit: int) -> list[ExampleMention]:
+    # Ties broken by id so the choice never depends on arrival order.
+    return sorted(examples, key=lambda e: (e.compound, e.id))[:limit]
+
+
+class MinuteBucket(BaseModel):
+    """Counts for one brand and one event-time minute."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    minute: AwareDatetime
+    count: int = 0
+    negative: int = 0
+    compound_sum: float = 0.0
+    deficit: int = 0
+    churn: int = 0
+    empathy_positive: int = 0
+    examples: list[ExampleMention] = []
+    """The most negative mentions of the minute (at most ``EXAMPLES_PER_BUCKET``)."""
+
+    def add(self, scored: ScoredMention) -> None:
+        """Count one mention into this bucket."""
+        self.count += 1
+        self.compound_sum += scored.sentiment.compound
+        if scored.sentiment.label is SentimentLabel.NEGATIVE:
+            self.negative += 1
+            candidate = ExampleMention(
+                id=scored.mention.id,
+                text=scored.mention.text[:TEXT_CHARS],
+                compound=scored.sentiment.compound,
+            )
+            self.examples = _most_negative([*self.examples, candidate], EXAMPLES_PER_BUCKET)
+        if scored.empathy.deficit:
+            self.deficit += 1
+        if scored.churn.intent:
+            self.churn += 1
+        if scored.empathy.positive:
+            self.empathy_positive += 1
+
+
+class WindowStats(BaseModel):
+    """Sums over a sliding window of closed minutes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    count: int
+    negative: int
+    compound_sum: float
+    deficit: int
+    churn: int
+    empathy_positive: int
+    examples: tuple[Example, ...]
+
+    @property
+    def negative_share(self) -> float:
+        return self.negative / self.count if self.count else 0.0
+
+    @property
+    def mean_compound(self) -> float:
+        return self.compound_sum / self.count if self.count else 0.0
+
+
+def window_stats(
+    buckets: Sequence[MinuteBucket], *, end: datetime, minutes: int, examples: int = 3
+) -> WindowStats:
+    """Aggregate the buckets of the ``minutes`` minutes before ``end`` (exclusive)."""
+    start = end - minutes * MINUTE
+    inside = [b for b in buckets if start <= b.minute < end]
+    picked = _most_negative((e for b in inside for e in b.examples), examples)
+    return WindowStats(
+        count=sum(b.count for b in inside),
+        negative=sum(b.negative for b in inside),
+        compound_sum=sum(b.compound_sum for b in inside),
+        deficit=sum(b.deficit for b in inside),
+        churn=sum(b.churn for b in inside),
+        empathy_positive=sum(b.empathy_positive for b in inside),
+        examples=tuple(e.example() for e in picked),
+    )
+
+
+class Baseline(BaseModel):
+    """Exponentially weighted per-minute sums: a brand's normal, in constant memory.
+
+    Each closed minute multiplies every sum by ``exp(-1 minute / time_constant)`` and adds the
+    minute's counts, so the ratios (negative share, mean compound) follow the recent past with that
+    time constant. ``minutes`` and ``volume`` count what was fed, for the warm-up guard.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: float = 0.0
+    negative: float = 0.0
+    compound_sum: float = 0.0
+    deficit: float = 0.0
+    churn: float = 0.0
+    minutes: int = 0
+    volume: int = 0
+
+    def feed(
+        self, bucket: MinuteBucket | None, time_constant: timedelta, *, times: int = 1
+    ) -> None:
+        """Fold ``times`` closed minutes holding ``bucket`` (``None``: no mentions) into sums."""
+        if times <= 0:
+            return
+        decay = math.exp(-times * MINUTE / time_constant)
+        self.count *= decay
+        self.negative *= decay
+        self.compound_sum *= decay
+        self.deficit *= decay
+        self.churn *= decay
+        self.minutes += times
+        if bucket is not None:
+            self.count += bucket.count
+            self.negative += bucket.negative
+            self.compound_sum += bucket.compound_sum
+            self.deficit += bucket.deficit
+            self.churn += bucket.churn
+            self.volume += bucket.count
+
+    @property
+    def negative_share(self) -> float | None:
+        return self.negative / self.count if self.count > 1e-9 else None
+
+
+# --- customers ----------------------------------------------------------------------------------
+
+
+class CustomerMention(BaseModel):
+    """What the risk score needs to remember about one mention of a customer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime
+    id: str
+    text: str
+    label: SentimentLabel
+    compound: float
+    churn: str | None = None
+    deficit: str | None = None
+    rating: int | None = None
+    nps: int | None = None
+
+    @classmethod
+    def of(cls, scored: ScoredMention) -> CustomerMention:
+        mention = scored.mention
+        return cls(
+            at=mention.created_at,
+            id=mention.id,
+            text=mention.text[:TEXT_CHARS],
+            label=scored.sentiment.label,
+            compound=scored.sentiment.compound,
+            churn=scored.churn.phrases[0] if scored.churn.phrases else None,
+            deficit=scored.empathy.deficit[0] if scored.empathy.deficit else None,
+            rating=mention.rating,
+            nps=mention.nps,
+        )
+
+
+class RiskScore(BaseModel):
+    """A customer's risk (0-100) at one moment, with the reasons that make it up."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    score: float = Field(ge=0.0, le=100.0)
+    reasons: tuple[str, ...]
+    mentions: int
+    """Mentions inside the lookback."""
+
+
+# Points one fresh mention contributes; older ones count less (half-life = lookback / 2).
+NEGATIVE_POINTS = 12.0
+NEGATIVE_INTENSITY_POINTS = 8.0
+CHURN_POINTS = 35.0
+LOW_RATING_POINTS = 15.0
+DETRACTOR_POINTS = 10.0
+DETRACTOR_STEP_POINTS = 2.0
+DEFICIT_POINTS = 10.0
+
+
+def _span(lookback: timedelta) -> str:
+    if lookback % timedelta(days=1) == timedelta(0):
+        return f"{lookback.days}d"
+    if lookback % timedelta(hours=1) == timedelta(0):
+        return f"{int(lookback.total_seconds() // 3600)}h"
+    return f"{int(lookback.total_seconds() // 60)}m"
+
+
+def risk_score(
+    mentions: Sequence[CustomerMention], *, at: datetime, lookback: timedelta
+) -> RiskScore:
+    """Score (a whole number 0-100) a customer's mentions within ``lookback`` before ``at``.
+
+    Negative mentions, churn intent (the strongest signal), ratings of 1-2, NPS detractors (0-6)
+    and empathy-deficit phrases add points; each mention's points halve every ``lookback / 2``.
+    """
+    half_life = lookback / 2
+    recent = [m for m in mentions if timedelta(0) <= at - m.at <= lookback]
+    total = 0.0
+    negatives = 0
+    churn: list[str] = []
+    ratings: list[int] = []
+    nps: list[int] = []
+    deficits: list[str] = []
+    for m in recent:
+        weight = 0.5 ** ((at - m.at) / half_life)
+        points = 0.0
+        if m.label is SentimentLabel.NEGATIVE:
+            negatives += 1
+            points += NEGATIVE_POINTS + NEGATIVE_INTENSITY_POINTS * max(0.0, -m.compound)
+        if m.churn is not None:
+            churn.append(m.churn)
+            points += CHURN_POINTS
+        if m.rating is not None and m.rating <= 2:
+            ratings.append(m.rating)
+            points += LOW_RATING_POINTS
+        if m.nps is not None and m.nps <= 6:
+            nps.append(m.nps)
+            points += DETRACTOR_POINTS + DETRACTOR_STEP_POINTS * (6 - m.nps)
+        if m.deficit is not None:
+            deficits.append(m.deficit)
+            points += DEFICIT_POINTS
+        total += weight * points
+    reasons: list[str] = []
+    if churn:
+        reasons.append(f"churn intent: '{churn[-1]}'")
+    if negatives:
+        plural = "mention" if negatives == 1 else "mentions"
+        reasons.append(f"{negatives} negative {plural} in {_span(lookback)}")
+    if ratings:
+        reasons.append(f"rating {min(ratings)}/5")
+    if nps:
+        reasons.append(f"NPS {min(nps)} (detractor)")
+    if deficits:
+        reasons.append(f"empathy deficit: '{deficits[-1]}'")
+    score = float(round(min(100.0, total)))
+    return RiskScore(score=score, reasons=tuple(reasons), mentions=len(recent))
