@@ -1,0 +1,235 @@
+"""Scoring core: PII redaction, VADER sentiment, empathy and churn-intent phrases.
+
+Pure and deterministic: :class:`Scorer` holds no clock and no I/O; the caller passes ``scored_at``.
+
+Cost stays linear in text length. vaderSentiment is quadratic in the number of words (a
+16k-character text takes about 2 s), so texts longer than ``max_chunk_chars`` are cut at sentence or
+whitespace boundaries into chunks of at most ``max_chunk_chars`` characters, each chunk is scored,
+and the scores are combined as a length-weighted mean. Texts up to ``max_chunk_chars`` get exactly
+vaderSentiment's ``polarity_scores``. Phrase matching is one compiled, trie-shaped regex per lexicon
+over the lowercased text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeAlias
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from streams import lexicon, pii
+from streams.records import (
+    Churn,
+    Empathy,
+    Mention,
+    ScoredMention,
+    Sentiment,
+    SentimentLabel,
+)
+
+POSITIVE_THRESHOLD = 0.05
+NEGATIVE_THRESHOLD = -0.05
+_VADER_ALPHA = 15.0
+_SENTENCE_END = (". ", "! ", "? ", ".\n", "!\n", "?\n", "\n")
+_WHITESPACE = (" ", "\n", "\t", "\r")
+
+
+@dataclass(frozen=True, slots=True)
+class TextScore:
+    """Scores of one (already redacted) text.
+
+    ``vader_compound`` is VADER's compound (chunk-weighted for long texts); ``compound`` is the
+    final compound after brand phrase overrides (equal to ``vader_compound`` when none matched);
+    ``label`` follows ``compound``.
+    """
+
+    compound: float
+    pos: float
+    neu: float
+    neg: float
+    label: SentimentLabel
+    empathy: Empathy
+    churn: Churn
+    vader_compound: float
+
+
+def label_for(compound: float) -> SentimentLabel:
+    """VADER's customary thresholds: >= 0.05 positive, <= -0.05 negative, neutral between."""
+    if compound >= POSITIVE_THRESHOLD:
+        return SentimentLabel.POSITIVE
+    if compound <= NEGATIVE_THRESHOLD:
+        return SentimentLabel.NEGATIVE
+    return SentimentLabel.NEUTRAL
+
+
+def split_chunks(text: str, max_chars: int) -> list[str]:
+    """Cut ``text`` into consecutive pieces of at most ``max_chars`` characters.
+
+    Cuts after the last sentence end in the window if that keeps at least half of it, otherwise at
+    the last whitespace, otherwise hard at ``max_chars``. Concatenating the pieces gives ``text``.
+    Each window is searched once, so this is linear in ``len(text)``.
+    """
+    if max_chars < 1:
+        raise ValueError("max_chars must be at least 1")
+    chunks: list[str] = []
+    start = 0
+    length = len(text)
+    while length - start > max_chars:
+        end = start + max_chars
+        half = start + max_chars // 2
+        cut = max(text.rfind(mark, half, end) + len(mark) for mark in _SENTENCE_END)
+        if cut <= half:
+            cut = max(text.rfind(space, start + 1, end) + 1 for space in _WHITESPACE)
+            if cut <= start + 1:
+                cut = end
+        chunks.append(text[start:cut])
+        start = cut
+    chunks.append(text[start:])
+    return chunks
+
+
+_Trie: TypeAlias = dict[str, "_Trie"]
+
+
+def _trie_pattern(phrases: Iterable[str]) -> str:
+    """A regex alternation shaped like a trie: shared prefixes are matched once, longest first."""
+    trie: _Trie = {}
+    for phrase in phrases:
+        node = trie
+        for char in phrase:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: _Trie) -> str:
+        ends = "" in node
+        branches = [re.escape(char) + build(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if ends:
+            return "(?:" + body + ")?" if len(branches) > 1 or len(body) > 1 else body + "?"
+        return body
+
+    return build(trie)
+
+
+class PhraseMatcher:
+    """Finds lexicon phrases in text: case-insensitive, whole words, linear in text length."""
+
+    def __init__(self, phrases: Iterable[str]) -> None:
+        cleaned = sorted({_normalise(p).strip() for p in phrases} - {""})
+        self.phrases: tuple[str, ...] = tuple(cleaned)
+        self._regex = (
+            re.compile(r"(?<!\w)" + _trie_pattern(cleaned) + r"(?!\w)") if cleaned else None
+        )
+
+    def find(self, normalised_text: str) -> tuple[str, ...]:
+        """Distinct phrases found in text already passed through :func:`_normalise`, in order."""
+        if self._regex is None:
+            return ()
+        return tuple(dict.fromkeys(self._regex.findall(normalised_text)))
+
+
+def _normalise(text: str) -> str:
+    return text.lower().replace("\u2019", "'").replace("\u2018", "'")
+
+
+def _inverse_normalize(compound: float) -> float:
+    """Undo VADER's ``normalize``: the valence sum that gives this compound."""
+    bounded = max(-0.9999, min(0.9999, compound))
+    return bounded * math.sqrt(_VADER_ALPHA / (1.0 - bounded * bounded))
+
+
+class Scorer:
+    """Scores mentions for sentiment (VADER), empathy and churn intent, after redacting PII.
+
+    ``phrase_overrides`` maps brand phrases (matched case-insensitively on word boundaries) to a
+    valence on VADER's -4..+4 scale; each matched phrase adds its valence to the text's valence sum
+    before normalisation, so ``compound`` moves and ``vader_compound`` stays VADER's own.
+    """
+
+    def __init__(
+        self, phrase_overrides: Mapping[str, float] | None = None, max_chunk_chars: int = 1000
+    ) -> None:
+        if max_chunk_chars < 1:
+            raise ValueError("max_chunk_chars must be at least 1")
+        self.max_chunk_chars = max_chunk_chars
+        self._analyzer = SentimentIntensityAnalyzer()
+        self._positive = PhraseMatcher(lexicon.POSITIVE_EMPATHY)
+        self._deficit = PhraseMatcher(lexicon.EMPATHY_DEFICIT)
+        self._churn = PhraseMatcher(lexicon.CHURN_INTENT)
+        overrides = {_normalise(k).strip(): float(v) for k, v in (phrase_overrides or {}).items()}
+        self._overrides = {k: v for k, v in overrides.items() if k}
+        self._override_matcher = PhraseMatcher(self._overrides)
+
+    def vader(self, text: str) -> tuple[float, float, float, float]:
+        """(compound, pos, neu, neg): VADER's scores, chunk-weighted for long texts."""
+        if len(text) <= self.max_chunk_chars:
+            scores = self._analyzer.polarity_scores(text)
+            return scores["compound"], scores["pos"], scores["neu"], scores["neg"]
+        compound = pos = neu = neg = 0.0
+        for chunk in split_chunks(text, self.max_chunk_chars):
+            scores = self._analyzer.polarity_scores(chunk)
+            weight = len(chunk)
+            compound += scores["compound"] * weight
+            pos += scores["pos"] * weight
+            neu += scores["neu"] * weight
+            neg += scores["neg"] * weight
+        total = len(text)
+        return (
+            round(compound / total, 4),
+            round(pos / total, 3),
+            round(neu / total, 3),
+            round(neg / total, 3),
+        )
+
+    def score_text(self, text: str) -> TextScore:
+        """Score one text (redact it first if it may hold PII; :meth:`score` does)."""
+        vader_compound, pos, neu, neg = self.vader(text)
+        normalised = _normalise(text)
+        positive = self._positive.find(normalised)
+        deficit = self._deficit.find(normalised)
+        churn = self._churn.find(normalised)
+        compound = vader_compound
+        matched = self._override_matcher.find(normalised)
+        if matched:
+            total = _inverse_normalize(vader_compound) + sum(self._overrides[m] for m in matched)
+            compound = round(
+                max(-1.0, min(1.0, total / math.sqrt(total * total + _VADER_ALPHA))), 4
+            )
+        signals = len(positive) + len(deficit)
+        empathy_score = (len(positive) - len(deficit)) / signals if signals else 0.0
+        return TextScore(
+            compound=compound,
+            pos=pos,
+            neu=neu,
+            neg=neg,
+            label=label_for(compound),
+            empathy=Empathy(positive=positive, deficit=deficit, score=empathy_score),
+            churn=Churn(phrases=churn),
+            vader_compound=vader_compound,
+        )
+
+    def score(self, mention: Mention, *, scored_at: datetime) -> ScoredMention:
+        """Redact PII from the mention, then score the redacted text."""
+        redacted, redactions = pii.redact(mention.text)
+        clean = mention.model_copy(update={"text": redacted}) if redactions else mention
+        result = self.score_text(redacted)
+        return ScoredMention(
+            mention=clean,
+            sentiment=Sentiment(
+                compound=result.compound,
+                pos=result.pos,
+                neu=result.neu,
+                neg=result.neg,
+                label=result.label,
+            ),
+            empathy=result.empathy,
+            churn=result.churn,
+            pii_redacted=redactions,
+            scored_at=scored_at,
+        )
