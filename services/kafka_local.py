@@ -2,8 +2,9 @@
 
 ``listenwell kafka start|stop|status|create-topics`` lands in :func:`main`. The broker's jars
 are resolved once from Maven Central by Maven (``deploy/kafka/pom.xml`` → ``deploy/kafka/lib``);
-each port gets its own broker home ``.listenwell/kafka-<port>/`` (config, data, ``kafka.log``, ``kafka.pid``).
-Every failure is reported as one line (:class:`KafkaLocalError`) instead of a hang or a traceback.
+each port gets its own broker home ``.listenwell/kafka-<port>/`` (config, data, ``kafka.log``,
+``kafka.pid``). Every failure is reported as one line (:class:`KafkaLocalError`) instead of a
+hang or a traceback.
 
 Python API (used by tests and ``make demo``)::
 
@@ -22,6 +23,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -47,6 +49,8 @@ PORT_ENV = "LISTENWELL_KAFKA_PORT"
 PREFIX_ENV = "LISTENWELL_TOPIC_PREFIX"
 _MARKER = ".resolved"
 _MAIN_CLASS = "kafka.Kafka"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_JAVA_EXCEPTION = re.compile(r"^(Caused by: )?[\w.$]+(Exception|Error)\b")
 
 
 class KafkaLocalError(RuntimeError):
@@ -125,11 +129,22 @@ def _tail(path: Path, lines: int = 20) -> list[str]:
 
 
 def _first_error_line(lines: Sequence[str]) -> str | None:
-    """The most telling line of a broker log: its last ERROR/FATAL/Exception line."""
-    for marker in ("ERROR", "FATAL", "Exception", "Error:"):
-        for line in reversed(lines):
-            if marker in line:
-                return line.strip()
+    """The most telling line of a log: its last ERROR/FATAL line, with the exception it logged.
+
+    Kafka logs ``ERROR Exiting Kafka due to fatal exception`` and puts the reason on the next line
+    (``java.lang.RuntimeException: Stored node id ...``), so that line is appended when present.
+    """
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        if "ERROR" in line or "FATAL" in line:
+            reason = line.strip()
+            following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+            if _JAVA_EXCEPTION.match(following):
+                reason = f"{reason}: {following}"
+            return reason
+    for line in reversed(lines):
+        if _JAVA_EXCEPTION.match(line.strip()) or "Error:" in line:
+            return line.strip()
     return None
 
 
@@ -170,6 +185,9 @@ def _admin(bootstrap: str, timeout_ms: int = 5000) -> Any:
 
 def answers_metadata(bootstrap: str, timeout_ms: int = 2000) -> bool:
     """True when a Kafka broker at ``bootstrap`` answers a metadata request."""
+    host, _, port = bootstrap.rpartition(":")
+    if host == HOST and port.isdigit() and not _tcp_open(int(port)):
+        return False  # nothing listens: skip the client's bootstrap timeout
     try:
         with _quiet_kafka_client():
             admin = _admin(bootstrap, timeout_ms)
@@ -208,13 +226,16 @@ def resolve_jars(lib_dir: Path = LIB_DIR, pom: Path = POM) -> Path:
         if lib_dir.exists():
             shutil.rmtree(lib_dir)
         command = [
-            mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+            mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(pom), "dependency:copy-dependencies",
             f"-DoutputDirectory={lib_dir}", "-DincludeScope=runtime",
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             output = (result.stdout + result.stderr).splitlines()
-            reason = _first_error_line(output) or (output[-1] if output else "no output")
+            # Maven's first [ERROR] line holds the cause; the later ones are help links.
+            lines = [_ANSI.sub("", line).strip() for line in output]
+            errors = [line for line in lines if line.startswith("[ERROR]") and line[7:].strip()]
+            reason = errors[0] if errors else (lines[-1] if lines else "no output")
             raise KafkaLocalError(f"mvn could not resolve Kafka's jars from {pom}: {reason}")
         if not any(lib_dir.glob("kafka_2.13-*.jar")):
             raise KafkaLocalError(f"mvn succeeded but {lib_dir} holds no kafka_2.13 jar")
@@ -315,6 +336,10 @@ class LocalKafka:
         return self.home / "server.properties"
 
     @property
+    def _lock_file(self) -> Path:
+        return self.home.parent / f"{self.home.name}.start.lock"
+
+    @property
     def data_dir(self) -> Path:
         """Kafka's ``log.dirs`` (topic data and KRaft metadata)."""
         return self.home / "data"
@@ -359,7 +384,7 @@ class LocalKafka:
         Raises :class:`KafkaLocalError` (one line) when Java or Maven is missing, a port is taken by
         another process, the broker exits during start, or it does not answer within ``timeout_s``.
         """
-        with _locked(self.home.parent / f"{self.home.name}.start.lock"):
+        with _locked(self._lock_file):
             running = self.pid
             if running is not None:
                 self._wait_until_up(running, None, timeout_s)
@@ -439,7 +464,7 @@ class LocalKafka:
                 lines = _tail(self.log_file, 200)
                 reason = _first_error_line(lines) or (lines[-1] if lines else "no output")
                 raise KafkaLocalError(f"Kafka exited during start (see {self.log_file}): {reason}")
-            if _tcp_open(self.port) and answers_metadata(self.bootstrap):
+            if answers_metadata(self.bootstrap):
                 return
             if time.monotonic() > deadline:
                 tail = " | ".join(_tail(self.log_file, 3)) or "log is empty"
@@ -456,8 +481,10 @@ class LocalKafka:
         if pid is not None:
             self._terminate(pid, grace_s=20)
         self.pid_file.unlink(missing_ok=True)
-        if wipe and self.home.exists():
-            shutil.rmtree(self.home)
+        if wipe:
+            if self.home.exists():
+                shutil.rmtree(self.home)
+            self._lock_file.unlink(missing_ok=True)
 
     def _terminate(self, pid: int, grace_s: float) -> None:
         with contextlib.suppress(ProcessLookupError):
