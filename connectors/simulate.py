@@ -280,13 +280,28 @@ _CLOSERS_NEGATIVE: tuple[str, ...] = (
     "Awful.",
     "This is a disaster.",
 )
+_OPENERS: tuple[str, ...] = (
+    "Honestly, ",
+    "Ok so ",
+    "Update: ",
+    "PSA: ",
+    "Not gonna lie, ",
+    "Quick one: ",
+    "So ",
+    "Today: ",
+)
+_TAILS: dict[str, tuple[str, ...]] = {
+    "positive": ("#happycustomer", "10/10", ":)", "Made my day.", "Keep it up!", "#{tag}"),
+    "neutral": ("Thanks in advance.", "Curious.", "#{tag}", "Any tips?", "(asking for a friend)"),
+    "negative": ("#fail", "Day {n} of this.", "#{tag}", "Fix it.", "Every. Single. Time.", ":("),
+}
 _FIRST_NAMES: tuple[str, ...] = ("jane", "sam", "alex", "maria", "li", "omar", "priya", "tom")
 
 _POSITIVE_TEMPLATES: tuple[str, ...] = (
     "Shoutout to {display}: {praise}. {closer}",
     "Really happy with {display} today, {praise}.",
     "Have to say {display} got it right, {praise}. {closer}",
-    "{display} {product} is honestly great, {praise}.",
+    "{display} {product} is really great, {praise}.",
     "Credit where it's due, {display}: {praise}!",
     "Great experience with {display} {product}. {closer}",
 )
@@ -444,6 +459,16 @@ class _Writer:
             if churn or rng.random() < 0.05:
                 phrase = rng.choice(brand.churn).format(competitor=rng.choice(brand.competitors))
                 text += f" {phrase[0].upper()}{phrase[1:]}."
+        # Openers and tails add the variety of real posts without changing what they say.
+        if rng.random() < 0.3:
+            opener = rng.choice(_OPENERS)
+            if not text.startswith(brand.display):
+                text = text[0].lower() + text[1:]
+            text = opener + text
+        if rng.random() < 0.35:
+            tail = rng.choice(_TAILS[sentiment])
+            tag = brand.display.replace(" ", "")
+            text += " " + tail.format(tag=tag, n=rng.randint(2, 9))
         if rng.random() < self.spec.pii_share:
             text += f" {self._pii(brand)}"
         return text
