@@ -78,6 +78,9 @@ def _parse_csv_row(row: dict[str, Any]) -> Mention:
             continue
         if column in SEGMENT_COLUMNS:
             segment[column.removeprefix("segment.")] = cell
+        elif column == "schema_version" and cell.isdigit():
+            # A Literal[1] field does not coerce "1" the way int fields do.
+            data[column] = int(cell)
         else:
             data[column] = cell
     if segment:

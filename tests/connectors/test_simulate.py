@@ -1,4 +1,4 @@
-"""The seeded scenario simulator: deterministic, realistic, and shaped like the scenario it names."""
+"""The seeded scenario simulator: deterministic, realistic, shaped like the scenario it names."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _negative_share(mentions: list[Mention], brand: str, lo: float, hi: float) -
     analyzer = SentimentIntensityAnalyzer()
     window = [m for m in mentions if m.brand == brand and lo <= _hour(m) < hi]
     assert len(window) >= 50, f"too few mentions of {brand} in {lo}-{hi}h to judge"
-    negative = sum(analyzer.polarity_scores(m.text)["compound"] <= -0.05 for m in window)
+    negative: int = sum(analyzer.polarity_scores(m.text)["compound"] <= -0.05 for m in window)
     return negative / len(window)
 
 
