@@ -120,6 +120,9 @@ class BrandState(BaseModel):
     watermark: AwareDatetime | None = None
     closed_until: AwareDatetime | None = None
     """Every minute starting before this instant is closed and evaluated."""
+    baseline_until: AwareDatetime | None = None
+    """Every minute starting before this instant has left the windows (fed to or kept from the
+    baseline): the baseline never overlaps the windows it is compared with."""
     rules: dict[str, RuleState] = {}
     customers: dict[str, CustomerState] = {}
     late_dropped: int = 0
@@ -260,6 +263,7 @@ class Engine:
         target = floor_minute(watermark)
         if state.closed_until is None:
             state.closed_until = state.buckets[0].minute if state.buckets else target
+            state.baseline_until = state.closed_until
         while state.closed_until < target:
             start = state.closed_until
             if self._quiet(state):
@@ -267,8 +271,12 @@ class Engine:
                 resume = min((b.minute for b in state.buckets), default=target)
                 resume = min(resume, target)
                 if resume - start > MINUTE:
-                    skipped = int((resume - start) / MINUTE)
-                    state.baseline.feed(None, self.baseline_time_constant, times=skipped)
+                    assert state.baseline_until is not None
+                    leave = resume - self._retention * MINUTE
+                    if leave > state.baseline_until:
+                        skipped = int((leave - state.baseline_until) / MINUTE)
+                        state.baseline.feed(None, self.baseline_time_constant, times=skipped)
+                        state.baseline_until = leave
                     state.closed_until = resume
                     self._sweep_customers(state, resume, out, full=True)
                     continue
@@ -280,11 +288,16 @@ class Engine:
         for rule in self._spike_rules:
             self._eval_spike(rule, state, end, out)
         self._sweep_customers(state, end, out, full=end.minute == 0)
-        bucket = next((b for b in state.buckets if b.minute == minute), None)
-        # An incident must not become its own baseline.
-        if not self._brand_alert_active(state):
-            state.baseline.feed(bucket, self.baseline_time_constant)
+        # Minutes leave the windows into the baseline, except while a brand alert is pending or
+        # firing: an incident must not become its own baseline.
         keep_from = end - self._retention * MINUTE
+        assert state.baseline_until is not None
+        active = self._brand_alert_active(state)
+        while state.baseline_until < keep_from:
+            leaving = next((b for b in state.buckets if b.minute == state.baseline_until), None)
+            if not active:
+                state.baseline.feed(leaving, self.baseline_time_constant)
+            state.baseline_until += MINUTE
         state.buckets = [b for b in state.buckets if b.minute >= keep_from]
 
     # --- brand rules ------------------------------------------------------------------------------

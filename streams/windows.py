@@ -157,7 +157,7 @@ class Baseline(BaseModel):
 
     @property
     def negative_share(self) -> float | None:
-        return self.negative / self.count if self.count > 1e-9 else None
+        return self.negative / self.count if self.count > 0.0 else None
 
 
 # --- customers ----------------------------------------------------------------------------------
@@ -206,13 +206,15 @@ class RiskScore(BaseModel):
 
 
 # Points one fresh mention contributes; older ones count less (half-life = lookback / 2).
+# Text, rating and NPS are three views of one dissatisfaction, so a mention scores the strongest of
+# them, not their sum; churn intent and empathy deficits add to it.
 NEGATIVE_POINTS = 12.0
 NEGATIVE_INTENSITY_POINTS = 8.0
-CHURN_POINTS = 35.0
-LOW_RATING_POINTS = 15.0
-DETRACTOR_POINTS = 10.0
+LOW_RATING_POINTS = {1: 20.0, 2: 15.0}
+DETRACTOR_POINTS = 8.0
 DETRACTOR_STEP_POINTS = 2.0
-DEFICIT_POINTS = 10.0
+CHURN_POINTS = 35.0
+DEFICIT_POINTS = 8.0
 
 
 def _span(lookback: timedelta) -> str:
@@ -228,8 +230,9 @@ def risk_score(
 ) -> RiskScore:
     """Score (a whole number 0-100) a customer's mentions within ``lookback`` before ``at``.
 
-    Negative mentions, churn intent (the strongest signal), ratings of 1-2, NPS detractors (0-6)
-    and empathy-deficit phrases add points; each mention's points halve every ``lookback / 2``.
+    Each mention scores its dissatisfaction (the strongest of: negative text, a rating of 1-2, an
+    NPS detractor score 0-6) plus churn intent (the strongest signal) and empathy-deficit phrases;
+    its points halve every ``lookback / 2``. The sum is capped at 100.
     """
     half_life = lookback / 2
     recent = [m for m in mentions if timedelta(0) <= at - m.at <= lookback]
@@ -241,19 +244,21 @@ def risk_score(
     deficits: list[str] = []
     for m in recent:
         weight = 0.5 ** ((at - m.at) / half_life)
-        points = 0.0
+        dissatisfaction = 0.0
         if m.label is SentimentLabel.NEGATIVE:
             negatives += 1
-            points += NEGATIVE_POINTS + NEGATIVE_INTENSITY_POINTS * max(0.0, -m.compound)
+            dissatisfaction = NEGATIVE_POINTS + NEGATIVE_INTENSITY_POINTS * max(0.0, -m.compound)
+        if m.rating is not None and m.rating in LOW_RATING_POINTS:
+            ratings.append(m.rating)
+            dissatisfaction = max(dissatisfaction, LOW_RATING_POINTS[m.rating])
+        if m.nps is not None and m.nps <= 6:
+            nps.append(m.nps)
+            detractor = DETRACTOR_POINTS + DETRACTOR_STEP_POINTS * (6 - m.nps)
+            dissatisfaction = max(dissatisfaction, detractor)
+        points = dissatisfaction
         if m.churn is not None:
             churn.append(m.churn)
             points += CHURN_POINTS
-        if m.rating is not None and m.rating <= 2:
-            ratings.append(m.rating)
-            points += LOW_RATING_POINTS
-        if m.nps is not None and m.nps <= 6:
-            nps.append(m.nps)
-            points += DETRACTOR_POINTS + DETRACTOR_STEP_POINTS * (6 - m.nps)
         if m.deficit is not None:
             deficits.append(m.deficit)
             points += DEFICIT_POINTS

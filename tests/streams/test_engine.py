@@ -1,0 +1,486 @@
+"""The rule engine's behaviour on event time: state machine, guards, determinism, persistence."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from streams.engine import BrandState, Engine, EngineOutput, RuleStatus
+from streams.records import (
+    Alert,
+    AlertState,
+    Churn,
+    CustomerTier,
+    Empathy,
+    Mention,
+    MentionKind,
+    ScoredMention,
+    Sentiment,
+    SentimentLabel,
+    fingerprint,
+)
+from streams.rules import RuleSet, parse_rules
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+BRAND = "acme"
+
+RULES = """
+groups:
+  - name: test
+    rules:
+      - alert: NegativeSentimentSpike
+        kind: sentiment_spike
+        window: 5m
+        min_volume: 10
+        min_negative_share: 0.4
+        min_increase: 0.2
+        warmup: 30m
+        warmup_volume: 100
+        for: 3m
+        keep_firing_for: 3m
+        cooldown: 20m
+        labels: {severity: critical}
+        annotations:
+          summary: "Spike for {{ brand }}: {{ value }} vs {{ baseline }}"
+      - alert: CustomerAtRisk
+        kind: customer_at_risk
+        lookback: 7d
+        fire_at: 60
+        resolve_below: 40
+        min_mentions: 2
+        annotations:
+          summary: "{{ customer }} of {{ brand }} at {{ value }}"
+"""
+
+
+def rules() -> RuleSet:
+    return parse_rules(RULES, "test.yaml")
+
+
+def engine(lateness: timedelta = timedelta(0), ruleset: RuleSet | None = None) -> Engine:
+    return Engine(
+        ruleset or rules(),
+        allowed_lateness=lateness,
+        baseline_time_constant=timedelta(hours=1),
+    )
+
+
+_serial = 0
+
+
+def scored(
+    at: datetime,
+    *,
+    negative: bool = False,
+    brand: str = BRAND,
+    customer: str | None = None,
+    text: str | None = None,
+    compound: float | None = None,
+    churn: tuple[str, ...] = (),
+    deficit: tuple[str, ...] = (),
+    rating: int | None = None,
+    nps: int | None = None,
+    mention_id: str | None = None,
+) -> ScoredMention:
+    global _serial
+    _serial += 1
+    if compound is None:
+        compound = -0.7 if negative else 0.4
+    label = SentimentLabel.NEGATIVE if compound <= -0.05 else SentimentLabel.POSITIVE
+    mention = Mention(
+        id=mention_id or f"test:{_serial}",
+        source="test",
+        kind=MentionKind.REVIEW if rating is not None else MentionKind.POST,
+        brand=brand,
+        text=text or ("awful delays again" if negative else "lovely crew"),
+        author="someone",
+        customer_id=customer,
+        created_at=at,
+        fetched_at=at,
+        rating=rating,
+        nps=nps,
+    )
+    neg = max(0.0, -compound)
+    return ScoredMention(
+        mention=mention,
+        sentiment=Sentiment(
+            compound=compound, pos=max(0.0, compound), neu=1 - abs(compound), neg=neg, label=label
+        ),
+        empathy=Empathy(deficit=deficit),
+        churn=Churn(phrases=churn),
+        pii_redacted=0,
+        scored_at=at,
+    )
+
+
+def traffic(
+    start: datetime, minutes: int, *, per_minute: int, negative: int
+) -> list[ScoredMention]:
+    """``per_minute`` mentions in each minute, the first ``negative`` of them negative."""
+    out = []
+    for m in range(minutes):
+        for j in range(per_minute):
+            at = start + m * MIN + timedelta(seconds=j * 60 / per_minute)
+            out.append(
+                scored(at, negative=j < negative, text=f"minute {m} mention {j}", compound=None)
+            )
+    return out
+
+
+def run(
+    eng: Engine, batch: Sequence[ScoredMention], until: datetime
+) -> tuple[BrandState, EngineOutput]:
+    state = eng.new_state(BRAND)
+    out = eng.process(state, batch)
+    tail = eng.advance(state, until)
+    out.alerts += tail.alerts
+    out.customers += tail.customers
+    return state, out
+
+
+def spikes(out: EngineOutput) -> list[Alert]:
+    return [a for a in out.alerts if a.alertname == "NegativeSentimentSpike"]
+
+
+# 60 calm minutes (10% negative), a 20-minute spike (80% negative), then calm again.
+SPIKE_AT = T0 + 60 * MIN
+
+
+def incident(spike_minutes: int = 20, after: int = 60) -> list[ScoredMention]:
+    return (
+        traffic(T0, 60, per_minute=10, negative=1)
+        + traffic(SPIKE_AT, spike_minutes, per_minute=10, negative=8)
+        + traffic(SPIKE_AT + spike_minutes * MIN, after, per_minute=10, negative=1)
+    )
+
+
+def test_spike_fires_after_for_and_resolves_after_keep_firing_for() -> None:
+    _, out = run(engine(), incident(), until=T0 + 200 * MIN)
+
+    firing, resolved = spikes(out)
+    # The 5-minute window first holds >= 40% negative when the 3rd spike minute closes
+    # ((2 calm + 3 spike) → 26/50); the condition then holds for the 3 minutes of ``for``.
+    assert firing.state is AlertState.FIRING
+    assert firing.starts_at == SPIKE_AT + 3 * MIN + 3 * MIN
+    assert firing.labels == {
+        "alertname": "NegativeSentimentSpike",
+        "brand": BRAND,
+        "severity": "critical",
+    }
+    assert firing.fingerprint == fingerprint(firing.labels)
+    assert firing.value == pytest.approx(0.8)
+    assert firing.baseline == pytest.approx(0.1, abs=0.01)
+    assert firing.annotations["summary"] == "Spike for acme: 80% vs 10%"
+    assert 1 <= len(firing.examples) <= 3
+    assert all("mention 0" in e.text or "mention" in e.text for e in firing.examples)
+
+    # The spike's last minute is SPIKE_AT+19; the window drops below 40% when 3 calm minutes are in
+    # it (end SPIKE_AT+23), and stays false for keep_firing_for (3m).
+    assert resolved.state is AlertState.RESOLVED
+    assert resolved.fingerprint == firing.fingerprint
+    assert resolved.starts_at == firing.starts_at
+    assert resolved.ends_at == SPIKE_AT + 23 * MIN + 3 * MIN
+    # The incident did not leak into its own baseline.
+    assert resolved.baseline == firing.baseline
+
+
+def test_short_blip_shorter_than_for_does_not_fire() -> None:
+    # A 3-minute blip keeps the 5-minute window above 40% for 2 closed minutes only (< for: 3m).
+    batch = (
+        traffic(T0, 60, per_minute=10, negative=1)
+        + traffic(SPIKE_AT, 3, per_minute=10, negative=8)
+        + traffic(SPIKE_AT + 3 * MIN, 30, per_minute=10, negative=1)
+    )
+    state, out = run(engine(), batch, until=T0 + 200 * MIN)
+    assert spikes(out) == []
+    assert state.rules["NegativeSentimentSpike"].state is RuleStatus.INACTIVE
+
+
+def test_min_volume_blocks_sparse_brand() -> None:
+    # Same shares as the incident, but 1 mention a minute: 5 in the window < min_volume 10.
+    batch = (
+        traffic(T0, 300, per_minute=1, negative=0)
+        + traffic(T0 + 300 * MIN, 30, per_minute=1, negative=1)
+        + traffic(T0 + 330 * MIN, 30, per_minute=1, negative=0)
+    )
+    _, out = run(engine(), batch, until=T0 + 400 * MIN)
+    assert spikes(out) == []
+
+
+def test_cooldown_blocks_refire_until_it_has_passed() -> None:
+    first = incident(spike_minutes=20, after=10)  # resolved at SPIKE_AT+26
+    second_start = SPIKE_AT + 30 * MIN  # inside the 20-minute cooldown
+    third_start = SPIKE_AT + 90 * MIN  # well after it
+    batch = (
+        first
+        + traffic(second_start, 10, per_minute=10, negative=8)
+        + traffic(second_start + 10 * MIN, 50, per_minute=10, negative=1)
+        + traffic(third_start, 20, per_minute=10, negative=8)
+        + traffic(third_start + 20 * MIN, 30, per_minute=10, negative=1)
+    )
+    _, out = run(engine(), batch, until=T0 + 300 * MIN)
+    fired = [a.starts_at for a in spikes(out) if a.state is AlertState.FIRING]
+    assert fired == [SPIKE_AT + 6 * MIN, third_start + 6 * MIN]
+
+
+def _eight_minute_spike_after(history: list[ScoredMention], start: datetime) -> list[Alert]:
+    batch = history + traffic(start, 8, per_minute=10, negative=8)
+    _, out = run(engine(), batch, until=start + 60 * MIN)
+    return spikes(out)
+
+
+def test_warmup_blocks_fire_before_the_baseline_is_known() -> None:
+    # 20 calm minutes: 150 mentions have left the 5-minute window, but only 15 minutes (< 30m).
+    assert (
+        _eight_minute_spike_after(traffic(T0, 20, per_minute=10, negative=1), T0 + 20 * MIN) == []
+    )
+    # The same spike after a longer history fires.
+    fired = _eight_minute_spike_after(traffic(T0, 40, per_minute=10, negative=1), T0 + 40 * MIN)
+    assert [a.state for a in fired] == [AlertState.FIRING, AlertState.RESOLVED]
+
+
+def test_warmup_volume_blocks_fire_on_a_thin_history() -> None:
+    # 60 minutes of history but only 55 mentions outside the window (< warmup_volume 100).
+    assert _eight_minute_spike_after(traffic(T0, 60, per_minute=1, negative=0), SPIKE_AT) == []
+    fired = _eight_minute_spike_after(traffic(T0, 60, per_minute=2, negative=0), SPIKE_AT)
+    assert [a.state for a in fired] == [AlertState.FIRING, AlertState.RESOLVED]
+
+
+def test_no_alert_without_closed_minutes_and_advance_resolves_quiet_brand() -> None:
+    eng = engine()
+    state = eng.new_state(BRAND)
+    # Incident, then the brand goes silent: only advance() (a timer) can resolve it.
+    out = eng.process(state, incident(spike_minutes=20, after=0))
+    assert [a.state for a in spikes(out)] == [AlertState.FIRING]
+    later = eng.advance(state, SPIKE_AT + 60 * MIN)
+    assert [a.state for a in spikes(later)] == [AlertState.RESOLVED]
+    # Silence: the window runs empty → below min_volume → false from the first minute after the
+    # spike whose window holds < 10 mentions.
+    resolved = spikes(later)[0]
+    assert resolved.ends_at is not None and resolved.ends_at > SPIKE_AT + 20 * MIN
+
+
+def _with_disorder(batch: list[ScoredMention], seed: int) -> list[ScoredMention]:
+    """Swap neighbours a few seconds apart (within the allowed lateness) and add late stragglers."""
+    rng = random.Random(seed)
+    out = list(batch)
+    for i in range(0, len(out) - 1, 7):
+        if rng.random() < 0.5:
+            out[i], out[i + 1] = out[i + 1], out[i]
+    stragglers = [scored(T0 + 5 * MIN, negative=True, mention_id=f"late:{k}") for k in range(3)]
+    return out[:900] + stragglers + out[900:]
+
+
+def _customers_batch() -> list[ScoredMention]:
+    at = SPIKE_AT + 2 * MIN
+    return [
+        scored(at, negative=True, customer="cust-1", deficit=("ignored",)),
+        scored(at + 5 * MIN, negative=True, customer="cust-1", rating=1),
+        scored(at + 9 * MIN, negative=True, customer="cust-1", churn=("switching to",)),
+    ]
+
+
+def _full_input() -> list[ScoredMention]:
+    merged = incident() + _customers_batch()
+    merged.sort(key=lambda s: (s.mention.created_at, s.mention.id))
+    return _with_disorder(merged, seed=3)
+
+
+@pytest.mark.parametrize("split", ["one-by-one", "random-chunks"])
+def test_same_alerts_whatever_the_batching(split: str) -> None:
+    eng = engine(lateness=timedelta(minutes=2))
+    batch = _full_input()
+    _, whole = run(eng, batch, until=T0 + 300 * MIN)
+
+    state = eng.new_state(BRAND)
+    parts = EngineOutput()
+    rng = random.Random(11)
+    i = 0
+    while i < len(batch):
+        size = 1 if split == "one-by-one" else rng.randint(1, 200)
+        out = eng.process(state, batch[i : i + size])
+        parts.alerts += out.alerts
+        parts.customers += out.customers
+        parts.late += out.late
+        i += size
+    tail = eng.advance(state, T0 + 300 * MIN)
+    parts.alerts += tail.alerts
+    parts.customers += tail.customers
+
+    assert [a.state for a in spikes(whole)] == [AlertState.FIRING, AlertState.RESOLVED]
+    assert any(a.alertname == "CustomerAtRisk" for a in whole.alerts)
+    assert parts.alerts == whole.alerts
+    assert parts.customers == whole.customers
+    assert parts.late == whole.late == 3
+
+
+def test_late_mentions_are_counted_not_crashing() -> None:
+    eng = engine(lateness=timedelta(minutes=1))
+    state = eng.new_state(BRAND)
+    eng.process(state, traffic(T0, 10, per_minute=2, negative=0))
+    before = state.model_dump()
+    out = eng.process(state, [scored(T0, negative=True), scored(T0 + MIN, negative=True)])
+    assert out.late == 2
+    assert state.late_dropped == 2
+    # Nothing else about the brand changed.
+    assert {**state.model_dump(), "late_dropped": 0} == {**before, "late_dropped": 0}
+
+
+def test_mention_of_another_brand_is_refused() -> None:
+    eng = engine()
+    with pytest.raises(ValueError, match="other"):
+        eng.process(eng.new_state(BRAND), [scored(T0, brand="other")])
+
+
+def _json_round_trip(state: BrandState) -> BrandState:
+    return BrandState.model_validate(json.loads(json.dumps(state.model_dump(mode="json"))))
+
+
+def test_state_json_round_trip_mid_incident_continues_identically() -> None:
+    eng = engine(lateness=timedelta(minutes=2))
+    batch = _full_input()
+    cut = next(
+        i for i, s in enumerate(batch) if s.mention.created_at >= SPIKE_AT + 10 * MIN
+    )  # the spike is firing and cust-1 has mentions by then
+    state = eng.new_state(BRAND)
+    head = eng.process(state, batch[:cut])
+    assert state.rules["NegativeSentimentSpike"].state is RuleStatus.FIRING
+    assert state.customers
+
+    restored = _json_round_trip(state)
+    assert restored == state
+    assert restored.model_dump(mode="json") == state.model_dump(mode="json")
+
+    outputs = []
+    for s in (state, restored):
+        out = eng.process(s, batch[cut:])
+        tail = eng.advance(s, T0 + 300 * MIN)
+        outputs.append((out.alerts + tail.alerts, out.customers + tail.customers))
+    assert outputs[0] == outputs[1]
+    assert [a.state for a in spikes(EngineOutput(alerts=outputs[0][0]))] == [AlertState.RESOLVED]
+    assert [a.state for a in spikes(head)] == [AlertState.FIRING]
+
+
+def test_buckets_are_bounded_by_the_longest_window() -> None:
+    eng = engine()
+    state, _ = run(eng, traffic(T0, 240, per_minute=3, negative=1), until=T0 + 240 * MIN)
+    assert len(state.buckets) <= 5
+    assert state.baseline.minutes == 240 - 5
+
+
+def test_long_silence_is_skipped_without_losing_time() -> None:
+    eng = engine()
+    state, _ = run(eng, traffic(T0, 60, per_minute=10, negative=1), until=T0 + 60 * MIN)
+    share = state.baseline.negative_share
+    eng.advance(state, T0 + timedelta(days=3))
+    assert state.closed_until == T0 + timedelta(days=3)
+    assert state.baseline.minutes == 3 * 24 * 60 - 5  # the last 5 minutes are still in the window
+    assert state.baseline.negative_share == pytest.approx(share)
+
+
+# --- customers ------------------------------------------------------------------------------------
+
+
+def _customer_alerts(out: EngineOutput) -> list[Alert]:
+    return [a for a in out.alerts if a.alertname == "CustomerAtRisk"]
+
+
+def test_customer_fires_with_reasons_and_resolves_with_hysteresis() -> None:
+    eng = engine()
+    state = eng.new_state(BRAND)
+    at = T0
+    out = eng.process(
+        state,
+        [
+            scored(at, negative=True, customer="c9", deficit=("on hold for hours",)),
+            scored(at + 10 * MIN, negative=True, customer="c9", rating=1, text="one star"),
+            scored(
+                at + 20 * MIN,
+                negative=True,
+                customer="c9",
+                churn=("cancel my subscription",),
+                text="I will cancel my subscription",
+            ),
+        ],
+    )
+    (firing,) = _customer_alerts(out)
+    assert firing.state is AlertState.FIRING
+    assert firing.starts_at == at + 20 * MIN  # on the mention, not a minute later
+    assert firing.labels == {
+        "alertname": "CustomerAtRisk",
+        "brand": BRAND,
+        "customer": "c9",
+        "severity": "warning",
+    }
+    assert firing.value >= 60
+    assert firing.baseline is None
+    assert firing.examples[0].text == "I will cancel my subscription"
+    assert firing.annotations["summary"] == f"c9 of acme at {firing.value:.0f}"
+    health = out.customers[-1]
+    assert health.tier is CustomerTier.AT_RISK
+    assert "churn intent: 'cancel my subscription'" in health.reasons
+    assert "3 negative mentions in 7d" in health.reasons
+    assert "rating 1/5" in health.reasons
+
+    # Time passes without mentions: the score decays; it stays firing between 40 and 60 and
+    # resolves only below 40.
+    updates = []
+    resolved: list[Alert] = []
+    t = at + 20 * MIN
+    while not resolved and t < at + timedelta(days=8):
+        t += timedelta(hours=1)
+        step = eng.advance(state, t)
+        updates += step.customers
+        resolved += _customer_alerts(step)
+    assert [a.state for a in resolved] == [AlertState.RESOLVED]
+    assert resolved[0].value < 40
+    assert resolved[0].starts_at == firing.starts_at
+    in_between = [h for h in updates if 40 <= h.risk_score < 60]
+    assert in_between and all(h.tier is CustomerTier.AT_RISK for h in in_between)
+    assert updates[-1].tier is CustomerTier.HEALTHY
+
+
+def test_single_angry_mention_does_not_fire_min_mentions() -> None:
+    eng = engine()
+    state = eng.new_state(BRAND)
+    out = eng.process(
+        state,
+        [
+            scored(
+                T0,
+                negative=True,
+                compound=-0.95,
+                customer="c1",
+                churn=("closing my account",),
+                deficit=("nobody cares",),
+                rating=1,
+            )
+        ],
+    )
+    assert _customer_alerts(out) == []
+    assert out.customers[-1].risk_score >= 60
+    assert out.customers[-1].tier is CustomerTier.WATCH
+
+
+def test_happy_customer_changes_nothing_and_quiet_customers_are_forgotten() -> None:
+    eng = engine()
+    state = eng.new_state(BRAND)
+    out = eng.process(state, [scored(T0, customer="fan")])
+    assert out.customers == []  # score stays 0: nothing changed
+    assert "fan" in state.customers
+    eng.advance(state, T0 + timedelta(days=8))
+    assert "fan" not in state.customers
+
+
+def test_default_rules_file_works_with_the_engine() -> None:
+    from streams.rules import load_rules
+
+    ruleset = load_rules(Path(__file__).parents[2] / "alert_rules" / "default.yaml")
+    eng = Engine(ruleset, allowed_lateness=timedelta(minutes=1))
+    assert eng.new_state(BRAND).rules.keys() == {"NegativeSentimentSpike"}
