@@ -105,6 +105,14 @@ class MentionProducer:
         future.add_errback(self._on_error)
         self.sent += 1
 
+    def send_raw(self, topic: str, *, key: bytes | None, value: bytes) -> None:
+        """Queue arbitrary bytes (tests and the demo use it to produce malformed records)."""
+        self._raise_if_failed()
+        future = self._producer.send(topic, value=value, key=key)
+        future.add_callback(self._on_success)
+        future.add_errback(self._on_error)
+        self.sent += 1
+
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait until every queued mention is acknowledged by all in-sync replicas."""
         try:

@@ -1,0 +1,51 @@
+# listenwell — every target uses the project-local virtualenv in .venv (created on demand).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+KAFKA_PORT ?= 9092
+export LISTENWELL_KAFKA_PORT ?= $(KAFKA_PORT)
+
+.PHONY: install demo test test-unit lint typecheck bench kafka-start kafka-stop kafka-status clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(PY) -m services.cli demo
+
+# The full suite: unit tests plus integration tests against a real Apache Kafka broker that the
+# test session starts on a free port and stops by its pid at the end.
+test: install
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest -m "not integration"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) bench/pipeline.py
+
+kafka-start: install
+	$(PY) -m services.cli kafka start --port $(KAFKA_PORT)
+	$(PY) -m services.cli kafka create-topics --port $(KAFKA_PORT)
+
+kafka-stop: install
+	$(PY) -m services.cli kafka stop --port $(KAFKA_PORT)
+
+kafka-status: install
+	$(PY) -m services.cli kafka status --port $(KAFKA_PORT)
+
+clean:
+	rm -rf .listenwell .pytest_cache .mypy_cache .ruff_cache

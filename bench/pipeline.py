@@ -1,0 +1,227 @@
+"""End-to-end pipeline benchmark: simulated mentions → real Kafka → one worker process → mentions.scored.
+
+Prints, in one run:
+- throughput: a backlog of >= 50,000 simulated mentions is produced first, then one worker drains it;
+  mentions/s = backlog / (last ingested − first ingested), read from the worker's own /metrics;
+- latency: afterwards a steady stream at half that rate; p50/p99 of (scored record's Kafka timestamp −
+  raw record's Kafka timestamp), matched by mention id;
+- the baseline: a bare ``vaderSentiment`` loop over the same texts (texts/s) and the ratio pipeline / VADER;
+- with ``--profile``: where the worker's pure core spends its time (cProfile of ``Pipeline.process`` on the
+  same records, in-process, no Kafka).
+
+Usage: ``.venv/bin/python bench/pipeline.py [--mentions 50000] [--bootstrap HOST:PORT] [--profile]``.
+Figures also go to ``bench/results/pipeline.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from kafka import KafkaConsumer, TopicPartition  # noqa: E402
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E402
+
+from connectors.runner import MentionProducer  # noqa: E402
+from connectors.simulate import generate  # noqa: E402
+from services.demo import scrape, stop_process, total  # noqa: E402
+from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
+from streams import topics  # noqa: E402
+from streams.engine import Engine  # noqa: E402
+from streams.pipeline import Pipeline, RawRecord  # noqa: E402
+from streams.records import Mention  # noqa: E402
+from streams.rules import load_rules  # noqa: E402
+from streams.scoring import Scorer  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "pipeline.json"
+
+
+def simulated(at_least: int, seed: int) -> list[Mention]:
+    scale = 1.0
+    while True:
+        mentions = generate("crisis", seed=seed, rate_scale=scale)
+        if len(mentions) >= at_least:
+            return mentions[:at_least]
+        scale *= at_least / max(1, len(mentions)) * 1.05
+
+
+def bare_vader(texts: list[str]) -> float:
+    analyzer = SentimentIntensityAnalyzer()
+    began = time.perf_counter()
+    for text in texts:
+        analyzer.polarity_scores(text)
+    return len(texts) / (time.perf_counter() - began)
+
+
+def timestamps(bootstrap: str, topic: str) -> dict[str, int]:
+    """Mention id → Kafka record timestamp (ms) for every record in ``topic``."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    end = consumer.end_offsets(partitions)
+    found: dict[str, int] = {}
+    while any(consumer.position(tp) < end[tp] for tp in partitions):
+        for messages in consumer.poll(timeout_ms=500).values():
+            for m in messages:
+                record = json.loads(m.value)
+                mention_id = record["mention"]["id"] if "mention" in record else record["id"]
+                found.setdefault(mention_id, m.timestamp)
+    consumer.close()
+    return found
+
+
+def wait_ingested(port: int, count: float, process: subprocess.Popen[bytes]) -> tuple[float, float]:
+    """Poll the worker's metrics; return (first time ingested > 0, time ingested >= count)."""
+    first = None
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"worker exited with {process.returncode}")
+        try:
+            ingested = total(scrape(port), "listenwell_mentions_ingested_total")
+        except OSError:
+            ingested = 0.0
+        now = time.perf_counter()
+        if ingested > 0 and first is None:
+            first = now
+        if ingested >= count:
+            assert first is not None
+            return first, now
+        time.sleep(0.05)
+
+
+def profile_core(mentions: list[Mention]) -> str:
+    engine = Engine(load_rules(REPO / "alert_rules" / "default.yaml"),
+                    allowed_lateness=timedelta(seconds=120))
+    pipeline = Pipeline(Scorer(), engine, now=lambda: datetime(2026, 1, 1, tzinfo=UTC),
+                        epoch_now=lambda: 0.0)
+    records = [
+        RawRecord("mentions.raw", 0, i, m.brand.encode(), m.to_json()) for i, m in enumerate(mentions)
+    ]
+    states: dict[str, object] = {}
+    profiler = cProfile.Profile()
+    began = time.perf_counter()
+    profiler.enable()
+    for start in range(0, len(records), 500):
+        result = pipeline.process(records[start:start + 500], states.get)  # type: ignore[arg-type]
+        states.update(result.states)
+        for state in result.states.values():
+            state.model_dump_json()  # what the table codec does for the changelog
+        for scored in result.scored:
+            scored.to_json()
+    profiler.disable()
+    seconds = time.perf_counter() - began
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(18)
+    return f"pure core: {len(records) / seconds:,.0f} mentions/s (under cProfile)\n{out.getvalue()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mentions", type=int, default=50_000)
+    parser.add_argument("--latency-mentions", type=int, default=10_000)
+    parser.add_argument("--bootstrap", help="use this broker instead of starting one")
+    parser.add_argument("--profile", action="store_true", help="also profile the pure core")
+    args = parser.parse_args()
+
+    mentions = simulated(args.mentions, seed=11)
+    texts = [m.text for m in mentions]
+    print(f"{len(mentions):,} simulated mentions, mean text length "
+          f"{statistics.fmean(len(t) for t in texts):.0f} chars")
+
+    broker = None
+    bootstrap = args.bootstrap
+    if bootstrap is None:
+        broker = LocalKafka(free_port())
+        broker.start()
+        bootstrap = broker.bootstrap
+    prefix = f"bench-{int(time.time())}."
+    create_topics(bootstrap, prefix)
+    raw = topics.topic_name(topics.MENTIONS_RAW, prefix)
+    port = free_port()
+    workdir = REPO / ".listenwell" / "bench" / prefix.rstrip(".")
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **dict(__import__("os").environ),
+        "LISTENWELL_KAFKA_BOOTSTRAP": bootstrap,
+        "LISTENWELL_TOPIC_PREFIX": prefix,
+        "LISTENWELL_APP_ID": f"listenwell-{prefix.rstrip('.')}",
+        "LISTENWELL_WORKER_METRICS_PORT": str(port),
+        "LISTENWELL_DATA_DIR": str(workdir),
+    }
+    worker = None
+    try:
+        print("producing the backlog …", flush=True)
+        with MentionProducer(bootstrap) as producer:
+            for mention in mentions:
+                producer.send(mention, topic=raw)
+        with (workdir / "worker.log").open("wb") as log:
+            worker = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "services.cli", "worker"], env=env, cwd=REPO,
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+            first, last = wait_ingested(port, len(mentions), worker)
+            throughput = len(mentions) / (last - first)
+            print(f"pipeline: drained {len(mentions):,} in {last - first:.1f} s → "
+                  f"{throughput:,.0f} mentions/s", flush=True)
+
+            rate = throughput / 2
+            steady = generate("crisis", seed=12, rate_scale=args.latency_mentions / 15_000)
+            steady = steady[: args.latency_mentions]
+            print(f"latency: producing {len(steady):,} mentions at {rate:,.0f}/s …", flush=True)
+            with MentionProducer(bootstrap) as producer:
+                began = time.perf_counter()
+                for i, mention in enumerate(steady):
+                    delay = began + i / rate - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    producer.send(mention, topic=raw)
+            wait_ingested(port, len(mentions) + len(steady), worker)
+            time.sleep(2)
+    finally:
+        if worker is not None:
+            stop_process(worker)  # type: ignore[arg-type]
+    produced = timestamps(bootstrap, raw)
+    scored = timestamps(bootstrap, topics.topic_name(topics.MENTIONS_SCORED, prefix))
+    latencies = sorted(
+        (scored[m.id] - produced[m.id]) / 1000 for m in steady if m.id in scored and m.id in produced
+    )
+    if broker is not None:
+        broker.stop(wipe=True)
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[int(len(latencies) * 0.99)]
+    vader = bare_vader(texts)
+    ratio = throughput / vader
+    print()
+    print(f"{'':34}{'value':>12}")
+    print(f"{'pipeline throughput (mentions/s)':34}{throughput:>12,.0f}")
+    print(f"{'latency p50 produced→scored (s)':34}{p50:>12.3f}")
+    print(f"{'latency p99 produced→scored (s)':34}{p99:>12.3f}")
+    print(f"{'bare vaderSentiment (texts/s)':34}{vader:>12,.0f}")
+    print(f"{'ratio pipeline / bare VADER':34}{ratio:>12.2f}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "mentions": len(mentions), "throughput_per_s": round(throughput, 1),
+        "latency_p50_s": round(p50, 4), "latency_p99_s": round(p99, 4),
+        "latency_rate_per_s": round(rate, 1), "latency_samples": len(latencies),
+        "bare_vader_texts_per_s": round(vader, 1), "ratio_pipeline_over_vader": round(ratio, 3),
+    }, indent=2) + "\n")
+    if args.profile:
+        print()
+        print(profile_core(mentions))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""``make demo``: the whole pipeline on a simulated crisis, with every process it starts stopped at the end.
+
+Starts the local Kafka if it is not running, creates this run's topics (a fresh prefix, so earlier runs
+never leak in), starts a streams worker and the console notifier as child processes, produces the
+``crisis`` scenario paced in event time, prints alert lines as the notifier prints them, then a summary
+read from the worker's own ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.kafka_local import LocalKafka, create_topics, free_port
+from streams import topics
+
+MALFORMED_RECORDS = (
+    b'{"id": "demo:broken-1", "text": "missing every other field"}',
+    b"this is not JSON at all",
+    b'{"id": "demo:broken-2", "source": "demo", "kind": "tweet", "brand": "Bad Brand!"}',
+)
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Sum every sample of a process's /metrics by metric name and labels (``name{a="b"}``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return values
+
+
+def total(values: dict[str, float], name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    result = 0.0
+    for key, value in values.items():
+        base, _, rest = key.partition("{")
+        if base == name and all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            result += value
+    return result
+
+
+@contextmanager
+def child(cmd: list[str], env: dict[str, str], log_path: Path, **kwargs: object) -> Iterator[
+    subprocess.Popen[str]
+]:
+    """Run a child process and stop it by its pid (SIGTERM, then SIGKILL) when the block ends."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log_file:
+        stdout = kwargs.pop("stdout", log_file)
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            cmd, env=env, stdout=stdout, stderr=log_file, text=True, **kwargs  # type: ignore[call-overload]
+        )
+        try:
+            yield process
+        finally:
+            stop_process(process)
+
+
+def stop_process(process: subprocess.Popen[str], timeout: float = 15.0) -> None:
+    """SIGTERM the process by pid, SIGKILL it if it has not gone after ``timeout`` seconds."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def main(*, speedup: float = 1440.0, seed: int = 7) -> int:
+    """Run the demo; returns the process exit code."""
+    from connectors.runner import MentionProducer, Progress, run_source
+    from connectors.simulate import SimulateSource
+
+    port = int(os.environ.get("LISTENWELL_KAFKA_PORT", "9092"))
+    kafka = LocalKafka(port)
+    started_kafka = not kafka.is_up()
+    if started_kafka:
+        print(f"starting Apache Kafka on 127.0.0.1:{port} …", flush=True)
+        kafka.start()
+    run_id = time.strftime("%Y%m%d%H%M%S")
+    prefix = f"demo-{run_id}."
+    bootstrap = kafka.bootstrap
+    create_topics(bootstrap, prefix)
+    workdir = Path(".listenwell") / "demo" / run_id
+    worker_metrics, notifier_metrics = free_port(), free_port()
+    env = dict(
+        os.environ,
+        LISTENWELL_KAFKA_BOOTSTRAP=bootstrap,
+        LISTENWELL_TOPIC_PREFIX=prefix,
+        LISTENWELL_APP_ID=f"listenwell-demo-{run_id}",
+        LISTENWELL_WORKER_METRICS_PORT=str(worker_metrics),
+        LISTENWELL_NOTIFIER_METRICS_PORT=str(notifier_metrics),
+        LISTENWELL_DATA_DIR=str(workdir),
+    )
+    cli = [sys.executable, "-m", "services.cli"]
+    print(f"run {run_id}: topics prefixed {prefix!r}, logs in {workdir}/", flush=True)
+    try:
+        with (
+            child([*cli, "worker"], env, workdir / "worker.log") as worker,
+            child(
+                [*cli, "notifier", "--delivery-log", str(workdir / "delivered.log")],
+                env,
+                workdir / "notifier.log",
+                stdout=subprocess.PIPE,
+            ) as notifier,
+        ):
+            fired, resolved = _relay_alerts(notifier)
+            source = SimulateSource(scenario="crisis", seed=seed)
+            topic = topics.topic_name(topics.MENTIONS_RAW, prefix)
+            print(
+                f"producing the 'crisis' scenario (one simulated day, {speedup:.0f}x real time) …",
+                flush=True,
+            )
+
+            def progress(p: Progress) -> None:
+                print(f"  {p}", flush=True)
+
+            with MentionProducer(bootstrap) as producer:
+                stats = run_source(source, producer, topic=topic, speedup=speedup, progress=progress)
+                for value in MALFORMED_RECORDS:
+                    producer.send_raw(topic, key=b"demo", value=value)
+            expected = stats.produced + len(MALFORMED_RECORDS)
+            print(f"produced {stats.produced} mentions and {len(MALFORMED_RECORDS)} malformed records")
+            values = _wait_until_consumed(worker, worker_metrics, expected)
+            time.sleep(3)  # let the notifier print the last transitions
+            _print_summary(values, fired, resolved)
+            return 0 if values and fired else 1
+    finally:
+        if started_kafka:
+            print(f"stopping the Kafka broker this demo started (pid {kafka.pid})", flush=True)
+            kafka.stop()
+
+
+def _relay_alerts(notifier: subprocess.Popen[str]) -> tuple[list[str], list[str]]:
+    fired: list[str] = []
+    resolved: list[str] = []
+
+    def relay() -> None:
+        assert notifier.stdout is not None
+        for line in notifier.stdout:
+            print(f"  ALERT {line.rstrip()}", flush=True)
+            (fired if line.startswith("[firing]") else resolved).append(line)
+
+    threading.Thread(target=relay, daemon=True).start()
+    return fired, resolved
+
+
+def _wait_until_consumed(
+    worker: subprocess.Popen[str], port: int, expected: int, patience_s: float = 120.0
+) -> dict[str, float]:
+    deadline = time.monotonic() + patience_s
+    values: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            print(f"the worker exited with code {worker.returncode}; see its log")
+            return values
+        try:
+            values = scrape(port)
+        except OSError:
+            time.sleep(0.5)
+            continue
+        if total(values, "listenwell_mentions_ingested_total") >= expected:
+            return values
+        time.sleep(0.5)
+    print(f"gave up waiting for the worker to consume {expected} records")
+    return values
+
+
+def _print_summary(values: dict[str, float], fired: list[str], resolved: list[str]) -> None:
+    print()
+    print("summary")
+    print(f"  ingested       {total(values, 'listenwell_mentions_ingested_total'):>8.0f}")
+    print(f"  scored         {total(values, 'listenwell_mentions_scored_total'):>8.0f}")
+    print(f"  dead-lettered  {total(values, 'listenwell_mentions_dead_lettered_total'):>8.0f}")
+    print(f"  deduplicated   {total(values, 'listenwell_mentions_deduplicated_total'):>8.0f}")
+    print(f"  PII redacted   {total(values, 'listenwell_pii_redactions_total'):>8.0f}")
+    print(f"  alerts fired   {len(fired):>8d}")
+    print(f"  alerts resolved{len(resolved):>8d}")

@@ -1,0 +1,180 @@
+"""The Faust app: ``make_app(settings)`` builds the app, its topics, its table and its one agent.
+
+The agent is thin: it batches raw records (``stream.take_events``), hands them to the pure
+:class:`streams.pipeline.Pipeline`, stores the brand states it returns and publishes its records.
+
+State lives in a plain Faust table keyed by brand (not a windowed table: see DESIGN.md, "Windows and
+state"). The table uses the default partitioner on the brand's bytes, the same murmur2 partitioner the
+producers use for ``mentions.raw``'s key, so a brand's state sits in the changelog partition with the same
+number as its raw partition and moves with it on a rebalance.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.serializers import codecs
+from prometheus_client import CollectorRegistry
+
+from streams import topics
+from streams.engine import Engine
+from streams.metrics import WorkerMetrics
+from streams.pipeline import BatchResult, BrandRecord, Pipeline, RawRecord
+from streams.rules import RuleSet, load_rules
+from streams.scoring import Scorer
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class BrandRecordCodec(codecs.Codec):  # type: ignore[misc]
+    """Table values as JSON on the changelog, as :class:`BrandRecord` objects in memory."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        assert isinstance(obj, BrandRecord)
+        return obj.model_dump_json().encode()
+
+    def _loads(self, s: bytes) -> Any:
+        return BrandRecord.model_validate_json(s)
+
+
+codecs.register("listenwell_brand_record", BrandRecordCodec())
+
+
+@dataclass
+class Worker:
+    """The app and the objects tests and the CLI may want to reach."""
+
+    app: faust.App
+    pipeline: Pipeline
+    metrics: WorkerMetrics
+    rules: RuleSet
+
+
+def make_app(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+    rules: RuleSet | None = None,
+) -> Worker:
+    """Build the streams worker for ``settings`` (nothing connects until the app starts)."""
+    rules = rules if rules is not None else load_rules(settings.rules_path)
+    metrics = WorkerMetrics(registry if registry is not None else CollectorRegistry())
+    pipeline = Pipeline(
+        Scorer(),
+        Engine(rules, allowed_lateness=timedelta(seconds=settings.allowed_lateness_s)),
+        now=lambda: datetime.now(UTC),
+        epoch_now=lambda: datetime.now(UTC).timestamp(),
+    )
+    partitions = topics.MENTIONS_RAW.partitions
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        producer_acks=-1,
+        broker_commit_every=settings.batch_size,
+        datadir=str(_ensure_dir(settings.data_dir / "faust" / settings.app_id)),
+    )
+
+    def name(spec: topics.TopicSpec) -> str:
+        return topics.topic_name(spec, settings.topic_prefix)
+
+    def declare(spec: topics.TopicSpec) -> faust.TopicT:
+        return app.topic(
+            name(spec),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=spec.partitions,
+            internal=False,
+        )
+
+    raw_topic = declare(topics.MENTIONS_RAW)
+    scored_topic = declare(topics.MENTIONS_SCORED)
+    dlq_topic = declare(topics.MENTIONS_DLQ)
+    alerts_topic = declare(topics.ALERTS)
+    customers_topic = declare(topics.CUSTOMERS_HEALTH)
+
+    # Keys are the brand's UTF-8 bytes, exactly the raw topic's message key: same partitioner, same
+    # partition, and the same type before and after recovery from the changelog.
+    brands = app.Table("brands", partitions=partitions, use_partitioner=True)
+    # Faust derives a table's serializers from key_type/value_type only (json otherwise), so they
+    # are set here, before the changelog topic is created from them.
+    brands.key_serializer = "raw"
+    brands.value_serializer = "listenwell_brand_record"
+
+    def stored(brand: str) -> BrandRecord | None:
+        record: BrandRecord | None = brands.get(brand.encode())
+        return record
+
+    async def publish(result: BatchResult) -> None:
+        for letter in result.dead_letters:
+            await dlq_topic.send(key=letter.topic.encode(), value=letter.to_json())
+            metrics.dead_lettered.labels(letter.reason).inc()
+        for scored in result.scored:
+            mention = scored.mention
+            await scored_topic.send(key=mention.brand.encode(), value=scored.to_json())
+            metrics.scored.labels(
+                metrics.brand(mention.brand), metrics.source(mention.source), scored.sentiment.label
+            ).inc()
+            if scored.pii_redacted:
+                metrics.pii_redactions.inc(scored.pii_redacted)
+        for alert in result.alerts:
+            await alerts_topic.send(key=alert.fingerprint.encode(), value=alert.to_json())
+            metrics.alerts.labels(alert.alertname, alert.state).inc()
+        for health in result.customers:
+            key = f"{health.brand}/{health.customer_id}".encode()
+            await customers_topic.send(key=key, value=health.to_json())
+        for brand, state in result.states.items():
+            brands[brand.encode()] = state
+        metrics.deduplicated.inc(result.duplicates)
+        metrics.late.inc(result.late)
+        for latency in result.latencies:
+            metrics.latency.observe(latency)
+
+    @app.agent(raw_topic)  # type: ignore[misc]
+    async def score_mentions(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            try:
+                await process(events)
+            except Exception:
+                # Faust acks a batch even when the agent raises, which would lose it. Stop hard
+                # instead: the batch's offsets are not committed, and a restart replays it.
+                log.exception("listenwell worker: unexpected error, exiting so nothing is lost")
+                os._exit(70)
+
+    async def process(events: list[faust.EventT]) -> None:
+        with metrics.batch_seconds.time():
+            records = [
+                RawRecord(
+                    topic=event.message.topic,
+                    partition=event.message.partition,
+                    offset=event.message.offset,
+                    key=event.message.key,
+                    value=event.message.value,
+                    produced_at=event.message.timestamp,
+                )
+                for event in events
+            ]
+            metrics.ingested.inc(len(records))
+            result = pipeline.process(records, stored)
+            await publish(result)
+
+    return Worker(app=app, pipeline=pipeline, metrics=metrics, rules=rules)
+
+
+def _ensure_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,89 @@
+"""The streams worker's Prometheus metrics, declared in one place.
+
+Label values are bounded: alert names come from the rule file, reasons from a fixed set, and brand/source
+values pass through :class:`BoundedLabel`, so a flood of made-up brands cannot blow up the series count.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+OTHER = "other"
+
+
+class BoundedLabel:
+    """Maps free-form values to at most ``max_values`` distinct label values; the rest become ``other``."""
+
+    def __init__(self, max_values: int = 50) -> None:
+        self._max_values = max_values
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self._max_values:
+            return OTHER
+        self._seen.add(value)
+        return value
+
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class WorkerMetrics:
+    """Metrics of the streams worker; pass a fresh registry in tests."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.brand = BoundedLabel()
+        self.source = BoundedLabel(20)
+        self.ingested = Counter(
+            "listenwell_mentions_ingested_total",
+            "Raw records consumed from mentions.raw.",
+            registry=registry,
+        )
+        self.scored = Counter(
+            "listenwell_mentions_scored_total",
+            "Mentions scored and published to mentions.scored, by brand, source and sentiment label.",
+            ["brand", "source", "label"],
+            registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "listenwell_mentions_dead_lettered_total",
+            "Raw records parked in mentions.dlq, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.deduplicated = Counter(
+            "listenwell_mentions_deduplicated_total",
+            "Mentions dropped because their id was already processed.",
+            registry=registry,
+        )
+        self.late = Counter(
+            "listenwell_mentions_late_total",
+            "Mentions older than the watermark: scored, but not counted in closed windows.",
+            registry=registry,
+        )
+        self.pii_redactions = Counter(
+            "listenwell_pii_redactions_total",
+            "Personal data items (emails, phone and card numbers) redacted from mention texts.",
+            registry=registry,
+        )
+        self.alerts = Counter(
+            "listenwell_alerts_total",
+            "Alert transitions published to the alerts topic, by alert name and state.",
+            ["alertname", "state"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "listenwell_processing_latency_seconds",
+            "Seconds from a mention being produced to mentions.raw until it is scored.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "listenwell_batch_processing_seconds",
+            "Seconds spent processing one batch of raw records.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )

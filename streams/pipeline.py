@@ -1,0 +1,236 @@
+"""The worker's pure core: one batch of raw Kafka records in, everything to publish and store out.
+
+The Faust agent (``streams/agents.py``) only moves bytes: it hands each batch to :class:`Pipeline` and
+publishes what comes back. Everything that decides something lives here, with no Kafka and no clock of
+its own (``now`` is injected), so it is tested without a broker.
+
+Effectively-once on an at-least-once stream
+-------------------------------------------
+Faust commits offsets after the producer has flushed, so a crash replays at most the records since the
+last commit. Each brand's state (a value in a Faust table keyed by brand, written atomically in one
+changelog message) remembers ``applied_offset`` — the last raw offset folded into it — the ids it has seen
+with the offset that carried them, and an *outbox* of recent alert transitions with the offset that
+triggered them. A replayed record is therefore recognised: it is scored and published again (consumers of
+``mentions.scored`` see at-least-once delivery and dedupe by id) but not counted twice, and the alerts it
+triggered are re-sent (the notifier dedupes by transition id), so a restart loses nothing and changes no
+alert. A *new* record with an id already seen is a duplicate and is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ValidationError
+
+from streams.engine import BrandState, Engine
+from streams.records import (
+    MAX_TEXT_CHARS,
+    Alert,
+    CustomerHealth,
+    DeadLetter,
+    Mention,
+    ScoredMention,
+)
+from streams.scoring import Scorer
+
+MAX_RAW_BYTES = 4 * MAX_TEXT_CHARS + 16_384
+"""Raw records above this size are dead-lettered as ``oversize`` before any parsing."""
+
+OUTBOX_SIZE = 64
+
+
+class DeadLetterReason:
+    """The bounded set of reasons a raw record is parked in the dead-letter topic."""
+
+    OVERSIZE = "oversize"
+    INVALID_JSON = "invalid_json"
+    INVALID_RECORD = "invalid_record"
+    KEY_MISMATCH = "key_mismatch"
+    PROCESSING_ERROR = "processing_error"
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One record as consumed from ``mentions.raw``."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    produced_at: float | None = None
+    """Producer timestamp (epoch seconds), for the produced → scored latency."""
+
+
+class OutboxEntry(BaseModel):
+    offset: int
+    alert: Alert
+
+
+class BrandRecord(BaseModel):
+    """Everything the worker keeps for one brand: the value of the ``brands`` table."""
+
+    engine: BrandState
+    seen: dict[str, tuple[int, float]] = {}
+    """Digest of a mention id → (raw offset that carried it, its event time as epoch seconds)."""
+    applied_offset: int = -1
+    outbox: list[OutboxEntry] = []
+
+
+@dataclass
+class BatchResult:
+    """What one batch produced: records to publish, brand states to store, counts for metrics."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    scored: list[ScoredMention] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    customers: list[CustomerHealth] = field(default_factory=list)
+    states: dict[str, BrandRecord] = field(default_factory=dict)
+    duplicates: int = 0
+    replayed: int = 0
+    late: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+def id_digest(mention_id: str) -> str:
+    """A short, stable digest of a mention id, so the dedupe set stays small in the changelog."""
+    return hashlib.blake2b(mention_id.encode(), digest_size=9).hexdigest()
+
+
+class Pipeline:
+    """Validate → dedupe → redact and score → windows and rules, for one batch at a time."""
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        engine: Engine,
+        *,
+        now: Callable[[], datetime],
+        epoch_now: Callable[[], float],
+        dedupe_horizon: timedelta = timedelta(hours=6),
+    ) -> None:
+        self._scorer = scorer
+        self._engine = engine
+        self._now = now
+        self._epoch_now = epoch_now
+        self._dedupe_horizon_s = dedupe_horizon.total_seconds()
+
+    def process(
+        self, records: Sequence[RawRecord], stored: Callable[[str], BrandRecord | None]
+    ) -> BatchResult:
+        """Process one batch; ``stored(brand)`` returns the brand's state from the table, if any."""
+        result = BatchResult()
+        new_by_brand: dict[str, list[ScoredMention]] = {}
+        last_offset: dict[str, int] = {}
+        replayed_from: dict[str, int] = {}
+        scored_at = self._now()
+        for record in records:
+            mention = self._parse(record, result)
+            if mention is None:
+                continue
+            brand = mention.brand
+            state = result.states.get(brand) or stored(brand) or self._new_record(brand)
+            result.states[brand] = state
+            digest = id_digest(mention.id)
+            seen = state.seen.get(digest)
+            replay = record.offset <= state.applied_offset
+            if seen is not None and seen[0] != record.offset:
+                result.duplicates += 1
+                continue
+            try:
+                scored = self._scorer.score(mention, scored_at=scored_at)
+            except Exception as exc:  # a scoring bug must not lose the record: park it instead
+                result.dead_letters.append(
+                    DeadLetter.of(
+                        record.value or b"",
+                        reason=DeadLetterReason.PROCESSING_ERROR,
+                        detail=f"{type(exc).__name__}: {exc}",
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                    )
+                )
+                continue
+            result.scored.append(scored)
+            if record.produced_at is not None:
+                result.latencies.append(max(0.0, self._epoch_now() - record.produced_at))
+            if replay:
+                result.replayed += 1
+                replayed_from[brand] = min(replayed_from.get(brand, record.offset), record.offset)
+                continue
+            state.seen[digest] = (record.offset, mention.created_at.timestamp())
+            new_by_brand.setdefault(brand, []).append(scored)
+            last_offset[brand] = record.offset
+
+        for brand, first_replayed in replayed_from.items():
+            state = result.states[brand]
+            result.alerts.extend(e.alert for e in state.outbox if e.offset >= first_replayed)
+
+        for brand, batch in new_by_brand.items():
+            state = result.states[brand]
+            output = self._engine.process(state.engine, batch)
+            result.alerts.extend(output.alerts)
+            result.customers.extend(output.customers)
+            result.late += output.late
+            state.outbox.extend(OutboxEntry(offset=last_offset[brand], alert=a) for a in output.alerts)
+            del state.outbox[:-OUTBOX_SIZE]
+            state.applied_offset = last_offset[brand]
+            self._prune_seen(state)
+        return result
+
+    def _new_record(self, brand: str) -> BrandRecord:
+        return BrandRecord(engine=self._engine.new_state(brand))
+
+    def _prune_seen(self, state: BrandRecord) -> None:
+        if not state.seen:
+            return
+        newest = max(event_time for _, event_time in state.seen.values())
+        cutoff = newest - self._dedupe_horizon_s
+        state.seen = {k: v for k, v in state.seen.items() if v[1] >= cutoff}
+
+    def _parse(self, record: RawRecord, result: BatchResult) -> Mention | None:
+        value = record.value or b""
+
+        def park(reason: str, detail: str) -> None:
+            result.dead_letters.append(
+                DeadLetter.of(
+                    value if len(value) <= MAX_RAW_BYTES else value[:MAX_RAW_BYTES],
+                    reason=reason,
+                    detail=detail,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+            )
+
+        if len(value) > MAX_RAW_BYTES:
+            park(DeadLetterReason.OVERSIZE, f"{len(value)} bytes > limit {MAX_RAW_BYTES}")
+            return None
+        try:
+            mention = Mention.from_json(value)
+        except ValidationError as exc:
+            errors = exc.errors(include_input=False, include_url=False)
+            if any(e["type"] == "json_invalid" for e in errors):
+                park(DeadLetterReason.INVALID_JSON, _describe(exc))
+            else:
+                park(DeadLetterReason.INVALID_RECORD, _describe(exc))
+            return None
+        if record.key is not None and record.key != mention.brand.encode():
+            park(
+                DeadLetterReason.KEY_MISMATCH,
+                f"record key {record.key[:80]!r} is not the mention's brand {mention.brand!r}",
+            )
+            return None
+        return mention
+
+
+def _describe(exc: ValidationError) -> str:
+    """``field: message`` for every failing field, without echoing the (possibly huge) input."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        location = ".".join(str(p) for p in error["loc"]) or "record"
+        parts.append(f"{location}: {error['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,133 @@
+"""Helpers for integration tests: worker processes and topic readers against the real broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from services.demo import scrape, total
+from services.kafka_local import create_topics, free_port
+from streams import topics
+from streams.records import Alert, DeadLetter, ScoredMention
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Run:
+    """One isolated pipeline run on the shared broker: its own topic prefix and consumer group."""
+
+    bootstrap: str
+    name: str
+    workdir: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.prefix = f"t-{self.name}-{os.getpid()}-{time.monotonic_ns()}."
+        create_topics(self.bootstrap, self.prefix)
+
+    def topic(self, spec: topics.TopicSpec) -> str:
+        return topics.topic_name(spec, self.prefix)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return dict(
+            os.environ,
+            LISTENWELL_KAFKA_BOOTSTRAP=self.bootstrap,
+            LISTENWELL_TOPIC_PREFIX=self.prefix,
+            LISTENWELL_APP_ID=f"listenwell-{self.prefix.rstrip('.')}",
+            LISTENWELL_DATA_DIR=str(self.workdir),
+            **extra,
+        )
+
+    def start_worker(self) -> Worker:
+        port = free_port()
+        log = (self.workdir / f"worker-{len(self.processes)}.log").open("wb")
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "services.cli", "worker"],
+            env=self.env(LISTENWELL_WORKER_METRICS_PORT=str(port)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        self.processes.append(process)
+        return Worker(process, port)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+    def read(self, spec: topics.TopicSpec) -> list[bytes]:
+        return read_all(self.bootstrap, self.topic(spec))
+
+    def scored(self) -> list[ScoredMention]:
+        return [ScoredMention.from_json(v) for v in self.read(topics.MENTIONS_SCORED)]
+
+    def alerts(self) -> list[Alert]:
+        return [Alert.from_json(v) for v in self.read(topics.ALERTS)]
+
+    def dead_letters(self) -> list[DeadLetter]:
+        return [DeadLetter.from_json(v) for v in self.read(topics.MENTIONS_DLQ)]
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    metrics_port: int
+
+    def metric(self, name: str, **labels: str) -> float:
+        try:
+            return total(scrape(self.metrics_port), name, **labels)
+        except OSError:
+            return 0.0
+
+    def kill9(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+def read_all(bootstrap: str, topic: str) -> list[bytes]:
+    """Every record value currently in ``topic`` (all partitions, from the beginning to the end)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        values: list[bytes] = []
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for messages in consumer.poll(timeout_ms=500).values():
+                values.extend(m.value for m in messages)
+        return values
+    finally:
+        consumer.close()
+
+
+def wait_for(
+    condition: Callable[[], Any], *, what: str, patience_s: float = 180.0, every_s: float = 0.5
+) -> Any:
+    """Poll until ``condition()`` is truthy; fail with ``what`` if it never becomes so.
+
+    This is a liveness bound (the test fails instead of hanging), not a speed assertion.
+    """
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out waiting for {what}")
