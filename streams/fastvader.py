@@ -209,35 +209,48 @@ class FastVader:
             # Every word scores 0: compound 0, all neutral (vaderSentiment's arithmetic exactly).
             return (0.0, 0.0, 1.0, 0.0)
 
-        infos = list(map(self._cache.__getitem__, tokens))
+        cache = self._cache
         sentiment_tokens = self._sentiment
+        positions = [i for i, token in enumerate(tokens) if token in sentiment_tokens]
         special = self._special
-        no_special = special.isdisjoint(tokens)
-        cap_diff: bool | None = None
-        sentiments: list[float] = []
-        positions: list[int] = []
-        for i, token in enumerate(tokens):
-            if token not in sentiment_tokens:
-                continue
-            info = infos[i]
-            if no_special or special.isdisjoint(tokens[i - 3 if i > 3 else 0 : i + 3]):
-                # No negation, booster, idiom, "no", "least", "this" or "kind of" within reach:
-                # the word keeps its lexicon valence, plus ALL-CAPS emphasis.
-                valence = info[2]
-                assert valence is not None
-                if info[1]:
+        sentiments: list[float]
+        if special.isdisjoint(tokens):
+            # No negation, booster, idiom, "no", "least", "this" or "kind of" anywhere: each
+            # lexicon word keeps its valence, plus ALL-CAPS emphasis.
+            found = [cache[tokens[i]] for i in positions]
+            sentiments = [info[2] for info in found]  # type: ignore[misc]
+            if True in [info[1] for info in found] and (
+                0 < sum([cache[token][1] for token in tokens]) < count
+            ):
+                sentiments = [
+                    (value + _C_INCR if value > 0 else value - _C_INCR) if info[1] else value
+                    for value, info in zip(sentiments, found, strict=True)
+                ]
+        else:
+            infos = list(map(cache.__getitem__, tokens))
+            cap_diff: bool | None = None
+            sentiments = []
+            kept: list[int] = []
+            for i in positions:
+                info = infos[i]
+                if special.isdisjoint(tokens[i - 3 if i > 3 else 0 : i + 3]):
+                    # Nothing within reach can change this word: as above.
+                    valence = info[2]
+                    assert valence is not None
+                    if info[1]:
+                        if cap_diff is None:
+                            cap_diff = 0 < sum([other[1] for other in infos]) < count
+                        if cap_diff:
+                            valence = valence + _C_INCR if valence > 0 else valence - _C_INCR
+                else:
+                    if i < count - 1 and info[0] == "kind" and infos[i + 1][0] == "of":
+                        continue  # vaderSentiment scores "kind" in "kind of" 0
                     if cap_diff is None:
                         cap_diff = 0 < sum([other[1] for other in infos]) < count
-                    if cap_diff:
-                        valence = valence + _C_INCR if valence > 0 else valence - _C_INCR
-            else:
-                if i < count - 1 and info[0] == "kind" and infos[i + 1][0] == "of":
-                    continue  # vaderSentiment scores "kind" in "kind of" 0
-                if cap_diff is None:
-                    cap_diff = 0 < sum([other[1] for other in infos]) < count
-                valence = self._valence(infos, i, cap_diff)
-            sentiments.append(valence)
-            positions.append(i)
+                    valence = self._valence(infos, i, cap_diff)
+                sentiments.append(valence)
+                kept.append(i)
+            positions = kept
 
         if not sentiments:
             return (0.0, 0.0, 1.0, 0.0)

@@ -6,8 +6,9 @@ Cost stays linear in text length. vaderSentiment is quadratic in the number of w
 16k-character text takes about 2 s), so texts longer than ``max_chunk_chars`` are cut at sentence or
 whitespace boundaries into chunks of at most ``max_chunk_chars`` characters, each chunk is scored,
 and the scores are combined as a length-weighted mean. Texts up to ``max_chunk_chars`` get exactly
-vaderSentiment's ``polarity_scores``. Phrase matching is one compiled, trie-shaped regex per lexicon
-over the lowercased text.
+vaderSentiment's ``polarity_scores`` (computed by :class:`streams.fastvader.FastVader`, a faster
+reimplementation with identical results). Phrase matching is one compiled, trie-shaped regex per
+lexicon over the lowercased text, run only when the text holds one of the lexicon's words.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias
 
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
 from streams import lexicon, pii
+from streams.fastvader import FastVader
 from streams.records import (
     Churn,
     Empathy,
@@ -36,6 +36,13 @@ NEGATIVE_THRESHOLD = -0.05
 _VADER_ALPHA = 15.0
 _SENTENCE_END = (". ", "! ", "? ", ".\n", "!\n", "?\n", "\n")
 _WHITESPACE = (" ", "\n", "\t", "\r")
+_WORD = re.compile(r"\w+")
+# ASCII characters that are not \w, mapped to spaces: splitting then gives the maximal \w runs.
+_ASCII_NON_WORD = str.maketrans(
+    {chr(code): " " for code in range(128) if not re.match(r"\w", chr(code))}
+)
+_NO_EMPATHY = Empathy()
+_NO_CHURN = Churn()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +124,13 @@ def _trie_pattern(phrases: Iterable[str]) -> str:
     return build(trie)
 
 
+def _words(normalised_text: str) -> list[str]:
+    """The maximal runs of word characters (regex ``\\w+``) of a text."""
+    if normalised_text.isascii():
+        return normalised_text.translate(_ASCII_NON_WORD).split()
+    return _WORD.findall(normalised_text)
+
+
 class PhraseMatcher:
     """Finds lexicon phrases in text: case-insensitive, whole words, linear in text length."""
 
@@ -126,16 +140,37 @@ class PhraseMatcher:
         self._regex = (
             re.compile(r"(?<!\w)" + _trie_pattern(cleaned) + r"(?!\w)") if cleaned else None
         )
+        # A phrase can only match where all its words stand as whole words of the text, so texts
+        # without them skip the regex scan. ``keys`` holds each phrase's longest word.
+        self._needs: dict[str, list[frozenset[str]]] = {}
+        for phrase in cleaned:
+            words = _WORD.findall(phrase)
+            key = max(words, key=len, default="")
+            self._needs.setdefault(key, []).append(frozenset(words))
+        self.keys: frozenset[str] = frozenset(self._needs)
+        # A phrase without word characters (":)") cannot be found through its words.
+        self.always_scan = "" in self.keys
 
-    def find(self, normalised_text: str) -> tuple[str, ...]:
-        """Distinct phrases found in text already passed through :func:`_normalise`, in order."""
+    def find(self, normalised_text: str, words: set[str] | None = None) -> tuple[str, ...]:
+        """Distinct phrases found in text already passed through :func:`_normalise`, in order.
+
+        ``words``, if given, must be the set of :func:`_words` of the same text; it lets the
+        matcher skip the scan when no phrase has all its words in the text.
+        """
         if self._regex is None:
             return ()
+        if words is not None and not self.always_scan:
+            needs = self._needs
+            if not any(need <= words for key in self.keys & words for need in needs[key]):
+                return ()
         return tuple(dict.fromkeys(self._regex.findall(normalised_text)))
 
 
 def _normalise(text: str) -> str:
-    return text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    lowered = text.lower()
+    if lowered.isascii():
+        return lowered
+    return lowered.replace("\u2019", "'").replace("\u2018", "'")
 
 
 def _inverse_normalize(compound: float) -> float:
@@ -158,27 +193,35 @@ class Scorer:
         if max_chunk_chars < 1:
             raise ValueError("max_chunk_chars must be at least 1")
         self.max_chunk_chars = max_chunk_chars
-        self._analyzer = SentimentIntensityAnalyzer()
+        self._vader = FastVader()
         self._positive = PhraseMatcher(lexicon.POSITIVE_EMPATHY)
         self._deficit = PhraseMatcher(lexicon.EMPATHY_DEFICIT)
         self._churn = PhraseMatcher(lexicon.CHURN_INTENT)
         overrides = {_normalise(k).strip(): float(v) for k, v in (phrase_overrides or {}).items()}
         self._overrides = {k: v for k, v in overrides.items() if k}
         self._override_matcher = PhraseMatcher(self._overrides)
+        self._matchers = (self._positive, self._deficit, self._churn, self._override_matcher)
+        self._keys: frozenset[str] | None = frozenset().union(
+            *(matcher.keys for matcher in self._matchers)
+        )
+        if any(matcher.always_scan for matcher in self._matchers):
+            self._keys = None
 
     def vader(self, text: str) -> tuple[float, float, float, float]:
-        """(compound, pos, neu, neg): VADER's scores, chunk-weighted for long texts."""
+        """(compound, pos, neu, neg): VADER's scores, chunk-weighted for long texts.
+
+        Up to ``max_chunk_chars`` characters these equal vaderSentiment's ``polarity_scores``.
+        """
         if len(text) <= self.max_chunk_chars:
-            scores = self._analyzer.polarity_scores(text)
-            return scores["compound"], scores["pos"], scores["neu"], scores["neg"]
+            return self._vader.scores(text)
         compound = pos = neu = neg = 0.0
         for chunk in split_chunks(text, self.max_chunk_chars):
-            scores = self._analyzer.polarity_scores(chunk)
+            chunk_compound, chunk_pos, chunk_neu, chunk_neg = self._vader.scores(chunk)
             weight = len(chunk)
-            compound += scores["compound"] * weight
-            pos += scores["pos"] * weight
-            neu += scores["neu"] * weight
-            neg += scores["neg"] * weight
+            compound += chunk_compound * weight
+            pos += chunk_pos * weight
+            neu += chunk_neu * weight
+            neg += chunk_neg * weight
         total = len(text)
         return (
             round(compound / total, 4),
@@ -190,12 +233,26 @@ class Scorer:
     def score_text(self, text: str) -> TextScore:
         """Score one text (redact it first if it may hold PII; :meth:`score` does)."""
         vader_compound, pos, neu, neg = self.vader(text)
-        normalised = _normalise(text)
-        positive = self._positive.find(normalised)
-        deficit = self._deficit.find(normalised)
-        churn = self._churn.find(normalised)
         compound = vader_compound
-        matched = self._override_matcher.find(normalised)
+        normalised = _normalise(text)
+        words = _words(normalised)
+        if self._keys is not None and self._keys.isdisjoint(words):
+            # No lexicon word at all (most texts): nothing to match.
+            return TextScore(
+                compound=compound,
+                pos=pos,
+                neu=neu,
+                neg=neg,
+                label=label_for(compound),
+                empathy=_NO_EMPATHY,
+                churn=_NO_CHURN,
+                vader_compound=vader_compound,
+            )
+        distinct = set(words)
+        positive = self._positive.find(normalised, distinct)
+        deficit = self._deficit.find(normalised, distinct)
+        churn = self._churn.find(normalised, distinct)
+        matched = self._override_matcher.find(normalised, distinct)
         if matched:
             total = _inverse_normalize(vader_compound) + sum(self._overrides[m] for m in matched)
             compound = round(
@@ -209,8 +266,10 @@ class Scorer:
             neu=neu,
             neg=neg,
             label=label_for(compound),
-            empathy=Empathy(positive=positive, deficit=deficit, score=empathy_score),
-            churn=Churn(phrases=churn),
+            empathy=Empathy(positive=positive, deficit=deficit, score=empathy_score)
+            if signals
+            else _NO_EMPATHY,
+            churn=Churn(phrases=churn) if churn else _NO_CHURN,
             vader_compound=vader_compound,
         )
 
