@@ -33,6 +33,7 @@ _PHONE_CONTEXT = re.compile(
 )
 _DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}(?!\d)|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
 _TRAILING_NON_DIGITS = " .()-"
+_MIN_PHONE_DIGITS = 7
 
 
 def luhn_ok(digits: str) -> bool:
@@ -63,7 +64,7 @@ def _looks_like_phone(candidate: str, has_context: bool) -> bool:
     if _DATE.match(candidate):
         return False
     if has_context:
-        return 7 <= count <= 15
+        return _MIN_PHONE_DIGITS <= count <= 15
     if len(groups) == 1:
         # Unseparated: only national numbers with a trunk prefix (07700900123, 0151…).
         return digits.startswith("0") and 10 <= count <= 11
@@ -113,7 +114,7 @@ def redact(text: str) -> tuple[str, int]:
         end = start + len(candidate)
         if end < len(text) and (text[end].isalnum() or text[end] == "_"):
             return run  # "5pm", "555-1234abc": part of a word, not a phone number
-        if not 7 <= sum(char.isdigit() for char in candidate) <= 15:
+        if not _MIN_PHONE_DIGITS <= sum(char.isdigit() for char in candidate) <= 15:
             return run
         context = _PHONE_CONTEXT.search(text, max(0, start - 40), start) is not None
         if not _looks_like_phone(candidate, context):
@@ -121,7 +122,11 @@ def redact(text: str) -> tuple[str, int]:
         count += 1
         return run.replace(candidate, PHONE_TOKEN, 1)
 
-    text = _EMAIL.sub(email, text)
-    text = _CARD_RUN.sub(card, text)
-    text = _PHONE_RUN.sub(phone, text)
+    if "@" in text:
+        text = _EMAIL.sub(email, text)
+    # Phone numbers have at least 7 digits, card numbers 13: most texts have fewer and skip the
+    # scans (outside ASCII, \d also matches other scripts' digits, so those texts are scanned).
+    if not text.isascii() or sum(map(text.count, "0123456789")) >= _MIN_PHONE_DIGITS:
+        text = _CARD_RUN.sub(card, text)
+        text = _PHONE_RUN.sub(phone, text)
     return text, count
