@@ -59,6 +59,9 @@ DEFAULT_SEVERITY = "warning"
 DEFAULT_LOOKBACK = timedelta(days=7)
 DEFAULT_WATCH_AT = 40.0
 LAST_MENTIONS = 3
+CUSTOMER_DECAY_MINUTES = 15
+"""Watched customers are re-scored for decay every quarter hour, everyone else hourly: a risk that
+decays over days needs no finer step, and per-minute sweeps would dominate the engine's time."""
 
 
 class RuleStatus(StrEnum):
@@ -287,7 +290,8 @@ class Engine:
         end = minute + MINUTE
         for rule in self._spike_rules:
             self._eval_spike(rule, state, end, out)
-        self._sweep_customers(state, end, out, full=end.minute == 0)
+        if end.minute % CUSTOMER_DECAY_MINUTES == 0:
+            self._sweep_customers(state, end, out, full=end.minute == 0)
         # Minutes leave the windows into the baseline, except while a brand alert is pending or
         # firing: an incident must not become its own baseline.
         keep_from = end - self._retention * MINUTE
@@ -405,7 +409,7 @@ class Engine:
     def _sweep_customers(
         self, state: BrandState, end: datetime, out: EngineOutput, *, full: bool
     ) -> None:
-        """Re-score customers as time passes: watched ones every minute, everyone hourly."""
+        """Re-score customers as time passes (``full``: everyone, and forget the long quiet)."""
         for customer in list(state.customers):
             cs = state.customers[customer]
             watched = bool(cs.firing) or cs.tier is not CustomerTier.HEALTHY

@@ -15,6 +15,7 @@ from streams.records import (
     Alert,
     AlertState,
     Churn,
+    CustomerHealth,
     CustomerTier,
     Empathy,
     Mention,
@@ -484,3 +485,70 @@ def test_default_rules_file_works_with_the_engine() -> None:
     ruleset = load_rules(Path(__file__).parents[2] / "alert_rules" / "default.yaml")
     eng = Engine(ruleset, allowed_lateness=timedelta(minutes=1))
     assert eng.new_state(BRAND).rules.keys() == {"NegativeSentimentSpike"}
+
+
+# --- the simulated scenarios, through the real scorer and the default rules ----------------------
+
+
+def _run_scenario(name: str, chunk: int = 1) -> tuple[list[Alert], list[CustomerHealth]]:
+    from connectors.simulate import generate
+    from streams.rules import load_rules
+    from streams.scoring import Scorer
+
+    ruleset = load_rules(Path(__file__).parents[2] / "alert_rules" / "default.yaml")
+    eng = Engine(ruleset, allowed_lateness=timedelta(minutes=2))
+    scorer = Scorer()
+    per_brand: dict[str, list[ScoredMention]] = {}
+    for mention in generate(name, seed=7):
+        per_brand.setdefault(mention.brand, []).append(
+            scorer.score(mention, scored_at=mention.created_at)
+        )
+    alerts: list[Alert] = []
+    health: list[CustomerHealth] = []
+    for brand, batch in per_brand.items():
+        state = eng.new_state(brand)
+        for i in range(0, len(batch), chunk):
+            out = eng.process(state, batch[i : i + chunk])
+            alerts += out.alerts
+            health += out.customers
+        assert state.max_event_time is not None
+        tail = eng.advance(state, state.max_event_time + timedelta(hours=2))
+        alerts += tail.alerts
+        health += tail.customers
+    return alerts, health
+
+
+def test_crisis_scenario_fires_and_resolves_the_spike_for_the_crisis_brand_only() -> None:
+    alerts, health = _run_scenario("crisis")
+    firing, resolved = spikes(EngineOutput(alerts=alerts))
+    assert firing.labels["brand"] == resolved.labels["brand"] == "northwind-air"
+    assert (firing.state, resolved.state) == (AlertState.FIRING, AlertState.RESOLVED)
+    day = firing.starts_at.replace(hour=0, minute=0)
+    # The crisis ramps up from ~09:00, peaks 11:00-13:00 and is over by 16:00.
+    assert day + timedelta(hours=9) < firing.starts_at < day + timedelta(hours=12)
+    assert resolved.ends_at is not None
+    assert day + timedelta(hours=13) < resolved.ends_at < day + timedelta(hours=17)
+    assert firing.baseline is not None and firing.baseline < 0.3
+    assert firing.value >= 0.4 and firing.examples
+
+    at_risk = [a for a in alerts if a.alertname == "CustomerAtRisk"]
+    assert any(
+        a.state is AlertState.FIRING and a.labels["brand"] == "northwind-air" for a in at_risk
+    )
+    churners = {
+        h.customer_id
+        for h in health
+        if h.brand == "northwind-air" and any(r.startswith("churn intent") for r in h.reasons)
+    }
+    assert churners & {a.labels["customer"] for a in at_risk}
+
+
+def test_crisis_scenario_gives_the_same_alerts_in_big_batches() -> None:
+    one_by_one, _ = _run_scenario("crisis")
+    batched, _ = _run_scenario("crisis", chunk=500)
+    assert batched == one_by_one
+
+
+def test_calm_scenario_has_no_spike() -> None:
+    alerts, _ = _run_scenario("calm")
+    assert spikes(EngineOutput(alerts=alerts)) == []
