@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
 import string
+from collections.abc import Iterable
 
 from vaderSentiment import vaderSentiment as _vs
 
@@ -31,6 +33,7 @@ _BOOSTERS: dict[str, float] = dict(_vs.BOOSTER_DICT)
 _SPECIAL_CASES: dict[str, float] = dict(_vs.SPECIAL_CASES)
 _NEGATE: frozenset[str] = frozenset(_vs.NEGATE)
 _PUNCTUATION = string.punctuation
+_WORD = re.compile(r"\w+")
 _SO_THIS = ("so", "this")
 _OR_NOR = ("or", "nor")
 _CACHE_LIMIT = 200_000
@@ -130,7 +133,16 @@ def _special_idioms_check(
 class FastVader:
     """Drop-in for ``SentimentIntensityAnalyzer.polarity_scores``, several times faster."""
 
-    def __init__(self, analyzer: _vs.SentimentIntensityAnalyzer | None = None) -> None:
+    def __init__(
+        self,
+        analyzer: _vs.SentimentIntensityAnalyzer | None = None,
+        flag_words: Iterable[str] = (),
+    ) -> None:
+        """Use ``analyzer``'s lexicons (a fresh vaderSentiment analyzer by default).
+
+        ``flag_words`` (lowercase ``\\w+`` words) lets a caller ask, at no extra cost, whether a
+        text may contain one of them: see :meth:`scores_and_flag`.
+        """
         source = analyzer if analyzer is not None else _vs.SentimentIntensityAnalyzer()
         self.lexicon: dict[str, float] = dict(source.lexicon)
         if "least" in self.lexicon:
@@ -144,6 +156,8 @@ class FastVader:
         self._sentiment: set[str] = set()  # lexicon words that are not boosters
         self._special: set[str] = set()  # words that can change a nearby word's valence
         self._but: set[str] = set()
+        self._flag_words = frozenset(flag_words)
+        self._flagged: set[str] = set()  # tokens with a flag word as one of their \w runs
 
     # -- text preparation ------------------------------------------------------------------
 
@@ -167,7 +181,8 @@ class FastVader:
     def _learn(self, tokens: list[str]) -> None:
         """Compute and cache the per-token facts of tokens not seen before."""
         if len(self._cache) + len(tokens) > _CACHE_LIMIT:
-            for table in (self._cache, self._known, self._sentiment, self._special, self._but):
+            self._cache.clear()
+            for table in (self._known, self._sentiment, self._special, self._but, self._flagged):
                 table.clear()
         cache = self._cache
         for token in tokens:
@@ -187,6 +202,8 @@ class FastVader:
                 self._special.add(token)
             if lower == "but":
                 self._but.add(token)
+            if self._flag_words and not self._flag_words.isdisjoint(_WORD.findall(token.lower())):
+                self._flagged.add(token)
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -200,11 +217,29 @@ class FastVader:
         if not text.isascii() and not self._emoji_chars.isdisjoint(text):
             text = self._replace_emojis(text)
         tokens = text.split()
+        if not self._known.issuperset(tokens):
+            self._learn(tokens)
+        return self._score_tokens(text, tokens)
+
+    def scores_and_flag(self, text: str) -> tuple[tuple[float, float, float, float], bool]:
+        """:meth:`scores`, and whether ``text`` may hold one of the ``flag_words`` as a whole word.
+
+        The flag is never False for a text where some flag word is a maximal ``\\w+`` run of
+        ``text.lower()``; it may be True when none is (texts with emojis are always flagged).
+        """
+        flagged = False
+        if not text.isascii() and not self._emoji_chars.isdisjoint(text):
+            text = self._replace_emojis(text)
+            flagged = True  # the tokens are no longer the text's own
+        tokens = text.split()
+        if not self._known.issuperset(tokens):
+            self._learn(tokens)
+        return self._score_tokens(text, tokens), flagged or not self._flagged.isdisjoint(tokens)
+
+    def _score_tokens(self, text: str, tokens: list[str]) -> tuple[float, float, float, float]:
         count = len(tokens)
         if not count:
             return (0.0, 0.0, 0.0, 0.0)
-        if not self._known.issuperset(tokens):
-            self._learn(tokens)
         if self._sentiment.isdisjoint(tokens):
             # Every word scores 0: compound 0, all neutral (vaderSentiment's arithmetic exactly).
             return (0.0, 0.0, 1.0, 0.0)

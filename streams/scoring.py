@@ -41,6 +41,16 @@ _WORD = re.compile(r"\w+")
 _ASCII_NON_WORD = str.maketrans(
     {chr(code): " " for code in range(128) if not re.match(r"\w", chr(code))}
 )
+# Words too common to serve as a phrase's key (the key is what a text must contain for the phrase
+# to be looked for): the phrase's longest other word of 3+ letters is used instead.
+# fmt: off
+_COMMON_WORDS = frozenset((
+    "a", "all", "am", "an", "and", "again", "at", "back", "be", "but", "care", "customer", "did",
+    "didn", "doesn", "don", "done", "for", "get", "got", "help", "hours", "i", "in", "is", "it",
+    "kind", "last", "me", "my", "never", "no", "not", "of", "on", "one", "really", "so", "the",
+    "this", "time", "to", "took", "use", "using", "very", "was", "with",
+))
+# fmt: on
 _NO_EMPATHY = Empathy()
 _NO_CHURN = Churn()
 
@@ -141,15 +151,27 @@ class PhraseMatcher:
             re.compile(r"(?<!\w)" + _trie_pattern(cleaned) + r"(?!\w)") if cleaned else None
         )
         # A phrase can only match where all its words stand as whole words of the text, so texts
-        # without them skip the regex scan. ``keys`` holds each phrase's longest word.
-        self._needs: dict[str, list[frozenset[str]]] = {}
+        # without them skip the regex scan. ``keys`` holds one word per phrase: its longest word
+        # that is not very common.
+        self.needs: dict[str, list[frozenset[str]]] = {}
         for phrase in cleaned:
             words = _WORD.findall(phrase)
-            key = max(words, key=len, default="")
-            self._needs.setdefault(key, []).append(frozenset(words))
-        self.keys: frozenset[str] = frozenset(self._needs)
+            key = max(
+                words,
+                key=lambda word: (len(word) >= 3 and word not in _COMMON_WORDS, len(word)),
+                default="",
+            )
+            self.needs.setdefault(key, []).append(frozenset(words))
+        self.keys: frozenset[str] = frozenset(self.needs)
         # A phrase without word characters (":)") cannot be found through its words.
         self.always_scan = "" in self.keys
+
+    def may_match(self, words: set[str]) -> bool:
+        """Whether some phrase has all its words in ``words``, the set of a text's ``\\w+`` runs."""
+        if self.always_scan:
+            return True
+        needs = self.needs
+        return any(need <= words for key in self.keys & words for need in needs[key])
 
     def find(self, normalised_text: str, words: set[str] | None = None) -> tuple[str, ...]:
         """Distinct phrases found in text already passed through :func:`_normalise`, in order.
@@ -159,10 +181,8 @@ class PhraseMatcher:
         """
         if self._regex is None:
             return ()
-        if words is not None and not self.always_scan:
-            needs = self._needs
-            if not any(need <= words for key in self.keys & words for need in needs[key]):
-                return ()
+        if words is not None and not self.may_match(words):
+            return ()
         return tuple(dict.fromkeys(self._regex.findall(normalised_text)))
 
 
@@ -193,7 +213,6 @@ class Scorer:
         if max_chunk_chars < 1:
             raise ValueError("max_chunk_chars must be at least 1")
         self.max_chunk_chars = max_chunk_chars
-        self._vader = FastVader()
         self._positive = PhraseMatcher(lexicon.POSITIVE_EMPATHY)
         self._deficit = PhraseMatcher(lexicon.EMPATHY_DEFICIT)
         self._churn = PhraseMatcher(lexicon.CHURN_INTENT)
@@ -206,6 +225,14 @@ class Scorer:
         )
         if any(matcher.always_scan for matcher in self._matchers):
             self._keys = None
+        # key word -> (matcher, all the words one of its phrases needs)
+        self._needs: dict[str, list[tuple[PhraseMatcher, frozenset[str]]]] = {}
+        for matcher in self._matchers:
+            for key, needs in matcher.needs.items():
+                self._needs.setdefault(key, []).extend((matcher, need) for need in needs)
+        # FastVader flags the texts that hold a phrase key word while it tokenises them, so the
+        # many texts without one skip phrase matching altogether.
+        self._vader = FastVader(flag_words=self._keys or ())
 
     def vader(self, text: str) -> tuple[float, float, float, float]:
         """(compound, pos, neu, neg): VADER's scores, chunk-weighted for long texts.
@@ -232,12 +259,13 @@ class Scorer:
 
     def score_text(self, text: str) -> TextScore:
         """Score one text (redact it first if it may hold PII; :meth:`score` does)."""
-        vader_compound, pos, neu, neg = self.vader(text)
+        if len(text) <= self.max_chunk_chars:
+            (vader_compound, pos, neu, neg), flagged = self._vader.scores_and_flag(text)
+        else:
+            vader_compound, pos, neu, neg = self.vader(text)
+            flagged = True
         compound = vader_compound
-        normalised = _normalise(text)
-        words = _words(normalised)
-        if self._keys is not None and self._keys.isdisjoint(words):
-            # No lexicon word at all (most texts): nothing to match.
+        if not flagged and self._keys is not None:
             return TextScore(
                 compound=compound,
                 pos=pos,
@@ -248,11 +276,24 @@ class Scorer:
                 churn=_NO_CHURN,
                 vader_compound=vader_compound,
             )
-        distinct = set(words)
-        positive = self._positive.find(normalised, distinct)
-        deficit = self._deficit.find(normalised, distinct)
-        churn = self._churn.find(normalised, distinct)
-        matched = self._override_matcher.find(normalised, distinct)
+        normalised = _normalise(text)
+        distinct = set(_words(normalised))
+        if self._keys is None:
+            active = set(self._matchers)
+        else:
+            needs = self._needs
+            active = {
+                matcher
+                for key in self._keys.intersection(distinct)
+                for matcher, need in needs[key]
+                if need <= distinct
+            }
+        positive = self._positive.find(normalised) if self._positive in active else ()
+        deficit = self._deficit.find(normalised) if self._deficit in active else ()
+        churn = self._churn.find(normalised) if self._churn in active else ()
+        matched = (
+            self._override_matcher.find(normalised) if self._override_matcher in active else ()
+        )
         if matched:
             total = _inverse_normalize(vader_compound) + sum(self._overrides[m] for m in matched)
             compound = round(
