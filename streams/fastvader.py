@@ -41,7 +41,7 @@ _CACHE_LIMIT = 200_000
 # (besides boosters and negations): "no", "least", "this" (x1.25 after "never"/two words on),
 # "kind"/"sort"/"just" (booster bigrams, "kind of") and the distinctive words of the idioms.
 _SPECIAL_WORDS: frozenset[str] = frozenset(
-    {"no", "least", "this", "kind", "sort", "just"}
+    {"no", "least", "this", "kind", "sort", "just", "but"}
     | {word for idiom in _SPECIAL_CASES for word in idiom.split()} - {"the", "of", "to", "for"}
 )
 # Above this many non-zero sentiments, the "but" replay indexes values instead of scanning.
@@ -156,6 +156,8 @@ class FastVader:
         self._sentiment: set[str] = set()  # lexicon words that are not boosters
         self._special: set[str] = set()  # words that can change a nearby word's valence
         self._but: set[str] = set()
+        self._valence_of: dict[str, float] = {}  # lexicon valence of the sentiment tokens
+        self._shouting: set[str] = set()  # ALL-CAPS sentiment tokens
         self._flag_words = frozenset(flag_words)
         self._flagged: set[str] = set()  # tokens with a flag word as one of their \w runs
 
@@ -182,7 +184,15 @@ class FastVader:
         """Compute and cache the per-token facts of tokens not seen before."""
         if len(self._cache) + len(tokens) > _CACHE_LIMIT:
             self._cache.clear()
-            for table in (self._known, self._sentiment, self._special, self._but, self._flagged):
+            self._valence_of.clear()
+            for table in (
+                self._known,
+                self._sentiment,
+                self._special,
+                self._but,
+                self._flagged,
+                self._shouting,
+            ):
                 table.clear()
         cache = self._cache
         for token in tokens:
@@ -198,6 +208,9 @@ class FastVader:
             self._known.add(token)
             if valence is not None and booster is None:
                 self._sentiment.add(token)
+                self._valence_of[token] = valence
+                if word.isupper():
+                    self._shouting.add(token)
             if booster is not None or negation or lower in _SPECIAL_WORDS:
                 self._special.add(token)
             if lower == "but":
@@ -225,16 +238,19 @@ class FastVader:
         """:meth:`scores`, and whether ``text`` may hold one of the ``flag_words`` as a whole word.
 
         The flag is never False for a text where some flag word is a maximal ``\\w+`` run of
-        ``text.lower()``; it may be True when none is (texts with emojis are always flagged).
+        ``text.lower()``; it may be True when none is.
         """
-        flagged = False
         if not text.isascii() and not self._emoji_chars.isdisjoint(text):
-            text = self._replace_emojis(text)
-            flagged = True  # the tokens are no longer the text's own
+            # Emoji descriptions change the tokens: the flag comes from the text's own tokens.
+            own = text.split()
+            if not self._known.issuperset(own):
+                self._learn(own)
+            flagged = not self._flagged.isdisjoint(own)
+            return self.scores(text), flagged
         tokens = text.split()
         if not self._known.issuperset(tokens):
             self._learn(tokens)
-        return self._score_tokens(text, tokens), flagged or not self._flagged.isdisjoint(tokens)
+        return self._score_tokens(text, tokens), not self._flagged.isdisjoint(tokens)
 
     def _score_tokens(self, text: str, tokens: list[str]) -> tuple[float, float, float, float]:
         count = len(tokens)
@@ -245,47 +261,40 @@ class FastVader:
             return (0.0, 0.0, 1.0, 0.0)
 
         cache = self._cache
-        sentiment_tokens = self._sentiment
-        positions = [i for i, token in enumerate(tokens) if token in sentiment_tokens]
         special = self._special
         sentiments: list[float]
-        if special.isdisjoint(tokens):
-            # No negation, booster, idiom, "no", "least", "this" or "kind of" anywhere: each
-            # lexicon word keeps its valence, plus ALL-CAPS emphasis.
-            found = [cache[tokens[i]] for i in positions]
-            sentiments = [info[2] for info in found]  # type: ignore[misc]
-            if True in [info[1] for info in found] and (
-                0 < sum([cache[token][1] for token in tokens]) < count
-            ):
-                sentiments = [
-                    (value + _C_INCR if value > 0 else value - _C_INCR) if info[1] else value
-                    for value, info in zip(sentiments, found, strict=True)
-                ]
-        else:
-            infos = list(map(cache.__getitem__, tokens))
-            cap_diff: bool | None = None
-            sentiments = []
-            kept: list[int] = []
-            for i in positions:
-                info = infos[i]
-                if special.isdisjoint(tokens[i - 3 if i > 3 else 0 : i + 3]):
-                    # Nothing within reach can change this word: as above.
-                    valence = info[2]
-                    assert valence is not None
-                    if info[1]:
-                        if cap_diff is None:
-                            cap_diff = 0 < sum([other[1] for other in infos]) < count
-                        if cap_diff:
-                            valence = valence + _C_INCR if valence > 0 else valence - _C_INCR
-                else:
-                    if i < count - 1 and info[0] == "kind" and infos[i + 1][0] == "of":
-                        continue  # vaderSentiment scores "kind" in "kind of" 0
+        if special.isdisjoint(tokens) and self._shouting.isdisjoint(tokens):
+            # No negation, booster, idiom, "but", "no", "least", "this", "kind of" or ALL-CAPS
+            # lexicon word anywhere: each lexicon word keeps its lexicon valence.
+            valence_of = self._valence_of
+            sentiments = [valence_of[token] for token in tokens if token in valence_of]
+            return self._score(sentiments, count, text)
+        sentiment_tokens = self._sentiment
+        positions = [i for i, token in enumerate(tokens) if token in sentiment_tokens]
+        infos = list(map(cache.__getitem__, tokens))
+        cap_diff: bool | None = None
+        sentiments = []
+        kept: list[int] = []
+        for i in positions:
+            info = infos[i]
+            if special.isdisjoint(tokens[i - 3 if i > 3 else 0 : i + 3]):
+                # Nothing within reach can change this word: lexicon valence, caps emphasis.
+                valence = info[2]
+                assert valence is not None
+                if info[1]:
                     if cap_diff is None:
                         cap_diff = 0 < sum([other[1] for other in infos]) < count
-                    valence = self._valence(infos, i, cap_diff)
-                sentiments.append(valence)
-                kept.append(i)
-            positions = kept
+                    if cap_diff:
+                        valence = valence + _C_INCR if valence > 0 else valence - _C_INCR
+            else:
+                if i < count - 1 and info[0] == "kind" and infos[i + 1][0] == "of":
+                    continue  # vaderSentiment scores "kind" in "kind of" 0
+                if cap_diff is None:
+                    cap_diff = 0 < sum([other[1] for other in infos]) < count
+                valence = self._valence(infos, i, cap_diff)
+            sentiments.append(valence)
+            kept.append(i)
+        positions = kept
 
         if not sentiments:
             return (0.0, 0.0, 1.0, 0.0)
@@ -391,7 +400,11 @@ class FastVader:
             sum_s += punct_emph_amplifier
         elif sum_s < 0:
             sum_s -= punct_emph_amplifier
-        compound = _normalize(sum_s)
+        compound = sum_s / math.sqrt((sum_s * sum_s) + 15)  # vaderSentiment's normalize()
+        if compound < -1.0:
+            compound = -1.0
+        elif compound > 1.0:
+            compound = 1.0
 
         pos_sum = 0.0
         neg_sum = 0.0

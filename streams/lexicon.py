@@ -108,7 +108,6 @@ CHURN_INTENT: tuple[str, ...] = (
     "done with",
     "i'm done",
     "i am done",
-    "last time i use",
     "won't be renewing",
     "not renewing",
     "unsubscribe",

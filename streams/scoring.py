@@ -42,15 +42,28 @@ _ASCII_NON_WORD = str.maketrans(
     {chr(code): " " for code in range(128) if not re.match(r"\w", chr(code))}
 )
 # Words too common to serve as a phrase's key (the key is what a text must contain for the phrase
-# to be looked for): the phrase's longest other word of 3+ letters is used instead.
+# to be looked for), most common first: a phrase's key is its longest other word of 3+ letters,
+# or, if it has none, its rarest word by this ranking.
 # fmt: off
-_COMMON_WORDS = frozenset((
-    "a", "all", "am", "an", "and", "again", "at", "back", "be", "but", "care", "customer", "did",
-    "didn", "doesn", "don", "done", "for", "get", "got", "help", "hours", "i", "in", "is", "it",
-    "kind", "last", "me", "my", "never", "no", "not", "of", "on", "one", "really", "so", "the",
-    "this", "time", "to", "took", "use", "using", "very", "was", "with",
-))
+_COMMON_WORDS = (
+    "the", "to", "a", "i", "and", "of", "is", "in", "it", "for", "my", "on", "this", "with",
+    "was", "me", "not", "but", "be", "so", "at", "no", "all", "an", "am", "one", "get", "did",
+    "got", "very", "really", "don", "never", "time", "back", "use", "using", "didn", "doesn",
+    "last", "help", "again", "done", "kind", "care", "took", "hours", "customer",
+)
 # fmt: on
+_COMMONNESS = {word: len(_COMMON_WORDS) - rank for rank, word in enumerate(_COMMON_WORDS)}
+
+
+def _key_rank(word: str) -> tuple[int, int]:
+    """Higher for a better phrase key: uncommon words, then rarer common ones, then fragments."""
+    if word in _COMMONNESS:
+        return (1, -_COMMONNESS[word])
+    if len(word) >= 3:
+        return (2, len(word))
+    return (0, len(word))  # "t" of "don't", "m" of "i'm"
+
+
 _NO_EMPATHY = Empathy()
 _NO_CHURN = Churn()
 
@@ -156,11 +169,7 @@ class PhraseMatcher:
         self.needs: dict[str, list[frozenset[str]]] = {}
         for phrase in cleaned:
             words = _WORD.findall(phrase)
-            key = max(
-                words,
-                key=lambda word: (len(word) >= 3 and word not in _COMMON_WORDS, len(word)),
-                default="",
-            )
+            key = max(words, key=_key_rank, default="")
             self.needs.setdefault(key, []).append(frozenset(words))
         self.keys: frozenset[str] = frozenset(self.needs)
         # A phrase without word characters (":)") cannot be found through its words.
