@@ -131,3 +131,22 @@ def test_long_text_finishes(fast: FastVader) -> None:
     compound, pos, neu, neg = fast.scores(text)
     assert -1.0 <= compound <= 1.0
     assert abs(pos + neu + neg - 1.0) < 0.01
+
+
+def test_flag_marks_every_text_holding_a_flag_word(vader: SentimentIntensityAnalyzer) -> None:
+    flagged_fast = FastVader(flag_words={"ignored", "refund", "care"})
+    cases = {
+        "They IGNORED me.": True,
+        "still no refund😡": True,
+        "😡refund😡": True,
+        "don't care": True,
+        "Nobody cared at all": False,
+        "refunds pending": False,
+        "": False,
+    }
+    for text, expected in cases.items():
+        scores, flagged = flagged_fast.scores_and_flag(text)
+        assert flagged is expected, text
+        assert scores == flagged_fast.scores(text)
+        polarity = vader.polarity_scores(text)
+        assert scores == (polarity["compound"], polarity["pos"], polarity["neu"], polarity["neg"])

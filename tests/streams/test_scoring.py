@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from streams import lexicon
 from streams.records import Mention, MentionKind, SentimentLabel
-from streams.scoring import Scorer, label_for, split_chunks
+from streams.scoring import PhraseMatcher, Scorer, label_for, split_chunks
 
 COMPLAINTS = [
     "I've been on hold for hours and nobody cares. Cancelling my subscription tomorrow.",
@@ -186,3 +188,48 @@ def test_score_keeps_text_without_pii(scorer: Scorer) -> None:
     assert scored.mention == mention
     assert scored.pii_redacted == 0
     assert scored.sentiment.label is SentimentLabel.POSITIVE
+
+
+def _phrase_soup(rng: random.Random) -> str:
+    phrases = lexicon.POSITIVE_EMPATHY + lexicon.EMPATHY_DEFICIT + lexicon.CHURN_INTENT
+    fillers = ("the", "agent", "was", "x", "😡", "💖", "!!", "(", ")", "...", "2024", "café")
+    parts: list[str] = []
+    for _ in range(rng.randint(1, 12)):
+        part = rng.choice(phrases) if rng.random() < 0.4 else rng.choice(fillers)
+        style = rng.random()
+        if style < 0.2:
+            part = part.upper()
+        elif style < 0.3:
+            part = part.title()
+        elif style < 0.4:
+            part = part.replace("'", "\u2019")
+        parts.append(part)
+        parts.append(rng.choice((" ", " ", "", ", ", "!", "\n", "😡", "-")))
+    return "".join(parts)
+
+
+def test_phrase_prefilter_never_hides_a_match() -> None:
+    """The fast path must find exactly what a full regex scan of every text finds."""
+    scorer = Scorer(phrase_overrides={"thanks for losing": -3.0, "yeah right": -2.0})
+    positive = PhraseMatcher(lexicon.POSITIVE_EMPATHY)
+    deficit = PhraseMatcher(lexicon.EMPATHY_DEFICIT)
+    churn = PhraseMatcher(lexicon.CHURN_INTENT)
+    rng = random.Random(11)
+    texts = COMPLAINTS + PRAISE + NEUTRAL + [_phrase_soup(rng) for _ in range(3000)]
+    found_any = 0
+    for text in texts:
+        result = scorer.score_text(text)
+        normalised = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+        assert result.empathy.positive == positive.find(normalised), text
+        assert result.empathy.deficit == deficit.find(normalised), text
+        assert result.churn.phrases == churn.find(normalised), text
+        found_any += bool(result.empathy.positive or result.empathy.deficit or result.churn.intent)
+    assert found_any > 500
+
+
+def test_override_without_word_characters_is_still_found() -> None:
+    scorer = Scorer(phrase_overrides={":-/": -2.0})
+    assert (
+        scorer.score_text("great service :-/").compound
+        < scorer.score_text("great service").compound
+    )
