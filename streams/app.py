@@ -110,10 +110,13 @@ def make_app(
     # Keys are the brand's UTF-8 bytes, exactly the raw topic's message key: same partitioner, same
     # partition, and the same type before and after recovery from the changelog.
     brands = app.Table("brands", partitions=partitions, use_partitioner=True)
-    # Faust derives a table's serializers from key_type/value_type only (json otherwise), so they
-    # are set here, before the changelog topic is created from them.
+    # Faust derives a table's serializers from key_type/value_type only (json otherwise) and builds
+    # the changelog topic, which also decodes it on recovery, in the constructor: set both here.
     brands.key_serializer = "raw"
     brands.value_serializer = "listenwell_brand_record"
+    changelog = brands.changelog_topic
+    changelog.key_serializer = changelog.schema.key_serializer = "raw"
+    changelog.value_serializer = changelog.schema.value_serializer = "listenwell_brand_record"
 
     def stored(brand: str) -> BrandRecord | None:
         record: BrandRecord | None = brands.get(brand.encode())

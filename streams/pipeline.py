@@ -39,6 +39,9 @@ from streams.scoring import Scorer
 MAX_RAW_BYTES = 4 * MAX_TEXT_CHARS + 16_384
 """Raw records above this size are dead-lettered as ``oversize`` before any parsing."""
 
+MAX_DEAD_LETTER_BYTES = 512 * 1024
+"""Raw bytes kept whole in a dead letter up to this size (Kafka's default message limit is 1 MB)."""
+
 OUTBOX_SIZE = 64
 
 
@@ -195,9 +198,14 @@ class Pipeline:
         value = record.value or b""
 
         def park(reason: str, detail: str) -> None:
+            kept = value
+            if len(value) > MAX_DEAD_LETTER_BYTES:
+                digest = hashlib.sha256(value).hexdigest()
+                kept = value[:MAX_DEAD_LETTER_BYTES]
+                detail += f" (raw truncated to {len(kept)} of {len(value)} bytes, sha256 {digest})"
             result.dead_letters.append(
                 DeadLetter.of(
-                    value if len(value) <= MAX_RAW_BYTES else value[:MAX_RAW_BYTES],
+                    kept,
                     reason=reason,
                     detail=detail,
                     topic=record.topic,

@@ -6,6 +6,7 @@ can refuse what it does not understand; unknown fields are rejected (``extra="fo
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -197,7 +198,7 @@ class DeadLetter(Record):
     offset: int
     reason: str
     detail: str
-    raw: str = Field(description="the original bytes, decoded as latin-1 so every byte survives")
+    raw_base64: str = Field(description="the original bytes, base64-encoded so every byte survives")
     received_at: AwareDatetime
 
     @classmethod
@@ -210,12 +211,12 @@ class DeadLetter(Record):
             offset=offset,
             reason=reason,
             detail=detail[:2000],
-            raw=raw.decode("latin-1"),
+            raw_base64=base64.b64encode(raw).decode("ascii"),
             received_at=datetime.now(UTC),
         )
 
     def raw_bytes(self) -> bytes:
-        return self.raw.encode("latin-1")
+        return base64.b64decode(self.raw_base64)
 
 
 def json_default(value: Any) -> Any:
