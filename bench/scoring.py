@@ -14,7 +14,7 @@
    the Scorer (chunked at 1,000 characters). vaderSentiment is quadratic: it is skipped where its
    predicted time (quadratic extrapolation from the previous length) exceeds ``--vader-limit``.
 
-Usage: ``.venv/bin/python bench/scoring.py [--rounds 3] [--vader-limit 60]``.
+Usage: ``.venv/bin/python bench/scoring.py [--rounds 5] [--vader-limit 60]``.
 Figures also go to ``bench/results/scoring.json``.
 """
 
@@ -174,7 +174,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     parser.add_argument(
         "--vader-limit", type=float, default=60.0, help="skip vaderSentiment above this (s)"
     )

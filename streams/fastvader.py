@@ -37,12 +37,16 @@ _WORD = re.compile(r"\w+")
 _SO_THIS = ("so", "this")
 _OR_NOR = ("or", "nor")
 _CACHE_LIMIT = 200_000
-# Words that can change the valence of a lexicon word up to 3 positions after or 2 before them
-# (besides boosters and negations): "no", "least", "this" (x1.25 after "never"/two words on),
-# "kind"/"sort"/"just" (booster bigrams, "kind of") and the distinctive words of the idioms.
-_SPECIAL_WORDS: frozenset[str] = frozenset(
-    {"no", "least", "this", "kind", "sort", "just", "but"}
-    | {word for idiom in _SPECIAL_CASES for word in idiom.split()} - {"the", "of", "to", "for"}
+# The distinctive words of vaderSentiment's idioms ("the shit", "kiss of death", "to die for"...):
+# every idiom holds one, and they can change the valence of a word up to 2 positions before them.
+_IDIOM_WORDS: frozenset[str] = frozenset(
+    {word for idiom in _SPECIAL_CASES for word in idiom.split()} - {"the", "of", "to", "for"}
+)
+# Words that can change the valence of a lexicon word at most 3 positions after them, or the
+# word itself (besides boosters and negations): "no", "least", "this" (x1.25 after "never" or two
+# words on), "kind"/"sort"/"just" (booster bigrams, "kind of") and the idiom words.
+_SPECIAL_WORDS: frozenset[str] = frozenset({"no", "least", "this", "kind", "sort", "just"}) | (
+    _IDIOM_WORDS
 )
 # Above this many non-zero sentiments, the "but" replay indexes values instead of scanning.
 _BUT_SCAN_LIMIT = 48
@@ -131,7 +135,10 @@ def _special_idioms_check(
 
 
 class FastVader:
-    """Drop-in for ``SentimentIntensityAnalyzer.polarity_scores``, several times faster."""
+    """Drop-in for ``SentimentIntensityAnalyzer.polarity_scores``, several times faster.
+
+    Keeps per-token caches (bounded), so an instance must not be shared between threads.
+    """
 
     def __init__(
         self,
@@ -154,7 +161,8 @@ class FastVader:
         # Raw tokens already seen, sorted into the classes the hot path tests with set operations.
         self._known: set[str] = set()
         self._sentiment: set[str] = set()  # lexicon words that are not boosters
-        self._special: set[str] = set()  # words that can change a nearby word's valence
+        self._special: set[str] = set()  # words that can change a later word's valence
+        self._idiom: set[str] = set()  # words that can change an earlier word's valence
         self._but: set[str] = set()
         self._valence_of: dict[str, float] = {}  # lexicon valence of the sentiment tokens
         self._shouting: set[str] = set()  # ALL-CAPS sentiment tokens
@@ -189,6 +197,7 @@ class FastVader:
                 self._known,
                 self._sentiment,
                 self._special,
+                self._idiom,
                 self._but,
                 self._flagged,
                 self._shouting,
@@ -213,6 +222,8 @@ class FastVader:
                     self._shouting.add(token)
             if booster is not None or negation or lower in _SPECIAL_WORDS:
                 self._special.add(token)
+            if lower in _IDIOM_WORDS:
+                self._idiom.add(token)
             if lower == "but":
                 self._but.add(token)
             if self._flag_words and not self._flag_words.isdisjoint(_WORD.findall(token.lower())):
@@ -263,7 +274,11 @@ class FastVader:
         cache = self._cache
         special = self._special
         sentiments: list[float]
-        if special.isdisjoint(tokens) and self._shouting.isdisjoint(tokens):
+        if (
+            special.isdisjoint(tokens)
+            and self._shouting.isdisjoint(tokens)
+            and self._but.isdisjoint(tokens)
+        ):
             # No negation, booster, idiom, "but", "no", "least", "this", "kind of" or ALL-CAPS
             # lexicon word anywhere: each lexicon word keeps its lexicon valence.
             valence_of = self._valence_of
@@ -272,12 +287,15 @@ class FastVader:
         sentiment_tokens = self._sentiment
         positions = [i for i, token in enumerate(tokens) if token in sentiment_tokens]
         infos = list(map(cache.__getitem__, tokens))
+        idiom = self._idiom
         cap_diff: bool | None = None
         sentiments = []
         kept: list[int] = []
         for i in positions:
             info = infos[i]
-            if special.isdisjoint(tokens[i - 3 if i > 3 else 0 : i + 3]):
+            if special.isdisjoint(tokens[i - 3 if i > 3 else 0 : i + 1]) and idiom.isdisjoint(
+                tokens[i + 1 : i + 3]
+            ):
                 # Nothing within reach can change this word: lexicon valence, caps emphasis.
                 valence = info[2]
                 assert valence is not None

@@ -10,6 +10,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from streams import fastvader
 from streams.fastvader import FastVader
+from streams.scoring import Scorer
 
 DEV_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "sentiment-dev"
 
@@ -52,6 +53,16 @@ def test_identical_to_vader_on_development_texts(
     assert len(texts) > 5000
     mismatches = [t for t in texts if fast.polarity_scores(t) != vader.polarity_scores(t)]
     assert mismatches == []
+    scorer = Scorer()  # what the worker and `listenwell score` use
+    for text in texts:
+        expected = vader.polarity_scores(text)
+        result = scorer.score_text(text)
+        assert result.vader_compound == expected["compound"], text
+        assert (result.pos, result.neu, result.neg) == (
+            expected["pos"],
+            expected["neu"],
+            expected["neg"],
+        ), text
 
 
 def _random_text(rng: random.Random, words: int) -> str:
