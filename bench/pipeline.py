@@ -1,16 +1,18 @@
-"""End-to-end pipeline benchmark: simulated mentions → real Kafka → one worker process → mentions.scored.
+"""End-to-end pipeline benchmark: simulated mentions → real Kafka → one worker process →
+mentions.scored.
 
 Prints, in one run:
-- throughput: a backlog of >= 50,000 simulated mentions is produced first, then one worker drains it;
-  mentions/s = backlog / (last ingested − first ingested), read from the worker's own /metrics;
-- latency: afterwards a steady stream at half that rate; p50/p99 of (scored record's Kafka timestamp −
-  raw record's Kafka timestamp), matched by mention id;
-- the baseline: a bare ``vaderSentiment`` loop over the same texts (texts/s) and the ratio pipeline / VADER;
-- with ``--profile``: where the worker's pure core spends its time (cProfile of ``Pipeline.process`` on the
-  same records, in-process, no Kafka).
+- throughput: a backlog of >= 50,000 simulated mentions is produced first, then one worker drains
+  it; mentions/s = backlog / (last ingested − first ingested), read from the worker's own /metrics;
+- latency: afterwards a steady stream at half that rate; p50/p99 of (scored record's Kafka timestamp
+  − raw record's Kafka timestamp), matched by mention id;
+- the baseline: a bare ``vaderSentiment`` loop over the same texts (texts/s) and the ratio pipeline
+  / VADER;
+- with ``--profile``: where the worker's pure core spends its time (cProfile of ``Pipeline.process``
+  on the same records, in-process, no Kafka).
 
-Usage: ``.venv/bin/python bench/pipeline.py [--mentions 50000] [--bootstrap HOST:PORT] [--profile]``.
-Figures also go to ``bench/results/pipeline.json``.
+Usage: ``.venv/bin/python bench/pipeline.py [--mentions 50000] [--bootstrap HOST:PORT]
+[--profile]``. Figures also go to ``bench/results/pipeline.json``.
 """
 
 from __future__ import annotations
@@ -102,19 +104,22 @@ def wait_ingested(port: int, count: float, process: subprocess.Popen[bytes]) -> 
 
 
 def profile_core(mentions: list[Mention]) -> str:
-    engine = Engine(load_rules(REPO / "alert_rules" / "default.yaml"),
-                    allowed_lateness=timedelta(seconds=120))
-    pipeline = Pipeline(Scorer(), engine, now=lambda: datetime(2026, 1, 1, tzinfo=UTC),
-                        epoch_now=lambda: 0.0)
+    engine = Engine(
+        load_rules(REPO / "alert_rules" / "default.yaml"), allowed_lateness=timedelta(seconds=120)
+    )
+    pipeline = Pipeline(
+        Scorer(), engine, now=lambda: datetime(2026, 1, 1, tzinfo=UTC), epoch_now=lambda: 0.0
+    )
     records = [
-        RawRecord("mentions.raw", 0, i, m.brand.encode(), m.to_json()) for i, m in enumerate(mentions)
+        RawRecord("mentions.raw", 0, i, m.brand.encode(), m.to_json())
+        for i, m in enumerate(mentions)
     ]
     states: dict[str, object] = {}
     profiler = cProfile.Profile()
     began = time.perf_counter()
     profiler.enable()
     for start in range(0, len(records), 500):
-        result = pipeline.process(records[start:start + 500], states.get)  # type: ignore[arg-type]
+        result = pipeline.process(records[start : start + 500], states.get)  # type: ignore[arg-type]
         states.update(result.states)
         for state in result.states.values():
             state.model_dump_json()  # what the table codec does for the changelog
@@ -137,8 +142,10 @@ def main() -> int:
 
     mentions = simulated(args.mentions, seed=11)
     texts = [m.text for m in mentions]
-    print(f"{len(mentions):,} simulated mentions, mean text length "
-          f"{statistics.fmean(len(t) for t in texts):.0f} chars")
+    print(
+        f"{len(mentions):,} simulated mentions, mean text length "
+        f"{statistics.fmean(len(t) for t in texts):.0f} chars"
+    )
 
     broker = None
     bootstrap = args.bootstrap
@@ -167,14 +174,20 @@ def main() -> int:
             for mention in mentions:
                 producer.send(mention, topic=raw)
         with (workdir / "worker.log").open("wb") as log:
-            worker = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "services.cli", "worker"], env=env, cwd=REPO,
-                stdout=log, stderr=subprocess.STDOUT,
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "worker"],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
             first, last = wait_ingested(port, len(mentions), worker)
             throughput = len(mentions) / (last - first)
-            print(f"pipeline: drained {len(mentions):,} in {last - first:.1f} s → "
-                  f"{throughput:,.0f} mentions/s", flush=True)
+            print(
+                f"pipeline: drained {len(mentions):,} in {last - first:.1f} s → "
+                f"{throughput:,.0f} mentions/s",
+                flush=True,
+            )
 
             rate = throughput / 2
             steady = generate("crisis", seed=12, rate_scale=args.latency_mentions / 15_000)
@@ -195,7 +208,9 @@ def main() -> int:
     produced = timestamps(bootstrap, raw)
     scored = timestamps(bootstrap, topics.topic_name(topics.MENTIONS_SCORED, prefix))
     latencies = sorted(
-        (scored[m.id] - produced[m.id]) / 1000 for m in steady if m.id in scored and m.id in produced
+        (scored[m.id] - produced[m.id]) / 1000
+        for m in steady
+        if m.id in scored and m.id in produced
     )
     if broker is not None:
         broker.stop(wipe=True)
@@ -211,12 +226,22 @@ def main() -> int:
     print(f"{'bare vaderSentiment (texts/s)':34}{vader:>12,.0f}")
     print(f"{'ratio pipeline / bare VADER':34}{ratio:>12.2f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "mentions": len(mentions), "throughput_per_s": round(throughput, 1),
-        "latency_p50_s": round(p50, 4), "latency_p99_s": round(p99, 4),
-        "latency_rate_per_s": round(rate, 1), "latency_samples": len(latencies),
-        "bare_vader_texts_per_s": round(vader, 1), "ratio_pipeline_over_vader": round(ratio, 3),
-    }, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "mentions": len(mentions),
+                "throughput_per_s": round(throughput, 1),
+                "latency_p50_s": round(p50, 4),
+                "latency_p99_s": round(p99, 4),
+                "latency_rate_per_s": round(rate, 1),
+                "latency_samples": len(latencies),
+                "bare_vader_texts_per_s": round(vader, 1),
+                "ratio_pipeline_over_vader": round(ratio, 3),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     if args.profile:
         print()
         print(profile_core(mentions))

@@ -1,9 +1,11 @@
-"""``make demo``: the whole pipeline on a simulated crisis, with every process it starts stopped at the end.
+"""``make demo``: the whole pipeline on a simulated crisis.
 
-Starts the local Kafka if it is not running, creates this run's topics (a fresh prefix, so earlier runs
-never leak in), starts a streams worker and the console notifier as child processes, produces the
-``crisis`` scenario paced in event time, prints alert lines as the notifier prints them, then a summary
-read from the worker's own ``/metrics``.
+Every process it starts is stopped at the end, by its pid.
+
+Starts the local Kafka if it is not running, creates this run's topics (a fresh prefix, so earlier
+runs never leak in), starts a streams worker and the console notifier as child processes, produces
+the ``crisis`` scenario paced in event time, prints alert lines as the notifier prints them, then a
+summary read from the worker's own ``/metrics``.
 """
 
 from __future__ import annotations
@@ -54,15 +56,20 @@ def total(values: dict[str, float], name: str, **labels: str) -> float:
 
 
 @contextmanager
-def child(cmd: list[str], env: dict[str, str], log_path: Path, **kwargs: object) -> Iterator[
-    subprocess.Popen[str]
-]:
+def child(
+    cmd: list[str], env: dict[str, str], log_path: Path, **kwargs: object
+) -> Iterator[subprocess.Popen[str]]:
     """Run a child process and stop it by its pid (SIGTERM, then SIGKILL) when the block ends."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log_file:
         stdout = kwargs.pop("stdout", log_file)
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            cmd, env=env, stdout=stdout, stderr=log_file, text=True, **kwargs  # type: ignore[call-overload]
+        process = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=stdout,
+            stderr=log_file,
+            text=True,
+            **kwargs,  # type: ignore[call-overload]
         )
         try:
             yield process
@@ -132,11 +139,15 @@ def main(*, speedup: float = 1440.0, seed: int = 7) -> int:
                 print(f"  {p}", flush=True)
 
             with MentionProducer(bootstrap) as producer:
-                stats = run_source(source, producer, topic=topic, speedup=speedup, progress=progress)
+                stats = run_source(
+                    source, producer, topic=topic, speedup=speedup, progress=progress
+                )
                 for value in MALFORMED_RECORDS:
                     producer.send_raw(topic, key=b"demo", value=value)
             expected = stats.produced + len(MALFORMED_RECORDS)
-            print(f"produced {stats.produced} mentions and {len(MALFORMED_RECORDS)} malformed records")
+            print(
+                f"produced {stats.produced} mentions and {len(MALFORMED_RECORDS)} malformed records"
+            )
             values = _wait_until_consumed(worker, worker_metrics, expected)
             time.sleep(3)  # let the notifier print the last transitions
             _print_summary(values, fired, resolved)

@@ -1,9 +1,9 @@
 """The console notifier: a Kafka consumer of ``alerts`` that prints one line per alert transition.
 
-Each line starts with ``[firing] <alertname>`` or ``[resolved] <alertname>``. A transition is delivered
-at most once: its id is appended (and fsynced) to a delivery log before the offset is committed, and a
-restarted notifier skips ids already in the log. The worker may re-send an alert after a crash; the log
-is what makes that harmless.
+Each line starts with ``[firing] <alertname>`` or ``[resolved] <alertname>``. A transition is
+delivered at most once: its id is appended (and fsynced) to a delivery log before the offset is
+committed, and a restarted notifier skips ids already in the log. The worker may re-send an alert
+after a crash; the log is what makes that harmless.
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ def format_alert(alert: Alert) -> str:
     parts.append(f"value={alert.value:.2f}")
     if alert.baseline is not None:
         parts.append(f"baseline={alert.baseline:.2f}")
-    when = alert.ends_at if alert.state == AlertState.RESOLVED and alert.ends_at else alert.starts_at
+    when = (
+        alert.ends_at if alert.state == AlertState.RESOLVED and alert.ends_at else alert.starts_at
+    )
     parts.append(f"at={when:%Y-%m-%d %H:%M}Z")
     if alert.examples:
         text = " ".join(alert.examples[0].text.split())

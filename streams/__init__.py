@@ -1,1 +1,1 @@
-"""listenwell streams: the Kafka contract (records, topics) and the Faust topology with its pure core."""
+"""listenwell streams: the Kafka contract, the Faust topology and its pure core."""

@@ -4,9 +4,9 @@ The agent is thin: it batches raw records (``stream.take_events``), hands them t
 :class:`streams.pipeline.Pipeline`, stores the brand states it returns and publishes its records.
 
 State lives in a plain Faust table keyed by brand (not a windowed table: see DESIGN.md, "Windows and
-state"). The table uses the default partitioner on the brand's bytes, the same murmur2 partitioner the
-producers use for ``mentions.raw``'s key, so a brand's state sits in the changelog partition with the same
-number as its raw partition and moves with it on a rebalance.
+state"). The table uses the default partitioner on the brand's bytes, the same murmur2 partitioner
+the producers use for ``mentions.raw``'s key, so a brand's state sits in the changelog partition
+with the same number as its raw partition and moves with it on a rebalance.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class BrandRecordCodec(codecs.Codec):  # type: ignore[misc]
+class BrandRecordCodec(codecs.Codec):
     """Table values as JSON on the changelog, as :class:`BrandRecord` objects in memory."""
 
     def _dumps(self, obj: Any) -> bytes:
@@ -109,12 +109,12 @@ def make_app(
 
     # Keys are the brand's UTF-8 bytes, exactly the raw topic's message key: same partitioner, same
     # partition, and the same type before and after recovery from the changelog.
-    brands = app.Table("brands", partitions=partitions, use_partitioner=True)
+    brands: Any = app.Table("brands", partitions=partitions, use_partitioner=True)
     # Faust derives a table's serializers from key_type/value_type only (json otherwise) and builds
     # the changelog topic, which also decodes it on recovery, in the constructor: set both here.
     brands.key_serializer = "raw"
     brands.value_serializer = "listenwell_brand_record"
-    changelog = brands.changelog_topic
+    changelog: Any = brands.changelog_topic
     changelog.key_serializer = changelog.schema.key_serializer = "raw"
     changelog.value_serializer = changelog.schema.value_serializer = "listenwell_brand_record"
 
@@ -147,8 +147,8 @@ def make_app(
         for latency in result.latencies:
             metrics.latency.observe(latency)
 
-    @app.agent(raw_topic)  # type: ignore[misc]
-    async def score_mentions(stream: faust.StreamT) -> None:
+    @app.agent(raw_topic)
+    async def score_mentions(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             try:
                 await process(events)
@@ -158,7 +158,7 @@ def make_app(
                 log.exception("listenwell worker: unexpected error, exiting so nothing is lost")
                 os._exit(70)
 
-    async def process(events: list[faust.EventT]) -> None:
+    async def process(events: list[Any]) -> None:
         with metrics.batch_seconds.time():
             records = [
                 RawRecord(

@@ -1,7 +1,8 @@
 """The streams worker's Prometheus metrics, declared in one place.
 
-Label values are bounded: alert names come from the rule file, reasons from a fixed set, and brand/source
-values pass through :class:`BoundedLabel`, so a flood of made-up brands cannot blow up the series count.
+Label values are bounded: alert names come from the rule file, reasons from a fixed set, and
+brand/source values pass through :class:`BoundedLabel`, so a flood of made-up brands cannot blow up
+the series count.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ OTHER = "other"
 
 
 class BoundedLabel:
-    """Maps free-form values to at most ``max_values`` distinct label values; the rest become ``other``."""
+    """Maps free-form values to at most ``max_values`` label values; the rest become ``other``."""
 
     def __init__(self, max_values: int = 50) -> None:
         self._max_values = max_values
@@ -44,7 +45,7 @@ class WorkerMetrics:
         )
         self.scored = Counter(
             "listenwell_mentions_scored_total",
-            "Mentions scored and published to mentions.scored, by brand, source and sentiment label.",
+            "Mentions published to mentions.scored, by brand, source and sentiment label.",
             ["brand", "source", "label"],
             registry=registry,
         )

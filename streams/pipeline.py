@@ -1,19 +1,20 @@
 """The worker's pure core: one batch of raw Kafka records in, everything to publish and store out.
 
-The Faust agent (``streams/agents.py``) only moves bytes: it hands each batch to :class:`Pipeline` and
-publishes what comes back. Everything that decides something lives here, with no Kafka and no clock of
-its own (``now`` is injected), so it is tested without a broker.
+The Faust agent (``streams/agents.py``) only moves bytes: it hands each batch to :class:`Pipeline`
+and publishes what comes back. Everything that decides something lives here, with no Kafka and no
+clock of its own (``now`` is injected), so it is tested without a broker.
 
 Effectively-once on an at-least-once stream
 -------------------------------------------
-Faust commits offsets after the producer has flushed, so a crash replays at most the records since the
-last commit. Each brand's state (a value in a Faust table keyed by brand, written atomically in one
-changelog message) remembers ``applied_offset`` — the last raw offset folded into it — the ids it has seen
-with the offset that carried them, and an *outbox* of recent alert transitions with the offset that
-triggered them. A replayed record is therefore recognised: it is scored and published again (consumers of
-``mentions.scored`` see at-least-once delivery and dedupe by id) but not counted twice, and the alerts it
-triggered are re-sent (the notifier dedupes by transition id), so a restart loses nothing and changes no
-alert. A *new* record with an id already seen is a duplicate and is dropped.
+Faust commits offsets after the producer has flushed, so a crash replays at most the records since
+the last commit. Each brand's state (a value in a Faust table keyed by brand, written atomically in
+one changelog message) remembers ``applied_offset`` — the last raw offset folded into it — the ids
+it has seen with the offset that carried them, and an *outbox* of recent alert transitions with the
+offset that triggered them. A replayed record is therefore recognised: it is scored and published
+again (consumers of ``mentions.scored`` see at-least-once delivery and dedupe by id) but not counted
+twice, and the alerts it triggered are re-sent (the notifier dedupes by transition id), so a restart
+loses nothing and changes no alert. A *new* record with an id already seen is a duplicate and is
+dropped.
 """
 
 from __future__ import annotations
@@ -178,7 +179,9 @@ class Pipeline:
             result.alerts.extend(output.alerts)
             result.customers.extend(output.customers)
             result.late += output.late
-            state.outbox.extend(OutboxEntry(offset=last_offset[brand], alert=a) for a in output.alerts)
+            state.outbox.extend(
+                OutboxEntry(offset=last_offset[brand], alert=a) for a in output.alerts
+            )
             del state.outbox[:-OUTBOX_SIZE]
             state.applied_offset = last_offset[brand]
             self._prune_seen(state)

@@ -1,7 +1,7 @@
 """The Kafka contract: every record listenwell writes or reads, as frozen pydantic v2 models.
 
-Records are serialised as JSON (``to_json``/``from_json``). Each carries ``schema_version`` so a reader
-can refuse what it does not understand; unknown fields are rejected (``extra="forbid"``).
+Records are serialised as JSON (``to_json``/``from_json``). Each carries ``schema_version`` so a
+reader can refuse what it does not understand; unknown fields are rejected (``extra="forbid"``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MAX_TEXT_CHARS = 40_000
 """Longest mention text accepted; longer records go to the dead-letter topic as ``oversize``."""
 
@@ -34,7 +34,7 @@ class Record(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
 
     def to_json(self) -> bytes:
         """Serialise to compact UTF-8 JSON."""

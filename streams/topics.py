@@ -25,7 +25,7 @@ class TopicSpec:
 
     def config(self) -> dict[str, str]:
         """Topic-level configuration for the admin client."""
-        config = {"cleanup.policy": self.cleanup_policy}
+        config: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
         if self.retention_ms is not None:
             config["retention.ms"] = str(self.retention_ms)
         return config

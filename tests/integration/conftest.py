@@ -14,7 +14,8 @@ from tests.integration.harness import Run
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running broker: ``LISTENWELL_TEST_BOOTSTRAP`` if set, else one started (and stopped) here."""
+    """A running broker: ``LISTENWELL_TEST_BOOTSTRAP`` if set, else one started (and stopped)
+    here."""
     existing = os.environ.get("LISTENWELL_TEST_BOOTSTRAP")
     if existing:
         yield existing

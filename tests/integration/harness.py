@@ -51,7 +51,7 @@ class Run:
     def start_worker(self) -> Worker:
         port = free_port()
         log = (self.workdir / f"worker-{len(self.processes)}.log").open("wb")
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "worker"],
             env=self.env(LISTENWELL_WORKER_METRICS_PORT=str(port)),
             stdout=log,

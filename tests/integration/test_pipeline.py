@@ -65,8 +65,14 @@ def test_crisis_fires_and_resolves_the_spike_for_the_crisis_brand_only(
 
     def spike_resolved() -> list[Alert]:
         alerts = run.alerts()
-        return alerts if any(a.state == AlertState.RESOLVED and
-                             a.alertname == "NegativeSentimentSpike" for a in alerts) else []
+        return (
+            alerts
+            if any(
+                a.state == AlertState.RESOLVED and a.alertname == "NegativeSentimentSpike"
+                for a in alerts
+            )
+            else []
+        )
 
     alerts = wait_for(spike_resolved, what="NegativeSentimentSpike to resolve")
     spikes = [a for a in alerts if a.alertname == "NegativeSentimentSpike"]
@@ -100,8 +106,9 @@ def test_malformed_records_go_to_the_dead_letter_topic_while_good_ones_flow(
                 producer.send_raw(raw, key=mention.brand.encode(), value=value)
     run.start_worker()
     wait_until_scored(run, {m.id for m in good})
-    letters = wait_for(lambda: len(run.dead_letters()) >= len(bad) and run.dead_letters(),
-                       what="dead letters")
+    letters = wait_for(
+        lambda: len(run.dead_letters()) >= len(bad) and run.dead_letters(), what="dead letters"
+    )
     assert {letter.raw_bytes(): letter.reason for letter in letters} == bad
     assert all(letter.detail for letter in letters)
 
@@ -111,8 +118,13 @@ def test_duplicate_mentions_are_scored_once(run_factory: Callable[[str], Run]) -
     mentions = generate("calm", seed=5)[:30]
     produce(run, mentions + mentions[:10] + mentions[:5])
     marker = Mention(
-        id="test:last", source="test", kind=MentionKind.POST, brand=mentions[0].brand,
-        text="the last one", author="a1", created_at=datetime.now(UTC),
+        id="test:last",
+        source="test",
+        kind=MentionKind.POST,
+        brand=mentions[0].brand,
+        text="the last one",
+        author="a1",
+        created_at=datetime.now(UTC),
         fetched_at=datetime.now(UTC),
     )
     produce(run, [marker])
@@ -120,8 +132,10 @@ def test_duplicate_mentions_are_scored_once(run_factory: Callable[[str], Run]) -
     wait_until_scored(run, {m.id for m in mentions} | {marker.id})
     ids = [s.mention.id for s in run.scored()]
     assert len(ids) == len(set(ids)) == len(mentions) + 1
-    assert wait_for(lambda: worker.metric("listenwell_mentions_deduplicated_total") == 15,
-                    what="15 duplicates counted")
+    assert wait_for(
+        lambda: worker.metric("listenwell_mentions_deduplicated_total") == 15,
+        what="15 duplicates counted",
+    )
 
 
 def test_kill9_of_the_worker_loses_nothing_and_changes_no_alert(
@@ -136,8 +150,10 @@ def test_kill9_of_the_worker_loses_nothing_and_changes_no_alert(
     produce(run, crisis)
     worker = run.start_worker()
     third = len(crisis) // 3
-    wait_for(lambda: worker.metric("listenwell_mentions_ingested_total") >= third,
-             what="a third of the mentions ingested")
+    wait_for(
+        lambda: worker.metric("listenwell_mentions_ingested_total") >= third,
+        what="a third of the mentions ingested",
+    )
     worker.kill9()
     run.start_worker()
     wait_until_scored(run, {m.id for m in crisis})

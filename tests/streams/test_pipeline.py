@@ -17,15 +17,29 @@ RULES = Path(__file__).resolve().parents[2] / "alert_rules" / "default.yaml"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def mention(n: int, *, text: str = "Flight delayed again, nobody cares. Terrible.",
-            brand: str = "acme", minutes: float = 0.0) -> Mention:
+def mention(
+    n: int,
+    *,
+    text: str = "Flight delayed again, nobody cares. Terrible.",
+    brand: str = "acme",
+    minutes: float = 0.0,
+) -> Mention:
     at = T0 + timedelta(minutes=minutes)
-    return Mention(id=f"test:{n}", source="test", kind=MentionKind.POST, brand=brand, text=text,
-                   author=f"a{n}", created_at=at, fetched_at=at)
+    return Mention(
+        id=f"test:{n}",
+        source="test",
+        kind=MentionKind.POST,
+        brand=brand,
+        text=text,
+        author=f"a{n}",
+        created_at=at,
+        fetched_at=at,
+    )
 
 
-def record(offset: int, m: Mention | None = None, *, value: bytes | None = None,
-           key: bytes | None = None) -> RawRecord:
+def record(
+    offset: int, m: Mention | None = None, *, value: bytes | None = None, key: bytes | None = None
+) -> RawRecord:
     if m is not None:
         value = m.to_json()
         key = m.brand.encode() if key is None else key
@@ -47,8 +61,12 @@ class Store:
     def process(self, pipeline: Pipeline, records: list[RawRecord]):  # type: ignore[no-untyped-def]
         result = pipeline.process(records, self.states.get)
         # the table holds a serialised copy: round-trip it like the changelog would
-        self.states.update({b: BrandRecord.model_validate_json(s.model_dump_json())
-                            for b, s in result.states.items()})
+        self.states.update(
+            {
+                b: BrandRecord.model_validate_json(s.model_dump_json())
+                for b, s in result.states.items()
+            }
+        )
         return result
 
 
@@ -63,15 +81,21 @@ def test_bad_records_are_dead_lettered_with_their_reason_and_bytes(pipeline: Pip
     ]
     result = Store().process(pipeline, bad)
     reasons = [(d.offset, d.reason) for d in result.dead_letters]
-    assert reasons == [(0, "invalid_json"), (1, "invalid_record"), (2, "oversize"),
-                       (3, "key_mismatch")]
+    assert reasons == [
+        (0, "invalid_json"),
+        (1, "invalid_record"),
+        (2, "oversize"),
+        (3, "key_mismatch"),
+    ]
     assert result.dead_letters[0].raw_bytes() == b"{not json"
     assert "source: Field required" in result.dead_letters[1].detail
     assert [s.mention.id for s in result.scored] == ["test:1"]
 
 
 def test_pii_is_redacted_before_the_mention_is_published(pipeline: Pipeline) -> None:
-    m = mention(1, text="Still waiting for a refund, write me at jane.doe@example.com or +44 20 7946 0958")
+    m = mention(
+        1, text="Still waiting for a refund, write me at jane.doe@example.com or +44 20 7946 0958"
+    )
     result = Store().process(pipeline, [record(0, m)])
     text = result.scored[0].mention.text
     assert "jane.doe@example.com" not in text and "7946" not in text
@@ -100,9 +124,15 @@ def test_a_replayed_batch_is_republished_but_not_counted_twice(pipeline: Pipelin
 
 def test_alerts_triggered_by_replayed_records_are_sent_again(pipeline: Pipeline) -> None:
     store = Store()
-    fake = Alert.model_validate({
-        "labels": {"alertname": "X", "brand": "acme"}, "state": "firing", "value": 1.0,
-        "starts_at": T0, "fingerprint": "f"})
+    fake = Alert.model_validate(
+        {
+            "labels": {"alertname": "X", "brand": "acme"},
+            "state": "firing",
+            "value": 1.0,
+            "starts_at": T0,
+            "fingerprint": "f",
+        }
+    )
     store.process(pipeline, [record(0, mention(0))])
     store.states["acme"].outbox.append(OutboxEntry(offset=0, alert=fake))
     replay = store.process(pipeline, [record(0, mention(0))])
