@@ -152,8 +152,11 @@ class FastVader:
         """
         source = analyzer if analyzer is not None else _vs.SentimentIntensityAnalyzer()
         self.lexicon: dict[str, float] = dict(source.lexicon)
-        if "least" in self.lexicon:
-            raise ValueError("FastVader assumes 'least' is not a lexicon word (as in VADER 3.3.2)")
+        if "least" in self.lexicon or 0.0 in self.lexicon.values():
+            raise ValueError(
+                "FastVader assumes, as holds for VADER 3.3.2, that 'least' is not a lexicon word "
+                "and that no lexicon valence is 0"
+            )
         # vaderSentiment looks emojis up one character at a time: longer keys never match.
         self._emojis: dict[str, str] = {k: v for k, v in source.emojis.items() if len(k) == 1}
         self._emoji_chars = frozenset(self._emojis)
@@ -166,6 +169,7 @@ class FastVader:
         self._but: set[str] = set()
         self._valence_of: dict[str, float] = {}  # lexicon valence of the sentiment tokens
         self._shouting: set[str] = set()  # ALL-CAPS sentiment tokens
+        self._irregular: set[str] = set()  # special, "but" or ALL-CAPS sentiment tokens
         self._flag_words = frozenset(flag_words)
         self._flagged: set[str] = set()  # tokens with a flag word as one of their \w runs
 
@@ -201,6 +205,7 @@ class FastVader:
                 self._but,
                 self._flagged,
                 self._shouting,
+                self._irregular,
             ):
                 table.clear()
         cache = self._cache
@@ -226,6 +231,8 @@ class FastVader:
                 self._idiom.add(token)
             if lower == "but":
                 self._but.add(token)
+            if token in self._special or token in self._but or token in self._shouting:
+                self._irregular.add(token)
             if self._flag_words and not self._flag_words.isdisjoint(_WORD.findall(token.lower())):
                 self._flagged.add(token)
 
@@ -271,19 +278,13 @@ class FastVader:
             # Every word scores 0: compound 0, all neutral (vaderSentiment's arithmetic exactly).
             return (0.0, 0.0, 1.0, 0.0)
 
+        if self._irregular.isdisjoint(tokens):
+            # No negation, booster, idiom, "but", "no", "least", "this", "kind of" or ALL-CAPS
+            # lexicon word anywhere: each lexicon word keeps its lexicon valence (none is 0).
+            return self._score(list(filter(None, map(self._valence_of.get, tokens))), count, text)
         cache = self._cache
         special = self._special
         sentiments: list[float]
-        if (
-            special.isdisjoint(tokens)
-            and self._shouting.isdisjoint(tokens)
-            and self._but.isdisjoint(tokens)
-        ):
-            # No negation, booster, idiom, "but", "no", "least", "this", "kind of" or ALL-CAPS
-            # lexicon word anywhere: each lexicon word keeps its lexicon valence.
-            valence_of = self._valence_of
-            sentiments = [valence_of[token] for token in tokens if token in valence_of]
-            return self._score(sentiments, count, text)
         sentiment_tokens = self._sentiment
         positions = [i for i, token in enumerate(tokens) if token in sentiment_tokens]
         infos = list(map(cache.__getitem__, tokens))
