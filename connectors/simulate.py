@@ -40,6 +40,8 @@ CHANNELS: tuple[str, ...] = ("social", "review", "survey")
 
 _T = TypeVar("_T")
 
+CUSTOMER_BLOCK = 100_000
+
 
 @dataclass(frozen=True)
 class BrandSpec:
@@ -512,7 +514,7 @@ class _Writer:
                 sentiment, rng.randint(0, 6)
             )
         if customer_id is None and kind in (MentionKind.REVIEW, MentionKind.SURVEY):
-            customer_id = self.customer(brand, rng.randrange(1, 400))
+            customer_id = self.customer(brand, rng.randrange(1_000, CUSTOMER_BLOCK))
         author = (
             f"user-{hash_str(customer_id) % 1_000_000:06d}"
             if customer_id
@@ -532,8 +534,12 @@ class _Writer:
         )
 
     def customer(self, brand: BrandSpec, n: int) -> str:
-        """Customer ids are unique across brands: each brand owns a block of 1000 numbers."""
-        return f"cust-{self.brand_index[brand.name] * 1000 + n:04d}"
+        """Customer ids are unique across brands: each brand owns a block of numbers.
+
+        Numbers below 1000 are the scenario's scripted customers; reviews and surveys draw the
+        rest at random from a realistic base, so a random customer rarely complains twice.
+        """
+        return f"cust-{self.brand_index[brand.name] * CUSTOMER_BLOCK + n:06d}"
 
     def sentiment(self, p_negative: float) -> str:
         x = self.rng.random()

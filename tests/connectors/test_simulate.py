@@ -159,7 +159,7 @@ def test_crisis_customers_show_churn_intent_over_several_mentions(
         and all(9.0 <= _hour(m) <= 16.0 for m in ms)
     ]
     assert len(churners) >= 3
-    assert all(re.fullmatch(r"cust-\d{4}", c) for c in churners)
+    assert all(re.fullmatch(r"cust-\d{6}", c) for c in churners)
 
 
 def test_calm_day_has_customers_with_repeated_complaints(calm: list[Mention]) -> None:
