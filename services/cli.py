@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import sys
@@ -157,6 +158,11 @@ def cmd_rules_check(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+COMMAND_MODULES: tuple[str, ...] = ()
+"""Modules that add subcommands: each has ``register(subparsers)``, which adds parsers whose
+``func(args, settings) -> int`` runs the command. Keep heavy imports inside those functions."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="listenwell", description=__doc__)
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
@@ -195,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = rules.add_parser("check", help="validate rule files (a file or a folder of *.yaml)")
     p.add_argument("path")
     p.set_defaults(func=cmd_rules_check)
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(sub)
     return parser
 
 
