@@ -169,6 +169,7 @@ class FastVader:
         self._but: set[str] = set()
         self._valence_of: dict[str, float] = {}  # lexicon valence of the sentiment tokens
         self._shouting: set[str] = set()  # ALL-CAPS sentiment tokens
+        self._upper: set[str] = set()  # ALL-CAPS tokens
         self._irregular: set[str] = set()  # special, "but" or ALL-CAPS sentiment tokens
         self._flag_words = frozenset(flag_words)
         self._flagged: set[str] = set()  # tokens with a flag word as one of their \w runs
@@ -205,6 +206,7 @@ class FastVader:
                 self._but,
                 self._flagged,
                 self._shouting,
+                self._upper,
                 self._irregular,
             ):
                 table.clear()
@@ -218,12 +220,15 @@ class FastVader:
             valence = self.lexicon.get(lower)
             booster = _BOOSTERS.get(lower)
             negation = lower in _NEGATE or "n't" in lower
-            cache[token] = (lower, word.isupper(), valence, booster, negation)
+            is_upper = word.isupper()
+            cache[token] = (lower, is_upper, valence, booster, negation)
             self._known.add(token)
+            if is_upper:
+                self._upper.add(token)
             if valence is not None and booster is None:
                 self._sentiment.add(token)
                 self._valence_of[token] = valence
-                if word.isupper():
+                if is_upper:
                     self._shouting.add(token)
             if booster is not None or negation or lower in _SPECIAL_WORDS:
                 self._special.add(token)
@@ -284,33 +289,34 @@ class FastVader:
             return self._score(list(filter(None, map(self._valence_of.get, tokens))), count, text)
         cache = self._cache
         special = self._special
-        sentiments: list[float]
+        idiom = self._idiom
+        valence_of = self._valence_of
+        shouting = self._shouting
         sentiment_tokens = self._sentiment
         positions = [i for i, token in enumerate(tokens) if token in sentiment_tokens]
-        infos = list(map(cache.__getitem__, tokens))
-        idiom = self._idiom
-        cap_diff: bool | None = None
-        sentiments = []
+        upper = self._upper
+        # vaderSentiment's allcap_differential: some, but not all, words are ALL CAPS.
+        cap_diff = not upper.isdisjoint(tokens) and (
+            0 < sum(map(upper.__contains__, tokens)) < count
+        )
+        sentiments: list[float] = []
         kept: list[int] = []
         for i in positions:
-            info = infos[i]
-            if special.isdisjoint(tokens[i - 3 if i > 3 else 0 : i + 1]) and idiom.isdisjoint(
+            token = tokens[i]
+            start = i - 3 if i > 3 else 0
+            if special.isdisjoint(tokens[start : i + 1]) and idiom.isdisjoint(
                 tokens[i + 1 : i + 3]
             ):
                 # Nothing within reach can change this word: lexicon valence, caps emphasis.
-                valence = info[2]
-                assert valence is not None
-                if info[1]:
-                    if cap_diff is None:
-                        cap_diff = 0 < sum([other[1] for other in infos]) < count
-                    if cap_diff:
-                        valence = valence + _C_INCR if valence > 0 else valence - _C_INCR
+                valence = valence_of[token]
+                if cap_diff and token in shouting:
+                    valence = valence + _C_INCR if valence > 0 else valence - _C_INCR
             else:
-                if i < count - 1 and info[0] == "kind" and infos[i + 1][0] == "of":
+                if i < count - 1 and cache[token][0] == "kind" and cache[tokens[i + 1]][0] == "of":
                     continue  # vaderSentiment scores "kind" in "kind of" 0
-                if cap_diff is None:
-                    cap_diff = 0 < sum([other[1] for other in infos]) < count
-                valence = self._valence(infos, i, cap_diff)
+                # The words that can matter: up to 3 before and 2 after.
+                window = list(map(cache.__getitem__, tokens[start : i + 3]))
+                valence = self._valence(window, i - start, cap_diff)
             sentiments.append(valence)
             kept.append(i)
         positions = kept
@@ -325,6 +331,9 @@ class FastVader:
 
     def _valence(self, infos: list[TokenInfo], i: int, is_cap_diff: bool) -> float:
         """vaderSentiment's ``sentiment_valence`` for the lexicon word at ``i``.
+
+        ``infos`` may be a window of the text's tokens: at most 3 before ``i``, and up to 2
+        after it (fewer only where the text ends), which is all the rules look at.
 
         ``m1``..``m3`` are the lowercase words 1..3 before ``i`` and ``p1``, ``p2`` the words after
         it ("" where the text has none); vaderSentiment re-lowercases the whole word list instead.

@@ -97,6 +97,13 @@ def test_identical_to_vader_on_rule_heavy_random_texts(
         "this is the shit",
         "Thanks for losing my bag!!",
         "On hold for two hours??? Still waiting for a refund.",
+        "GREAT SERVICE!!!",
+        "VERY GOOD, NOT BAD",
+        "The food was GOOD but the staff were VERY rude",
+        "I LOVE IT",
+        "kind of",
+        "no",
+        "not least good",
     ],
 )
 def test_identical_to_vader_on_documented_quirks(
