@@ -58,3 +58,27 @@ class ReportsSkipped(Protocol):
 
     skipped: int
     problems: list[str]
+
+
+class SourceError(Exception):
+    """Base of the errors a source raises from ``fetch``; the runner decides what to do."""
+
+
+class RateLimited(SourceError):
+    """The service asked us to slow down (HTTP 429, rate-limit headers).
+
+    ``retry_after_s`` is how long the service asked us to wait (``Retry-After`` or the reset time of
+    its rate-limit headers), or ``None`` when it did not say; the runner waits at least that long.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class TransientError(SourceError):
+    """A failure worth retrying with backoff: 5xx answers, timeouts, dropped connections."""
+
+
+class AuthError(SourceError):
+    """Credentials were refused (401/403): retrying will not help until configuration changes."""
