@@ -200,8 +200,10 @@ class FastVader:
 
     def _learn(self, tokens: list[str]) -> None:
         """Compute and cache the per-token facts of tokens not seen before."""
-        if len(self._cache) + len(tokens) > _CACHE_LIMIT:
-            self._cache.clear()
+        cache = self._cache
+        new = [token for token in dict.fromkeys(tokens) if token not in cache]
+        if len(cache) + len(new) > _CACHE_LIMIT:
+            cache.clear()
             self._valence_of.clear()
             for table in (
                 self._known,
@@ -215,10 +217,8 @@ class FastVader:
                 self._irregular,
             ):
                 table.clear()
-        cache = self._cache
-        for token in tokens:
-            if token in cache:
-                continue
+            new = list(dict.fromkeys(tokens))
+        for token in new:
             stripped = token.strip(_PUNCTUATION)
             word = token if len(stripped) <= 2 else stripped
             lower = word.lower()
