@@ -21,10 +21,13 @@ CARD_TOKEN = "[card]"
 _EMAIL = re.compile(
     r"(?<![\w.%+-])[\w.%+-]++@(?:[A-Za-z0-9-]++\.)+[A-Za-z]{2,}+(?![\w-])",
 )
+# Numbers right after "/" or "#" (URL paths such as status ids, order numbers) or after a decimal
+# point are identifiers or fractions, not card or phone numbers.
+_NOT_AFTER = r"(?<![\w+/#])(?<!\d\.)"
 # A run of digits joined by single spaces or dashes (how card numbers are written).
-_CARD_RUN = re.compile(r"(?<![\w+])\d(?:[ -]?\d)*+")
+_CARD_RUN = re.compile(_NOT_AFTER + r"\d(?:[ -]?\d)*+")
 # A run of phone-ish characters starting with an optional "+" or "(" and a digit.
-_PHONE_RUN = re.compile(r"(?<![\w+])(?:\+ ?)?\(?\d[\d .()-]*+")
+_PHONE_RUN = re.compile(_NOT_AFTER + r"(?:\+ ?)?\(?\d[\d .()-]*+")
 _DIGIT_GROUPS = re.compile(r"\d+")
 _PHONE_CONTEXT = re.compile(
     r"\b(?:call|called|calling|phone|tel|telephone|mobile|cell|text|whatsapp|ring|"

@@ -37,6 +37,13 @@ def test_phone_at_end_of_sentence_keeps_punctuation() -> None:
     assert redact("Call me (mobile: 07700 900123)") == ("Call me (mobile: [phone])", 1)
 
 
+def test_phone_in_a_url_query_is_redacted() -> None:
+    assert redact("https://example.com/cb?phone=555-123-4567") == (
+        "https://example.com/cb?phone=[phone]",
+        1,
+    )
+
+
 def test_local_number_with_call_context() -> None:
     assert redact("please call me on 5551234 asap") == ("please call me on [phone] asap", 1)
 
@@ -76,6 +83,9 @@ def test_luhn_valid_card_numbers_are_redacted(card: str) -> None:
         "from 1990-2000 they were great",
         "ticket 44-1234 closed without answer",
         "Call me at 555",
+        "see https://twitter.com/acme/status/1234567890123456785",  # Luhn-valid status id
+        "https://example.com/track/0123456789 says lost",
+        "pi is 3.14159265358976",  # Luhn-valid digits after the decimal point
     ],
 )
 def test_ordinary_numbers_are_not_redacted(text: str) -> None:
