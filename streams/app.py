@@ -132,6 +132,8 @@ def make_app(
             metrics.scored.labels(
                 metrics.brand(mention.brand), metrics.source(mention.source), scored.sentiment.label
             ).inc()
+            metrics.compound.labels(metrics.brand(mention.brand)).observe(scored.sentiment.compound)
+            metrics.empathy.labels(metrics.brand(mention.brand)).observe(scored.empathy.score)
             if scored.pii_redacted:
                 metrics.pii_redactions.inc(scored.pii_redacted)
         for alert in result.alerts:
@@ -157,6 +159,24 @@ def make_app(
                 # instead: the batch's offsets are not committed, and a restart replays it.
                 log.exception("listenwell worker: unexpected error, exiting so nothing is lost")
                 os._exit(70)
+
+    logical = {name(spec): spec.name for spec in topics.REGISTRY}
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    async def measure_lag() -> None:
+        """Consumer lag per topic: high-water mark minus committed offset, summed over the
+        partitions this worker is assigned."""
+        lag: dict[str, int] = {}
+        consumer: Any = app.consumer
+        for tp in consumer.assignment():
+            topic = logical.get(tp.topic)
+            committed = consumer._committed_offset.get(tp)
+            if topic is None:
+                continue
+            highwater = consumer.highwater(tp) or 0
+            lag[topic] = lag.get(topic, 0) + max(0, highwater - (committed or 0))
+        for topic, value in lag.items():
+            metrics.consumer_lag.labels(topic).set(value)
 
     async def process(events: list[Any]) -> None:
         with metrics.batch_seconds.time():

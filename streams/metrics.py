@@ -7,7 +7,7 @@ the series count.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 OTHER = "other"
 
@@ -29,6 +29,8 @@ class BoundedLabel:
 
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Score buckets on [-1, 1]; VADER's label thresholds (±0.05) are bucket edges.
+SCORE_BUCKETS = (-0.75, -0.5, -0.25, -0.05, 0.05, 0.25, 0.5, 0.75, 1.0)
 
 
 class WorkerMetrics:
@@ -88,3 +90,27 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.compound = Histogram(
+            "listenwell_mention_sentiment_compound",
+            "VADER compound score of scored mentions, by brand (mean = _sum / _count).",
+            ["brand"],
+            buckets=SCORE_BUCKETS,
+            registry=registry,
+        )
+        self.empathy = Histogram(
+            "listenwell_mention_empathy_score",
+            "Empathy score of scored mentions (deficit < 0 < positive), by brand; its mean is the "
+            "empathy index.",
+            ["brand"],
+            buckets=SCORE_BUCKETS,
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "listenwell_consumer_lag_messages",
+            "Records in the worker's assigned partitions not yet committed by its consumer group, "
+            "by topic (registry name, without the prefix).",
+            ["topic"],
+            registry=registry,
+        )
+        # listenwell_process_start_time_seconds (restarts), CPU, memory and open file descriptors.
+        ProcessCollector(namespace="listenwell", registry=registry)
