@@ -1,0 +1,405 @@
+"""The connector instances a runner runs, declared in YAML and validated with pydantic.
+
+A config file looks like::
+
+    instances:
+      - name: reddit-northwind            # unique, lower-case letters, digits and '-'
+        source: reddit                     # a source kind (``listenwell connectors list``)
+        brand: northwind-air
+        interval: 60s                      # pause between polls once nothing is new
+        speedup: 1000                      # optional: pace a finite source by event time
+        settings:                          # the kind's own settings
+          subreddits: [travel]
+          query: "northwind air"
+          client_id: abc
+          client_secret: {env: REDDIT_SECRET}   # or {file: /run/secrets/reddit}
+
+Credentials are given by reference only: ``{env: NAME}`` or ``{file: PATH}``; a secret written
+inline is a configuration error. References are resolved when the file is loaded, into ``SecretStr``
+settings that never print their value. Every problem is a ``ConfigError("file:line: reason")``.
+
+Source kinds come from ``connectors.registry.SOURCE_KINDS`` (kind -> source class and settings
+model; a source is built as ``Cls(name, brand, settings)``). ``simulate`` and ``replay`` are
+available here too, so a runner works before (and without) the registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import types
+import typing
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from connectors.base import Source
+from connectors.replay import ReplaySource
+from connectors.simulate import DEFAULT_START, SimulateSource
+from streams.records import Mention
+from streams.rules import Duration, RuleFileError, _Loc, _locate, _validation_reason
+
+__all__ = [
+    "ConfigError",
+    "ConnectorConfig",
+    "InstanceConfig",
+    "SourceKind",
+    "build_source",
+    "describe_kinds",
+    "load_config",
+    "parse_config",
+    "secret_fields",
+    "source_kinds",
+]
+
+
+class ConfigError(ValueError):
+    """A connector config that cannot be used; the message is ``file:line: reason``."""
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """A source kind: the class a source is built from and the model of its settings."""
+
+    kind: str
+    cls: Any
+    """Called as ``cls(name, brand, settings)``; returns a ``connectors.base.Source``."""
+    settings_model: type[BaseModel]
+
+
+# --- simulate and replay as kinds (the registry may replace them with its own) -------------------
+
+
+class SimulateSettings(BaseModel):
+    """Settings of a ``simulate`` instance: a seeded scenario (see ``connectors.simulate``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scenario: str = Field(default="crisis", description="scenario name")
+    seed: int = Field(default=7, description="random seed (same seed, same mentions)")
+    hours: float | None = Field(default=None, gt=0, description="scenario length in hours")
+    rate_scale: float = Field(default=1.0, gt=0, description="multiply the mention volume")
+    page_size: int = Field(default=500, ge=1, description="mentions per fetch")
+
+
+class ReplaySettings(BaseModel):
+    """Settings of a ``replay`` instance: a JSONL or CSV file of mentions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: Path = Field(description="JSONL or CSV file of mentions")
+    page_size: int = Field(default=500, ge=1, description="mentions per fetch")
+
+
+class _Delegate:
+    """A source named after its instance that delegates to a foundation source."""
+
+    def __init__(self, name: str, inner: SimulateSource | ReplaySource) -> None:
+        self.name = name
+        self._inner = inner
+
+    @property
+    def skipped(self) -> int:
+        return getattr(self._inner, "skipped", 0)
+
+    @property
+    def problems(self) -> list[str]:
+        problems: list[str] = getattr(self._inner, "problems", [])
+        return problems
+
+    def check(self) -> list[str]:
+        return self._inner.check()
+
+    def fetch(self, cursor: str | None) -> tuple[list[Mention], str | None]:
+        return self._inner.fetch(cursor)
+
+
+class SimulateKindSource(_Delegate):
+    """``simulate`` as a kind; ``brand`` is informational (a scenario holds several brands)."""
+
+    def __init__(self, name: str, brand: str, settings: SimulateSettings) -> None:
+        super().__init__(
+            name,
+            SimulateSource(
+                settings.scenario,
+                settings.seed,
+                start=DEFAULT_START,
+                hours=settings.hours,
+                rate_scale=settings.rate_scale,
+                page_size=settings.page_size,
+            ),
+        )
+
+
+class ReplayKindSource(_Delegate):
+    """``replay`` as a kind; mentions keep the brand written in the file."""
+
+    def __init__(self, name: str, brand: str, settings: ReplaySettings) -> None:
+        super().__init__(name, ReplaySource(settings.path, page_size=settings.page_size))
+
+
+_BUILTIN_KINDS: dict[str, SourceKind] = {
+    "simulate": SourceKind("simulate", SimulateKindSource, SimulateSettings),
+    "replay": SourceKind("replay", ReplayKindSource, ReplaySettings),
+}
+
+
+def _as_kind(kind: str, entry: Any) -> SourceKind:
+    """Accept a registry entry as a ``(cls, model)`` pair or an object naming both."""
+    if isinstance(entry, SourceKind):
+        return entry
+    if isinstance(entry, tuple | list) and len(entry) == 2:
+        return SourceKind(kind, entry[0], entry[1])
+    cls = next(
+        (
+            getattr(entry, a)
+            for a in ("cls", "source_class", "source", "factory")
+            if hasattr(entry, a)
+        ),
+        None,
+    )
+    model = next(
+        (getattr(entry, a) for a in ("settings_model", "settings", "model") if hasattr(entry, a)),
+        None,
+    )
+    if cls is None or not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"connectors.registry.SOURCE_KINDS[{kind!r}] has an unknown shape")
+    return SourceKind(kind, cls, model)
+
+
+def source_kinds() -> dict[str, SourceKind]:
+    """Every source kind: ``connectors.registry.SOURCE_KINDS`` over the built-in ones."""
+    kinds = dict(_BUILTIN_KINDS)
+    try:
+        registry = importlib.import_module("connectors.registry")
+    except ModuleNotFoundError as exc:
+        if exc.name != "connectors.registry":
+            raise
+        return kinds
+    for kind, entry in getattr(registry, "SOURCE_KINDS", {}).items():
+        kinds[kind] = _as_kind(kind, entry)
+    return dict(sorted(kinds.items()))
+
+
+def _is_secret(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_is_secret(arg) for arg in typing.get_args(annotation))
+    return False
+
+
+def secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Names of the settings fields that hold secrets (typed ``SecretStr``)."""
+    return frozenset(n for n, f in model.model_fields.items() if _is_secret(f.annotation))
+
+
+# --- the config file ------------------------------------------------------------------------------
+
+
+class InstanceConfig(BaseModel):
+    """One connector instance: which source kind, for which brand, how often, with what settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=60)
+    source: str
+    brand: str = Field(min_length=1, max_length=80, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    interval: Duration = timedelta(seconds=60)
+    speedup: float | None = Field(default=None, gt=0)
+    settings: BaseModel
+    line: int = 0
+    """Line of the instance in its file (for messages)."""
+
+    @property
+    def interval_s(self) -> float:
+        return self.interval.total_seconds()
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    """The instances of one config file, in file order."""
+
+    instances: tuple[InstanceConfig, ...]
+    source: str
+    """The file the config came from."""
+
+    def get(self, name: str) -> InstanceConfig:
+        """The instance called ``name``; ``KeyError`` naming the known ones otherwise."""
+        for instance in self.instances:
+            if instance.name == name:
+                return instance
+        known = ", ".join(i.name for i in self.instances) or "none"
+        raise KeyError(f"no instance {name!r} in {self.source} (known: {known})")
+
+
+_INSTANCE_FIELDS = frozenset({"name", "source", "brand", "interval", "speedup", "settings"})
+
+
+def _resolve_ref(value: dict[Any, Any], where: str) -> str:
+    """The secret a ``{env: NAME}`` or ``{file: PATH}`` reference points at (never echoed)."""
+    if set(value) == {"env"} and isinstance(value["env"], str):
+        name = value["env"]
+        if name not in os.environ:
+            raise ValueError(f"{where}: environment variable {name} is not set")
+        return os.environ[name]
+    if set(value) == {"file"} and isinstance(value["file"], str):
+        path = Path(value["file"])
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"{where}: cannot read secret file {path}: {exc.strerror}") from None
+    raise ValueError(f"{where}: a reference is {{env: NAME}} or {{file: PATH}}")
+
+
+def _is_ref(value: object) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("env", "file")
+
+
+def _parse_settings(
+    raw: object, kind: SourceKind, loc: _Loc | None, file: str, line: int
+) -> BaseModel:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}:{line}: settings must be a mapping")
+    secrets = secret_fields(kind.settings_model)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        field_line = loc.line_of((key,)) if loc else line
+        where = f"settings.{key}"
+        if _is_ref(value):
+            try:
+                values[key] = _resolve_ref(value, where)
+            except ValueError as exc:
+                raise ConfigError(f"{file}:{field_line}: {exc}") from None
+        elif key in secrets and value is not None:
+            raise ConfigError(
+                f"{file}:{field_line}: {where} is a secret: give it as {{env: NAME}} or "
+                "{file: PATH}, never inline"
+            )
+        else:
+            values[key] = value
+    try:
+        return kind.settings_model.model_validate(values)
+    except ValidationError as exc:
+        path, reason = _validation_reason(exc)
+        field_line = loc.line_of(path) if loc else line
+        raise ConfigError(f"{file}:{field_line}: settings.{reason}") from None
+
+
+def _parse_instance(
+    raw: object, loc: _Loc, file: str, kinds: dict[str, SourceKind]
+) -> InstanceConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}:{loc.line}: an instance must be a mapping")
+    unknown = sorted(map(str, set(raw) - _INSTANCE_FIELDS))
+    if unknown:
+        known = ", ".join(sorted(_INSTANCE_FIELDS))
+        raise ConfigError(
+            f"{file}:{loc.line_of((unknown[0],))}: unknown field {unknown[0]!r} (known: {known})"
+        )
+    for required in ("name", "source", "brand"):
+        if required not in raw:
+            raise ConfigError(f"{file}:{loc.line}: instance has no {required!r}")
+    kind = kinds.get(raw["source"]) if isinstance(raw["source"], str) else None
+    if kind is None:
+        known = ", ".join(sorted(kinds))
+        raise ConfigError(
+            f"{file}:{loc.line_of(('source',))}: unknown source {raw['source']!r} (known: {known})"
+        )
+    settings = _parse_settings(
+        raw.get("settings"),
+        kind,
+        loc.children.get("settings"),
+        file,
+        loc.line_of(("settings",)),
+    )
+    try:
+        return InstanceConfig.model_validate({**raw, "settings": settings, "line": loc.line})
+    except ValidationError as exc:
+        path, reason = _validation_reason(exc)
+        raise ConfigError(f"{file}:{loc.line_of(path)}: {reason}") from None
+
+
+def parse_config(
+    text: str, file: str = "<string>", kinds: dict[str, SourceKind] | None = None
+) -> ConnectorConfig:
+    """Parse and validate a connector config; raises ``ConfigError`` (``file:line: reason``)."""
+    kinds = source_kinds() if kinds is None else kinds
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(f"{file}:1: empty config (expected 'instances:')")
+        try:
+            root = _locate(node, file)
+        except RuleFileError as exc:
+            raise ConfigError(str(exc)) from None
+        data: Any = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise ConfigError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict) or set(data) != {"instances"}:
+        raise ConfigError(f"{file}:{root.line}: expected a mapping with only 'instances'")
+    instances_loc = root.children["instances"]
+    if not isinstance(data["instances"], list) or not data["instances"]:
+        raise ConfigError(f"{file}:{instances_loc.line}: 'instances' must be a non-empty list")
+    instances: list[InstanceConfig] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(data["instances"]):
+        loc = instances_loc.children[index]
+        instance = _parse_instance(raw, loc, file, kinds)
+        if instance.name in seen:
+            raise ConfigError(
+                f"{file}:{loc.line_of(('name',))}: duplicate instance name {instance.name!r} "
+                f"(first on line {seen[instance.name]})"
+            )
+        seen[instance.name] = loc.line
+        instances.append(instance)
+    return ConnectorConfig(tuple(instances), file)
+
+
+def load_config(path: Path, kinds: dict[str, SourceKind] | None = None) -> ConnectorConfig:
+    """Load a connector config file; raises ``ConfigError`` (``file:line: reason``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}:1: cannot read config: {exc.strerror}") from None
+    return parse_config(text, str(path), kinds)
+
+
+def build_source(instance: InstanceConfig, kinds: dict[str, SourceKind] | None = None) -> Source:
+    """Build the source of an instance: ``cls(name, brand, settings)`` of its kind."""
+    kinds = source_kinds() if kinds is None else kinds
+    source: Source = kinds[instance.source].cls(instance.name, instance.brand, instance.settings)
+    return source
+
+
+def describe_kinds(kinds: dict[str, SourceKind] | None = None) -> list[str]:
+    """Human-readable lines: every kind with its settings (type, default, secret or required)."""
+    kinds = source_kinds() if kinds is None else kinds
+    lines: list[str] = []
+    for name, kind in kinds.items():
+        lines.append(f"{name}:")
+        secrets = secret_fields(kind.settings_model)
+        for field_name, info in kind.settings_model.model_fields.items():
+            ann = info.annotation
+            type_name = getattr(ann, "__name__", None) if isinstance(ann, type) else None
+            type_name = type_name or str(ann).replace("typing.", "").replace("pydantic.types.", "")
+            if info.is_required():
+                default = "required"
+            else:
+                value = info.get_default(call_default_factory=True)
+                default = f"default {value!r}"
+            flags = " secret ({env: NAME} or {file: PATH})" if field_name in secrets else ""
+            desc = f" — {info.description}" if info.description else ""
+            lines.append(f"  {field_name}: {type_name}, {default}{flags}{desc}")
+    return lines
