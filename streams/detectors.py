@@ -1,14 +1,26 @@
-"""Causal anomaly detectors for per-minute mention counts (the ``volume_surge`` rule kind).
+"""Causal anomaly detectors for per-bucket mention counts (the ``volume_surge`` rule kind).
 
 A detector sees one closed bucket's count at a time (``step``) and decides from the past only. Its
-whole memory round-trips through ``to_state``/``from_state`` (JSON-serialisable), so the rule
-engine can keep it in a brand's state.
+whole memory is three numbers that round-trip through ``to_state``/``from_state`` (JSON), so the
+rule engine keeps it in a brand's state at O(1) cost.
 
-Note to whoever improves volume detection (issue 8): this first detector is deliberately simple —
-an exponentially weighted mean and variance of the counts and a z-score against them. The
-*interface* (``VolumeSurgeParams``, ``Detection``, ``VolumeSurgeDetector.step/to_state/from_state``)
-is what the engine, ``listenwell rules`` and ``listenwell detect`` rely on; the algorithm inside may
-be replaced freely as long as that interface is kept.
+The algorithm (tuned once, with one configuration for every series, on the development series of
+the Numenta Anomaly Benchmark in ``../shared/data/nab-dev``; see ``bench/detection.py``):
+
+- counts are compared on a log scale, ``x = log(1 + count)``, so a surge is a *ratio* to normal
+  and busy and quiet brands are judged alike;
+- the baseline ``level`` is an exponentially weighted mean of ``x`` whose updates are clipped to
+  ``clip`` spreads (a Huber-type robust mean: one burst barely moves it);
+- the ``spread`` is an exponentially weighted mean absolute deviation (times 1.2533, which makes it
+  a standard deviation for normal noise) of residuals clipped to ``scale_clip`` spreads, combined
+  with the Poisson noise of a count of that level (``sqrt(b) / (b + 1)`` on the log scale), so a
+  brand with 3 mentions a bucket needs a much larger relative jump than one with 3,000;
+- a bucket is a surge when its robust z-score ``(x - level) / spread`` reaches ``threshold``, it
+  holds at least ``min_volume`` mentions and ``min_ratio`` times the baseline count, after
+  ``warmup`` buckets of history.
+
+Persistence and suppression (``for``, ``cooldown``) belong to the rule's state machine in the
+engine, which the detector's verdicts feed.
 """
 
 from __future__ import annotations
@@ -21,21 +33,30 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["Detection", "VolumeSurgeDetector", "VolumeSurgeParams"]
 
+_MAD_TO_STD = 1.2533  # sqrt(pi / 2): mean absolute deviation -> standard deviation (normal noise)
+_INITIAL_DEV = 0.3
+
 
 class VolumeSurgeParams(BaseModel):
     """The parameters of a ``volume_surge`` rule (its ``params:`` mapping in YAML)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    threshold: float = Field(default=4.0, gt=0.0)
-    """z-score (counts above the mean, in standard deviations) at which a bucket is a surge."""
-    min_volume: float = Field(default=10.0, ge=0.0)
+    threshold: float = Field(default=3.5, gt=0.0)
+    """Robust z-score of ``log(1 + count)`` against the baseline at which a bucket is a surge."""
+    min_volume: float = Field(default=5.0, ge=0.0)
     """A bucket with fewer mentions is never a surge, whatever its z-score."""
-    min_ratio: float = Field(default=2.0, ge=1.0)
-    """... nor one below this multiple of the baseline mean."""
-    half_life: int = Field(default=240, ge=1)
-    """Half-life of the baseline, in buckets."""
-    warmup: int = Field(default=60, ge=0)
+    min_ratio: float = Field(default=1.5, ge=1.0)
+    """... nor one below this multiple of the baseline count."""
+    half_life: int = Field(default=864, ge=1)
+    """Half-life of the baseline level, in buckets (864 five-minute buckets: 3 days)."""
+    scale_half_life: int = Field(default=864, ge=1)
+    """Half-life of the baseline spread, in buckets."""
+    clip: float = Field(default=3.0, gt=0.0)
+    """A bucket moves the level by at most this many spreads (robustness to bursts)."""
+    scale_clip: float = Field(default=6.0, gt=0.0)
+    """... and the spread by a residual of at most this many spreads."""
+    warmup: int = Field(default=288, ge=0)
     """Buckets seen before any bucket may be a surge."""
 
 
@@ -44,60 +65,83 @@ class Detection:
     """The detector's verdict on one bucket."""
 
     score: float
-    """Anomaly score in [0, 1] (0.5 at half the threshold's z, saturating above it)."""
+    """Anomaly score in [0, 1]: ``1 - 2^-(z / threshold)^2`` for a positive z (0.5 at the
+    threshold), 0 otherwise."""
     condition: bool
+    """Whether this bucket is a surge."""
     baseline: float
-    """Expected count (the mean before this bucket)."""
+    """Expected count for this bucket (from the buckets before it)."""
     reason: str
+    """Why: current value, baseline, ratio and z-score against the threshold."""
 
 
 class VolumeSurgeDetector:
-    """EW mean/variance z-score on counts; surges do not feed the baseline at full weight."""
+    """Robust exponentially weighted baseline of log counts and a z-score against it.
+
+    ``step`` is causal (the verdict on a bucket uses only earlier buckets) and O(1) in time and
+    memory.
+    """
 
     def __init__(self, params: VolumeSurgeParams) -> None:
         self.params = params
-        self.mean = 0.0
-        self.var = 0.0
+        self.level = 0.0
+        self.dev = _INITIAL_DEV
         self.seen = 0
         self._alpha = 1.0 - 0.5 ** (1.0 / params.half_life)
+        self._beta = 1.0 - 0.5 ** (1.0 / params.scale_half_life)
+
+    def spread(self) -> float:
+        """Standard deviation of ``log(1 + count)`` the baseline expects (with Poisson noise)."""
+        base = math.expm1(self.level)
+        return math.sqrt((_MAD_TO_STD * self.dev) ** 2 + base / (base + 1.0) ** 2)
 
     def step(self, value: float) -> Detection:
-        """Judge one bucket's count against the past, then learn from it."""
+        """Judge one closed bucket's count against the past, then learn from it."""
         p = self.params
-        mean, var = self.mean, self.var
-        # Poisson floor on the spread: sparse counts are noisy even when the history is flat.
-        std = math.sqrt(max(var, mean, 1.0))
-        z = (value - mean) / std
-        warm = self.seen >= p.warmup
-        score = 0.0 if z <= 0 else min(1.0, 1.0 - math.exp(-math.log(2.0) * 2.0 * z / p.threshold))
-        ratio_ok = value >= p.min_ratio * mean
-        condition = warm and z > p.threshold and value >= p.min_volume and ratio_ok
-        if not warm:
-            reason = f"warming up ({self.seen}/{p.warmup} buckets)"
-        elif condition:
-            reason = f"{value:.0f} mentions, z={z:.1f} over a baseline of {mean:.1f}"
-        else:
-            reason = f"z={z:.1f} (threshold {p.threshold})"
-        # Learn: a surge bucket moves the baseline only a little, so a long surge stays a surge.
-        alpha = self._alpha * (0.1 if condition else 1.0)
+        x = math.log1p(max(value, 0.0))
         if self.seen == 0:
-            self.mean, self.var = value, 0.0
+            self.level, self.dev, self.seen = x, _INITIAL_DEV, 1
+            return Detection(
+                score=0.0,
+                condition=False,
+                baseline=value,
+                reason=f"warming up (1/{p.warmup} buckets)",
+            )
+        base = math.expm1(self.level)
+        spread = self.spread()
+        z = (x - self.level) / spread
+        warm = self.seen >= p.warmup
+        condition = (
+            warm and z >= p.threshold and value >= p.min_volume and value >= p.min_ratio * base
+        )
+        score = 0.0 if z <= 0 else 1.0 - 2.0 ** (-((z / p.threshold) ** 2))
+        ratio = value / base if base > 0 else math.inf
+        facts = f"{value:g} mentions against a baseline of {base:.1f} ({ratio:.1f}x)"
+        if not warm:
+            reason = f"warming up ({self.seen}/{p.warmup} buckets); {facts}"
+        elif condition:
+            reason = f"surge: {facts}, robust z {z:.1f} >= {p.threshold:g}"
+        elif z < p.threshold:
+            reason = f"normal: {facts}, robust z {z:.1f} < {p.threshold:g}"
+        elif value < p.min_volume:
+            reason = f"too few: {facts}, below min_volume {p.min_volume:g}"
         else:
-            delta = value - mean
-            self.mean = mean + alpha * delta
-            self.var = (1.0 - alpha) * (var + alpha * delta * delta)
+            reason = f"too small: {facts}, below min_ratio {p.min_ratio:g}"
+        residual = x - self.level
+        self.level += self._alpha * max(-p.clip * spread, min(p.clip * spread, residual))
+        self.dev += self._beta * (min(abs(residual), p.scale_clip * spread) - self.dev)
         self.seen += 1
-        return Detection(score=round(score, 4), condition=condition, baseline=mean, reason=reason)
+        return Detection(score=round(score, 4), condition=condition, baseline=base, reason=reason)
 
     def to_state(self) -> dict[str, Any]:
         """JSON-serialisable memory of the detector."""
-        return {"mean": self.mean, "var": self.var, "seen": self.seen}
+        return {"level": self.level, "dev": self.dev, "seen": self.seen}
 
     @classmethod
     def from_state(cls, params: VolumeSurgeParams, state: dict[str, Any]) -> Self:
         """A detector with ``params`` that remembers ``state`` (from ``to_state``)."""
         detector = cls(params)
-        detector.mean = float(state.get("mean", 0.0))
-        detector.var = float(state.get("var", 0.0))
+        detector.level = float(state.get("level", 0.0))
+        detector.dev = float(state.get("dev", _INITIAL_DEV))
         detector.seen = int(state.get("seen", 0))
         return detector
