@@ -10,10 +10,11 @@ import pytest
 
 from connectors.base import RateLimited, Source, TransientError
 from streams.records import Mention
+from tests.connectors.fakes.appstore import AppStoreHarness
 from tests.connectors.fakes.base import Harness
 from tests.connectors.fakes.hackernews import HackerNewsHarness
 
-HARNESSES: list[type[Harness]] = [HackerNewsHarness]
+HARNESSES: list[type[Harness]] = [HackerNewsHarness, AppStoreHarness]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda h: h.kind)
