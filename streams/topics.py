@@ -41,6 +41,8 @@ CUSTOMERS_HEALTH = TopicSpec(
 CONNECTORS_STATE = TopicSpec(
     "connectors.state", None, key="source instance", partitions=1, cleanup_policy="compact"
 )
+SILENCES = TopicSpec("silences", None, key="silence id", partitions=1, cleanup_policy="compact")
+NOTIFICATIONS_DLQ = TopicSpec("notifications.dlq", None, key="receiver", partitions=1)
 
 REGISTRY: tuple[TopicSpec, ...] = (
     MENTIONS_RAW,
@@ -49,6 +51,8 @@ REGISTRY: tuple[TopicSpec, ...] = (
     ALERTS,
     CUSTOMERS_HEALTH,
     CONNECTORS_STATE,
+    SILENCES,
+    NOTIFICATIONS_DLQ,
 )
 
 
