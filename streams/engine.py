@@ -12,13 +12,15 @@ plain table and reassigns it after every ``process`` call so the changelog carri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from streams.detectors import Detection, VolumeSurgeDetector
 from streams.records import (
     Alert,
     AlertState,
@@ -26,13 +28,22 @@ from streams.records import (
     CustomerHealth,
     CustomerTier,
     Example,
+    Incident,
+    IncidentPoint,
+    IncidentStatus,
+    Mention,
     ScoredMention,
     fingerprint,
 )
 from streams.rules import (
+    BrandRule,
     CustomerAtRiskRule,
+    EmpathyDeficitRule,
+    RuleGroup,
     RuleSet,
     SentimentSpikeRule,
+    ThresholdRule,
+    VolumeSurgeRule,
     render_template,
 )
 from streams.windows import (
@@ -41,6 +52,7 @@ from streams.windows import (
     CustomerMention,
     MinuteBucket,
     RiskScore,
+    WindowStats,
     floor_minute,
     risk_score,
     window_stats,
@@ -53,12 +65,22 @@ __all__ = [
     "EngineOutput",
     "RuleState",
     "RuleStatus",
+    "run_volume_rule",
 ]
 
 DEFAULT_SEVERITY = "warning"
 DEFAULT_LOOKBACK = timedelta(days=7)
 DEFAULT_WATCH_AT = 40.0
 LAST_MENTIONS = 3
+MAX_INCIDENT_POINTS = 720
+"""Minutes of an incident's series kept (12 hours); later minutes only update peak and status."""
+MAX_RECENT_POINTS = 60
+"""Points kept before firing, so an incident's series starts at its onset."""
+INCIDENT_TRACKING = timedelta(days=1)
+"""How long after resolving an incident waits for recovery before it is closed as unrecovered."""
+HOURS_OF_WEEK = 168
+MAX_ZERO_STEPS = 7 * 24 * 60
+"""Silent minutes a volume detector is stepped through after a long gap (a week at most)."""
 CUSTOMER_DECAY_MINUTES = 15
 """Watched customers are re-scored for decay every quarter hour, everyone else hourly: a risk that
 decays over days needs no finer step, and per-minute sweeps would dominate the engine's time."""
@@ -68,6 +90,23 @@ class RuleStatus(StrEnum):
     INACTIVE = "inactive"
     PENDING = "pending"
     FIRING = "firing"
+
+
+class IncidentState(BaseModel):
+    """The incident a rule is following for a brand (see :class:`streams.records.Incident`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    onset: AwareDatetime
+    firing_at: AwareDatetime
+    firings: int = 1
+    peak_value: float
+    peak_at: AwareDatetime
+    resolved_at: AwareDatetime | None = None
+    in_band_since: AwareDatetime | None = None
+    series: list[IncidentPoint] = []
+    series_truncated: bool = False
 
 
 class RuleState(BaseModel):
@@ -91,6 +130,14 @@ class RuleState(BaseModel):
     peak_at: AwareDatetime | None = None
     examples: list[Example] = []
     """Examples at the peak of the current episode."""
+    baselines: list[Baseline] = []
+    """The rule's own baseline: one slot (flat) or 168 (``hour_of_week``), fed by the minutes
+    that leave its window while it is inactive."""
+    detectors: dict[str, dict[str, Any]] = {}
+    """Volume-surge detector state per baseline slot."""
+    recent: list[IncidentPoint] = []
+    """The last minutes before firing (for the onset of an incident's series)."""
+    incident: IncidentState | None = None
 
 
 class CustomerState(BaseModel):
@@ -118,6 +165,8 @@ class BrandState(BaseModel):
     brand: str
     buckets: list[MinuteBucket] = []
     """Minute buckets, oldest first: the open minutes and the closed ones a window still needs."""
+    scopes: dict[str, list[MinuteBucket]] = {}
+    """Buckets of the mentions a scoped rule sees (sources/segments), by the rule's scope key."""
     baseline: Baseline = Baseline()
     max_event_time: AwareDatetime | None = None
     watermark: AwareDatetime | None = None
@@ -144,12 +193,68 @@ class EngineOutput:
     """Transitions to firing and to resolved, in event-time order (pending stays internal)."""
     customers: list[CustomerHealth] = field(default_factory=list)
     """Customers whose score, tier or reasons changed."""
+    incidents: list[Incident] = field(default_factory=list)
+    """Incidents that opened or changed (one per rule and brand per closed minute at most)."""
     late: int = 0
     """Mentions dropped because their minute was already closed."""
 
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _format(rule: BrandRule, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(rule, VolumeSurgeRule) or (
+        isinstance(rule, ThresholdRule) and rule.metric == "count"
+    ):
+        return f"{value:.0f}"
+    if isinstance(rule, ThresholdRule) and rule.metric == "mean_compound":
+        return f"{value:.2f}"
+    return _pct(value)
+
+
+def _slot(rule: BrandRule, minute: datetime) -> int:
+    """Baseline slot of a minute: 0 (flat) or its hour of the week (Monday 00:00 UTC is 0)."""
+    if rule.baseline.seasonality == "flat":
+        return 0
+    return minute.weekday() * 24 + minute.hour
+
+
+def _scope_matcher(rule: BrandRule) -> Callable[[Mention], bool]:
+    sources = frozenset(rule.sources) if rule.sources is not None else None
+    seg = rule.segments
+    wanted: list[tuple[str, frozenset[str]]] = []
+    if seg is not None:
+        for name in ("product", "region", "channel"):
+            values = getattr(seg, name)
+            if values is not None:
+                wanted.append((name, frozenset(values)))
+
+    def matches(mention: Mention) -> bool:
+        if sources is not None and mention.source not in sources:
+            return False
+        segment = mention.segment
+        return all(getattr(segment, name) in values for name, values in wanted)
+
+    return matches
+
+
+@dataclass
+class _Verdict:
+    """One rule's evaluation at one closed minute."""
+
+    value: float
+    baseline: float | None
+    condition: bool
+    elevated: bool
+    """Outside the baseline band (for recovery), guards aside."""
+    examples: tuple[Example, ...] = ()
 
 
 class Engine:
@@ -179,9 +284,14 @@ class Engine:
         self.baseline_time_constant = baseline_time_constant
         self.max_customer_mentions = max_customer_mentions
         self.max_examples = max_examples
-        self._spike_rules = rules.spike_rules
+        self._brand_rules = rules.brand_rules
         self._customer_rules = rules.customer_rules
-        self._retention = max((r.window_minutes for r in self._spike_rules), default=1)
+        self._retention = max((r.window_minutes for r in self._brand_rules), default=1)
+        self._scopes: dict[str, Callable[[Mention], bool]] = {}
+        for rule in self._brand_rules:
+            if rule.scope_key and rule.scope_key not in self._scopes:
+                self._scopes[rule.scope_key] = _scope_matcher(rule)
+        self._scope_items = tuple(self._scopes.items())
         self._primary = self._customer_rules[0] if self._customer_rules else None
         self._lookback = self._primary.lookback if self._primary else DEFAULT_LOOKBACK
         self._max_lookback = max(
@@ -194,7 +304,10 @@ class Engine:
 
     def new_state(self, brand: str) -> BrandState:
         """Fresh state for a brand never seen before."""
-        return BrandState(brand=brand, rules={r.alert: RuleState() for r in self._spike_rules})
+        return BrandState(
+            brand=brand,
+            rules={r.alert: RuleState() for r in self._brand_rules if r.applies_to(brand)},
+        )
 
     def process(self, state: BrandState, batch: Sequence[ScoredMention]) -> EngineOutput:
         """Feed mentions of ``state.brand`` in arrival order; **mutates** ``state`` in place.
@@ -204,6 +317,7 @@ class Engine:
         ``late`` and ``state.late_dropped``. Raises ``ValueError`` for a mention of another brand.
         """
         out = EngineOutput()
+        scopes = self._scope_items
         for scored in batch:
             mention = scored.mention
             if mention.brand != state.brand:
@@ -213,7 +327,12 @@ class Engine:
                 state.late_dropped += 1
                 out.late += 1
                 continue
-            self._bucket(state, floor_minute(at)).add(scored)
+            minute = floor_minute(at)
+            self._bucket(state.buckets, minute).add(scored)
+            if scopes:
+                for key, matches in scopes:
+                    if matches(mention):
+                        self._bucket(state.scopes.setdefault(key, []), minute).add(scored)
             if mention.customer_id:
                 self._customer_mention(state, mention.customer_id, scored, out)
             if state.max_event_time is None or at > state.max_event_time:
@@ -234,30 +353,39 @@ class Engine:
     # --- minutes ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _bucket(state: BrandState, minute: datetime) -> MinuteBucket:
-        for bucket in reversed(state.buckets):
+    def _bucket(buckets: list[MinuteBucket], minute: datetime) -> MinuteBucket:
+        for bucket in reversed(buckets):
             if bucket.minute == minute:
                 return bucket
             if bucket.minute < minute:
                 break
         bucket = MinuteBucket(minute=minute)
-        state.buckets.append(bucket)
-        state.buckets.sort(key=lambda b: b.minute)
+        buckets.append(bucket)
+        buckets.sort(key=lambda b: b.minute)
         return bucket
 
     def _brand_alert_active(self, state: BrandState) -> bool:
         return any(rs.state is not RuleStatus.INACTIVE for rs in state.rules.values())
 
     def _quiet(self, state: BrandState) -> bool:
-        """No closed data in any window, no brand rule active and no customer worth watching."""
+        """No closed data in any window, no brand rule active or following an incident, and no
+        customer worth watching."""
         assert state.closed_until is not None
+        closed = state.closed_until
         return (
             not self._brand_alert_active(state)
-            and all(b.minute >= state.closed_until for b in state.buckets)
+            and all(rs.incident is None for rs in state.rules.values())
+            and all(b.minute >= closed for b in state.buckets)
+            and all(b.minute >= closed for bs in state.scopes.values() for b in bs)
             and all(
                 not c.firing and c.tier is CustomerTier.HEALTHY for c in state.customers.values()
             )
         )
+
+    def _rules_of(self, state: BrandState) -> Iterator[tuple[BrandRule, RuleState]]:
+        for rule in self._brand_rules:
+            if rule.applies_to(state.brand):
+                yield rule, state.rules.setdefault(rule.alert, RuleState())
 
     def _advance_to(self, state: BrandState, watermark: datetime, out: EngineOutput) -> None:
         if state.watermark is not None and watermark <= state.watermark:
@@ -279,7 +407,12 @@ class Engine:
                     if leave > state.baseline_until:
                         skipped = int((leave - state.baseline_until) / MINUTE)
                         state.baseline.feed(None, self.baseline_time_constant, times=skipped)
+                        for rule, rs in self._rules_of(state):
+                            self._feed_silence(rule, rs, state.baseline_until, skipped)
                         state.baseline_until = leave
+                    for rule, rs in self._rules_of(state):
+                        if isinstance(rule, VolumeSurgeRule):
+                            self._step_silence(rule, rs, start, resume)
                     state.closed_until = resume
                     self._sweep_customers(state, resume, out, full=True)
                     continue
@@ -288,56 +421,192 @@ class Engine:
 
     def _close_minute(self, state: BrandState, minute: datetime, out: EngineOutput) -> None:
         end = minute + MINUTE
-        for rule in self._spike_rules:
-            self._eval_spike(rule, state, end, out)
+        for rule, rs in self._rules_of(state):
+            verdict = self._evaluate(rule, rs, state, end)
+            self._step_rule(rule, rs, state.brand, end, verdict, out)
         if end.minute % CUSTOMER_DECAY_MINUTES == 0:
             self._sweep_customers(state, end, out, full=end.minute == 0)
-        # Minutes leave the windows into the baseline, except while a brand alert is pending or
+        # Minutes leave the windows into the baselines, except while an alert is pending or
         # firing: an incident must not become its own baseline.
         keep_from = end - self._retention * MINUTE
         assert state.baseline_until is not None
         active = self._brand_alert_active(state)
         while state.baseline_until < keep_from:
-            leaving = next((b for b in state.buckets if b.minute == state.baseline_until), None)
+            leaving_minute = state.baseline_until
+            leaving = next((b for b in state.buckets if b.minute == leaving_minute), None)
             if not active:
                 state.baseline.feed(leaving, self.baseline_time_constant)
+            for rule, rs in self._rules_of(state):
+                if isinstance(rule, VolumeSurgeRule) or rs.state is not RuleStatus.INACTIVE:
+                    continue
+                buckets = state.scopes.get(rule.scope_key, []) if rule.scope_key else None
+                mine = (
+                    leaving
+                    if buckets is None
+                    else next((b for b in buckets if b.minute == leaving_minute), None)
+                )
+                self._baselines(rule, rs)[_slot(rule, leaving_minute)].feed(
+                    mine, self.baseline_time_constant
+                )
             state.baseline_until += MINUTE
         state.buckets = [b for b in state.buckets if b.minute >= keep_from]
+        for key, buckets in state.scopes.items():
+            if buckets and buckets[0].minute < keep_from:
+                state.scopes[key] = [b for b in buckets if b.minute >= keep_from]
+
+    # --- baselines --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _baselines(rule: BrandRule, rs: RuleState) -> list[Baseline]:
+        slots = 1 if rule.baseline.seasonality == "flat" else HOURS_OF_WEEK
+        if len(rs.baselines) != slots:
+            rs.baselines = [Baseline() for _ in range(slots)]
+        return rs.baselines
+
+    def _feed_silence(self, rule: BrandRule, rs: RuleState, start: datetime, minutes: int) -> None:
+        if isinstance(rule, VolumeSurgeRule):
+            return
+        baselines = self._baselines(rule, rs)
+        if len(baselines) == 1:
+            baselines[0].feed(None, self.baseline_time_constant, times=minutes)
+            return
+        per_slot = [0] * HOURS_OF_WEEK
+        if minutes >= HOURS_OF_WEEK * 60:
+            weeks, minutes = divmod(minutes, HOURS_OF_WEEK * 60)
+            per_slot = [weeks * 60] * HOURS_OF_WEEK
+            start += weeks * HOURS_OF_WEEK * 60 * MINUTE
+        at = start
+        while minutes > 0:
+            hour_end = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            n = min(minutes, int((hour_end - at) / MINUTE))
+            per_slot[_slot(rule, at)] += n
+            minutes -= n
+            at = hour_end
+        for slot, n in enumerate(per_slot):
+            baselines[slot].feed(None, self.baseline_time_constant, times=n)
+
+    def _detector(self, rule: VolumeSurgeRule, rs: RuleState, slot: int) -> VolumeSurgeDetector:
+        stored = rs.detectors.get(str(slot))
+        if stored is None:
+            return VolumeSurgeDetector(rule.params)
+        return VolumeSurgeDetector.from_state(rule.params, stored)
+
+    def _step_silence(
+        self, rule: VolumeSurgeRule, rs: RuleState, start: datetime, resume: datetime
+    ) -> None:
+        """Show a volume detector the silent minutes it would have seen (a zero count each)."""
+        minutes = min(int((resume - start) / MINUTE), MAX_ZERO_STEPS)
+        first = resume - minutes * MINUTE
+        detectors: dict[int, VolumeSurgeDetector] = {}
+        for i in range(minutes):
+            slot = _slot(rule, first + i * MINUTE)
+            detector = detectors.get(slot)
+            if detector is None:
+                detector = detectors[slot] = self._detector(rule, rs, slot)
+            detector.step(0.0)
+        for slot, detector in detectors.items():
+            rs.detectors[str(slot)] = detector.to_state()
 
     # --- brand rules ------------------------------------------------------------------------------
 
-    def _eval_spike(
-        self, rule: SentimentSpikeRule, state: BrandState, end: datetime, out: EngineOutput
-    ) -> None:
-        rs = state.rules.setdefault(rule.alert, RuleState())
+    def _evaluate(
+        self, rule: BrandRule, rs: RuleState, state: BrandState, end: datetime
+    ) -> _Verdict:
+        buckets = state.scopes.get(rule.scope_key, []) if rule.scope_key else state.buckets
         stats = window_stats(
-            state.buckets, end=end, minutes=rule.window_minutes, examples=self.max_examples
+            buckets, end=end, minutes=rule.window_minutes, examples=self.max_examples
         )
-        base = state.baseline.negative_share
-        share = stats.negative_share
-        warm = (
-            base is not None
-            and state.baseline.minutes * MINUTE >= rule.warmup
-            and state.baseline.volume >= rule.warmup_volume
-        )
-        condition = (
-            warm
-            and base is not None
-            and stats.count >= rule.min_volume
-            and share >= rule.min_negative_share
-            and share - base >= rule.min_increase
-        )
-        rs.value = share
-        rs.baseline = base
+        minute = end - MINUTE
+        if isinstance(rule, VolumeSurgeRule):
+            slot = _slot(rule, minute)
+            detector = self._detector(rule, rs, slot)
+            detection = detector.step(float(stats.count))
+            rs.detectors[str(slot)] = detector.to_state()
+            return self._volume_verdict(rule, float(stats.count), detection, stats.examples)
+        base_sums = self._baselines(rule, rs)[_slot(rule, minute)]
+        warm = base_sums.minutes * MINUTE >= rule.warmup and base_sums.volume >= rule.warmup_volume
+        enough = stats.count >= rule.min_volume
+        if isinstance(rule, SentimentSpikeRule):
+            value, base = stats.negative_share, base_sums.negative_share
+            condition = (
+                warm
+                and base is not None
+                and enough
+                and value >= rule.min_negative_share
+                and value - base >= rule.min_increase
+            )
+            elevated = base is None or value - base >= rule.min_increase / 2
+        elif isinstance(rule, EmpathyDeficitRule):
+            value, base = stats.deficit_share, base_sums.deficit_share
+            condition = (
+                warm
+                and base is not None
+                and enough
+                and value >= rule.min_share
+                and value - base >= rule.min_increase
+            )
+            elevated = base is None or value - base >= rule.min_increase / 2
+        else:
+            value, base = self._metric(rule, stats), self._base_metric(rule, base_sums)
+            condition = enough and rule.holds(value)
+            elevated = rule.holds(value)
+        return _Verdict(value, base, condition, elevated, stats.examples)
 
+    @staticmethod
+    def _volume_verdict(
+        rule: VolumeSurgeRule, value: float, detection: Detection, examples: tuple[Example, ...]
+    ) -> _Verdict:
+        return _Verdict(
+            value=value,
+            baseline=detection.baseline,
+            condition=detection.condition and value >= rule.min_volume,
+            elevated=detection.score >= 0.5,
+            examples=examples,
+        )
+
+    @staticmethod
+    def _metric(rule: ThresholdRule, stats: WindowStats) -> float:
+        if rule.metric == "count":
+            return float(stats.count)
+        value: float = getattr(stats, rule.metric)
+        return value
+
+    @staticmethod
+    def _base_metric(rule: ThresholdRule, base: Baseline) -> float | None:
+        if rule.metric == "count":
+            per_minute = base.count_per_minute
+            return None if per_minute is None else per_minute * rule.window_minutes
+        value: float | None = getattr(base, rule.metric)
+        return value
+
+    def _step_rule(
+        self,
+        rule: BrandRule,
+        rs: RuleState,
+        brand: str,
+        end: datetime,
+        verdict: _Verdict,
+        out: EngineOutput,
+    ) -> None:
+        """The state machine every brand rule shares: inactive → pending → firing → resolved,
+        with ``for``, ``keep_firing_for`` and ``cooldown``; then the incident it follows."""
+        condition, value = verdict.condition, verdict.value
+        rs.value, rs.baseline = value, verdict.baseline
+        point = IncidentPoint(
+            minute=end - MINUTE, value=round(value, 4), baseline=_round(verdict.baseline)
+        )
         if rs.state is RuleStatus.INACTIVE and condition:
             cooling = rs.last_resolved_at is not None and end < rs.last_resolved_at + rule.cooldown
             if not cooling:
                 rs.state, rs.since, rs.pending_since = RuleStatus.PENDING, end, end
+                rs.recent = []
         if rs.state is RuleStatus.PENDING:
             assert rs.pending_since is not None
+            rs.recent.append(point)
+            del rs.recent[:-MAX_RECENT_POINTS]
             if not condition:
                 rs.state, rs.since, rs.pending_since = RuleStatus.INACTIVE, end, None
+                rs.recent = []
             elif end - rs.pending_since >= rule.for_:
                 rs.state, rs.since, rs.firing_since, rs.clear_since = (
                     RuleStatus.FIRING,
@@ -345,26 +614,38 @@ class Engine:
                     end,
                     None,
                 )
-                rs.peak, rs.peak_at, rs.examples = share, end, list(stats.examples)
-                out.alerts.append(self._spike_alert(rule, state, rs, AlertState.FIRING, None))
+                rs.peak, rs.peak_at, rs.examples = value, end, list(verdict.examples)
+                alert = self._brand_alert(rule, brand, rs, AlertState.FIRING, None)
+                out.alerts.append(alert)
+                self._open_incident(rule, rs, brand, alert, end, out)
                 return
-        if rs.state is RuleStatus.FIRING:
+        elif rs.state is RuleStatus.FIRING:
             if condition:
                 rs.clear_since = None
-                if rs.peak is None or share > rs.peak:
-                    rs.peak, rs.peak_at, rs.examples = share, end, list(stats.examples)
-                return
-            if rs.clear_since is None:
-                rs.clear_since = end
-            if end - rs.clear_since >= rule.keep_firing_for:
-                out.alerts.append(self._spike_alert(rule, state, rs, AlertState.RESOLVED, end))
-                rs.state, rs.since, rs.last_resolved_at = RuleStatus.INACTIVE, end, end
-                rs.pending_since = rs.firing_since = rs.clear_since = None
+                if rs.peak is None or self._worse(rule, value, rs.peak):
+                    rs.peak, rs.peak_at, rs.examples = value, end, list(verdict.examples)
+            else:
+                if rs.clear_since is None:
+                    rs.clear_since = end
+                if end - rs.clear_since >= rule.keep_firing_for:
+                    out.alerts.append(self._brand_alert(rule, brand, rs, AlertState.RESOLVED, end))
+                    rs.state, rs.since, rs.last_resolved_at = RuleStatus.INACTIVE, end, end
+                    rs.pending_since = rs.firing_since = rs.clear_since = None
+                    if rs.incident is not None:
+                        rs.incident.resolved_at = end
+        if rs.incident is not None:
+            self._follow_incident(rule, rs, brand, end, point, verdict, out)
 
-    def _spike_alert(
+    @staticmethod
+    def _worse(rule: BrandRule, value: float, than: float) -> bool:
+        if isinstance(rule, ThresholdRule) and rule.op in ("<", "<="):
+            return value < than
+        return value > than
+
+    def _brand_alert(
         self,
-        rule: SentimentSpikeRule,
-        state: BrandState,
+        rule: BrandRule,
+        brand: str,
         rs: RuleState,
         kind: AlertState,
         ends_at: datetime | None,
@@ -374,19 +655,132 @@ class Engine:
             "severity": DEFAULT_SEVERITY,
             **rule.labels,
             "alertname": rule.alert,
-            "brand": state.brand,
+            "brand": brand,
         }
-        values = {"brand": state.brand, "value": _pct(rs.value), "baseline": _pct(rs.baseline)}
+        values = {
+            "brand": brand,
+            "value": _format(rule, rs.value),
+            "baseline": _format(rule, rs.baseline),
+        }
         return Alert(
             labels=labels,
             annotations={k: render_template(v, values) for k, v in rule.annotations.items()},
             state=kind,
             value=round(rs.value, 4),
-            baseline=None if rs.baseline is None else round(rs.baseline, 4),
+            baseline=_round(rs.baseline),
             starts_at=rs.firing_since,
             ends_at=ends_at,
             fingerprint=fingerprint(labels),
             examples=tuple(rs.examples),
+        )
+
+    # --- incidents --------------------------------------------------------------------------------
+
+    def _open_incident(
+        self,
+        rule: BrandRule,
+        rs: RuleState,
+        brand: str,
+        alert: Alert,
+        end: datetime,
+        out: EngineOutput,
+    ) -> None:
+        inc = rs.incident
+        if inc is not None:
+            # Re-fired before recovering: the same incident goes on.
+            inc.firings += 1
+            inc.resolved_at = None
+            inc.in_band_since = None
+            if self._worse(rule, alert.value, inc.peak_value):
+                inc.peak_value, inc.peak_at = alert.value, end
+            out.incidents.append(self._incident(rule, brand, inc, end))
+            return
+        assert rs.pending_since is not None
+        onset = rs.recent[0].minute if rs.recent else rs.pending_since - MINUTE
+        series = rs.recent[-MAX_INCIDENT_POINTS:]
+        peak = max(series, key=lambda p: p.value) if series else None
+        rs.incident = IncidentState(
+            id=f"{alert.fingerprint}:{onset.strftime('%Y%m%dT%H%MZ')}",
+            onset=onset,
+            firing_at=end,
+            peak_value=peak.value if peak is not None else alert.value,
+            peak_at=peak.minute + MINUTE if peak is not None else end,
+            series=list(series),
+        )
+        rs.recent = []
+        out.incidents.append(self._incident(rule, brand, rs.incident, end))
+
+    def _follow_incident(
+        self,
+        rule: BrandRule,
+        rs: RuleState,
+        brand: str,
+        end: datetime,
+        point: IncidentPoint,
+        verdict: _Verdict,
+        out: EngineOutput,
+    ) -> None:
+        inc = rs.incident
+        assert inc is not None
+        if not inc.series or inc.series[-1].minute < point.minute:
+            if len(inc.series) < MAX_INCIDENT_POINTS:
+                inc.series.append(point)
+            else:
+                inc.series_truncated = True
+        if rs.state is RuleStatus.FIRING and self._worse(rule, verdict.value, inc.peak_value):
+            inc.peak_value, inc.peak_at = round(verdict.value, 4), end
+        if verdict.elevated:
+            inc.in_band_since = None
+        elif inc.in_band_since is None:
+            inc.in_band_since = point.minute
+        status = IncidentStatus.FIRING
+        if inc.resolved_at is not None:
+            status = IncidentStatus.RESOLVED
+            if inc.in_band_since is not None and end - inc.in_band_since >= rule.recovery:
+                status = IncidentStatus.RECOVERED
+            elif end - inc.resolved_at >= INCIDENT_TRACKING:
+                status = IncidentStatus.UNRECOVERED
+        out.incidents.append(self._incident(rule, brand, inc, end, status))
+        if status in (IncidentStatus.RECOVERED, IncidentStatus.UNRECOVERED):
+            rs.incident = None
+
+    @staticmethod
+    def _incident(
+        rule: BrandRule,
+        brand: str,
+        inc: IncidentState,
+        end: datetime,
+        status: IncidentStatus | None = None,
+    ) -> Incident:
+        labels = {
+            "severity": DEFAULT_SEVERITY,
+            **rule.labels,
+            "alertname": rule.alert,
+            "brand": brand,
+        }
+        if status is None:
+            status = IncidentStatus.FIRING if inc.resolved_at is None else IncidentStatus.RESOLVED
+        recovered = end if status is IncidentStatus.RECOVERED else None
+        return Incident(
+            id=inc.id,
+            fingerprint=fingerprint(labels),
+            brand=brand,
+            alertname=rule.alert,
+            labels=labels,
+            status=status,
+            onset=inc.onset,
+            firing_at=inc.firing_at,
+            firings=inc.firings,
+            peak_value=inc.peak_value,
+            peak_at=inc.peak_at,
+            resolved_at=inc.resolved_at,
+            recovered_at=recovered,
+            time_to_recover_s=None
+            if recovered is None
+            else (recovered - inc.onset).total_seconds(),
+            updated_at=end,
+            series=tuple(inc.series),
+            series_truncated=inc.series_truncated,
         )
 
     # --- customers --------------------------------------------------------------------------------
@@ -428,6 +822,8 @@ class Engine:
         cs.mentions = [m for m in cs.mentions if at - m.at <= self._max_lookback]
         risk = risk_score(cs.mentions, at=at, lookback=self._lookback)
         for rule in self._customer_rules:
+            if not rule.applies_to(state.brand):
+                continue
             rule_risk = (
                 risk
                 if rule.lookback == self._lookback
@@ -527,3 +923,32 @@ class Engine:
             fingerprint=fingerprint(labels),
             examples=self._last_mentions(cs),
         )
+
+
+def run_volume_rule(
+    rule: VolumeSurgeRule, counts: Iterable[tuple[datetime, float]], *, brand: str = "series"
+) -> Iterator[tuple[datetime, float, Detection, bool]]:
+    """Run a ``volume_surge`` rule causally over a series of bucket counts (``listenwell detect``).
+
+    Each row is judged by the rule's detector from the rows before it, then goes through the same
+    state machine as in the worker (``for``, ``keep_firing_for``, ``cooldown``, ``min_volume``),
+    with the row's timestamp as the evaluation time. Yields ``(timestamp, value, detection,
+    alert_started)`` where ``alert_started`` is true on the row where an alert starts firing.
+    """
+    engine = Engine(
+        RuleSet(groups=(RuleGroup(name="detect", rules=(rule,)),)), allowed_lateness=timedelta(0)
+    )
+    rs = RuleState()
+    detectors: dict[int, VolumeSurgeDetector] = {}
+    for at, value in counts:
+        slot = _slot(rule, at)
+        detector = detectors.get(slot)
+        if detector is None:
+            detector = detectors[slot] = VolumeSurgeDetector(rule.params)
+        detection = detector.step(value)
+        out = EngineOutput()
+        engine._step_rule(
+            rule, rs, brand, at, Engine._volume_verdict(rule, value, detection, ()), out
+        )
+        started = any(a.state is AlertState.FIRING for a in out.alerts)
+        yield at, value, detection, started

@@ -190,6 +190,56 @@ class CustomerHealth(Record):
     updated_at: AwareDatetime
 
 
+class IncidentPoint(BaseModel):
+    """One closed minute of an incident: the rule's metric and its baseline."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    minute: AwareDatetime
+    value: float
+    baseline: float | None = None
+
+
+class IncidentStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    """The alert resolved; the metric is not yet back inside its baseline band for long enough."""
+    RECOVERED = "recovered"
+    UNRECOVERED = "unrecovered"
+    """Tracking gave up (a day after resolving) without a sustained return to the baseline."""
+
+
+class Incident(Record):
+    """One firing episode of a brand-level alert, followed from onset through to recovery.
+
+    ``id`` is the alert fingerprint and the onset; ``onset`` is when the condition first held
+    (the start of pending), ``firing_at`` the alert's ``starts_at``. ``recovered_at`` is the end of
+    the first period of the rule's ``recovery`` length (default 30 minutes), after the resolve, in
+    which the metric stayed inside its baseline band; ``time_to_recover_s`` runs from onset to it.
+    ``series`` holds one point per closed minute since onset (bounded; ``series_truncated`` says
+    when later minutes were left out).
+    """
+
+    id: str
+    fingerprint: str
+    brand: str
+    alertname: str
+    labels: dict[str, str] = {}
+    status: IncidentStatus
+    onset: AwareDatetime
+    firing_at: AwareDatetime
+    firings: int = Field(default=1, ge=1)
+    """Firings folded into this incident (a re-fire before recovery continues it)."""
+    peak_value: float
+    peak_at: AwareDatetime
+    resolved_at: AwareDatetime | None = None
+    recovered_at: AwareDatetime | None = None
+    time_to_recover_s: float | None = None
+    updated_at: AwareDatetime
+    series: tuple[IncidentPoint, ...] = ()
+    series_truncated: bool = False
+
+
 class DeadLetter(Record):
     """A raw record that could not be processed, kept byte-for-byte with the reason."""
 

@@ -16,6 +16,7 @@ offending rule or field, so a reviewer can jump straight to it.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,17 +26,28 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from streams.detectors import VolumeSurgeParams
+
 __all__ = [
+    "BrandRule",
     "CustomerAtRiskRule",
+    "EmpathyDeficitRule",
     "Rule",
     "RuleFileError",
     "RuleGroup",
     "RuleSet",
     "SentimentSpikeRule",
+    "ThresholdRule",
+    "VolumeSurgeRule",
+    "lexicon_path",
+    "load_lexicon",
+    "load_rule_paths",
     "load_rules",
     "parse_duration",
+    "parse_lexicon",
     "parse_rules",
     "render_template",
+    "rule_files",
 ]
 
 
@@ -80,7 +92,65 @@ class _RuleBase(BaseModel):
     """Template variables its annotations may use."""
 
 
-class SentimentSpikeRule(_RuleBase):
+class Segments(BaseModel):
+    """Segment scoping: a mention matches when each listed label is one of the given values."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    product: tuple[str, ...] | None = None
+    region: tuple[str, ...] | None = None
+    channel: tuple[str, ...] | None = None
+
+
+class BaselineSpec(BaseModel):
+    """How a rule's baseline follows time: ``flat`` or one slot per ``hour_of_week`` (168)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seasonality: Literal["flat", "hour_of_week"] = "flat"
+
+
+class _BrandRuleBase(_RuleBase):
+    """Scoping and the guards every brand-level kind shares."""
+
+    window: Duration = timedelta(minutes=15)
+    min_volume: int = Field(default=0, ge=0)
+    """Mentions the window must hold before the condition can be true."""
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    keep_firing_for: Duration = timedelta(0)
+    cooldown: Duration = timedelta(0)
+    warmup: Duration = timedelta(hours=2)
+    warmup_volume: int = Field(default=100, ge=0)
+    recovery: Duration = timedelta(minutes=30)
+    """An incident has recovered once the metric stayed inside its baseline band this long."""
+    baseline: BaselineSpec = BaselineSpec()
+    brands: tuple[str, ...] | None = None
+    sources: tuple[str, ...] | None = None
+    segments: Segments | None = None
+    placeholders: ClassVar[frozenset[str]] = frozenset({"brand", "value", "baseline"})
+
+    @property
+    def window_minutes(self) -> int:
+        return int(self.window.total_seconds() // 60)
+
+    @property
+    def scope_key(self) -> str:
+        """Identity of the mentions this rule sees ("" when it sees every mention of a brand)."""
+        if self.sources is None and self.segments is None:
+            return ""
+        return json.dumps(
+            {
+                "sources": self.sources,
+                "segments": None if self.segments is None else self.segments.model_dump(),
+            },
+            sort_keys=True,
+        )
+
+    def applies_to(self, brand: str) -> bool:
+        return self.brands is None or brand in self.brands
+
+
+class SentimentSpikeRule(_BrandRuleBase):
     """Negative share over a sliding window of closed minutes, against the brand's own baseline.
 
     True at a closed minute when the window holds at least ``min_volume`` mentions, its negative
@@ -93,16 +163,48 @@ class SentimentSpikeRule(_RuleBase):
     min_volume: int = Field(ge=1)
     min_negative_share: float = Field(ge=0.0, le=1.0)
     min_increase: float = Field(ge=0.0, le=1.0)
-    for_: Duration = Field(default=timedelta(0), alias="for")
-    keep_firing_for: Duration = timedelta(0)
-    cooldown: Duration = timedelta(0)
-    warmup: Duration = timedelta(hours=2)
-    warmup_volume: int = Field(default=100, ge=0)
-    placeholders: ClassVar[frozenset[str]] = frozenset({"brand", "value", "baseline"})
 
-    @property
-    def window_minutes(self) -> int:
-        return int(self.window.total_seconds() // 60)
+
+class EmpathyDeficitRule(_BrandRuleBase):
+    """Share of mentions with empathy-deficit phrases ("nobody answers", "no one cares", ...).
+
+    True when the window's deficit share is at least ``min_share`` and exceeds the baseline share
+    by ``min_increase`` (absolute), with the common guards.
+    """
+
+    kind: Literal["empathy_deficit"]
+    min_share: float = Field(ge=0.0, le=1.0)
+    min_increase: float = Field(ge=0.0, le=1.0)
+
+
+class VolumeSurgeRule(_BrandRuleBase):
+    """Mention volume far above its baseline: each closed minute's count goes through the
+    volume-surge detector (``params``), whose verdict is the condition."""
+
+    kind: Literal["volume_surge"]
+    window: Duration = timedelta(minutes=1)
+    params: VolumeSurgeParams = VolumeSurgeParams()
+
+
+Metric = Literal["count", "negative_share", "mean_compound", "deficit_share", "churn_share"]
+
+
+class ThresholdRule(_BrandRuleBase):
+    """Any windowed metric against a fixed value: ``metric op value``."""
+
+    kind: Literal["threshold"]
+    metric: Metric
+    op: Literal[">", "<", ">=", "<="]
+    value: float
+
+    def holds(self, metric_value: float) -> bool:
+        if self.op == ">":
+            return metric_value > self.value
+        if self.op == "<":
+            return metric_value < self.value
+        if self.op == ">=":
+            return metric_value >= self.value
+        return metric_value <= self.value
 
 
 class CustomerAtRiskRule(_RuleBase):
@@ -114,12 +216,22 @@ class CustomerAtRiskRule(_RuleBase):
     resolve_below: float = Field(ge=0.0, le=100.0)
     min_mentions: int = Field(default=1, ge=1)
     cooldown: Duration = timedelta(0)
+    brands: tuple[str, ...] | None = None
     placeholders: ClassVar[frozenset[str]] = frozenset({"brand", "customer", "value"})
 
+    def applies_to(self, brand: str) -> bool:
+        return self.brands is None or brand in self.brands
 
-Rule = SentimentSpikeRule | CustomerAtRiskRule
-_KINDS: dict[str, type[SentimentSpikeRule] | type[CustomerAtRiskRule]] = {
+
+BrandRule = SentimentSpikeRule | EmpathyDeficitRule | VolumeSurgeRule | ThresholdRule
+Rule = (
+    SentimentSpikeRule | EmpathyDeficitRule | VolumeSurgeRule | ThresholdRule | CustomerAtRiskRule
+)
+_KINDS: dict[str, type[Rule]] = {
     "sentiment_spike": SentimentSpikeRule,
+    "empathy_deficit": EmpathyDeficitRule,
+    "volume_surge": VolumeSurgeRule,
+    "threshold": ThresholdRule,
     "customer_at_risk": CustomerAtRiskRule,
 }
 
@@ -148,6 +260,10 @@ class RuleSet(BaseModel):
     @property
     def spike_rules(self) -> tuple[SentimentSpikeRule, ...]:
         return tuple(r for r in self.rules if isinstance(r, SentimentSpikeRule))
+
+    @property
+    def brand_rules(self) -> tuple[BrandRule, ...]:
+        return tuple(r for r in self.rules if not isinstance(r, CustomerAtRiskRule))
 
     @property
     def customer_rules(self) -> tuple[CustomerAtRiskRule, ...]:
@@ -231,11 +347,11 @@ def _parse_rule(raw: object, loc: _Loc, file: str) -> Rule:
             f"{file}:{loc.line_of(('kind',))}: unknown rule kind {kind!r} (known: {known})"
         )
     try:
-        rule: Rule = model.model_validate(raw)
+        rule = model.model_validate(raw)
     except ValidationError as exc:
         path, reason = _validation_reason(exc)
         raise RuleFileError(f"{file}:{loc.line_of(path)}: {reason}") from None
-    if isinstance(rule, SentimentSpikeRule):
+    if not isinstance(rule, CustomerAtRiskRule):
         if rule.window < timedelta(minutes=1) or rule.window.total_seconds() % 60:
             line = loc.line_of(("window",))
             raise RuleFileError(f"{file}:{line}: window must be a whole number of minutes")
@@ -307,3 +423,102 @@ def load_rules(path: Path) -> RuleSet:
     except OSError as exc:
         raise RuleFileError(f"{path}:1: cannot read rule file: {exc.strerror}") from None
     return parse_rules(text, str(path))
+
+
+NON_RULE_FILES = frozenset({"lexicon.yaml", "routes.yaml"})
+"""YAML files beside the rules that are not rule files."""
+
+
+def rule_files(path: Path) -> list[Path]:
+    """The rule files at ``path``: the file itself, or a folder's ``*.yaml`` (without tests,
+    ``lexicon.yaml`` and ``routes.yaml``), sorted."""
+    if not path.is_dir():
+        return [path]
+    return sorted(
+        p
+        for p in path.glob("*.yaml")
+        if p.name not in NON_RULE_FILES and not p.name.endswith(".test.yaml")
+    )
+
+
+def load_rule_paths(path: Path) -> RuleSet:
+    """Load a rule file or every rule file of a folder into one ``RuleSet``.
+
+    Alert names must be unique across the files; raises ``RuleFileError``.
+    """
+    groups: list[RuleGroup] = []
+    seen: dict[str, str] = {}
+    files = rule_files(path)
+    for file in files:
+        ruleset = load_rules(file)
+        for rule in ruleset.rules:
+            if rule.alert in seen:
+                raise RuleFileError(
+                    f"{file}:1: alert {rule.alert!r} is also defined in {seen[rule.alert]}"
+                )
+            seen[rule.alert] = str(file)
+        groups.extend(ruleset.groups)
+    return RuleSet(groups=tuple(groups), source=str(path))
+
+
+MAX_VALENCE = 4.0
+
+
+def parse_lexicon(text: str, file: str = "<string>") -> dict[str, dict[str, float]]:
+    """Parse brand phrase overrides: ``brand: {phrase: valence}``, valence on VADER's -4..+4.
+
+    Raises ``RuleFileError`` (``file:line: reason``) for anything else.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}
+        root = _locate(node, file)
+        data: Any = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise RuleFileError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise RuleFileError(f"{file}:{root.line}: expected a mapping of brand → phrase → valence")
+    lexicon: dict[str, dict[str, float]] = {}
+    for brand, phrases in data.items():
+        line = root.line_of((brand,))
+        if not isinstance(brand, str) or not re.match(r"^[a-z0-9][a-z0-9_-]*$", brand):
+            raise RuleFileError(f"{file}:{line}: invalid brand {brand!r}")
+        if not isinstance(phrases, dict) or not phrases:
+            raise RuleFileError(f"{file}:{line}: brand {brand!r} needs a mapping phrase → valence")
+        entries: dict[str, float] = {}
+        for phrase, valence in phrases.items():
+            pline = root.line_of((brand, phrase))
+            if not isinstance(phrase, str) or not phrase.strip():
+                raise RuleFileError(f"{file}:{pline}: phrase must be non-empty text")
+            if isinstance(valence, bool) or not isinstance(valence, int | float):
+                raise RuleFileError(
+                    f"{file}:{pline}: valence of {phrase!r} must be a number, got {valence!r}"
+                )
+            if not -MAX_VALENCE <= valence <= MAX_VALENCE:
+                raise RuleFileError(
+                    f"{file}:{pline}: valence of {phrase!r} must be within -4..4, got {valence}"
+                )
+            entries[phrase] = float(valence)
+        lexicon[brand] = entries
+    return lexicon
+
+
+def load_lexicon(path: Path) -> dict[str, dict[str, float]]:
+    """Load ``lexicon.yaml`` (brand phrase overrides); a missing file means no overrides."""
+    if not path.exists():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleFileError(f"{path}:1: cannot read lexicon: {exc.strerror}") from None
+    return parse_lexicon(text, str(path))
+
+
+def lexicon_path(rules_path: Path) -> Path:
+    """The ``lexicon.yaml`` beside a rule file (or inside a rule folder)."""
+    return (rules_path if rules_path.is_dir() else rules_path.parent) / "lexicon.yaml"

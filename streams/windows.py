@@ -97,6 +97,14 @@ class WindowStats(BaseModel):
     def mean_compound(self) -> float:
         return self.compound_sum / self.count if self.count else 0.0
 
+    @property
+    def deficit_share(self) -> float:
+        return self.deficit / self.count if self.count else 0.0
+
+    @property
+    def churn_share(self) -> float:
+        return self.churn / self.count if self.count else 0.0
+
 
 def window_stats(
     buckets: Sequence[MinuteBucket], *, end: datetime, minutes: int, examples: int = 3
@@ -131,6 +139,8 @@ class Baseline(BaseModel):
     compound_sum: float = 0.0
     deficit: float = 0.0
     churn: float = 0.0
+    weight: float = 0.0
+    """Sum of the decayed minute weights: ``count / weight`` is the mean count per minute."""
     minutes: int = 0
     volume: int = 0
 
@@ -140,7 +150,9 @@ class Baseline(BaseModel):
         """Fold ``times`` closed minutes holding ``bucket`` (``None``: no mentions) into sums."""
         if times <= 0:
             return
-        decay = math.exp(-times * MINUTE / time_constant)
+        step = math.exp(-MINUTE / time_constant)
+        decay = step**times
+        self.weight = self.weight * decay + (times if step >= 1.0 else (1.0 - decay) / (1.0 - step))
         self.count *= decay
         self.negative *= decay
         self.compound_sum *= decay
@@ -158,6 +170,22 @@ class Baseline(BaseModel):
     @property
     def negative_share(self) -> float | None:
         return self.negative / self.count if self.count > 0.0 else None
+
+    @property
+    def deficit_share(self) -> float | None:
+        return self.deficit / self.count if self.count > 0.0 else None
+
+    @property
+    def churn_share(self) -> float | None:
+        return self.churn / self.count if self.count > 0.0 else None
+
+    @property
+    def mean_compound(self) -> float | None:
+        return self.compound_sum / self.count if self.count > 0.0 else None
+
+    @property
+    def count_per_minute(self) -> float | None:
+        return self.count / self.weight if self.weight > 0.0 else None
 
 
 # --- customers ----------------------------------------------------------------------------------
