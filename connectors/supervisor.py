@@ -496,6 +496,10 @@ class Supervisor:
             self._threads.append(thread)
             thread.start()
 
+    def request_stop(self) -> None:
+        """Ask every instance to stop (safe from a signal handler)."""
+        self._stop.set()
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Ask every instance to stop after its current step, and wait for them."""
         self._stop.set()

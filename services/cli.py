@@ -158,7 +158,7 @@ def cmd_rules_check(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("services.connectors_cli", "services.api_cli")
 """Modules that add subcommands: each has ``register(subparsers)``, which adds parsers whose
 ``func(args, settings) -> int`` runs the command. Keep heavy imports inside those functions."""
 

@@ -1,0 +1,166 @@
+"""``listenwell connectors list|check`` and ``listenwell connect``: the connector runner's CLI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from streams.settings import Settings
+
+DEFAULT_CONFIG = "connectors.yaml"
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("LISTENWELL_CONNECTORS_CONFIG", DEFAULT_CONFIG))
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every source kind with its settings fields."""
+    from connectors.config import describe_kinds
+
+    for line in describe_kinds():
+        print(line)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``check()`` of one instance; print what is wrong and exit 1, or ``ok``."""
+    from connectors.config import ConfigError, build_source, load_config
+
+    try:
+        instance = load_config(_config_path(args)).get(args.instance)
+    except (ConfigError, KeyError) as exc:
+        print(f"listenwell connectors check: {exc.args[0]}", file=sys.stderr)
+        return 1
+    try:
+        problems = build_source(instance).check()
+    except Exception as exc:  # a broken source must still give a readable answer
+        problems = [f"check failed: {type(exc).__name__}: {exc}"]
+    if problems:
+        for problem in problems:
+            print(f"{instance.name}: {problem}")
+        return 1
+    print(f"{instance.name}: ok ({instance.source}, brand {instance.brand})")
+    return 0
+
+
+class ProgressPrinter:
+    """Live progress: redraws one line per instance on a terminal, else prints them periodically."""
+
+    def __init__(self, out: TextIO, *, tty: bool) -> None:
+        self.out = out
+        self.tty = tty
+        self._drawn = 0
+
+    def show(self, lines: list[str]) -> None:
+        if self.tty:
+            if self._drawn:
+                self.out.write(f"\x1b[{self._drawn}F")
+            for line in lines:
+                self.out.write(f"{line}\x1b[K\n")
+            self._drawn = len(lines)
+        else:
+            for line in lines:
+                self.out.write(f"{line}\n")
+        self.out.flush()
+
+
+def cmd_connect(args: argparse.Namespace, settings: Settings) -> int:
+    """Run every instance of the config until SIGTERM/SIGINT or until all finite sources end."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from connectors.config import ConfigError, build_source, load_config
+    from connectors.runner import MentionProducer, MentionSink, ProducerError
+    from connectors.supervisor import (
+        ConnectorMetrics,
+        InstanceRunner,
+        KafkaStateStore,
+        Supervisor,
+        progress_lines,
+    )
+    from streams import topics
+
+    try:
+        config = load_config(_config_path(args))
+    except ConfigError as exc:
+        print(f"listenwell connect: {exc}", file=sys.stderr)
+        return 2
+    registry = CollectorRegistry()
+    metrics = ConnectorMetrics(registry)
+    if settings.connector_metrics_port:
+        start_http_server(settings.connector_metrics_port, addr="127.0.0.1", registry=registry)
+    bootstrap = settings.kafka_bootstrap
+    state = KafkaStateStore(
+        bootstrap, topics.topic_name(topics.CONNECTORS_STATE, settings.topic_prefix)
+    )
+
+    def sink_factory(name: str) -> MentionSink:
+        return MentionProducer(bootstrap, client_id=f"listenwell-connector-{name}")
+
+    raw_topic = topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix)
+    runners = [
+        InstanceRunner(
+            instance.name,
+            instance.source,
+            build_source(instance),
+            sink_factory=sink_factory,
+            state=state,
+            topic=raw_topic,
+            metrics=metrics,
+            interval_s=instance.interval_s,
+            speedup=instance.speedup,
+        )
+        for instance in config.instances
+    ]
+    supervisor = Supervisor(runners, state)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        supervisor.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        supervisor.start()
+    except ProducerError as exc:
+        print(f"listenwell connect: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # kafka-python errors while reading checkpoints
+        print(f"listenwell connect: cannot read checkpoints at {bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    printer = ProgressPrinter(sys.stderr, tty=sys.stderr.isatty())
+    every = args.progress_interval or (1.0 if printer.tty else 10.0)
+    try:
+        while not supervisor.finished() and not supervisor.wait(every):
+            printer.show(progress_lines(supervisor.statuses(), time.time()))
+    finally:
+        supervisor.stop()
+        state.close()
+    printer.show(progress_lines(supervisor.statuses(), time.time()))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``connectors list|check`` and ``connect``."""
+    connectors = sub.add_parser("connectors", help="connector source kinds and instances")
+    csub = connectors.add_subparsers(dest="connectors_command", required=True)
+    p = csub.add_parser("list", help="every source kind with its settings")
+    p.set_defaults(func=cmd_list)
+    p = csub.add_parser("check", help="run check() of one instance and print what is wrong")
+    p.add_argument("instance", help="instance name from the config file")
+    p.add_argument("--config", help=f"connector config (default {DEFAULT_CONFIG})")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("connect", help="run the connector instances of a config file")
+    p.add_argument("--config", help=f"connector config (default {DEFAULT_CONFIG})")
+    p.add_argument(
+        "--progress-interval",
+        type=float,
+        help="seconds between progress lines (default 1 on a terminal, else 10)",
+    )
+    p.set_defaults(func=cmd_connect)
