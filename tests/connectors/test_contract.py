@@ -13,8 +13,9 @@ from streams.records import Mention
 from tests.connectors.fakes.appstore import AppStoreHarness
 from tests.connectors.fakes.base import Harness
 from tests.connectors.fakes.hackernews import HackerNewsHarness
+from tests.connectors.fakes.mastodon import MastodonHarness
 
-HARNESSES: list[type[Harness]] = [HackerNewsHarness, AppStoreHarness]
+HARNESSES: list[type[Harness]] = [HackerNewsHarness, AppStoreHarness, MastodonHarness]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda h: h.kind)
