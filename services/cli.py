@@ -67,6 +67,10 @@ class _Stopper:
 
 def cmd_notifier(args: argparse.Namespace, settings: Settings) -> int:
     """Consume the alerts topic and print one line per transition."""
+    if args.routes:
+        from services.notify_cli import run_notifier
+
+        return run_notifier(args, settings)
     from kafka import KafkaConsumer
     from prometheus_client import CollectorRegistry
 
@@ -158,7 +162,11 @@ def cmd_rules_check(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
-COMMAND_MODULES: tuple[str, ...] = ("services.connectors_cli", "services.api_cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "services.connectors_cli",
+    "services.api_cli",
+    "services.notify_cli",
+)
 """Modules that add subcommands: each has ``register(subparsers)``, which adds parsers whose
 ``func(args, settings) -> int`` runs the command. Keep heavy imports inside those functions."""
 
@@ -174,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("notifier", help="print alert transitions from the alerts topic")
     p.add_argument("--group", default="listenwell-notifier", help="consumer group id")
     p.add_argument("--delivery-log", help="file of delivered transition ids")
+    p.add_argument("--routes", help="routes.yaml: also deliver to its receivers (Slack, e-mail, …)")
     p.set_defaults(func=cmd_notifier)
 
     p = sub.add_parser("simulate", help="produce a simulated scenario to mentions.raw")

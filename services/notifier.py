@@ -28,7 +28,7 @@ class NotifierMetrics:
         self.notifications = Counter(
             "listenwell_notifications_total",
             "Alert transitions handled by the notifier, by receiver and outcome "
-            "(delivered, duplicate, invalid).",
+            "(delivered, duplicate, parked, invalid).",
             ["receiver", "outcome"],
             registry=registry,
         )

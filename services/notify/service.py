@@ -1,0 +1,160 @@
+"""The notifier process: consume ``alerts``, dispatch, deliver, commit only what is done.
+
+An alert record's offset is committed only after every notification carrying it was delivered to
+its receiver or parked in ``notifications.dlq``; a restarted notifier re-reads the rest, and the
+notification log turns what it had already sent into duplicates it skips.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from services.notifier import ConsoleNotifier, DeliveryLog
+from services.notify.config import RouteTree
+from services.notify.core import Dispatcher, Notification
+from services.notify.delivery import Deliverer, DeliveryMetrics, NotificationLog, dead_letter
+from services.notify.receivers import Sender, build_sender
+from services.notify.silences import SilenceStore
+from streams import topics
+from streams.records import Alert
+
+log = logging.getLogger(__name__)
+
+
+class NotifierService:
+    """The thin shell around ``Dispatcher`` and ``Deliverer``; ``run(stopping)`` loops."""
+
+    def __init__(
+        self,
+        tree: RouteTree,
+        *,
+        bootstrap: str,
+        prefix: str,
+        group: str,
+        data_dir: Path,
+        registry: CollectorRegistry,
+        console: Callable[[str], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._tree = tree
+        self._clock = clock
+        self._dispatcher = Dispatcher(tree)
+        self.metrics = DeliveryMetrics(registry)
+        self._http = httpx.Client(timeout=10.0)
+        senders: dict[str, Sender] = {
+            name: build_sender(r, self._http, console or print)
+            for name, r in tree.receivers.items()
+        }
+        self._nflog = NotificationLog(data_dir / f"{group}.nflog")
+        self._dlq_topic = topics.topic_name(topics.NOTIFICATIONS_DLQ, prefix)
+        self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        self._deliverer = Deliverer(
+            senders,
+            self._nflog,
+            self.metrics,
+            self._park,
+            max_attempts={n: r.config.max_attempts for n, r in tree.receivers.items()},
+            rate_per_minute={n: r.config.rate_limit_per_minute for n, r in tree.receivers.items()},
+        )
+        self._console: ConsoleNotifier | None = None
+        if console is not None:
+            self._console = ConsoleNotifier(
+                DeliveryLog(data_dir / f"{group}.delivered"), self.metrics, console
+            )
+        self._silences = SilenceStore(bootstrap, topics.topic_name(topics.SILENCES, prefix))
+        self._consumer = KafkaConsumer(
+            topics.topic_name(topics.ALERTS, prefix),
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self._refs: dict[int, tuple[TopicPartition, int]] = {}
+        self._next_ref = 0
+        self._seen: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+
+    def _park(self, n: Notification, reason: str) -> None:
+        record = dead_letter(n, reason, self._clock())
+        self._producer.send(
+            self._dlq_topic, key=n.receiver.encode(), value=json.dumps(record).encode()
+        ).get(timeout=30)
+
+    def _ingest(self, tp: TopicPartition, offset: int, value: bytes) -> None:
+        self._seen[tp] = offset + 1
+        if self._console is not None:
+            self._console.handle(value)
+        try:
+            alert = Alert.from_json(value)
+        except ValidationError:
+            return  # counted (and logged) by the console notifier or skipped
+        ref = self._next_ref
+        self._next_ref += 1
+        self._refs[ref] = (tp, offset)
+        if self._dispatcher.ingest(alert, self._clock(), ref):
+            self.metrics.silenced.inc()
+
+    def _commit(self) -> None:
+        pending = self._dispatcher.low_watermark()
+        held: dict[TopicPartition, int] = {}
+        for ref, (tp, offset) in self._refs.items():
+            if pending is not None and ref >= pending:
+                held[tp] = min(held.get(tp, offset), offset)
+        # refs below the watermark are done
+        if pending is None:
+            self._refs.clear()
+        else:
+            for ref in [r for r in self._refs if r < pending]:
+                del self._refs[ref]
+        offsets = {}
+        for tp, seen in self._seen.items():
+            upto = held.get(tp, seen)
+            if upto > self._committed.get(tp, -1):
+                offsets[tp] = OffsetAndMetadata(upto, "", -1)
+        if offsets:
+            self._consumer.commit(offsets)
+            for tp, meta in offsets.items():
+                self._committed[tp] = meta.offset
+
+    def step(self, poll_ms: int = 200) -> int:
+        """One round: silences, new alerts, due notifications, commit; returns how many sent."""
+        if self._silences.poll(timeout_ms=0):
+            self._dispatcher.silences = list(self._silences.silences.values())
+        batches = self._consumer.poll(timeout_ms=poll_ms)
+        for tp, messages in batches.items():
+            for m in messages:
+                self._ingest(tp, m.offset, m.value)
+        sent = 0
+        for n in self._dispatcher.due(self._clock()):
+            outcome = self._deliverer.deliver(n)
+            log.info("notification %s → %s: %s", n.group_key, n.receiver, outcome)
+            sent += outcome == "delivered"
+            self._dispatcher.done(n)
+        self._commit()
+        return sent
+
+    def run(self, stopping: Callable[[], bool]) -> None:
+        """Loop until ``stopping()``; the poll timeout shrinks to the next timer."""
+        self._silences.load()
+        self._dispatcher.silences = list(self._silences.silences.values())
+        while not stopping():
+            due = self._dispatcher.next_due()
+            wait = 500 if due is None else (due - self._clock()) / timedelta(milliseconds=1)
+            self.step(poll_ms=int(min(500, max(0, wait))))
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._silences.close()
+        self._producer.close()
+        self._http.close()
+        self._nflog.close()
