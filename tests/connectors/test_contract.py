@@ -12,10 +12,11 @@ from connectors.base import RateLimited, Source, TransientError
 from streams.records import Mention
 from tests.connectors.fakes.appstore import AppStoreHarness
 from tests.connectors.fakes.base import Harness
+from tests.connectors.fakes.bluesky import BlueskyHarness
 from tests.connectors.fakes.hackernews import HackerNewsHarness
 from tests.connectors.fakes.mastodon import MastodonHarness
 
-HARNESSES: list[type[Harness]] = [HackerNewsHarness, AppStoreHarness, MastodonHarness]
+HARNESSES: list[type[Harness]] = [HackerNewsHarness, AppStoreHarness, MastodonHarness, BlueskyHarness]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda h: h.kind)
