@@ -167,6 +167,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "services.api_cli",
     "services.notify_cli",
     "services.detect_cli",
+    "services.score_cli",
 )
 """Modules that add subcommands: each has ``register(subparsers)``, which adds parsers whose
 ``func(args, settings) -> int`` runs the command. Keep heavy imports inside those functions."""
