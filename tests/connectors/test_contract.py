@@ -15,8 +15,9 @@ from tests.connectors.fakes.base import Harness
 from tests.connectors.fakes.bluesky import BlueskyHarness
 from tests.connectors.fakes.hackernews import HackerNewsHarness
 from tests.connectors.fakes.mastodon import MastodonHarness
+from tests.connectors.fakes.reddit import RedditHarness
 
-HARNESSES: list[type[Harness]] = [HackerNewsHarness, AppStoreHarness, MastodonHarness, BlueskyHarness]
+HARNESSES: list[type[Harness]] = [HackerNewsHarness, AppStoreHarness, MastodonHarness, BlueskyHarness, RedditHarness]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda h: h.kind)
