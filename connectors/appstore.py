@@ -125,9 +125,7 @@ class AppStoreSource(SkipLog):
             title = str(entry.get("title", {}).get("label") or "").strip()
             body = str(entry["content"]["label"]).strip()
             author = entry["author"]
-            handle = str(
-                (author.get("uri") or {}).get("label") or author["name"]["label"]
-            )
+            handle = str((author.get("uri") or {}).get("label") or author["name"]["label"])
             text = f"{title}\n\n{body}" if title else body
             mention = Mention(
                 id=f"appstore:{country}:{review_id}",

@@ -99,7 +99,11 @@ class BlueskySource(SkipLog):
         return self._jwt
 
     def _search(self, query: str, page_cursor: str | None, limit: int | None = None) -> Any:
-        params: dict[str, Any] = {"q": query, "sort": "latest", "limit": limit or self.settings.limit}
+        params: dict[str, Any] = {
+            "q": query,
+            "sort": "latest",
+            "limit": limit or self.settings.limit,
+        }
         if page_cursor:
             params["cursor"] = page_cursor
         for attempt in range(2):

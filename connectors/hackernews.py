@@ -27,7 +27,7 @@ SOURCE = "hackernews"
 class HackerNewsSettings(SourceSettings):
     """Settings of a ``hackernews`` source instance."""
 
-    queries: list[str] = Field(min_length=1, description="full-text queries (brand names, products)")
+    queries: list[str] = Field(min_length=1, description="full-text queries (brand, products)")
     tags: str = Field(default="(story,comment)", description="Algolia tags filter")
     hits_per_page: int = Field(default=100, ge=1, le=1000, description="hits per API page")
     base_url: str = Field(default="https://hn.algolia.com", description="Algolia HN API base URL")
@@ -133,4 +133,3 @@ class HackerNewsSource(SkipLog):
             self.skip(f"{self.name}: hit {ident}: {reason(exc)}")
             return None
         return created, object_id, mention
-

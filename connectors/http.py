@@ -64,7 +64,7 @@ def _parse_seconds(value: str, now: float) -> float | None:
     except ValueError:
         number = None
     if number is not None:
-        # Large numbers are absolute epoch seconds (GitHub, Algolia); small ones are deltas (Reddit).
+        # Large numbers are epoch seconds (GitHub, Algolia); small ones are deltas (Reddit).
         wait = number - now if number > 1_000_000_000 else number
         return max(wait, 0.0)
     when: datetime | None
@@ -156,9 +156,7 @@ def get_json(
     try:
         return response.json(), response
     except ValueError:
-        raise TransientError(
-            f"{source}: answer from {url.split('?')[0]} is not JSON"
-        ) from None
+        raise TransientError(f"{source}: answer from {url.split('?')[0]} is not JSON") from None
 
 
 def opaque_author(source: str, handle: str, salt: str) -> str:

@@ -1,9 +1,9 @@
 """Public Mastodon statuses by hashtag and by full-text search on one instance.
 
 * ``GET /api/v1/timelines/tag/:hashtag`` and ``GET /api/v2/search?type=statuses&q=...`` return
-  statuses newest first (``limit`` ≤ 40). Paging follows Mastodon's id windows: ``max_id`` walks back
-  (the ``Link: <…max_id=…>; rel="next"`` header) and ``min_id`` walks forward from a known status
-  (``rel="prev"``), returning the statuses immediately newer than it.
+  statuses newest first (``limit`` ≤ 40). Paging follows Mastodon's id windows: ``max_id``
+  walks back (the ``Link: <…max_id=…>; rel="next"`` header) and ``min_id`` walks forward from a
+  known status (``rel="prev"``), returning the statuses immediately newer than it.
 * 429 answers and rate-limit headers (``X-RateLimit-Limit/Remaining/Reset``) become
   :class:`~connectors.base.RateLimited` with the wait until the reset.
 * HTML content becomes plain text (``<br>`` and ``</p>`` are line breaks, entities unescaped).

@@ -1,7 +1,8 @@
 """Reddit submissions and comments mentioning a brand, through praw with app-only OAuth.
 
-* Auth: application-only OAuth (``client_credentials`` grant at ``{reddit_url}/api/v1/access_token``)
-  with a client id, a client secret (``SecretStr``) and a descriptive user agent.
+* Auth: application-only OAuth (``client_credentials`` grant at
+  ``{reddit_url}/api/v1/access_token``) with a client id, a client secret (``SecretStr``) and a
+  descriptive user agent.
 * Streams (each newest first, Reddit's ``Listing`` paging with ``after``, ≤ 100 per page):
   ``search:<query>`` in the chosen subreddits (``/r/a+b/search?q=…&sort=new&restrict_sr=on``),
   ``all:<query>`` site-wide (``/r/all/search``) when ``site_wide`` is on, and ``comments`` — the
@@ -152,7 +153,8 @@ class RedditSource(SkipLog):
             for stream in self._streams():
                 mark = state.mark(stream)
                 items = self._listing(stream, limit=self.settings.max_pages * PAGE)
-                for t, fullname, mention in self._walk(items, mark, stream == "comments"):
+                walk = self._walk(items, mark, stream == "comments", fetched_at)
+                for t, fullname, mention in walk:
                     mark.advance(t, fullname)
                     found.append((t, mention))
         found.sort(key=lambda pair: (pair[0], pair[1].id))
@@ -160,11 +162,11 @@ class RedditSource(SkipLog):
         return out, state.dumps()
 
     def _walk(
-        self, items: Iterable[Any], mark: Mark, filter_terms: bool
+        self, items: Iterable[Any], mark: Mark, filter_terms: bool, fetched_at: datetime
     ) -> list[tuple[int, str, Mention]]:
         pending = []
         for thing in items:
-            item = self._mention(thing)
+            item = self._mention(thing, fetched_at)
             if item is None:
                 continue
             if mark.is_older(item[0]):
@@ -176,7 +178,7 @@ class RedditSource(SkipLog):
             pending.append(item)
         return pending
 
-    def _mention(self, thing: Any) -> tuple[int, str, Mention] | None:
+    def _mention(self, thing: Any, fetched_at: datetime) -> tuple[int, str, Mention] | None:
         # Read the listing data praw stored; attribute access on a lazy object would fetch it.
         data = dict(vars(thing))
         try:
@@ -200,7 +202,7 @@ class RedditSource(SkipLog):
                 ),
                 url=f"https://www.reddit.com{data['permalink']}",
                 created_at=datetime.fromtimestamp(created, UTC),
-                fetched_at=datetime.now(UTC),
+                fetched_at=fetched_at,
             )
         except (KeyError, TypeError, ValueError) as exc:
             self.skip(f"{self.name}: {data.get('name', '?')}: {reason(exc)}")

@@ -17,7 +17,13 @@ from tests.connectors.fakes.hackernews import HackerNewsHarness
 from tests.connectors.fakes.mastodon import MastodonHarness
 from tests.connectors.fakes.reddit import RedditHarness
 
-HARNESSES: list[type[Harness]] = [HackerNewsHarness, AppStoreHarness, MastodonHarness, BlueskyHarness, RedditHarness]
+HARNESSES: list[type[Harness]] = [
+    HackerNewsHarness,
+    AppStoreHarness,
+    MastodonHarness,
+    BlueskyHarness,
+    RedditHarness,
+]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda h: h.kind)

@@ -36,7 +36,7 @@ class FakeAppStoreFeed(FakeAPI):
             return Reply(400, {"error": "page out of range"})
         entries = sorted(
             self.reviews.get(m.group("country"), []),
-            key=lambda e: (e["updated"]["label"] if isinstance(e.get("updated"), dict) else ""),
+            key=lambda e: e["updated"]["label"] if isinstance(e.get("updated"), dict) else "",
             reverse=True,
         )
         chunk = entries[(page - 1) * self.page_size : page * self.page_size]

@@ -29,7 +29,10 @@ class FakeBluesky(FakeAPI):
             if self.reject_auth or body != {"identifier": HANDLE, "password": APP_PASSWORD}:
                 return Reply(
                     401,
-                    {"error": "AuthenticationRequired", "message": "Invalid identifier or password"},
+                    {
+                        "error": "AuthenticationRequired",
+                        "message": "Invalid identifier or password",
+                    },
                 )
             self.sessions += 1
             token = f"eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFUzI1NksifQ.session{self.sessions}"
@@ -47,9 +50,7 @@ class FakeBluesky(FakeAPI):
         if request.path == "/xrpc/app.bsky.feed.searchPosts":
             auth = request.headers.get("authorization", "")
             if not auth.startswith("Bearer "):
-                return Reply(
-                    401, {"error": "AuthMissing", "message": "Authentication Required"}
-                )
+                return Reply(401, {"error": "AuthMissing", "message": "Authentication Required"})
             if auth[7:] not in self.valid_tokens:
                 return Reply(400, {"error": "ExpiredToken", "message": "Token has expired"})
             q = request.query.get("q", "").lower()

@@ -134,6 +134,4 @@ class HackerNewsHarness(Harness):
             "author_salt": "pepper",
             **overrides,
         }
-        return HackerNewsSource(
-            "hn-acme", "acme", HackerNewsSettings.model_validate(settings)
-        )
+        return HackerNewsSource("hn-acme", "acme", HackerNewsSettings.model_validate(settings))

@@ -29,9 +29,7 @@ class FakeMastodon(FakeAPI):
         if request.path.startswith("/api/v1/timelines/tag/"):
             tag = unquote(request.path.rsplit("/", 1)[1]).lower()
             pool = [
-                s
-                for s in self.statuses
-                if any(t.get("name") == tag for t in s.get("tags", []))
+                s for s in self.statuses if any(t.get("name") == tag for t in s.get("tags", []))
             ]
             page, headers = self._window(pool, request)
             return Reply(200, page, headers)

@@ -10,7 +10,7 @@ from tests.connectors.fakes.base import FakeAPI, Harness, Reply, Request
 
 CLIENT_ID = "p-jcoLKBynTLew"
 CLIENT_SECRET = "gko_LXELoV07ZBNUXrvWZfzE3aI"
-TOKEN = "eyJhbGciOiJSUzI1NiIsImtpZCI6IlNIQTI1NjpzS3dsMnlsV0VtMjVmcXhwTU40cWY4MXE2OWFFdWFyMnpLMUdhVGxjdWNZIiwidHlwIjoiSldUIn0"
+TOKEN = "eyJhbGciOiJSUzI1NiIsImtpZCI6IlNIQTI1NjpzS3dsMnlsV0VtMjVmcXhwTU40cWY4MXE2OWFF"
 
 
 class FakeReddit(FakeAPI):
@@ -55,7 +55,9 @@ class FakeReddit(FakeAPI):
 
     def _listing(self, things: list[dict[str, Any]], request: Request) -> dict[str, Any]:
         ordered = sorted(
-            things, key=lambda t: (t["data"].get("created_utc") or 0, t["data"]["name"]), reverse=True
+            things,
+            key=lambda t: (t["data"].get("created_utc") or 0, t["data"]["name"]),
+            reverse=True,
         )
         start = 0
         after = request.query.get("after")
@@ -113,7 +115,7 @@ def comment(n: int, t: int, body: str, sub: str = "acme") -> dict[str, Any]:
             "author": "kim_the_customer",
             "author_fullname": "t2_8k2j1x",
             "body": body,
-            "body_html": f"&lt;div class=\"md\"&gt;&lt;p&gt;{body}&lt;/p&gt;&lt;/div&gt;",
+            "body_html": f'&lt;div class="md"&gt;&lt;p&gt;{body}&lt;/p&gt;&lt;/div&gt;',
             "id": cid,
             "name": f"t1_{cid}",
             "parent_id": "t3_17x0001",
