@@ -385,7 +385,10 @@ class Engine:
     def _rules_of(self, state: BrandState) -> Iterator[tuple[BrandRule, RuleState]]:
         for rule in self._brand_rules:
             if rule.applies_to(state.brand):
-                yield rule, state.rules.setdefault(rule.alert, RuleState())
+                rs = state.rules.get(rule.alert)
+                if rs is None:
+                    rs = state.rules[rule.alert] = RuleState()
+                yield rule, rs
 
     def _advance_to(self, state: BrandState, watermark: datetime, out: EngineOutput) -> None:
         if state.watermark is not None and watermark <= state.watermark:
@@ -592,14 +595,17 @@ class Engine:
         with ``for``, ``keep_firing_for`` and ``cooldown``; then the incident it follows."""
         condition, value = verdict.condition, verdict.value
         rs.value, rs.baseline = value, verdict.baseline
-        point = IncidentPoint(
-            minute=end - MINUTE, value=round(value, 4), baseline=_round(verdict.baseline)
-        )
         if rs.state is RuleStatus.INACTIVE and condition:
             cooling = rs.last_resolved_at is not None and end < rs.last_resolved_at + rule.cooldown
             if not cooling:
                 rs.state, rs.since, rs.pending_since = RuleStatus.PENDING, end, end
                 rs.recent = []
+        if rs.state is RuleStatus.INACTIVE and rs.incident is None:
+            return
+        # Trusted values: skip validation (this runs every minute of every pending rule).
+        point = IncidentPoint.model_construct(
+            minute=end - MINUTE, value=round(value, 4), baseline=_round(verdict.baseline)
+        )
         if rs.state is RuleStatus.PENDING:
             assert rs.pending_since is not None
             rs.recent.append(point)

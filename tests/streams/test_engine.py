@@ -484,7 +484,11 @@ def test_default_rules_file_works_with_the_engine() -> None:
 
     ruleset = load_rules(Path(__file__).parents[2] / "alert_rules" / "default.yaml")
     eng = Engine(ruleset, allowed_lateness=timedelta(minutes=1))
-    assert eng.new_state(BRAND).rules.keys() == {"NegativeSentimentSpike"}
+    assert eng.new_state(BRAND).rules.keys() == {
+        "NegativeSentimentSpike",
+        "MentionVolumeSurge",
+        "EmpathyDeficit",
+    }
 
 
 # --- the simulated scenarios, through the real scorer and the default rules ----------------------

@@ -57,9 +57,15 @@ def error_of(text: str) -> str:
     return str(info.value)
 
 
-def test_default_rules_file_has_the_two_rules() -> None:
+def test_default_rules_file_has_a_rule_of_each_alerting_kind() -> None:
     ruleset = load_rules(DEFAULT)
-    spike, customer = ruleset.rules
+    assert [r.kind for r in ruleset.rules] == [
+        "sentiment_spike",
+        "volume_surge",
+        "empathy_deficit",
+        "customer_at_risk",
+    ]
+    spike, customer = ruleset.rules[0], ruleset.rules[-1]
     assert isinstance(spike, SentimentSpikeRule)
     assert spike.alert == "NegativeSentimentSpike"
     assert spike.for_ > timedelta(0) and spike.cooldown > timedelta(0)
