@@ -27,9 +27,9 @@ RUN_SECONDS = 8.0
 
 
 def start_connect(run: Run, config: Path, log: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "services.cli", "connect", "--config", str(config)]
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "connect", "--config", str(config)]
-        + ["--progress-interval", "0.5"],
+        [*command, "--progress-interval", "0.5"],
         env=run.env(LISTENWELL_CONNECTOR_METRICS_PORT="0"),
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
