@@ -78,6 +78,9 @@ class NotifierService:
             group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # a notifier killed with -9 holds its partition until its session expires
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
         )
         self._refs: dict[int, tuple[TopicPartition, int]] = {}
         self._next_ref = 0

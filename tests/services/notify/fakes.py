@@ -1,4 +1,4 @@
-"""A local Slack-like incoming-webhook server that counts messages and can answer scripted errors."""
+"""A local Slack-like incoming-webhook server: counts messages, can answer scripted errors."""
 
 from __future__ import annotations
 
