@@ -44,8 +44,15 @@ def _client(handler: httpx.MockTransport) -> httpx.Client:
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(429, RateLimited), (500, TransientError), (503, TransientError), (401, AuthError)]
-    + [(403, AuthError), (404, SourceError), (400, SourceError)],
+    [
+        (429, RateLimited),
+        (500, TransientError),
+        (503, TransientError),
+        (401, AuthError),
+        (403, AuthError),
+        (404, SourceError),
+        (400, SourceError),
+    ],
 )
 def test_status_codes_map_to_source_errors(status: int, error: type[Exception]) -> None:
     client = _client(httpx.MockTransport(lambda r: httpx.Response(status, json={"error": "x"})))
