@@ -17,7 +17,11 @@ the Numenta Anomaly Benchmark in ``../shared/data/nab-dev``; see ``bench/detecti
   brand with 3 mentions a bucket needs a much larger relative jump than one with 3,000;
 - a bucket is a surge when its robust z-score ``(x - level) / spread`` reaches ``threshold``, it
   holds at least ``min_volume`` mentions and ``min_ratio`` times the baseline count, after
-  ``warmup`` buckets of history.
+  ``warmup`` buckets of history;
+- and when it is *news*: its excess over the baseline (``x - level``, a log ratio) is at least the
+  largest excess seen lately, a running maximum that decays by half every ``novelty_half_life``
+  buckets. The second, smaller wave of a story, or the daily peak of a brand that was in the news
+  last week, does not page anyone again; a surge larger than anything recent does.
 
 Persistence and suppression (``for``, ``cooldown``) belong to the rule's state machine in the
 engine, which the detector's verdicts feed.
@@ -42,7 +46,7 @@ class VolumeSurgeParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    threshold: float = Field(default=3.5, gt=0.0)
+    threshold: float = Field(default=3.4, gt=0.0)
     """Robust z-score of ``log(1 + count)`` against the baseline at which a bucket is a surge."""
     min_volume: float = Field(default=5.0, ge=0.0)
     """A bucket with fewer mentions is never a surge, whatever its z-score."""
@@ -58,6 +62,9 @@ class VolumeSurgeParams(BaseModel):
     """... and the spread by a residual of at most this many spreads."""
     warmup: int = Field(default=288, ge=0)
     """Buckets seen before any bucket may be a surge."""
+    novelty_half_life: int = Field(default=4032, ge=0)
+    """Half-life, in buckets, of the largest recent excess over the baseline that a surge must
+    exceed (4032 five-minute buckets: 14 days); 0 turns the novelty test off."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,13 @@ class VolumeSurgeDetector:
         self.level = 0.0
         self.dev = _INITIAL_DEV
         self.seen = 0
+        self.peak = 0.0
+        """Largest recent excess of ``log(1 + count)`` over the level, decaying."""
         self._alpha = 1.0 - 0.5 ** (1.0 / params.half_life)
         self._beta = 1.0 - 0.5 ** (1.0 / params.scale_half_life)
+        self._peak_decay = (
+            0.5 ** (1.0 / params.novelty_half_life) if params.novelty_half_life else 0.0
+        )
 
     def spread(self) -> float:
         """Standard deviation of ``log(1 + count)`` the baseline expects (with Poisson noise)."""
@@ -111,9 +123,10 @@ class VolumeSurgeDetector:
         spread = self.spread()
         z = (x - self.level) / spread
         warm = self.seen >= p.warmup
-        condition = (
-            warm and z >= p.threshold and value >= p.min_volume and value >= p.min_ratio * base
-        )
+        residual = x - self.level
+        news = not p.novelty_half_life or residual >= self.peak
+        big = z >= p.threshold and value >= p.min_volume and value >= p.min_ratio * base
+        condition = warm and big and news
         score = 0.0 if z <= 0 else 1.0 - 2.0 ** (-((z / p.threshold) ** 2))
         ratio = value / base if base > 0 else math.inf
         facts = f"{value:g} mentions against a baseline of {base:.1f} ({ratio:.1f}x)"
@@ -125,9 +138,16 @@ class VolumeSurgeDetector:
             reason = f"normal: {facts}, robust z {z:.1f} < {p.threshold:g}"
         elif value < p.min_volume:
             reason = f"too few: {facts}, below min_volume {p.min_volume:g}"
-        else:
+        elif value < p.min_ratio * base:
             reason = f"too small: {facts}, below min_ratio {p.min_ratio:g}"
-        residual = x - self.level
+        else:
+            recent = math.exp(self.peak)
+            reason = (
+                f"not news: {facts}, robust z {z:.1f} >= {p.threshold:g} but a recent surge "
+                f"reached {recent:.1f}x its baseline"
+            )
+        if p.novelty_half_life:
+            self.peak = max(self.peak * self._peak_decay, residual)
         self.level += self._alpha * max(-p.clip * spread, min(p.clip * spread, residual))
         self.dev += self._beta * (min(abs(residual), p.scale_clip * spread) - self.dev)
         self.seen += 1
@@ -135,7 +155,7 @@ class VolumeSurgeDetector:
 
     def to_state(self) -> dict[str, Any]:
         """JSON-serialisable memory of the detector."""
-        return {"level": self.level, "dev": self.dev, "seen": self.seen}
+        return {"level": self.level, "dev": self.dev, "seen": self.seen, "peak": self.peak}
 
     @classmethod
     def from_state(cls, params: VolumeSurgeParams, state: dict[str, Any]) -> Self:
@@ -144,4 +164,5 @@ class VolumeSurgeDetector:
         detector.level = float(state.get("level", 0.0))
         detector.dev = float(state.get("dev", _INITIAL_DEV))
         detector.seen = int(state.get("seen", 0))
+        detector.peak = float(state.get("peak", 0.0))
         return detector
