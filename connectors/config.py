@@ -69,6 +69,7 @@ class SourceKind:
     cls: Any
     """Called as ``cls(name, brand, settings)``; returns a ``connectors.base.Source``."""
     settings_model: type[BaseModel]
+    summary: str = ""
 
 
 # --- simulate and replay as kinds (the registry may replace them with its own) -------------------
@@ -143,8 +144,12 @@ class ReplayKindSource(_Delegate):
 
 
 _BUILTIN_KINDS: dict[str, SourceKind] = {
-    "simulate": SourceKind("simulate", SimulateKindSource, SimulateSettings),
-    "replay": SourceKind("replay", ReplayKindSource, ReplaySettings),
+    "simulate": SourceKind(
+        "simulate", SimulateKindSource, SimulateSettings, "a seeded, simulated scenario"
+    ),
+    "replay": SourceKind(
+        "replay", ReplayKindSource, ReplaySettings, "a JSONL or CSV file of mentions"
+    ),
 }
 
 
@@ -154,6 +159,7 @@ def _as_kind(kind: str, entry: Any) -> SourceKind:
         return entry
     if isinstance(entry, tuple | list) and len(entry) == 2:
         return SourceKind(kind, entry[0], entry[1])
+    summary = getattr(entry, "summary", "")
     cls = next(
         (
             getattr(entry, a)
@@ -168,7 +174,7 @@ def _as_kind(kind: str, entry: Any) -> SourceKind:
     )
     if cls is None or not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TypeError(f"connectors.registry.SOURCE_KINDS[{kind!r}] has an unknown shape")
-    return SourceKind(kind, cls, model)
+    return SourceKind(kind, cls, model, summary if isinstance(summary, str) else "")
 
 
 def source_kinds() -> dict[str, SourceKind]:
@@ -389,6 +395,8 @@ def describe_kinds(kinds: dict[str, SourceKind] | None = None) -> list[str]:
     lines: list[str] = []
     for name, kind in kinds.items():
         lines.append(f"{name}:")
+        if kind.summary:
+            lines.append(f"  {kind.summary}")
         secrets = secret_fields(kind.settings_model)
         for field_name, info in kind.settings_model.model_fields.items():
             ann = info.annotation
@@ -396,6 +404,8 @@ def describe_kinds(kinds: dict[str, SourceKind] | None = None) -> list[str]:
             type_name = type_name or str(ann).replace("typing.", "").replace("pydantic.types.", "")
             if info.is_required():
                 default = "required"
+            elif field_name in secrets:
+                default = "optional"
             else:
                 value = info.get_default(call_default_factory=True)
                 default = f"default {value!r}"

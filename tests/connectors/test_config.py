@@ -181,7 +181,8 @@ def test_secret_fields_and_descriptions_name_what_is_secret() -> None:
 
 def test_every_known_kind_is_listed_with_its_settings() -> None:
     kinds = source_kinds()
-    assert {"simulate", "replay"} <= set(kinds)
+    expected = {"reddit", "mastodon", "bluesky", "hackernews", "appstore", "simulate", "replay"}
+    assert expected <= set(kinds)
     lines = describe_kinds()
     for name, kind in kinds.items():
         assert f"{name}:" in lines
