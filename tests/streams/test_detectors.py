@@ -64,3 +64,15 @@ def test_state_round_trips_through_json_mid_stream() -> None:
     resumed = VolumeSurgeDetector.from_state(params, state)
     got += [resumed.step(v) for v in values[400:]]
     assert got == expected
+
+
+def test_a_second_smaller_wave_is_not_news_but_a_larger_one_is() -> None:
+    detector = VolumeSurgeDetector(VolumeSurgeParams(warmup=100))
+    for v in calm_counts(1000):
+        detector.step(v)
+    assert detector.step(2000.0).condition
+    for v in calm_counts(300, seed=11):
+        detector.step(v)
+    smaller = detector.step(900.0)
+    assert not smaller.condition and "not news" in smaller.reason
+    assert detector.step(5000.0).condition
