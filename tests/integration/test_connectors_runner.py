@@ -15,6 +15,8 @@ import pytest
 from connectors.replay import write_jsonl
 from connectors.simulate import generate
 from connectors.supervisor import Checkpoint, KafkaStateStore
+from services.demo import scrape, total
+from services.kafka_local import free_port
 from streams import topics
 from streams.records import Mention
 from tests.integration.harness import REPO, Run, wait_for
@@ -26,11 +28,13 @@ RUN_SECONDS = 8.0
 """How long a full paced run would take: long enough to kill it in the middle."""
 
 
-def start_connect(run: Run, config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_connect(
+    run: Run, config: Path, log: Path, metrics_port: int = 0
+) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "services.cli", "connect", "--config", str(config)]
     return subprocess.Popen(
         [*command, "--progress-interval", "0.5"],
-        env=run.env(LISTENWELL_CONNECTOR_METRICS_PORT="0"),
+        env=run.env(LISTENWELL_CONNECTOR_METRICS_PORT=str(metrics_port)),
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         cwd=REPO,
@@ -98,3 +102,48 @@ def test_kill_9_mid_run_and_restart_scores_every_item_exactly_once(
     assert worker.process.poll() is None
     progress = log.read_text()
     assert "replay-crisis [replay] done: " in progress
+
+
+def test_sigterm_stops_cleanly_with_metrics_per_instance_until_then(
+    run_factory: Callable[[str], Run],
+) -> None:
+    run = run_factory("connect-term")
+    config = run.workdir / "connectors.yaml"
+    config.write_text(
+        "instances:\n"
+        "  - {name: sim-slow, source: simulate, brand: northwind-air, speedup: 60,\n"
+        "     settings: {hours: 2, page_size: 5}}\n"
+        "  - name: replay-missing\n"
+        "    source: replay\n"
+        "    brand: northwind-air\n"
+        f"    settings: {{path: {json.dumps(str(run.workdir / 'absent.jsonl'))}}}\n"
+    )
+    log = run.workdir / "connect.log"
+    port = free_port()
+    process = start_connect(run, config, log, metrics_port=port)
+    run.processes.append(process)
+
+    def metric(name: str, **labels: str) -> float:
+        try:
+            return total(scrape(port), name, **labels)
+        except OSError:
+            return 0.0
+
+    wait_for(
+        lambda: (
+            metric("listenwell_connector_mentions_produced_total", instance="sim-slow") >= 10
+            and metric("listenwell_connector_fetches_total", instance="replay-missing") >= 1
+        ),
+        what="both instances to report",
+    )
+    assert metric("listenwell_connector_fetches_total", instance="replay-missing", outcome="error")
+    assert metric("listenwell_connector_backoff_seconds", instance="replay-missing") > 0
+    assert metric("listenwell_connector_last_success_timestamp_seconds", instance="sim-slow") > 0
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, log.read_text()
+    progress = log.read_text()
+    assert "sim-slow [simulate] stopped: " in progress
+    assert "replay-missing [replay] stopped: " in progress and "absent.jsonl" in progress
+    checkpoint = KafkaStateStore(run.bootstrap, run.topic(topics.CONNECTORS_STATE)).load()
+    assert not checkpoint["sim-slow"].exhausted
+    assert "replay-missing" not in checkpoint
