@@ -146,28 +146,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return demo.main(speedup=args.speedup, seed=args.seed)
 
 
-def cmd_rules_check(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.rules import RuleFileError, load_rules
-
-    paths = sorted(Path(args.path).glob("*.yaml")) if Path(args.path).is_dir() else [args.path]
-    failed = False
-    for path in paths:
-        try:
-            ruleset = load_rules(Path(path))
-        except RuleFileError as exc:
-            print(exc)
-            failed = True
-        else:
-            print(f"{path}: ok ({len(ruleset.rules)} rules)")
-    return 1 if failed else 0
-
-
 COMMAND_MODULES: tuple[str, ...] = (
     "services.connectors_cli",
     "services.api_cli",
     "services.notify_cli",
     "services.detect_cli",
     "services.score_cli",
+    "services.rules_cli",
 )
 """Modules that add subcommands: each has ``register(subparsers)``, which adds parsers whose
 ``func(args, settings) -> int`` runs the command. Keep heavy imports inside those functions."""
@@ -207,11 +192,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speedup", type=float, default=1440.0, help="simulated seconds per second")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)
-
-    rules = sub.add_parser("rules", help="alert rule files").add_subparsers(dest="rules_command")
-    p = rules.add_parser("check", help="validate rule files (a file or a folder of *.yaml)")
-    p.add_argument("path")
-    p.set_defaults(func=cmd_rules_check)
 
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub)

@@ -1,0 +1,36 @@
+"""Per-brand phrase overrides: a :class:`Scorer` that scores each brand with its own words.
+
+``alert_rules/lexicon.yaml`` maps brand → phrase → valence (VADER's -4..+4 scale), e.g. an airline
+whose "red-eye" flights are a product, not a complaint. Each brand with overrides gets its own
+scorer (built once); every other brand is scored with the plain lexicon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from streams.records import Mention, ScoredMention
+from streams.scoring import Scorer
+
+__all__ = ["BrandScorer"]
+
+
+class BrandScorer(Scorer):
+    """A scorer that applies ``overrides[mention.brand]`` as ``phrase_overrides``."""
+
+    def __init__(
+        self, overrides: Mapping[str, Mapping[str, float]], max_chunk_chars: int = 1000
+    ) -> None:
+        super().__init__(max_chunk_chars=max_chunk_chars)
+        self._by_brand = {
+            brand: Scorer(phrases, max_chunk_chars=max_chunk_chars)
+            for brand, phrases in overrides.items()
+            if phrases
+        }
+
+    def score(self, mention: Mention, *, scored_at: datetime) -> ScoredMention:
+        scorer = self._by_brand.get(mention.brand)
+        if scorer is None:
+            return super().score(mention, scored_at=scored_at)
+        return scorer.score(mention, scored_at=scored_at)
