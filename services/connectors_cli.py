@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -12,6 +13,8 @@ from types import FrameType
 from typing import TextIO
 
 from streams.settings import Settings
+
+log = logging.getLogger("listenwell.connectors")
 
 DEFAULT_CONFIG = "connectors.yaml"
 
@@ -104,11 +107,24 @@ def cmd_connect(args: argparse.Namespace, settings: Settings) -> int:
         return MentionProducer(bootstrap, client_id=f"listenwell-connector-{name}")
 
     raw_topic = topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix)
-    runners = [
-        InstanceRunner(
+    runners = []
+    for instance in config.instances:
+        try:
+            source = build_source(instance)
+            problems = source.check()
+        except Exception as exc:  # a source that cannot even be built: say which and why
+            print(
+                f"listenwell connect: {config.source}:{instance.line}: {instance.name}: "
+                f"{type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+            return 2
+        for problem in problems:
+            log.warning("%s: check: %s", instance.name, problem)
+        runner = InstanceRunner(
             instance.name,
             instance.source,
-            build_source(instance),
+            source,
             sink_factory=sink_factory,
             state=state,
             topic=raw_topic,
@@ -116,8 +132,9 @@ def cmd_connect(args: argparse.Namespace, settings: Settings) -> int:
             interval_s=instance.interval_s,
             speedup=instance.speedup,
         )
-        for instance in config.instances
-    ]
+        if problems:
+            runner.status.last_error = "; ".join(problems)
+        runners.append(runner)
     supervisor = Supervisor(runners, state)
 
     def stop(signum: int, frame: FrameType | None) -> None:
