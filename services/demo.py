@@ -24,6 +24,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.kafka_local import LocalKafka, create_topics, free_port
+from services.notify.demo import SLACK_URL_ENV, DemoSinks
 from streams import topics
 
 MALFORMED_RECORDS = (
@@ -105,6 +106,7 @@ def main(*, speedup: float = 1440.0, seed: int = 7) -> int:
     bootstrap = kafka.bootstrap
     create_topics(bootstrap, prefix)
     workdir = Path(".listenwell") / "demo" / run_id
+    sinks = DemoSinks(workdir)
     worker_metrics, notifier_metrics = free_port(), free_port()
     env = dict(
         os.environ,
@@ -114,14 +116,18 @@ def main(*, speedup: float = 1440.0, seed: int = 7) -> int:
         LISTENWELL_WORKER_METRICS_PORT=str(worker_metrics),
         LISTENWELL_NOTIFIER_METRICS_PORT=str(notifier_metrics),
         LISTENWELL_DATA_DIR=str(workdir),
+        **{SLACK_URL_ENV: sinks.slack_url},
     )
     cli = [sys.executable, "-m", "services.cli"]
+    delivered = str(workdir / "delivered.log")
+    notifier_args = ["--delivery-log", delivered, "--routes", str(sinks.routes)]
     print(f"run {run_id}: topics prefixed {prefix!r}, logs in {workdir}/", flush=True)
     try:
         with (
+            sinks,
             child([*cli, "worker"], env, workdir / "worker.log") as worker,
             child(
-                [*cli, "notifier", "--delivery-log", str(workdir / "delivered.log")],
+                [*cli, "notifier", *notifier_args],
                 env,
                 workdir / "notifier.log",
                 stdout=subprocess.PIPE,
@@ -150,7 +156,10 @@ def main(*, speedup: float = 1440.0, seed: int = 7) -> int:
             )
             values = _wait_until_consumed(worker, worker_metrics, expected)
             time.sleep(3)  # let the notifier print the last transitions
+            sinks.wait_quiet()  # and deliver its last grouped notifications
             _print_summary(values, fired, resolved)
+            print("notifications delivered by the notifier (routes → receivers):")
+            print(sinks.where())
             return 0 if values and fired else 1
     finally:
         if started_kafka:

@@ -132,6 +132,7 @@ def run_notifier(args: argparse.Namespace, settings: Settings) -> int:
         data_dir=data_dir,
         registry=registry,
         console=lambda line: print(line, flush=True),
+        console_log=Path(args.delivery_log) if args.delivery_log else None,
     )
     _start_metrics(settings.notifier_metrics_port, registry)
     stopper = _Stopper()

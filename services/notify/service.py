@@ -44,6 +44,7 @@ class NotifierService:
         data_dir: Path,
         registry: CollectorRegistry,
         console: Callable[[str], None] | None = None,
+        console_log: Path | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._tree = tree
@@ -69,7 +70,7 @@ class NotifierService:
         self._console: ConsoleNotifier | None = None
         if console is not None:
             self._console = ConsoleNotifier(
-                DeliveryLog(data_dir / f"{group}.delivered"), self.metrics, console
+                DeliveryLog(console_log or data_dir / f"{group}.delivered"), self.metrics, console
             )
         self._silences = SilenceStore(bootstrap, topics.topic_name(topics.SILENCES, prefix))
         self._consumer = KafkaConsumer(

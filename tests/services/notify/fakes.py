@@ -51,7 +51,7 @@ def fake_slack(script: list[tuple[int, dict[str, str]]] | None = None) -> Iterat
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     fake.url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/XXXX"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield fake
