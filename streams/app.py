@@ -134,6 +134,8 @@ def make_app(
             ).inc()
             metrics.compound.labels(metrics.brand(mention.brand)).observe(scored.sentiment.compound)
             metrics.empathy.labels(metrics.brand(mention.brand)).observe(scored.empathy.score)
+            metrics.compound_sum.labels(metrics.brand(mention.brand)).inc(scored.sentiment.compound)
+            metrics.empathy_sum.labels(metrics.brand(mention.brand)).inc(scored.empathy.score)
             if scored.pii_redacted:
                 metrics.pii_redactions.inc(scored.pii_redacted)
         for alert in result.alerts:

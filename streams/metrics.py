@@ -31,6 +31,14 @@ class BoundedLabel:
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Score buckets on [-1, 1]; VADER's label thresholds (±0.05) are bucket edges.
 SCORE_BUCKETS = (-0.75, -0.5, -0.25, -0.05, 0.05, 0.25, 0.5, 0.75, 1.0)
+# The values of ``reason`` (streams.pipeline.DeadLetterReason), exported at 0 from the start.
+DEAD_LETTER_REASONS = (
+    "oversize",
+    "invalid_json",
+    "invalid_record",
+    "key_mismatch",
+    "processing_error",
+)
 
 
 class WorkerMetrics:
@@ -112,5 +120,21 @@ class WorkerMetrics:
             ["topic"],
             registry=registry,
         )
+        # Running sums (gauges: scores can be negative, which counters and the _sum of a histogram
+        # with negative buckets cannot carry); a window's mean is delta(sum) / increase(count).
+        self.compound_sum = Gauge(
+            "listenwell_sentiment_compound_accumulated",
+            "Sum of the compound scores of mentions scored since the process started, by brand.",
+            ["brand"],
+            registry=registry,
+        )
+        self.empathy_sum = Gauge(
+            "listenwell_empathy_score_accumulated",
+            "Sum of the empathy scores of mentions scored since the process started, by brand.",
+            ["brand"],
+            registry=registry,
+        )
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_lettered.labels(reason)
         # listenwell_process_start_time_seconds (restarts), CPU, memory and open file descriptors.
         ProcessCollector(namespace="listenwell", registry=registry)
