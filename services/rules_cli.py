@@ -102,8 +102,9 @@ def _duration(td: object) -> str:
 def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     """Run rules over past mentions; print the alerts and a summary per rule."""
     from connectors.replay import ReplayError, read_mentions
+    from streams.brand_scoring import scorer_for
     from streams.rules import RuleFileError, load_rule_paths
-    from streams.ruletests import backtest, scorer_for, timeline
+    from streams.ruletests import backtest, timeline
 
     rules_path = Path(args.rules)
     try:

@@ -23,11 +23,11 @@ from faust.serializers import codecs
 from prometheus_client import CollectorRegistry
 
 from streams import topics
+from streams.brand_scoring import scorer_for
 from streams.engine import Engine
 from streams.metrics import WorkerMetrics
 from streams.pipeline import BatchResult, BrandRecord, Pipeline, RawRecord
 from streams.rules import RuleSet, load_rules
-from streams.scoring import Scorer
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def make_app(
     rules = rules if rules is not None else load_rules(settings.rules_path)
     metrics = WorkerMetrics(registry if registry is not None else CollectorRegistry())
     pipeline = Pipeline(
-        Scorer(),
+        scorer_for(settings.rules_path),
         Engine(rules, allowed_lateness=timedelta(seconds=settings.allowed_lateness_s)),
         now=lambda: datetime.now(UTC),
         epoch_now=lambda: datetime.now(UTC).timestamp(),
@@ -106,6 +106,7 @@ def make_app(
     dlq_topic = declare(topics.MENTIONS_DLQ)
     alerts_topic = declare(topics.ALERTS)
     customers_topic = declare(topics.CUSTOMERS_HEALTH)
+    incidents_topic = declare(topics.INCIDENTS)
 
     # Keys are the brand's UTF-8 bytes, exactly the raw topic's message key: same partitioner, same
     # partition, and the same type before and after recovery from the changelog.
@@ -144,6 +145,9 @@ def make_app(
         for health in result.customers:
             key = f"{health.brand}/{health.customer_id}".encode()
             await customers_topic.send(key=key, value=health.to_json())
+        for incident in result.incidents:
+            await incidents_topic.send(key=incident.id.encode(), value=incident.to_json())
+        metrics.observe_incidents(result.incidents)
         for brand, state in result.states.items():
             brands[brand.encode()] = state
         metrics.deduplicated.inc(result.duplicates)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 
 from streams.records import Mention, ScoredMention
+from streams.rules import lexicon_path, load_lexicon
 from streams.scoring import Scorer
 
-__all__ = ["BrandScorer"]
+__all__ = ["BrandScorer", "scorer_for"]
 
 
 class BrandScorer(Scorer):
@@ -34,3 +36,11 @@ class BrandScorer(Scorer):
         if scorer is None:
             return super().score(mention, scored_at=scored_at)
         return scorer.score(mention, scored_at=scored_at)
+
+
+def scorer_for(rules_path: Path) -> Scorer:
+    """A scorer with the brand phrase overrides of the ``lexicon.yaml`` beside the rules.
+
+    Raises ``RuleFileError`` (``file:line: reason``) for an invalid lexicon.
+    """
+    return BrandScorer(load_lexicon(lexicon_path(rules_path)))

@@ -7,7 +7,11 @@ the series count.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from streams.records import Incident, IncidentStatus
 
 OTHER = "other"
 
@@ -27,6 +31,9 @@ class BoundedLabel:
         self._seen.add(value)
         return value
 
+
+RECOVERY_BUCKETS = (900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0, 172800.0)
+"""Time-to-recover buckets: 15 minutes to two days."""
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Score buckets on [-1, 1]; VADER's label thresholds (±0.05) are bucket edges.
@@ -138,3 +145,43 @@ class WorkerMetrics:
             self.dead_lettered.labels(reason)
         # listenwell_process_start_time_seconds (restarts), CPU, memory and open file descriptors.
         ProcessCollector(namespace="listenwell", registry=registry)
+
+        self.incidents_open = Gauge(
+            "listenwell_incidents_open",
+            "Incidents not yet recovered (firing, or resolved and waiting to recover), by alert.",
+            ["alertname"],
+            registry=registry,
+        )
+        self.incident_time_to_recover = Histogram(
+            "listenwell_incident_time_to_recover_seconds",
+            "Seconds from an incident's onset until its metric was back inside its baseline band.",
+            ["alertname"],
+            buckets=RECOVERY_BUCKETS,
+            registry=registry,
+        )
+        self._open_incidents: dict[str, str] = {}
+        self._seen_alertnames: set[str] = set()
+        self._closed_incidents: dict[str, None] = {}
+
+    def observe_incidents(self, incidents: Iterable[Incident]) -> None:
+        """Count open incidents and observe each recovery once (replays are not counted twice)."""
+        for incident in incidents:
+            if incident.id in self._closed_incidents:
+                continue
+            if incident.status in (IncidentStatus.RECOVERED, IncidentStatus.UNRECOVERED):
+                self._open_incidents.pop(incident.id, None)
+                self._closed_incidents[incident.id] = None
+                if len(self._closed_incidents) > 10_000:
+                    del self._closed_incidents[next(iter(self._closed_incidents))]
+                if incident.time_to_recover_s is not None:
+                    self.incident_time_to_recover.labels(incident.alertname).observe(
+                        incident.time_to_recover_s
+                    )
+            else:
+                self._open_incidents[incident.id] = incident.alertname
+        counts: dict[str, int] = {}
+        for alertname in self._open_incidents.values():
+            counts[alertname] = counts.get(alertname, 0) + 1
+        for alertname in {*counts, *self._seen_alertnames}:
+            self.incidents_open.labels(alertname).set(counts.get(alertname, 0))
+        self._seen_alertnames.update(counts)

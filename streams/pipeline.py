@@ -32,6 +32,7 @@ from streams.records import (
     Alert,
     CustomerHealth,
     DeadLetter,
+    Incident,
     Mention,
     ScoredMention,
 )
@@ -92,6 +93,7 @@ class BatchResult:
     scored: list[ScoredMention] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     customers: list[CustomerHealth] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
     states: dict[str, BrandRecord] = field(default_factory=dict)
     duplicates: int = 0
     replayed: int = 0
@@ -178,6 +180,7 @@ class Pipeline:
             output = self._engine.process(state.engine, batch)
             result.alerts.extend(output.alerts)
             result.customers.extend(output.customers)
+            result.incidents.extend(output.incidents)
             result.late += output.late
             state.outbox.extend(
                 OutboxEntry(offset=last_offset[brand], alert=a) for a in output.alerts

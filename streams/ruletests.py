@@ -37,6 +37,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from streams.brand_scoring import scorer_for
 from streams.engine import Engine
 from streams.records import (
     Alert,
@@ -58,8 +59,6 @@ from streams.rules import (
     RuleSet,
     _locate,
     _validation_reason,
-    lexicon_path,
-    load_lexicon,
     load_rules,
     rule_files,
 )
@@ -72,7 +71,6 @@ __all__ = [
     "backtest",
     "load_test_file",
     "run_test_file",
-    "scorer_for",
     "test_files",
     "timeline",
 ]
@@ -174,13 +172,6 @@ def test_files(path: Path) -> list[Path]:
     if not path.is_dir():
         return [path]
     return sorted(path.glob("*.test.yaml"))
-
-
-def scorer_for(rules_path: Path) -> Scorer:
-    """A scorer with the brand phrase overrides of the ``lexicon.yaml`` beside the rules."""
-    from streams.brand_scoring import BrandScorer
-
-    return BrandScorer(load_lexicon(lexicon_path(rules_path)))
 
 
 def load_test_file(path: Path) -> LoadedTests:

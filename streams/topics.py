@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from streams.records import Alert, CustomerHealth, DeadLetter, Mention, Record, ScoredMention
+from streams.records import (
+    Alert,
+    CustomerHealth,
+    DeadLetter,
+    Incident,
+    Mention,
+    Record,
+    ScoredMention,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ MENTIONS_DLQ = TopicSpec("mentions.dlq", DeadLetter, key="source topic", partiti
 ALERTS = TopicSpec("alerts", Alert, key="fingerprint", partitions=1)
 CUSTOMERS_HEALTH = TopicSpec(
     "customers.health", CustomerHealth, key="brand/customer", partitions=4, cleanup_policy="compact"
+)
+INCIDENTS = TopicSpec(
+    "incidents", Incident, key="incident id", partitions=1, cleanup_policy="compact"
 )
 CONNECTORS_STATE = TopicSpec(
     "connectors.state", None, key="source instance", partitions=1, cleanup_policy="compact"
