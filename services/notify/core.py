@@ -23,6 +23,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from services.notify.config import Matcher, Route, RouteTree
 from streams.records import Alert, AlertState
 
+MAX_HISTORIES = 10_000
+"""Alerts whose recent values are kept for sparklines and charts (the least recent are dropped)."""
+
 # --- silences -----------------------------------------------------------------------------------
 
 
@@ -152,9 +155,12 @@ class Dispatcher:
         """
         if alert.state == AlertState.PENDING:
             return False
-        points = self._history.setdefault(alert.fingerprint, [])
+        points = self._history.pop(alert.fingerprint, [])
         points.append((alert.ends_at or alert.starts_at, alert.value))
         del points[:-60]
+        self._history[alert.fingerprint] = points  # most recent last
+        if len(self._history) > MAX_HISTORIES:
+            del self._history[next(iter(self._history))]
         muted = silenced(self.silences, alert.labels, now)
         for route in self.tree.match(alert.labels):
             if self._is_digest(route, alert):

@@ -256,3 +256,35 @@ def test_secret_reference_must_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
     config = SlackConfig.model_validate({"type": "slack", "webhook_url": {"env": "NOPE_SLACK"}})
     with httpx.Client() as client, pytest.raises(KeyError, match="NOPE_SLACK"):
         build_sender(Receiver("s", config), client)
+
+
+def test_rate_limit_spaces_out_deliveries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    time = FakeTime()
+    with fake_slack() as slack, httpx.Client() as client:
+        registry = CollectorRegistry()
+        d = Deliverer(
+            {"slack": slack_sender(slack.url, monkeypatch, client)},
+            NotificationLog(tmp_path / "nflog"),
+            DeliveryMetrics(registry),
+            lambda n, reason: None,
+            rate_per_minute={"slack": 6},  # one every 10 s, burst 1
+            clock=time.clock,
+            sleep=time.sleep,
+        )
+        for minute in range(3):
+            n = notification(at=T0 + timedelta(minutes=minute))
+            other = Notification(**{**n.__dict__, "group_key": f"g{minute}"})
+            assert d.deliver(other) == "delivered"
+    assert len(slack.messages) == 3
+    assert time.slept == [pytest.approx(10.0), pytest.approx(10.0)]
+
+
+def test_routes_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from services.cli import main
+
+    broken = tmp_path / "routes.yaml"
+    broken.write_text("route:\n  receiver: nobody\nreceivers:\n  a: {type: console}\n")
+    assert main(["routes", "check", str(broken)]) == 1
+    assert f"{broken}:2: unknown receiver 'nobody'" in capsys.readouterr().out
+    shipped = Path(__file__).resolve().parents[3] / "alert_rules" / "routes.yaml"
+    assert main(["routes", "check", str(shipped)]) == 0
