@@ -9,19 +9,36 @@
 
 One stream per query; the cursor keeps, per query, the newest ``indexedAt`` (microseconds) seen and
 the post URIs seen at it (see :mod:`connectors.paging`).
+
+:class:`BlueskyJetstreamSource` (kind ``bluesky_jetstream``) reads live posts from Jetstream over
+WebSocket instead, filtered by brand terms and resumable by Jetstream's ``cursor`` time.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
 
 from connectors.base import AuthError, RateLimited, SourceError, TransientError
-from connectors.http import get_json, make_client, opaque_author, parse_time, send
+from connectors.http import (
+    USER_AGENT,
+    get_json,
+    make_client,
+    opaque_author,
+    parse_time,
+    retry_after_seconds,
+    send,
+)
 from connectors.paging import CursorState, SkipLog, SourceSettings, reason
 from streams.records import Mention, MentionKind
 
@@ -204,3 +221,171 @@ def _record_to_mention(
         fetched_at=fetched_at,
         lang=str(langs[0])[:16] if langs else None,
     )
+
+
+# --- Jetstream: live posts over WebSocket ---------------------------------------------------------
+
+
+class JetstreamSettings(SourceSettings):
+    """Settings of a ``bluesky_jetstream`` source instance (live Bluesky posts)."""
+
+    terms: list[str] = Field(min_length=1, description="brand terms a post must contain")
+    url: str = Field(
+        default="wss://jetstream2.us-east.bsky.network/subscribe",
+        description="Jetstream subscribe endpoint",
+    )
+    max_events: int = Field(default=5000, ge=1, description="most new events read in one fetch")
+    max_seconds: float = Field(default=10.0, gt=0, description="longest time one fetch listens")
+    idle_s: float = Field(
+        default=2.0, gt=0, description="a fetch ends after this long without an event"
+    )
+    rewind_s: float = Field(
+        default=5.0, ge=0, description="replay this much before the cursor (gapless reconnects)"
+    )
+
+
+class BlueskyJetstreamSource(SkipLog):
+    """A live ``Source`` over Jetstream: ``app.bsky.feed.post`` creates containing a brand term.
+
+    Each ``fetch`` connects to ``{url}?wantedCollections=app.bsky.feed.post&cursor=<time_us>``,
+    reads until ``max_events`` events, ``max_seconds`` or ``idle_s`` of silence, and disconnects.
+    The cursor is the ``time_us`` of the last event read (with the events seen at that
+    microsecond), so a restart replays from there — ``rewind_s`` earlier — without repeats.
+    """
+
+    kind = "bluesky_jetstream"
+    settings_model = JetstreamSettings
+
+    def __init__(
+        self,
+        name: str,
+        brand: str,
+        settings: JetstreamSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.brand = brand
+        self.settings = settings
+        self._terms = [t.lower() for t in settings.terms]
+        self._clock = clock
+
+    def _url(self, cursor_us: int | None) -> str:
+        query = "wantedCollections=app.bsky.feed.post"
+        if cursor_us is not None:
+            query += f"&cursor={cursor_us}"
+        return f"{self.settings.url}?{query}"
+
+    def _connect(self, cursor_us: int | None) -> ClientConnection:
+        try:
+            return ws_connect(
+                self._url(cursor_us),
+                open_timeout=self.settings.timeout_s,
+                close_timeout=1,
+                user_agent_header=USER_AGENT,
+                compression=None,
+                proxy=None,
+                max_size=2**20,
+                # Room for the events that arrive while we read, so the closing handshake is not
+                # stuck behind a full queue when a fetch stops at ``max_events``.
+                max_queue=4096,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            where = f"{self.name}: HTTP {status} from Jetstream"
+            if status == 429:
+                headers = {k: v for k, v in exc.response.headers.raw_items()}
+                raise RateLimited(f"{where} (rate limited)", retry_after_seconds(headers)) from None
+            if status >= 500:
+                raise TransientError(f"{where} (server error)") from None
+            if status in (401, 403):
+                raise AuthError(f"{where} (credentials refused)") from None
+            raise SourceError(f"{where} (connection refused)") from None
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            raise TransientError(
+                f"{self.name}: cannot connect to Jetstream ({type(exc).__name__})"
+            ) from None
+
+    def check(self) -> list[str]:
+        """Problems connecting to Jetstream, as readable strings."""
+        try:
+            with self._connect(None):
+                pass
+        except SourceError as exc:
+            return [str(exc)]
+        return []
+
+    def fetch(self, cursor: str | None) -> tuple[list[Mention], str | None]:
+        """Matching posts since ``cursor`` (live from now when ``None``), oldest first."""
+        state = CursorState.loads(cursor, self.name)
+        mark = state.mark("jetstream")
+        since = None
+        if mark.t:
+            since = max(mark.t - int(self.settings.rewind_s * 1_000_000), 0)
+        found: list[Mention] = []
+        deadline = self._clock() + self.settings.max_seconds
+        new_events = 0
+        with self._connect(since) as ws:
+            while new_events < self.settings.max_events:
+                wait = min(self.settings.idle_s, deadline - self._clock())
+                if wait <= 0:
+                    break
+                try:
+                    message = ws.recv(timeout=wait)
+                except TimeoutError:
+                    break
+                except ConnectionClosed:
+                    if not found and mark.t == 0:
+                        raise TransientError(f"{self.name}: Jetstream closed the stream") from None
+                    break
+                event = self._event(message)
+                if event is None:
+                    continue
+                t, key, mention = event
+                if not mark.is_new(t, key):
+                    continue  # replayed from before the cursor (``rewind_s``)
+                new_events += 1
+                mark.advance(t, key)
+                if mention is not None:
+                    found.append(mention)
+        found.sort(key=lambda m: (m.created_at, m.id))
+        out = [m for m in found if state.claim(m.id)]
+        return out, state.dumps()
+
+    def _event(self, message: str | bytes) -> tuple[int, str, Mention | None] | None:
+        """``(time_us, event key, mention or None)``; ``None`` for events without a time."""
+        try:
+            event = json.loads(message)
+            t = int(event["time_us"])
+        except (ValueError, TypeError, KeyError):
+            self.skip(f"{self.name}: event is not Jetstream JSON")
+            return None
+        commit = event.get("commit") if isinstance(event, dict) else None
+        if (
+            event.get("kind") != "commit"
+            or not isinstance(commit, dict)
+            or commit.get("operation") != "create"
+            or commit.get("collection") != "app.bsky.feed.post"
+        ):
+            return t, f"{event.get('did')}:{event.get('kind')}:{t}", None
+        did = str(event.get("did"))
+        key = f"{did}/{commit.get('rkey')}"
+        record = commit.get("record")
+        text = str(record.get("text", "")) if isinstance(record, dict) else ""
+        if not any(term in text.lower() for term in self._terms):
+            return t, key, None
+        try:
+            uri = f"at://{did}/app.bsky.feed.post/{commit['rkey']}"
+            mention = _record_to_mention(
+                uri,
+                did,
+                record,
+                self.brand,
+                self.settings.author_salt.get_secret_value(),
+                datetime.now(UTC),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.skip(f"{self.name}: post {key}: {reason(exc)}")
+            return t, key, None
+        return t, key, mention

@@ -18,7 +18,12 @@ from pydantic import BaseModel
 
 from connectors.appstore import AppStoreSettings, AppStoreSource
 from connectors.base import Source
-from connectors.bluesky import BlueskySettings, BlueskySource
+from connectors.bluesky import (
+    BlueskyJetstreamSource,
+    BlueskySettings,
+    BlueskySource,
+    JetstreamSettings,
+)
 from connectors.config import ReplayKindSource, ReplaySettings, SimulateKindSource, SimulateSettings
 from connectors.hackernews import HackerNewsSettings, HackerNewsSource
 from connectors.mastodon import MastodonSettings, MastodonSource
@@ -55,6 +60,12 @@ SOURCE_KINDS: dict[str, SourceKind] = {
             BlueskySource,
             BlueskySettings,
             "Bluesky posts from app.bsky.feed.searchPosts",
+        ),
+        SourceKind(
+            "bluesky_jetstream",
+            BlueskyJetstreamSource,
+            JetstreamSettings,
+            "live Bluesky posts from Jetstream (WebSocket), filtered by brand terms",
         ),
         SourceKind(
             "hackernews",

@@ -14,6 +14,7 @@ from tests.connectors.fakes.appstore import AppStoreHarness
 from tests.connectors.fakes.base import Harness
 from tests.connectors.fakes.bluesky import BlueskyHarness
 from tests.connectors.fakes.hackernews import HackerNewsHarness
+from tests.connectors.fakes.jetstream import JetstreamHarness
 from tests.connectors.fakes.mastodon import MastodonHarness
 from tests.connectors.fakes.reddit import RedditHarness
 
@@ -23,10 +24,11 @@ HARNESSES: list[type[Harness]] = [
     MastodonHarness,
     BlueskyHarness,
     RedditHarness,
+    JetstreamHarness,
 ]
 
 
-@pytest.fixture(params=HARNESSES, ids=lambda h: h.kind)
+@pytest.fixture(params=HARNESSES, ids=lambda h: h.__name__.removesuffix("Harness").lower())
 def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     h: Harness = request.param()
     try:

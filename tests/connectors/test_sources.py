@@ -14,6 +14,7 @@ from streams.records import MentionKind
 from tests.connectors.fakes import appstore as fake_appstore
 from tests.connectors.fakes import bluesky as fake_bluesky
 from tests.connectors.fakes import hackernews as fake_hn
+from tests.connectors.fakes import jetstream as fake_jetstream
 from tests.connectors.fakes import mastodon as fake_mastodon
 from tests.connectors.fakes import reddit as fake_reddit
 from tests.connectors.fakes.base import Harness
@@ -281,3 +282,37 @@ def test_reddit_secret_never_in_errors(reddit: Harness, caplog: pytest.LogCaptur
     text = str(info.value) + repr(info.value) + caplog.text + " ".join(problems)
     assert fake_reddit.CLIENT_SECRET not in text
     assert fake_reddit.CLIENT_SECRET not in repr(source.settings)
+
+
+# --- Bluesky Jetstream -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def jetstream() -> Iterator[Harness]:
+    yield from _harness(fake_jetstream.JetstreamHarness)
+
+
+def test_jetstream_filters_posts_by_brand_terms(jetstream: Harness) -> None:
+    ids = jetstream.add(2)  # each with an identity event and an unrelated post beside it
+    source = jetstream.source()
+    mentions, _ = source.fetch(None)
+    assert [m.id for m in mentions] == ids
+    assert [m.kind for m in mentions] == [MentionKind.POST, MentionKind.COMMENT]
+    assert mentions[0].text == "Acme cancelled my order 1"
+    assert mentions[0].url == f"https://bsky.app/profile/{fake_jetstream.DID}/post/3l3qo2vuowo0001"
+    assert source.skipped == 0  # other traffic is not a problem
+
+
+def test_jetstream_resumes_with_cursor_time_minus_rewind(jetstream: Harness) -> None:
+    jetstream.add(1)
+    source = jetstream.source(rewind_s=2)
+    _, cursor = source.fetch(None)
+    assert cursor is not None
+    last_us = json.loads(cursor)["marks"]["jetstream"]["t"]
+    source.fetch(cursor)
+    first, second = jetstream.fake.requests_to("/subscribe")
+    assert "cursor" not in first.query  # live from now
+    assert second.query == {
+        "wantedCollections": "app.bsky.feed.post",
+        "cursor": str(last_us - 2_000_000),
+    }
