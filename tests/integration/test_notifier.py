@@ -74,7 +74,8 @@ def cli(run: Run, *args: str) -> str:
 def committed(run: Run, group: str) -> int | None:
     consumer = KafkaConsumer(bootstrap_servers=run.bootstrap, group_id=group)
     try:
-        return consumer.committed(TopicPartition(run.topic(topics.ALERTS), 0))
+        offset: int | None = consumer.committed(TopicPartition(run.topic(topics.ALERTS), 0))
+        return offset
     finally:
         consumer.close()
 

@@ -144,9 +144,9 @@ def test_silenced_alerts_are_suppressed_until_the_silence_ends() -> None:
 
 def test_info_alerts_go_to_a_daily_digest() -> None:
     d = dispatcher()
-    info = {"severity": "info"}
-    d.ingest(alert(brand="initech", **info), T0, ref=1)
-    d.ingest(alert(brand="globex2", name="VolumeSurge", **info), T0 + timedelta(hours=3), ref=2)
+    d.ingest(alert(brand="initech", severity="info"), T0, ref=1)
+    later = T0 + timedelta(hours=3)
+    d.ingest(alert(brand="globex2", name="VolumeSurge", severity="info"), later, ref=2)
     assert d.due(T0 + timedelta(hours=5)) == []
     assert d.low_watermark() == 1
     [digest] = d.due(datetime(2026, 3, 3, 0, 0, tzinfo=UTC))

@@ -121,7 +121,7 @@ def test_slack_429_then_500_then_200_is_exactly_one_message(
 def test_slack_failing_every_time_is_parked_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    time, parked = FakeTime(), []
+    time, parked = FakeTime(), list[str]()
     with fake_slack([(503, {})] * 3) as slack, httpx.Client() as client:
         sender = slack_sender(slack.url, monkeypatch, client)
         d, _, _ = deliverer(sender, tmp_path, time, parked, attempts=3)
@@ -131,7 +131,7 @@ def test_slack_failing_every_time_is_parked_with_the_reason(
 
 
 def test_slack_client_error_is_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    time, parked = FakeTime(), []
+    time, parked = FakeTime(), list[str]()
     with fake_slack([(404, {})]) as slack, httpx.Client() as client:
         d, _, _ = deliverer(slack_sender(slack.url, monkeypatch, client), tmp_path, time, parked)
         assert d.deliver(notification()) == "parked"
