@@ -123,7 +123,7 @@ class Backoff:
 
     base_s: float = 0.5
     cap_s: float = 30.0
-    retry_after_cap_s: float = 300.0
+    retry_after_cap_s: float = 60.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
