@@ -17,7 +17,7 @@ import httpx
 from pydantic import Field
 
 from connectors.http import get_json, make_client, opaque_author, parse_time
-from connectors.paging import CursorState, SkipLog, SourceSettings, reason
+from connectors.paging import CursorState, SkipLog, SourceSettings, problem, reason
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -64,12 +64,12 @@ class AppStoreSource(SkipLog):
         problems = []
         for country in self.settings.countries:
             if len(country) != 2 or not country.isalpha():
-                problems.append(f"{self.name}: country {country!r} is not a two-letter code")
+                problems.append(f"country {country!r} is not a two-letter code")
                 continue
             try:
                 self._page(country, 1)
             except Exception as exc:  # every failure is a problem to report, not a crash
-                problems.append(f"{self.name}: {exc}")
+                problems.append(problem(self.name, exc))
         return problems
 
     def _page(self, country: str, page: int) -> list[Any]:

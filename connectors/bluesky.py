@@ -39,7 +39,7 @@ from connectors.http import (
     retry_after_seconds,
     send,
 )
-from connectors.paging import CursorState, SkipLog, SourceSettings, reason
+from connectors.paging import CursorState, SkipLog, SourceSettings, problem, reason
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,11 @@ class BlueskySource(SkipLog):
         """Problems with the configuration, the app password or the service."""
         s = self.settings
         if (s.identifier is None) != (s.app_password is None):
-            return [f"{self.name}: set both identifier and app_password, or neither"]
+            return ["set both identifier and app_password, or neither"]
         try:
             self._search(s.queries[0], None, limit=1)
         except Exception as exc:  # every failure is a problem to report, not a crash
-            return [f"{self.name}: {exc}"]
+            return [problem(self.name, exc)]
         return []
 
     def _login(self) -> str | None:
@@ -313,7 +313,7 @@ class BlueskyJetstreamSource(SkipLog):
             with self._connect(None):
                 pass
         except SourceError as exc:
-            return [str(exc)]
+            return [problem(self.name, exc)]
         return []
 
     def fetch(self, cursor: str | None) -> tuple[list[Mention], str | None]:

@@ -16,7 +16,7 @@ import httpx
 from pydantic import Field
 
 from connectors.http import get_json, html_to_text, make_client, opaque_author
-from connectors.paging import CursorState, SkipLog, SourceSettings, reason
+from connectors.paging import CursorState, SkipLog, SourceSettings, problem, reason
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class HackerNewsSource(SkipLog):
         try:
             self._page(self.settings.queries[0], 0, 0, hits=1)
         except Exception as exc:  # every failure is a problem to report, not a crash
-            return [f"{self.name}: {exc}"]
+            return [problem(self.name, exc)]
         return []
 
     def _page(self, query: str, since: int, page: int, hits: int | None = None) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from connectors.http import (
     parse_time,
     retry_after_seconds,
 )
-from connectors.paging import CursorState, Mark, SkipLog, SourceSettings, reason
+from connectors.paging import CursorState, Mark, SkipLog, SourceSettings, problem, reason
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -88,14 +88,14 @@ class MastodonSource(SkipLog):
         """Problems with the configuration, the token or the instance, as readable strings."""
         streams = self._streams()
         if not streams:
-            return [f"{self.name}: configure at least one of hashtags or queries"]
+            return ["configure at least one of hashtags or queries"]
         try:
             if self.settings.access_token is not None:
                 get_json(self._client, "/api/v1/apps/verify_credentials", self.name)
             for stream in streams:
                 self._page(stream, {"limit": 1})
         except Exception as exc:  # every failure is a problem to report, not a crash
-            return [f"{self.name}: {exc}"]
+            return [problem(self.name, exc)]
         return []
 
     def _page(self, stream: str, params: dict[str, Any]) -> tuple[list[Any], httpx.Response]:

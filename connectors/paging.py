@@ -144,3 +144,8 @@ def reason(exc: Exception) -> str:
         return f"missing field {exc}"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:160]
+
+
+def problem(name: str, exc: Exception) -> str:
+    """A ``check()`` problem from an error: its message without the source-name prefix."""
+    return str(exc).removeprefix(f"{name}: ")

@@ -32,7 +32,7 @@ from pydantic import Field, SecretStr
 
 from connectors.base import AuthError, RateLimited, SourceError, TransientError
 from connectors.http import USER_AGENT, opaque_author, retry_after_seconds
-from connectors.paging import CursorState, Mark, SkipLog, SourceSettings, reason
+from connectors.paging import CursorState, Mark, SkipLog, SourceSettings, problem, reason
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -120,16 +120,16 @@ class RedditSource(SkipLog):
         """Problems with the configuration or the app credentials, as readable strings."""
         streams = self._streams()
         if not streams:
-            return [f"{self.name}: nothing to fetch: set subreddits or site_wide"]
+            return ["nothing to fetch: set subreddits or site_wide"]
         bad = [s for s in self.settings.subreddits if not re.fullmatch(r"[A-Za-z0-9_]{2,21}", s)]
         if bad:
-            return [f"{self.name}: not subreddit names: {', '.join(bad)}"]
+            return [f"not subreddit names: {', '.join(bad)}"]
         try:
             with _mapped(self.name):
                 for _ in self._listing(streams[0], limit=1):
                     break
         except SourceError as exc:
-            return [str(exc)]
+            return [problem(self.name, exc)]
         return []
 
     def _listing(self, stream: str, limit: int) -> Iterator[Any]:

@@ -182,7 +182,7 @@ def test_mastodon_needs_a_stream() -> None:
     from connectors.mastodon import MastodonSettings, MastodonSource
 
     problems = MastodonSource("m", "acme", MastodonSettings()).check()
-    assert problems == ["m: configure at least one of hashtags or queries"]
+    assert problems == ["configure at least one of hashtags or queries"]
 
 
 def test_mastodon_token_never_in_errors(
