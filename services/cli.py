@@ -29,8 +29,9 @@ def _start_metrics(port: int, registry: object) -> None:
     from prometheus_client import start_http_server
 
     if port:
-        start_http_server(port, addr="127.0.0.1", registry=registry)  # type: ignore[arg-type]
-        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+        host = Settings().metrics_host
+        start_http_server(port, addr=host, registry=registry)  # type: ignore[arg-type]
+        log.info("metrics on http://%s:%d/metrics", host, port)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -97,7 +97,8 @@ def cmd_connect(args: argparse.Namespace, settings: Settings) -> int:
     registry = CollectorRegistry()
     metrics = ConnectorMetrics(registry)
     if settings.connector_metrics_port:
-        start_http_server(settings.connector_metrics_port, addr="127.0.0.1", registry=registry)
+        port, host = settings.connector_metrics_port, settings.metrics_host
+        start_http_server(port, addr=host, registry=registry)
     bootstrap = settings.kafka_bootstrap
     state = KafkaStateStore(
         bootstrap, topics.topic_name(topics.CONNECTORS_STATE, settings.topic_prefix)

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
     notifier_metrics_port: int = Field(default=9102, ge=0, le=65535)
     connector_metrics_port: int = Field(default=9103, ge=0, le=65535)
+    metrics_host: str = Field(
+        default="127.0.0.1", description="address /metrics listens on (0.0.0.0 in containers)"
+    )
     worker_web_port: int = Field(default=6066, ge=1, le=65535, description="Faust's own web port")
     batch_size: int = Field(default=500, ge=1, description="mentions per processing batch")
     batch_within_s: float = Field(default=0.25, gt=0, description="max seconds to fill a batch")
