@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +73,8 @@ class NotifierService:
             self._console = ConsoleNotifier(
                 DeliveryLog(console_log or data_dir / f"{group}.delivered"), self.metrics, console
             )
+        self._bootstrap = bootstrap
+        self._alerts_topic = topics.topic_name(topics.ALERTS, prefix)
         self._silences = SilenceStore(bootstrap, topics.topic_name(topics.SILENCES, prefix))
         self._consumer = KafkaConsumer(
             topics.topic_name(topics.ALERTS, prefix),
@@ -147,10 +150,54 @@ class NotifierService:
         self._commit()
         return sent
 
+    def replay_committed(self, timeout_s: float = 30.0) -> int:
+        """Rebuild the groups from the alerts already committed (offsets before the group's
+        committed offset), so a restarted notifier keeps repeating what is still firing.
+
+        What they lead to was sent before: the notification log turns it into duplicates, and
+        only repeats that are due go out. Returns the number of records read.
+        """
+        reader = KafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+        )
+        read = 0
+        try:
+            topic = self._alerts_topic
+            tps = [
+                TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())
+            ]
+            ends = {tp: self._consumer.committed(tp) or 0 for tp in tps}
+            tps = [tp for tp in tps if ends[tp] > 0]
+            if not tps:
+                return 0
+            reader.assign(tps)
+            reader.seek_to_beginning(*tps)
+            deadline = time.monotonic() + timeout_s
+            while any(reader.position(tp) < ends[tp] for tp in tps):
+                if time.monotonic() > deadline:
+                    log.warning("notifier: gave up replaying committed alerts after %ss", timeout_s)
+                    break
+                for tp, messages in reader.poll(timeout_ms=200).items():
+                    for m in messages:
+                        if m.offset >= ends[tp]:
+                            continue
+                        read += 1
+                        try:
+                            alert = Alert.from_json(m.value)
+                        except ValidationError:
+                            continue
+                        self._dispatcher.ingest(alert, self._clock())
+        finally:
+            reader.close()
+        return read
+
     def run(self, stopping: Callable[[], bool]) -> None:
         """Loop until ``stopping()``; the poll timeout shrinks to the next timer."""
         self._silences.load()
         self._dispatcher.silences = list(self._silences.silences.values())
+        replayed = self.replay_committed()
+        if replayed:
+            log.info("notifier: rebuilt groups from %d committed alert records", replayed)
         while not stopping():
             due = self._dispatcher.next_due()
             wait = 500 if due is None else (due - self._clock()) / timedelta(milliseconds=1)

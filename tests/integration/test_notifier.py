@@ -163,3 +163,56 @@ def test_silence_dlq_and_no_second_message_after_kill9(
     assert parked["receiver"] == "broken"
     assert "503" in parked["reason"]
     assert parked["alerts"][0]["labels"]["brand"] == "broken"
+
+
+REPEAT_ROUTES = """
+route:
+  receiver: slack
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 6s
+receivers:
+  slack: {type: slack, webhook_url: {env: TEST_SLACK_URL}}
+"""
+
+
+def test_restarted_notifier_keeps_repeating_committed_firing_alerts(
+    run_factory: Callable[[str], Run], tmp_path: Path
+) -> None:
+    run = run_factory("repeat")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(REPEAT_ROUTES)
+    group = "notifier-repeat"
+    producer = KafkaProducer(bootstrap_servers=run.bootstrap)
+    producer.send(run.topic(topics.ALERTS), value=alert("acme")).get(timeout=30)
+    producer.close()
+    with fake_slack() as slack:
+
+        def start() -> tuple[subprocess.Popen[bytes], int]:
+            port = free_port()
+            log = (run.workdir / f"notifier-{len(run.processes)}.log").open("wb")
+            process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "--log-level", "INFO", "notifier",
+                 "--routes", str(routes), "--group", group],
+                env=run.env(TEST_SLACK_URL=slack.url, LISTENWELL_NOTIFIER_METRICS_PORT=str(port)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )  # fmt: skip
+            run.processes.append(process)
+            return process, port
+
+        first, _ = start()
+        wait_for(lambda: len(slack.messages) == 1, what="the first message", patience_s=60)
+        wait_for(lambda: committed(run, group) == 1, what="the alert committed", patience_s=30)
+        first.terminate()
+        first.wait(30)
+        assert len(slack.messages) == 1
+
+        _, port = start()
+        # the committed alert is rebuilt: its notification is a duplicate until the repeat is due
+        wait_for(lambda: len(slack.messages) == 2, what="the repeat after restart", patience_s=60)
+        assert scrape(port)  # the restarted process is the one that sent it
+        assert slack.messages[1] == slack.messages[0]
+        log_text = (run.workdir / "notifier-1.log").read_text()
+        assert "rebuilt groups from 1 committed alert records" in log_text
