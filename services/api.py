@@ -41,7 +41,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.records import MAX_TEXT_CHARS, AwareDatetime, Mention, MentionKind
+from streams.records import MAX_TEXT_CHARS, AwareDatetime, Incident, Mention, MentionKind
 
 log = logging.getLogger("listenwell.api")
 
@@ -269,8 +269,10 @@ def make_api(
     secret: SecretStr,
     registry: CollectorRegistry | None = None,
     clock: Callable[[], float] = time.time,
+    incidents: Callable[[], dict[str, Incident]] | None = None,
 ) -> web.Application:
-    """The aiohttp application; ``sink`` delivers mentions, ``clock`` is the unix time."""
+    """The aiohttp application; ``sink`` delivers mentions, ``clock`` is the unix time;
+    ``incidents`` (if given) serves ``GET /v1/incidents`` and ``/v1/incidents/{id}``."""
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ApiMetrics(registry)
     recent = RecentIds(settings.webhook_recent_ids)
@@ -347,5 +349,9 @@ def make_api(
     app.router.add_post("/v1/events", post_event)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
+    if incidents is not None:
+        from services.incidents import add_incident_routes
+
+        add_incident_routes(app, incidents)
     app.on_cleanup.append(close_sink)
     return app

@@ -27,7 +27,12 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
         topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix),
         timeout_s=api_settings.kafka_timeout_s,
     )
-    app = make_api(api_settings, sink, secret=secret)
+    from services.incidents import CachedIncidents
+
+    incidents = CachedIncidents(
+        settings.kafka_bootstrap, topics.topic_name(topics.INCIDENTS, settings.topic_prefix)
+    )
+    app = make_api(api_settings, sink, secret=secret, incidents=incidents)
     host = args.host or api_settings.api_host
     port = api_settings.api_port if args.port is None else args.port
     print(f"listenwell api on http://{host}:{port} (POST /v1/events)", file=sys.stderr, flush=True)

@@ -466,6 +466,41 @@ class Engine:
             rs.baselines = [Baseline() for _ in range(slots)]
         return rs.baselines
 
+    def _window_baseline(self, rule: BrandRule, rs: RuleState, end: datetime) -> Baseline:
+        """The baseline a window ending at ``end`` is compared with.
+
+        Flat: the one slot. Hour of week: the slots of the window's minutes, each weighted by
+        its minutes in the window (per-minute rates), so a window across an hour boundary is
+        compared with a blend of both hours; warm-up counts for the least-known slot.
+        """
+        baselines = self._baselines(rule, rs)
+        if len(baselines) == 1:
+            return baselines[0]
+        minutes: dict[int, int] = {}
+        start = end - rule.window_minutes * MINUTE
+        at = start
+        while at < end:
+            hour_end = min(end, at.replace(minute=0) + timedelta(hours=1))
+            slot = _slot(rule, at)
+            minutes[slot] = minutes.get(slot, 0) + int((hour_end - at) / MINUTE)
+            at = hour_end
+        blend = Baseline(
+            minutes=min(baselines[s].minutes for s in minutes),
+            volume=min(baselines[s].volume for s in minutes),
+        )
+        for slot, m in minutes.items():
+            b = baselines[slot]
+            if b.weight <= 0.0:
+                continue
+            scale = m / b.weight
+            blend.count += b.count * scale
+            blend.negative += b.negative * scale
+            blend.compound_sum += b.compound_sum * scale
+            blend.deficit += b.deficit * scale
+            blend.churn += b.churn * scale
+            blend.weight += m
+        return blend
+
     def _feed_silence(self, rule: BrandRule, rs: RuleState, start: datetime, minutes: int) -> None:
         if isinstance(rule, VolumeSurgeRule):
             return
@@ -526,7 +561,7 @@ class Engine:
             detection = detector.step(float(stats.count))
             rs.detectors[str(slot)] = detector.to_state()
             return self._volume_verdict(rule, float(stats.count), detection, stats.examples)
-        base_sums = self._baselines(rule, rs)[_slot(rule, minute)]
+        base_sums = self._window_baseline(rule, rs, end)
         warm = base_sums.minutes * MINUTE >= rule.warmup and base_sums.volume >= rule.warmup_volume
         enough = stats.count >= rule.min_volume
         if isinstance(rule, SentimentSpikeRule):
@@ -798,6 +833,8 @@ class Engine:
         cs = state.customers.get(customer)
         if cs is None:
             cs = state.customers[customer] = CustomerState(last_mention_at=at)
+        if any(m.id == scored.mention.id for m in cs.mentions):
+            return  # already applied: customer state is stored apart (see streams/pipeline.py)
         cs.mentions.append(CustomerMention.of(scored))
         cs.mentions.sort(key=lambda m: (m.at, m.id))
         del cs.mentions[: -self.max_customer_mentions]
