@@ -92,6 +92,8 @@ class NotificationLog:
                 except (ValueError, KeyError, TypeError):
                     continue  # a torn last line after a crash
         self._file = path.open("a")
+        if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            self._file.write("\n")  # end a line torn by a crash, so the next entry stands alone
 
     def already_sent(self, n: Notification) -> bool:
         last = self._last.get(n.log_key)

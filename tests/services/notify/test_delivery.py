@@ -288,3 +288,20 @@ def test_routes_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert f"{broken}:2: unknown receiver 'nobody'" in capsys.readouterr().out
     shipped = Path(__file__).resolve().parents[3] / "alert_rules" / "routes.yaml"
     assert main(["routes", "check", str(shipped)]) == 0
+
+
+def test_notification_log_survives_a_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "nflog"
+    log = NotificationLog(path)
+    n = notification()
+    log.record(n, "delivered")
+    log.close()
+    with path.open("a") as f:
+        f.write('{"key": "slack/x", "ha')  # killed mid-write
+    reopened = NotificationLog(path)
+    assert reopened.already_sent(notification(at=T0 + timedelta(minutes=1)))
+    later = notification(at=T0 + timedelta(hours=5))
+    assert not reopened.already_sent(later)
+    reopened.record(later, "delivered")
+    reopened.close()
+    assert NotificationLog(path).already_sent(notification(at=T0 + timedelta(hours=6)))
