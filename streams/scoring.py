@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 from streams import lexicon, pii
 from streams.fastvader import FastVader
@@ -208,8 +208,17 @@ def _inverse_normalize(compound: float) -> float:
     return bounded * math.sqrt(_VADER_ALPHA / (1.0 - bounded * bounded))
 
 
+class SentimentLayer(Protocol):
+    """Turns VADER's (compound, pos, neu, neg) of a text into listenwell's compound."""
+
+    def compound(self, text: str, vader: tuple[float, float, float, float]) -> float: ...
+
+
 class Scorer:
     """Scores mentions for sentiment (VADER), empathy and churn intent, after redacting PII.
+
+    ``sentiment_layer`` (e.g. :class:`streams.cs_sentiment.CsSentiment`), if given, computes
+    ``compound`` from the text and VADER's scores; ``vader_compound`` stays VADER's own.
 
     ``phrase_overrides`` maps brand phrases (matched case-insensitively on word boundaries) to a
     valence on VADER's -4..+4 scale; each matched phrase adds its valence to the text's valence sum
@@ -217,10 +226,14 @@ class Scorer:
     """
 
     def __init__(
-        self, phrase_overrides: Mapping[str, float] | None = None, max_chunk_chars: int = 1000
+        self,
+        phrase_overrides: Mapping[str, float] | None = None,
+        max_chunk_chars: int = 1000,
+        sentiment_layer: SentimentLayer | None = None,
     ) -> None:
         if max_chunk_chars < 1:
             raise ValueError("max_chunk_chars must be at least 1")
+        self.sentiment_layer = sentiment_layer
         self.max_chunk_chars = max_chunk_chars
         self._positive = PhraseMatcher(lexicon.POSITIVE_EMPATHY)
         self._deficit = PhraseMatcher(lexicon.EMPATHY_DEFICIT)
@@ -274,6 +287,8 @@ class Scorer:
             vader_compound, pos, neu, neg = self.vader(text)
             flagged = True
         compound = vader_compound
+        if self.sentiment_layer is not None:
+            compound = self.sentiment_layer.compound(text, (vader_compound, pos, neu, neg))
         if not flagged and self._keys is not None:
             return TextScore(
                 compound=compound,
@@ -304,7 +319,7 @@ class Scorer:
             self._override_matcher.find(normalised) if self._override_matcher in active else ()
         )
         if matched:
-            total = _inverse_normalize(vader_compound) + sum(self._overrides[m] for m in matched)
+            total = _inverse_normalize(compound) + sum(self._overrides[m] for m in matched)
             compound = round(
                 max(-1.0, min(1.0, total / math.sqrt(total * total + _VADER_ALPHA))), 4
             )
