@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.base import AuthError, RateLimited
+from connectors.base import AuthError, RateLimited, TransientError
 from streams.records import MentionKind
 from tests.connectors.fakes import appstore as fake_appstore
 from tests.connectors.fakes import bluesky as fake_bluesky
@@ -316,3 +316,30 @@ def test_jetstream_resumes_with_cursor_time_minus_rewind(jetstream: Harness) -> 
         "wantedCollections": "app.bsky.feed.post",
         "cursor": str(last_us - 2_000_000),
     }
+
+
+def test_reddit_listing_rate_limit_and_server_error(reddit: Harness) -> None:
+    reddit.add(1)
+    source = reddit.source()
+    _, cursor = source.fetch(None)  # praw now holds a token: the next request is a listing
+    reddit.fake.fail_next(429, {"Retry-After": "12", "x-ratelimit-reset": "12"})
+    with pytest.raises(RateLimited) as info:
+        source.fetch(cursor)
+    assert info.value.retry_after_s == 12
+    reddit.fake.fail_next(502)
+    with pytest.raises(TransientError, match="HTTP 502"):
+        source.fetch(cursor)  # praw's own retries are off: one request, no sleep
+    assert reddit.fake.requests[-1].path.startswith("/r/")
+
+
+def test_unreachable_services_are_transient(reddit: Harness, jetstream: Harness) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    closed = f"http://127.0.0.1:{port}"
+    with pytest.raises(TransientError):
+        reddit.source(oauth_url=closed, reddit_url=closed).fetch(None)
+    with pytest.raises(TransientError):
+        jetstream.source(url=f"ws://127.0.0.1:{port}/subscribe").fetch(None)

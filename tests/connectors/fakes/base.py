@@ -85,6 +85,10 @@ class FakeAPI:
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
+                # One request per connection: no keep-alive race between a client reusing a
+                # pooled connection and the server thread that owns it.
+                self.send_header("Connection", "close")
+                self.close_connection = True
                 self.end_headers()
                 self.wfile.write(payload)
 
