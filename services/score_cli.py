@@ -8,8 +8,10 @@ Output, in the same order, one object per text::
      "churn": [], "pii_redacted": 0}
 
 ``id`` is the input's ``id`` or, if it has none, the 1-based line number. Texts go through the same
-steps as in the worker: PII redaction, then :class:`streams.scoring.Scorer`. On files of 1 MB or
-more (or with ``--progress``) a progress bar goes to stderr.
+steps as in the worker: PII redaction, then :class:`streams.scoring.Scorer`, here with the
+customer-service layer (:class:`streams.cs_sentiment.CsSentiment`) computing ``compound`` beside
+VADER's own ``vader_compound`` (``--plain`` scores with VADER alone). On files of 1 MB or more (or
+with ``--progress``) a progress bar goes to stderr.
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ def score_file(source: Path, target: Path, scorer: Scorer, *, progress: bool | N
 
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     """Score ``--input`` into ``--output``."""
+    from streams.cs_sentiment import CsSentiment
     from streams.scoring import Scorer
 
     source, target = Path(args.input), Path(args.output)
@@ -135,7 +138,8 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        count = score_file(source, target, Scorer(), progress=args.progress)
+        scorer = Scorer() if args.plain else Scorer(sentiment_layer=CsSentiment.load())
+        count = score_file(source, target, scorer, progress=args.progress)
     except ScoreInputError as exc:
         print(f"listenwell score: {exc}", file=sys.stderr)
         return 2
@@ -153,5 +157,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="progress bar on stderr (default: for inputs of 1 MB or more)",
+    )
+    p.add_argument(
+        "--plain", action="store_true", help="VADER alone, without the customer-service layer"
     )
     p.set_defaults(func=cmd_score)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.cli import main
+from streams.cs_sentiment import CsSentiment
 from streams.records import Mention, MentionKind
 from streams.scoring import Scorer
 
@@ -57,7 +58,7 @@ def test_same_scores_as_the_worker(tmp_path: Path) -> None:
             created_at=at,
             fetched_at=at,
         )
-        scored = Scorer().score(mention, scored_at=at)
+        scored = Scorer(sentiment_layer=CsSentiment.load()).score(mention, scored_at=at)
         assert got["compound"] == scored.sentiment.compound
         assert got["label"] == scored.sentiment.label.value
 
@@ -71,3 +72,15 @@ def test_progress_bar_and_bad_lines(tmp_path: Path, capsys: pytest.CaptureFixtur
     source.write_text('{"text": "fine"}\n{"id": 2}\n', encoding="utf-8")
     assert main(["score", "--input", str(source), "--output", str(target)]) == 2
     assert "in.jsonl:2: missing or non-string 'text'" in capsys.readouterr().err
+
+
+def test_complaints_vader_misreads_come_out_negative(tmp_path: Path) -> None:
+    source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    texts = ["thanks for losing my bag", "on hold for two hours", "flight delayed again"]
+    write_jsonl(source, [{"text": t} for t in texts])
+    assert main(["score", "--input", str(source), "--output", str(target)]) == 0
+    out = read_jsonl(target)
+    assert [r["label"] for r in out] == ["negative"] * 3
+    assert all(r["compound"] < r["vader_compound"] for r in out)  # type: ignore[operator]
+    assert main(["score", "--input", str(source), "--output", str(target), "--plain"]) == 0
+    assert all(r["compound"] == r["vader_compound"] for r in read_jsonl(target))

@@ -1,0 +1,79 @@
+"""The customer-service sentiment layer: complaints VADER misreads, sarcasm, negated service."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from streams.cs_sentiment import CsSentiment, rule_scores
+from streams.scoring import Scorer
+
+FIXTURE = Path(__file__).parents[1] / "data" / "cs_complaints.jsonl"
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Scorer:
+    return Scorer(sentiment_layer=CsSentiment.load())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "thanks for losing my bag",
+        "on hold for two hours",
+        "still waiting for a refund",
+        "package marked delivered but never arrived",
+        "can't log in to my account for two days now",
+        "great job, my luggage is lost again",
+    ],
+)
+def test_complaints_vader_misreads_are_negative(scorer: Scorer, text: str) -> None:
+    result = scorer.score_text(text)
+    assert result.vader_compound > -0.05  # VADER: neutral or positive
+    assert result.label.value == "negative"
+    assert result.compound <= -0.05
+
+
+def test_praise_stays_positive_and_questions_neutral(scorer: Scorer) -> None:
+    assert scorer.score_text("The crew was lovely, thank you!").label.value == "positive"
+    assert scorer.score_text("what time does the store open?").label.value == "neutral"
+
+
+def test_rules_alone_explain_what_fired() -> None:
+    hits = rule_scores("thanks for losing my bag", 0.4404)
+    assert hits.sarcasm and hits.complaint < 0 and hits.compound < -0.5
+    calm = rule_scores("my bag arrived, thanks", 0.4404)
+    assert not calm.fired and calm.compound == pytest.approx(0.4404, abs=1e-3)
+
+
+def test_vader_compound_is_untouched_by_the_layer(scorer: Scorer) -> None:
+    plain = Scorer()
+    for text in ["thanks for losing my bag", "I love it", "meh", "worst airline ever"]:
+        assert scorer.score_text(text).vader_compound == plain.score_text(text).vader_compound
+
+
+def test_label_follows_compound_thresholds(scorer: Scorer) -> None:
+    for line in FIXTURE.read_text(encoding="utf-8").splitlines():
+        result = scorer.score_text(json.loads(line)["text"])
+        if result.label.value == "positive":
+            assert result.compound >= 0.05
+        elif result.label.value == "negative":
+            assert result.compound <= -0.05
+        else:
+            assert -0.05 < result.compound < 0.05
+
+
+def test_clearly_better_than_vader_on_the_complaint_fixture(scorer: Scorer) -> None:
+    rows = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]
+    ours = sum(scorer.score_text(r["text"]).label.value == r["label"] for r in rows)
+    vader = sum(Scorer().score_text(r["text"]).label.value == r["label"] for r in rows)
+    assert ours >= vader + 10
+
+
+def test_brand_overrides_apply_on_top_of_the_layer() -> None:
+    layered = Scorer({"red-eye": 2.0}, sentiment_layer=CsSentiment.load())
+    base = Scorer(sentiment_layer=CsSentiment.load())
+    text = "booked the red-eye to boston"
+    assert layered.score_text(text).compound > base.score_text(text).compound
