@@ -35,7 +35,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 bench: install
-	$(PY) bench/pipeline.py
+	$(PY) bench/pipeline.py && $(PY) bench/scoring.py && $(PY) bench/sentiment.py && $(PY) bench/detection.py
 
 kafka-start: install
 	$(PY) -m services.cli kafka start --port $(KAFKA_PORT)
