@@ -154,6 +154,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "services.detect_cli",
     "services.score_cli",
     "services.rules_cli",
+    "services.doctor",
     "services.incidents",
 )
 """Modules that add subcommands: each has ``register(subparsers)``, which adds parsers whose
