@@ -17,7 +17,14 @@ import httpx
 from pydantic import Field
 
 from connectors.http import get_json, make_client, opaque_author, parse_time
-from connectors.paging import CursorState, SkipLog, SourceSettings, problem, reason
+from connectors.paging import (
+    CursorState,
+    SkipLog,
+    SourceSettings,
+    page_budget,
+    problem,
+    reason,
+)
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -32,7 +39,9 @@ class AppStoreSettings(SourceSettings):
     countries: list[str] = Field(
         default=["us"], min_length=1, description="two-letter storefront country codes"
     )
-    max_pages: int = Field(default=10, ge=1, le=10, description="feed pages per country (≤ 10)")
+    max_pages: int = Field(
+        default=10, ge=1, le=10, description="feed pages per country on the first fetch (≤ 10)"
+    )
     base_url: str = Field(default="https://itunes.apple.com", description="feed base URL")
 
 
@@ -94,7 +103,8 @@ class AppStoreSource(SkipLog):
             country = country.lower()
             mark = state.mark(country)
             pending: list[tuple[int, str, Mention]] = []
-            for page in range(1, self.settings.max_pages + 1):
+            # Apple serves at most 10 pages: a resumed walk may read them all to reach its cursor.
+            for page in range(1, min(page_budget(self.settings, mark), 10) + 1):
                 entries = self._page(country, page)
                 reached_mark = False
                 for entry in entries:

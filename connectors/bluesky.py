@@ -39,7 +39,14 @@ from connectors.http import (
     retry_after_seconds,
     send,
 )
-from connectors.paging import CursorState, SkipLog, SourceSettings, problem, reason
+from connectors.paging import (
+    CursorState,
+    SkipLog,
+    SourceSettings,
+    page_budget,
+    problem,
+    reason,
+)
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -156,7 +163,7 @@ class BlueskySource(SkipLog):
             mark = state.mark(query)
             pending: list[tuple[int, str, Mention]] = []
             page_cursor: str | None = None
-            for _ in range(self.settings.max_pages):
+            for _ in range(page_budget(self.settings, mark)):
                 body = self._search(query, page_cursor)
                 reached_mark = False
                 for post in body["posts"]:
@@ -170,6 +177,9 @@ class BlueskySource(SkipLog):
                 page_cursor = body.get("cursor")
                 if reached_mark or not body["posts"] or not page_cursor:
                     break
+            else:
+                if mark.t:
+                    log.warning("%s: %r: backlog deeper than the page budget", self.name, query)
             for t, uri, mention in pending:
                 mark.advance(t, uri)
                 found.append((t, mention))

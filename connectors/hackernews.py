@@ -16,7 +16,14 @@ import httpx
 from pydantic import Field
 
 from connectors.http import get_json, html_to_text, make_client, opaque_author
-from connectors.paging import CursorState, SkipLog, SourceSettings, problem, reason
+from connectors.paging import (
+    CursorState,
+    SkipLog,
+    SourceSettings,
+    page_budget,
+    problem,
+    reason,
+)
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -85,7 +92,7 @@ class HackerNewsSource(SkipLog):
         for query in self.settings.queries:
             mark = state.mark(query)
             pending: list[tuple[int, str, Mention]] = []
-            for page in range(self.settings.max_pages):
+            for page in range(page_budget(self.settings, mark)):
                 body = self._page(query, mark.t, page)
                 for hit in body["hits"]:
                     item = self._mention(hit, fetched_at)
@@ -94,7 +101,9 @@ class HackerNewsSource(SkipLog):
                 if page + 1 >= int(body.get("nbPages") or 0):
                     break
             else:
-                log.warning("%s: more than %d pages for %r", self.name, page + 1, query)
+                log.warning(
+                    "%s: %r: more than %d pages, older ones left", self.name, query, page + 1
+                )
             for t, object_id, mention in pending:
                 mark.advance(t, object_id)
                 found.append((t, mention))

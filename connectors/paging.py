@@ -37,7 +37,7 @@ class SourceSettings(BaseModel):
     )
     timeout_s: float = Field(default=10.0, gt=0, le=120, description="timeout of every HTTP call")
     max_pages: int = Field(
-        default=10, ge=1, le=100, description="most API pages read per stream in one fetch"
+        default=10, ge=1, le=100, description="API pages per stream back-filled by a first fetch"
     )
 
 
@@ -149,3 +149,17 @@ def reason(exc: Exception) -> str:
 def problem(name: str, exc: Exception) -> str:
     """A ``check()`` problem from an error: its message without the source-name prefix."""
     return str(exc).removeprefix(f"{name}: ")
+
+
+CATCH_UP_FACTOR = 10
+"""A resumed newest-first walk may read this many times ``max_pages`` to reach its cursor."""
+
+
+def page_budget(settings: SourceSettings, mark: Mark) -> int:
+    """Pages a newest-first walk may read in one fetch.
+
+    ``max_pages`` bounds the back-fill of a stream's first fetch; a resumed fetch reads on until it
+    reaches its cursor (a backlog after downtime), up to ``CATCH_UP_FACTOR × max_pages``, since
+    stopping earlier would leave a gap between the cursor and the pages read.
+    """
+    return settings.max_pages if mark.t == 0 else settings.max_pages * CATCH_UP_FACTOR

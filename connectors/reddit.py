@@ -32,7 +32,15 @@ from pydantic import Field, SecretStr
 
 from connectors.base import AuthError, RateLimited, SourceError, TransientError
 from connectors.http import USER_AGENT, opaque_author, retry_after_seconds
-from connectors.paging import CursorState, Mark, SkipLog, SourceSettings, problem, reason
+from connectors.paging import (
+    CursorState,
+    Mark,
+    SkipLog,
+    SourceSettings,
+    page_budget,
+    problem,
+    reason,
+)
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -152,7 +160,7 @@ class RedditSource(SkipLog):
         with _mapped(self.name):
             for stream in self._streams():
                 mark = state.mark(stream)
-                items = self._listing(stream, limit=self.settings.max_pages * PAGE)
+                items = self._listing(stream, limit=page_budget(self.settings, mark) * PAGE)
                 walk = self._walk(items, mark, stream == "comments", fetched_at)
                 for t, fullname, mention in walk:
                     mark.advance(t, fullname)

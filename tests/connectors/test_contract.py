@@ -157,3 +157,12 @@ def test_bad_credentials_reported_by_check(
         assert harness.secret not in text
         assert harness.secret not in caplog.text
         assert harness.secret not in repr(source.settings)
+
+
+def test_backlog_deeper_than_max_pages_arrives_without_gap(harness: Harness) -> None:
+    harness.add(6)
+    source = harness.source(max_pages=1)  # a first fetch back-fills one API page only
+    _, cursor = drain(source, None)
+    backlog = harness.add(10)  # more than one page of new items while the source was down
+    resumed, _ = drain(harness.source(max_pages=1), cursor)
+    assert [m.id for m in resumed] == backlog
