@@ -343,3 +343,12 @@ def test_unreachable_services_are_transient(reddit: Harness, jetstream: Harness)
         reddit.source(oauth_url=closed, reddit_url=closed).fetch(None)
     with pytest.raises(TransientError):
         jetstream.source(url=f"ws://127.0.0.1:{port}/subscribe").fetch(None)
+
+
+def test_bluesky_without_credentials_calls_the_public_appview(bluesky: Harness) -> None:
+    bluesky.add(1)
+    source = bluesky.source(identifier=None, app_password=None)
+    problems = source.check()  # this fake, like bsky.social, wants a session for searchPosts
+    assert problems == ["HTTP 401 from GET /xrpc/app.bsky.feed.searchPosts (credentials refused)"]
+    assert bluesky.fake.requests_to("createSession") == []
+    assert "authorization" not in bluesky.fake.requests[-1].headers
