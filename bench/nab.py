@@ -87,9 +87,9 @@ def score_series(
     """
     probation = probation_rows(len(detections))
     window_of: dict[int, int] = {}
-    for number, (first, last) in enumerate(windows):
+    for index, (first, last) in enumerate(windows):
         for row in range(first, last + 1):
-            window_of[row] = number
+            window_of[row] = index
     detected: set[int] = set()
     score = 0.0
     false_positives = 0

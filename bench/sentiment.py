@@ -98,9 +98,8 @@ def main() -> int:
     gold = [LABELS[int(x)] for x in (folder / "test_labels.txt").read_text().split()]
     vader_labels = [label_for(plain.vader(t)[0]).value for t in texts]
     ours_labels = [listenwell.score_text(t).label.value for t in texts]
-    tweeteval = {"texts": len(texts), "vader": macro(gold, vader_labels)}
-    tweeteval["listenwell"] = macro(gold, ours_labels)
-    results["tweeteval_test"] = tweeteval
+    tweeteval = {"vader": macro(gold, vader_labels), "listenwell": macro(gold, ours_labels)}
+    results["tweeteval_test"] = {"texts": len(texts), **tweeteval}
     print(f"TweetEval sentiment test ({len(texts)} tweets):")
     for name in ("vader", "listenwell"):
         row = tweeteval[name]
