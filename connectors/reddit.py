@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from typing import Any
 
 import praw
 import prawcore
+from prawcore.rate_limit import RateLimiter
 from prawcore.sessions import FiniteRetryStrategy
 from pydantic import Field, SecretStr
 
@@ -75,6 +77,26 @@ class _NoRetry(FiniteRetryStrategy):
         return None
 
 
+class _RaiseWhenUsedUp(RateLimiter):
+    """prawcore's rate limiter, except that it raises instead of sleeping until the reset.
+
+    prawcore spreads requests over Reddit's window (short sleeps, kept) but, once
+    ``x-ratelimit-remaining`` reaches 0, would block the runner's thread until the reset; this
+    raises :class:`RateLimited` with that wait so the runner schedules it instead.
+    """
+
+    def __init__(self, name: str, window_size: int) -> None:
+        super().__init__(window_size=window_size)
+        self.name = name
+
+    def delay(self) -> None:
+        if self.remaining is not None and self.remaining <= 0 and self.next_request_timestamp_ns:
+            wait = (self.next_request_timestamp_ns - time.monotonic_ns()) / 1e9
+            if wait > 0:
+                raise RateLimited(f"{self.name}: Reddit rate limit used up", wait)
+        super().delay()
+
+
 class RedditSource(SkipLog):
     """A live ``Source`` over Reddit search and subreddit comment listings."""
 
@@ -107,9 +129,11 @@ class RedditSource(SkipLog):
                 requestor_kwargs=requestor_kwargs,
             )
             reddit.read_only = True
-            for core in (reddit._core, reddit._read_only_core):
-                if core is not None:
-                    core._retry_strategy_class = _NoRetry
+            # The runner owns waiting: no prawcore retries, no sleeping until a rate-limit reset.
+            cores: list[Any] = [reddit._core, reddit._read_only_core]
+            for core in {id(c): c for c in cores if c is not None}.values():
+                core._retry_strategy_class = _NoRetry
+                core._rate_limiter = _RaiseWhenUsedUp(name, core._rate_limiter.window_size)
         self._reddit = reddit
 
     def _streams(self) -> list[str]:

@@ -352,3 +352,17 @@ def test_bluesky_without_credentials_calls_the_public_appview(bluesky: Harness) 
     assert problems == ["HTTP 401 from GET /xrpc/app.bsky.feed.searchPosts (credentials refused)"]
     assert bluesky.fake.requests_to("createSession") == []
     assert "authorization" not in bluesky.fake.requests[-1].headers
+
+
+def test_reddit_used_up_rate_limit_raises_instead_of_sleeping(reddit: Harness) -> None:
+    fake = reddit.fake
+    assert isinstance(fake, fake_reddit.FakeReddit)
+    reddit.add(1)
+    fake.rate_headers = {
+        "x-ratelimit-used": "600",
+        "x-ratelimit-remaining": "0.0",
+        "x-ratelimit-reset": "240",
+    }
+    with pytest.raises(RateLimited) as info:
+        reddit.source().fetch(None)  # the second listing would have to wait for the reset
+    assert info.value.retry_after_s is not None and 200 < info.value.retry_after_s <= 240

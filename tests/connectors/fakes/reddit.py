@@ -18,6 +18,7 @@ class FakeReddit(FakeAPI):
         super().__init__()
         self.page_size = page_size
         self.things: list[dict[str, Any]] = []  # {"kind": "t3"|"t1", "data": {...}}
+        self.rate_headers: dict[str, str] = {}  # x-ratelimit-used/remaining/reset
 
     def route(self, request: Request) -> Reply:
         path = request.path.rstrip("/")
@@ -50,7 +51,8 @@ class FakeReddit(FakeAPI):
                 text = f"{d.get('title', '')} {d.get('selftext', '')}".lower()
                 return kind == "t1" or q in text
 
-            return Reply(200, self._listing([t for t in self.things if keep(t)], request))
+            listing = self._listing([t for t in self.things if keep(t)], request)
+            return Reply(200, listing, dict(self.rate_headers))
         return Reply(404, {"message": "Not Found", "error": 404})
 
     def _listing(self, things: list[dict[str, Any]], request: Request) -> dict[str, Any]:
