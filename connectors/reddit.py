@@ -157,7 +157,7 @@ class RedditSource(SkipLog):
         if bad:
             return [f"not subreddit names: {', '.join(bad)}"]
         try:
-            with _mapped(self.name):
+            with _PrawErrors(self.name):
                 for _ in self._listing(streams[0], limit=1):
                     break
         except SourceError as exc:
@@ -181,7 +181,7 @@ class RedditSource(SkipLog):
         state = CursorState.loads(cursor, self.name)
         fetched_at = datetime.now(UTC)
         found: list[tuple[int, Mention]] = []
-        with _mapped(self.name):
+        with _PrawErrors(self.name):
             for stream in self._streams():
                 mark = state.mark(stream)
                 items = self._listing(stream, limit=page_budget(self.settings, mark) * PAGE)
@@ -242,7 +242,7 @@ class RedditSource(SkipLog):
         return int(created), fullname, mention
 
 
-class _mapped:
+class _PrawErrors:
     """Context manager turning praw/prawcore exceptions into ``connectors.base`` errors."""
 
     def __init__(self, name: str) -> None:
