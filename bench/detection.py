@@ -92,6 +92,7 @@ def windowed_gaussian(values: list[float]) -> list[float]:
     window: list[float] = []
     pending: list[float] = []
     mean, std = 0.0, 1.0
+    total = squares = 0.0  # running sums while the window fills
 
     def refresh() -> tuple[float, float]:
         m = sum(window) / len(window)
@@ -106,7 +107,11 @@ def windowed_gaussian(values: list[float]) -> list[float]:
         scores.append(score)
         if len(window) < WG_WINDOW:
             window.append(value)
-            mean, std = refresh()
+            total += value
+            squares += value * value
+            mean = total / len(window)
+            variance = max(0.0, squares / len(window) - mean * mean)
+            std = math.sqrt(variance) if variance > 0.0 else 1e-6
         else:
             pending.append(value)
             if len(pending) == WG_STEP:
