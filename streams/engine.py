@@ -155,6 +155,10 @@ class CustomerState(BaseModel):
     firing: dict[str, AwareDatetime] = {}
     """alertname → ``starts_at`` of each customer rule firing for this customer."""
     last_resolved_at: dict[str, AwareDatetime] = {}
+    pending: dict[str, AwareDatetime] = {}
+    """alertname → since when the score has been at or above ``fire_at`` (for ``for``)."""
+    clear_since: dict[str, AwareDatetime] = {}
+    """alertname → since when a firing customer's score has been below ``resolve_below``."""
 
 
 class BrandState(BaseModel):
@@ -378,7 +382,8 @@ class Engine:
             and all(b.minute >= closed for b in state.buckets)
             and all(b.minute >= closed for bs in state.scopes.values() for b in bs)
             and all(
-                not c.firing and c.tier is CustomerTier.HEALTHY for c in state.customers.values()
+                not c.firing and not c.pending and c.tier is CustomerTier.HEALTHY
+                for c in state.customers.values()
             )
         )
 
@@ -849,7 +854,7 @@ class Engine:
         """Re-score customers as time passes (``full``: everyone, and forget the long quiet)."""
         for customer in list(state.customers):
             cs = state.customers[customer]
-            watched = bool(cs.firing) or cs.tier is not CustomerTier.HEALTHY
+            watched = bool(cs.firing or cs.pending) or cs.tier is not CustomerTier.HEALTHY
             if (full or watched) and (cs.evaluated_at is None or end > cs.evaluated_at):
                 self._eval_customer(state, customer, cs, end, out)
             if full and end - cs.last_mention_at > self._horizon:
@@ -908,14 +913,26 @@ class Engine:
             resolved = cs.last_resolved_at.get(rule.alert)
             cooling = resolved is not None and at < resolved + rule.cooldown
             if risk.score >= rule.fire_at and risk.mentions >= rule.min_mentions and not cooling:
-                cs.firing[rule.alert] = at
-                out.alerts.append(
-                    self._customer_alert(
-                        rule, state, customer, cs, risk.score, AlertState.FIRING, None
+                # ``for``: the score must stay at or above fire_at this long (pending until then).
+                since = cs.pending.setdefault(rule.alert, at)
+                if at - since >= rule.for_:
+                    del cs.pending[rule.alert]
+                    cs.firing[rule.alert] = at
+                    out.alerts.append(
+                        self._customer_alert(
+                            rule, state, customer, cs, risk.score, AlertState.FIRING, None
+                        )
                     )
-                )
+            else:
+                cs.pending.pop(rule.alert, None)
         elif risk.score < rule.resolve_below:
-            self._resolve_customer(rule, state, customer, cs, at, risk.score, out)
+            # ``keep_firing_for``: below resolve_below this long before resolving.
+            since = cs.clear_since.setdefault(rule.alert, at)
+            if at - since >= rule.keep_firing_for:
+                del cs.clear_since[rule.alert]
+                self._resolve_customer(rule, state, customer, cs, at, risk.score, out)
+        else:
+            cs.clear_since.pop(rule.alert, None)
 
     def _resolve_customer(
         self,

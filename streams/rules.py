@@ -215,6 +215,11 @@ class CustomerAtRiskRule(_RuleBase):
     fire_at: float = Field(ge=0.0, le=100.0)
     resolve_below: float = Field(ge=0.0, le=100.0)
     min_mentions: int = Field(default=1, ge=1)
+    """The minimum volume: mentions of the customer within ``lookback``."""
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    """The score stays at or above ``fire_at`` this long before firing (re-checked when the
+    customer is re-scored: at each mention and every 15 minutes while watched)."""
+    keep_firing_for: Duration = timedelta(0)
     cooldown: Duration = timedelta(0)
     brands: tuple[str, ...] | None = None
     placeholders: ClassVar[frozenset[str]] = frozenset({"brand", "customer", "value"})

@@ -333,3 +333,67 @@ def test_state_round_trips_through_json_mid_incident() -> None:
     whole, incidents, _ = run(DEFICIT, batch, T0 + 300 * MIN)
     assert first.alerts + rest.alerts + rest_tail.alerts == whole
     assert (rest.incidents + rest_tail.incidents)[-1] == incidents[-1]
+
+
+CUSTOMER = """
+groups:
+  - name: c
+    rules:
+      - alert: AtRisk
+        kind: customer_at_risk
+        fire_at: 60
+        resolve_below: 40
+        min_mentions: 2
+        for: 30m
+        keep_firing_for: 1h
+        brands: [acme]
+"""
+
+
+def test_customer_rules_take_for_keep_firing_for_and_brand_scoping() -> None:
+    from streams.records import Churn, Empathy, Mention, MentionKind, Sentiment, SentimentLabel
+
+    def angry(at: datetime, n: int, brand: str = "acme") -> ScoredMention:
+        mention = Mention(
+            id=f"t:{brand}{n}",
+            source="t",
+            kind=MentionKind.REVIEW,
+            brand=brand,
+            text="awful, cancelling",
+            author="a",
+            customer_id="c1",
+            created_at=at,
+            fetched_at=at,
+            rating=1,
+        )
+        return ScoredMention(
+            mention=mention,
+            sentiment=Sentiment(
+                compound=-0.8, pos=0.0, neu=0.2, neg=0.8, label=SentimentLabel.NEGATIVE
+            ),
+            empathy=Empathy(),
+            churn=Churn(phrases=("cancelling",)),
+            pii_redacted=0,
+            scored_at=at,
+        )
+
+    engine = Engine(parse_rules(CUSTOMER, "c.yaml"), allowed_lateness=timedelta(0))
+    for brand, expect_alerts in (("acme", True), ("globex", False)):
+        state = engine.new_state(brand)
+        out = engine.process(state, [angry(T0, 1, brand), angry(T0 + 10 * MIN, 2, brand)])
+        assert out.alerts == []  # score over 60 from 06:10, but `for: 30m`
+        tail = engine.advance(state, T0 + timedelta(days=10))
+        if not expect_alerts:
+            assert tail.alerts == []
+            assert tail.customers  # the score is still published for every brand
+            continue
+        firing, resolved = tail.alerts
+        assert firing.state is AlertState.FIRING
+        # Re-scored every 15 minutes while watched: the first sweep 30m after 06:10 is 06:45.
+        assert firing.starts_at == T0 + 45 * MIN
+        assert resolved.state is AlertState.RESOLVED and resolved.ends_at is not None
+        # Below 40 first at some sweep; resolved one hour (keep_firing_for) later.
+        below = next(
+            h.updated_at for h in tail.customers if h.risk_score < 40 and h.updated_at > T0
+        )
+        assert resolved.ends_at - below == timedelta(hours=1)
