@@ -1,10 +1,11 @@
 """A real Prometheus scrapes a running pipeline; every dashboard and rule expression is evaluated.
 
 The worker, the notifier and the connector runner run as real processes on the shared broker, fed
-the simulated crisis (the first 14 simulated hours, paced at 2880x) plus a slow live source that
-keeps the connector runner up. Debian's ``prometheus`` binary scrapes them every second and
-evaluates ``deploy/prometheus/rules`` every second. Then every expression of every Grafana panel
-(and annotation) and every recording rule must return data; alerting rules may rightly be quiet,
+a replay of the simulated crisis day (all of the crisis brand, a quarter of the others) plus a
+slow live source that keeps the connector runner up. Debian's ``prometheus`` binary scrapes them
+every second and evaluates ``deploy/prometheus/rules`` every second. Then every expression of
+every Grafana panel and every recording rule must return data; alerting rules (and annotation
+queries, which are events) may rightly be quiet,
 so for them the query must parse and every metric it names must exist among the scraped series —
 a typo in a metric name fails the test.
 """
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+from connectors.simulate import generate
 from services.kafka_local import free_port
 from tests.deploy.tools import DEPLOY, REPO, require_binary
 from tests.integration.harness import Run, wait_for
@@ -181,14 +183,19 @@ def prometheus_over_pipeline(
         },
     )
     try:
+        # The crisis day: every mention of the crisis brand (its incident opens and recovers) and
+        # a quarter of the others (share of voice), replayed as fast as the broker takes them.
+        crisis = generate("crisis", seed=7)
+        kept = [m for i, m in enumerate(crisis) if m.brand == BRAND or i % 4 == 0]
+        replay = run.workdir / "crisis.jsonl"
+        replay.write_bytes(b"".join(m.to_json() + b"\n" for m in kept))
         config = {
             "instances": [
                 {
-                    "name": "sim-crisis",
-                    "source": "simulate",
+                    "name": "crisis-replay",
+                    "source": "replay",
                     "brand": BRAND,
-                    "speedup": 2880,
-                    "settings": {"scenario": "crisis", "seed": 7, "hours": 14},
+                    "settings": {"path": str(replay)},
                 },
                 {
                     # Real-time pace: still running when the queries are made.
@@ -209,8 +216,8 @@ def prometheus_over_pipeline(
             LISTENWELL_CONNECTOR_METRICS_PORT=str(connectors_port),
         )
         wait_for(
-            lambda: worker.metric("listenwell_alerts_total", state="firing") > 0,
-            what="the crisis to fire a brand alert (see the worker log in the run's workdir)",
+            lambda: worker.metric("listenwell_incident_time_to_recover_seconds_count") > 0,
+            what="the crisis incident to recover (see the worker log in the run's workdir)",
         )
         wait_for(
             lambda: len(prometheus.result('up{job=~"listenwell-.*"} == 1')) == 3,
