@@ -258,7 +258,8 @@ class _Verdict:
     condition: bool
     elevated: bool
     """Outside the baseline band (for recovery), guards aside."""
-    examples: tuple[Example, ...] = ()
+    examples: Callable[[], tuple[Example, ...]] = tuple
+    """The window's most negative mentions, computed only when an alert needs them."""
 
 
 class Engine:
@@ -556,16 +557,20 @@ class Engine:
         self, rule: BrandRule, rs: RuleState, state: BrandState, end: datetime
     ) -> _Verdict:
         buckets = state.scopes.get(rule.scope_key, []) if rule.scope_key else state.buckets
-        stats = window_stats(
-            buckets, end=end, minutes=rule.window_minutes, examples=self.max_examples
-        )
+        stats = window_stats(buckets, end=end, minutes=rule.window_minutes, examples=0)
+
+        def examples() -> tuple[Example, ...]:
+            return window_stats(
+                buckets, end=end, minutes=rule.window_minutes, examples=self.max_examples
+            ).examples
+
         minute = end - MINUTE
         if isinstance(rule, VolumeSurgeRule):
             slot = _slot(rule, minute)
             detector = self._detector(rule, rs, slot)
             detection = detector.step(float(stats.count))
             rs.detectors[str(slot)] = detector.to_state()
-            return self._volume_verdict(rule, float(stats.count), detection, stats.examples)
+            return self._volume_verdict(rule, float(stats.count), detection, examples)
         base_sums = self._window_baseline(rule, rs, end)
         warm = base_sums.minutes * MINUTE >= rule.warmup and base_sums.volume >= rule.warmup_volume
         enough = stats.count >= rule.min_volume
@@ -593,11 +598,14 @@ class Engine:
             value, base = self._metric(rule, stats), self._base_metric(rule, base_sums)
             condition = enough and rule.holds(value)
             elevated = rule.holds(value)
-        return _Verdict(value, base, condition, elevated, stats.examples)
+        return _Verdict(value, base, condition, elevated, examples)
 
     @staticmethod
     def _volume_verdict(
-        rule: VolumeSurgeRule, value: float, detection: Detection, examples: tuple[Example, ...]
+        rule: VolumeSurgeRule,
+        value: float,
+        detection: Detection,
+        examples: Callable[[], tuple[Example, ...]],
     ) -> _Verdict:
         return _Verdict(
             value=value,
@@ -660,7 +668,7 @@ class Engine:
                     end,
                     None,
                 )
-                rs.peak, rs.peak_at, rs.examples = value, end, list(verdict.examples)
+                rs.peak, rs.peak_at, rs.examples = value, end, list(verdict.examples())
                 alert = self._brand_alert(rule, brand, rs, AlertState.FIRING, None)
                 out.alerts.append(alert)
                 self._open_incident(rule, rs, brand, alert, end, out)
@@ -669,7 +677,7 @@ class Engine:
             if condition:
                 rs.clear_since = None
                 if rs.peak is None or self._worse(rule, value, rs.peak):
-                    rs.peak, rs.peak_at, rs.examples = value, end, list(verdict.examples)
+                    rs.peak, rs.peak_at, rs.examples = value, end, list(verdict.examples())
             else:
                 if rs.clear_since is None:
                     rs.clear_since = end
@@ -1008,7 +1016,7 @@ def run_volume_rule(
         detection = detector.step(value)
         out = EngineOutput()
         engine._step_rule(
-            rule, rs, brand, at, Engine._volume_verdict(rule, value, detection, ()), out
+            rule, rs, brand, at, Engine._volume_verdict(rule, value, detection, tuple), out
         )
         started = any(a.state is AlertState.FIRING for a in out.alerts)
         yield at, value, detection, started

@@ -112,7 +112,7 @@ def window_stats(
     """Aggregate the buckets of the ``minutes`` minutes before ``end`` (exclusive)."""
     start = end - minutes * MINUTE
     inside = [b for b in buckets if start <= b.minute < end]
-    picked = _most_negative((e for b in inside for e in b.examples), examples)
+    picked = _most_negative((e for b in inside for e in b.examples), examples) if examples else []
     return WindowStats(
         count=sum(b.count for b in inside),
         negative=sum(b.negative for b in inside),
