@@ -397,3 +397,21 @@ def test_customer_rules_take_for_keep_firing_for_and_brand_scoping() -> None:
             h.updated_at for h in tail.customers if h.risk_score < 40 and h.updated_at > T0
         )
         assert resolved.ends_at - below == timedelta(hours=1)
+
+
+def test_a_refire_before_recovery_continues_the_same_incident() -> None:
+    rules = DEFICIT.replace("cooldown: 1h", "cooldown: 0s").replace("recovery: 20m", "recovery: 2h")
+    batch = mentions(
+        series(T0, 180, 10, deficit_share=0.05),
+        series(T0 + 180 * MIN, 30, 10, deficit_share=0.5),
+        series(T0 + 210 * MIN, 30, 10, deficit_share=0.05),
+        series(T0 + 240 * MIN, 30, 10, deficit_share=0.6),
+        series(T0 + 270 * MIN, 240, 10, deficit_share=0.05),
+    )
+    alerts, incidents, _ = run(rules, batch, T0 + 600 * MIN)
+    assert [a.state for a in alerts] == [AlertState.FIRING, AlertState.RESOLVED] * 2
+    assert len({i.id for i in incidents}) == 1
+    last = incidents[-1]
+    assert last.firings == 2 and last.status is IncidentStatus.RECOVERED
+    assert last.peak_value == pytest.approx(0.6)
+    assert last.resolved_at == alerts[-1].ends_at
