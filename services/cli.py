@@ -39,6 +39,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from faust import Worker
     from prometheus_client import CollectorRegistry
 
+    from services.kafka_local import create_topics
     from streams.app import make_app
     from streams.rules import RuleFileError
 
@@ -48,6 +49,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     except RuleFileError as exc:
         print(f"listenwell worker: {exc}", file=sys.stderr)
         return 2
+    try:
+        # Faust creates the topics it consumes, not those it only writes to: make sure every
+        # registry topic exists (idempotent), or a publish would wait forever for its metadata.
+        created = create_topics(settings.kafka_bootstrap, settings.topic_prefix)
+    except Exception as exc:  # KafkaLocalError or a kafka-python error: one line, not a trace
+        print(f"listenwell worker: Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    if created:
+        log.warning("created missing topics: %s", ", ".join(created))
     _start_metrics(settings.worker_metrics_port, registry)
     faust_worker = Worker(worker.app, loglevel=args.log_level, quiet=True)
     faust_worker.execute_from_commandline()

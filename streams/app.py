@@ -24,9 +24,9 @@ from prometheus_client import CollectorRegistry
 
 from streams import topics
 from streams.brand_scoring import scorer_for
-from streams.engine import Engine
+from streams.engine import CustomerState, Engine
 from streams.metrics import WorkerMetrics
-from streams.pipeline import BatchResult, BrandRecord, Pipeline, RawRecord
+from streams.pipeline import BatchResult, BrandRecord, CustomerChanges, Pipeline, RawRecord
 from streams.rules import RuleSet, load_rules
 from streams.settings import Settings
 
@@ -38,13 +38,26 @@ class BrandRecordCodec(codecs.Codec):
 
     def _dumps(self, obj: Any) -> bytes:
         assert isinstance(obj, BrandRecord)
+        return obj.to_changelog()
+
+    def _loads(self, s: bytes) -> Any:
+        return BrandRecord.from_changelog(s)
+
+
+class CustomerStateCodec(codecs.Codec):
+    """One customer's engine state per table entry (see :class:`BrandRecord`)."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        assert isinstance(obj, CustomerState)
         return obj.model_dump_json().encode()
 
     def _loads(self, s: bytes) -> Any:
-        return BrandRecord.model_validate_json(s)
+        return CustomerState.model_validate_json(s)
 
 
 codecs.register("listenwell_brand_record", BrandRecordCodec())
+codecs.register("listenwell_customer_state", CustomerStateCodec())
+CUSTOMER_KEY_SEPARATOR = "/"
 
 
 @dataclass
@@ -110,18 +123,34 @@ def make_app(
 
     # Keys are the brand's UTF-8 bytes, exactly the raw topic's message key: same partitioner, same
     # partition, and the same type before and after recovery from the changelog.
-    brands: Any = app.Table("brands", partitions=partitions, use_partitioner=True)
-    # Faust derives a table's serializers from key_type/value_type only (json otherwise) and builds
-    # the changelog topic, which also decodes it on recovery, in the constructor: set both here.
-    brands.key_serializer = "raw"
-    brands.value_serializer = "listenwell_brand_record"
-    changelog: Any = brands.changelog_topic
-    changelog.key_serializer = changelog.schema.key_serializer = "raw"
-    changelog.value_serializer = changelog.schema.value_serializer = "listenwell_brand_record"
+    brands = _table(app, "brands", partitions, "listenwell_brand_record", use_partitioner=True)
+    # Customers live in the partition of their brand's raw records, written explicitly with that
+    # partition number (their own key would hash elsewhere).
+    customers = _table(app, "customers", partitions, "listenwell_customer_state")
 
     def stored(brand: str) -> BrandRecord | None:
         record: BrandRecord | None = brands.get(brand.encode())
+        if record is not None and not record.customers_attached:
+            prefix = (brand + CUSTOMER_KEY_SEPARATOR).encode()
+            record.attach_customers(
+                {
+                    key[len(prefix) :].decode(): state
+                    for key, state in customers.data.items()
+                    if key.startswith(prefix)
+                }
+            )
         return record
+
+    def store_customers(brand: str, changes: CustomerChanges) -> None:
+        prefix = brand + CUSTOMER_KEY_SEPARATOR
+        for customer_id, state in changes.upserts.items():
+            key = (prefix + customer_id).encode()
+            customers.data[key] = state
+            customers.send_changelog(changes.partition, key, state)
+        for customer_id in changes.deletes:
+            key = (prefix + customer_id).encode()
+            customers.data.pop(key, None)
+            customers.send_changelog(changes.partition, key, None)
 
     async def publish(result: BatchResult) -> None:
         for letter in result.dead_letters:
@@ -150,6 +179,8 @@ def make_app(
         metrics.observe_incidents(result.incidents)
         for brand, state in result.states.items():
             brands[brand.encode()] = state
+        for brand, changes in result.customer_changes.items():
+            store_customers(brand, changes)
         metrics.deduplicated.inc(result.duplicates)
         metrics.late.inc(result.late)
         for latency in result.latencies:
@@ -207,3 +238,20 @@ def make_app(
 def _ensure_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _table(
+    app: faust.App, name: str, partitions: int, value_codec: str, *, use_partitioner: bool = False
+) -> Any:
+    """A table with raw byte keys and values in ``value_codec``, on the changelog and on recovery.
+
+    Faust derives a table's serializers from key_type/value_type only (json otherwise) and builds
+    the changelog topic, which also decodes it on recovery, in the constructor: set both here.
+    """
+    table: Any = app.Table(name, partitions=partitions, use_partitioner=use_partitioner)
+    table.key_serializer = "raw"
+    table.value_serializer = value_codec
+    changelog: Any = table.changelog_topic
+    changelog.key_serializer = changelog.schema.key_serializer = "raw"
+    changelog.value_serializer = changelog.schema.value_serializer = value_codec
+    return table

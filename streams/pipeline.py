@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PrivateAttr, ValidationError
 
-from streams.engine import BrandState, Engine
+from streams.engine import BrandState, CustomerState, Engine
 from streams.records import (
     MAX_TEXT_CHARS,
     Alert,
@@ -76,13 +76,48 @@ class OutboxEntry(BaseModel):
 
 
 class BrandRecord(BaseModel):
-    """Everything the worker keeps for one brand: the value of the ``brands`` table."""
+    """Everything the worker keeps for one brand: the value of the ``brands`` table.
+
+    The engine's per-customer states are stored apart, one table entry per customer
+    (:class:`CustomerChanges`), because a brand may have many thousands of customers and the brand
+    record is rewritten on every batch; :meth:`to_changelog` leaves them out. After recovery the
+    worker attaches them again (:attr:`customers_attached` tells whether that has happened).
+    """
 
     engine: BrandState
     seen: dict[str, tuple[int, float]] = {}
     """Digest of a mention id → (raw offset that carried it, its event time as epoch seconds)."""
     applied_offset: int = -1
     outbox: list[OutboxEntry] = []
+    _customers_attached: bool = PrivateAttr(default=True)
+
+    @property
+    def customers_attached(self) -> bool:
+        return self._customers_attached
+
+    def to_changelog(self) -> bytes:
+        """JSON of everything but the customers (they have their own table)."""
+        return self.model_dump_json(exclude={"engine": {"customers"}}).encode()
+
+    @classmethod
+    def from_changelog(cls, data: bytes) -> BrandRecord:
+        """The record as stored; its customers must be attached before it is used."""
+        record = cls.model_validate_json(data)
+        record._customers_attached = False
+        return record
+
+    def attach_customers(self, customers: dict[str, CustomerState]) -> None:
+        self.engine.customers.update(customers)
+        self._customers_attached = True
+
+
+@dataclass
+class CustomerChanges:
+    """Customer states a batch changed (to store) and forgot (to delete), for one brand."""
+
+    partition: int
+    upserts: dict[str, CustomerState] = field(default_factory=dict)
+    deletes: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -95,6 +130,7 @@ class BatchResult:
     customers: list[CustomerHealth] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
     states: dict[str, BrandRecord] = field(default_factory=dict)
+    customer_changes: dict[str, CustomerChanges] = field(default_factory=dict)
     duplicates: int = 0
     replayed: int = 0
     late: int = 0
@@ -131,6 +167,7 @@ class Pipeline:
         result = BatchResult()
         new_by_brand: dict[str, list[ScoredMention]] = {}
         last_offset: dict[str, int] = {}
+        partition_of: dict[str, int] = {}
         replayed_from: dict[str, int] = {}
         scored_at = self._now()
         for record in records:
@@ -170,6 +207,7 @@ class Pipeline:
             state.seen[digest] = (record.offset, mention.created_at.timestamp())
             new_by_brand.setdefault(brand, []).append(scored)
             last_offset[brand] = record.offset
+            partition_of[brand] = record.partition
 
         for brand, first_replayed in replayed_from.items():
             state = result.states[brand]
@@ -177,7 +215,16 @@ class Pipeline:
 
         for brand, batch in new_by_brand.items():
             state = result.states[brand]
+            customers = state.engine.customers
+            known = set(customers)
             output = self._engine.process(state.engine, batch)
+            touched = {s.mention.customer_id for s in batch if s.mention.customer_id}
+            touched.update(h.customer_id for h in output.customers)
+            result.customer_changes[brand] = CustomerChanges(
+                partition=partition_of[brand],
+                upserts={c: customers[c] for c in touched if c in customers},
+                deletes=known - set(customers),
+            )
             result.alerts.extend(output.alerts)
             result.customers.extend(output.customers)
             result.incidents.extend(output.incidents)

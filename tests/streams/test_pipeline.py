@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from streams.engine import Engine
-from streams.pipeline import BrandRecord, OutboxEntry, Pipeline, RawRecord
+from streams.engine import CustomerState, Engine
+from streams.pipeline import BatchResult, BrandRecord, OutboxEntry, Pipeline, RawRecord
 from streams.records import Alert, Mention, MentionKind
 from streams.rules import load_rules
 from streams.scoring import Scorer
@@ -53,20 +54,35 @@ def pipeline() -> Pipeline:
 
 
 class Store:
-    """Stands in for the Faust table: keeps what the pipeline returns, as the agent does."""
+    """Stands in for the Faust tables as a restarted worker sees them: everything is read back from
+    its changelog form, brand records and customer states apart, and joined as the app does."""
 
     def __init__(self) -> None:
-        self.states: dict[str, BrandRecord] = {}
+        self.brands: dict[str, bytes] = {}
+        self.customers: dict[tuple[str, str], bytes] = {}
 
-    def process(self, pipeline: Pipeline, records: list[RawRecord]):  # type: ignore[no-untyped-def]
-        result = pipeline.process(records, self.states.get)
-        # the table holds a serialised copy: round-trip it like the changelog would
-        self.states.update(
+    def stored(self, brand: str) -> BrandRecord | None:
+        if brand not in self.brands:
+            return None
+        record = BrandRecord.from_changelog(self.brands[brand])
+        assert not record.customers_attached
+        record.attach_customers(
             {
-                b: BrandRecord.model_validate_json(s.model_dump_json())
-                for b, s in result.states.items()
+                c: CustomerState.model_validate_json(v)
+                for (b, c), v in self.customers.items()
+                if b == brand
             }
         )
+        return record
+
+    def process(self, pipeline: Pipeline, records: list[RawRecord]) -> BatchResult:
+        result = pipeline.process(records, self.stored)
+        self.brands.update({b: s.to_changelog() for b, s in result.states.items()})
+        for brand, changes in result.customer_changes.items():
+            for c, state in changes.upserts.items():
+                self.customers[brand, c] = state.model_dump_json().encode()
+            for c in changes.deletes:
+                del self.customers[brand, c]
         return result
 
 
@@ -115,11 +131,29 @@ def test_a_replayed_batch_is_republished_but_not_counted_twice(pipeline: Pipelin
     store = Store()
     records = [record(i, mention(i, minutes=i)) for i in range(10)]
     store.process(pipeline, records)
-    count_before = store.states["acme"].engine.model_dump_json()
+    state_before = store.brands["acme"]
     replay = store.process(pipeline, records[5:])
     assert [s.mention.id for s in replay.scored] == [f"test:{i}" for i in range(5, 10)]
     assert replay.replayed == 5 and replay.duplicates == 0
-    assert store.states["acme"].engine.model_dump_json() == count_before
+    assert store.brands["acme"] == state_before
+
+
+def test_customer_state_survives_apart_from_the_brand_record(pipeline: Pipeline) -> None:
+    store = Store()
+    complaints = [
+        mention(
+            i, minutes=i, text="Flight cancelled, on hold for hours, nobody cares. I'm done."
+        ).model_copy(update={"customer_id": "cust-1"})
+        for i in range(4)
+    ]
+    for i, m in enumerate(complaints):
+        store.process(pipeline, [record(i, m)])
+    assert "customers" not in json.loads(store.brands["acme"])["engine"]
+    restored = store.stored("acme")
+    assert restored is not None
+    assert [m.id for m in restored.engine.customers["cust-1"].mentions] == [
+        m.id for m in complaints
+    ]
 
 
 def test_alerts_triggered_by_replayed_records_are_sent_again(pipeline: Pipeline) -> None:
@@ -134,6 +168,9 @@ def test_alerts_triggered_by_replayed_records_are_sent_again(pipeline: Pipeline)
         }
     )
     store.process(pipeline, [record(0, mention(0))])
-    store.states["acme"].outbox.append(OutboxEntry(offset=0, alert=fake))
+    state = store.stored("acme")
+    assert state is not None
+    state.outbox.append(OutboxEntry(offset=0, alert=fake))
+    store.brands["acme"] = state.to_changelog()
     replay = store.process(pipeline, [record(0, mention(0))])
     assert replay.alerts == [fake]
