@@ -129,8 +129,8 @@ def score_file(source: Path, target: Path, scorer: Scorer, *, progress: bool | N
 
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     """Score ``--input`` into ``--output``."""
+    from streams.brand_scoring import scorer_for
     from streams.cs_sentiment import CsSentiment
-    from streams.scoring import Scorer
 
     source, target = Path(args.input), Path(args.output)
     if not source.is_file():
@@ -138,7 +138,8 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        scorer = Scorer() if args.plain else Scorer(sentiment_layer=CsSentiment.load())
+        layer = None if args.plain else CsSentiment.load()
+        scorer = scorer_for(settings.rules_path, sentiment_layer=layer)
         count = score_file(source, target, scorer, progress=args.progress)
     except ScoreInputError as exc:
         print(f"listenwell score: {exc}", file=sys.stderr)

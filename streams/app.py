@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from streams import topics
 from streams.brand_scoring import scorer_for
+from streams.cs_sentiment import CsSentiment
 from streams.engine import CustomerState, Engine
 from streams.metrics import WorkerMetrics
 from streams.pipeline import BatchResult, BrandRecord, CustomerChanges, Pipeline, RawRecord
@@ -80,7 +81,7 @@ def make_app(
     rules = rules if rules is not None else load_rules(settings.rules_path)
     metrics = WorkerMetrics(registry if registry is not None else CollectorRegistry())
     pipeline = Pipeline(
-        scorer_for(settings.rules_path),
+        scorer_for(settings.rules_path, sentiment_layer=CsSentiment.load()),
         Engine(rules, allowed_lateness=timedelta(seconds=settings.allowed_lateness_s)),
         now=lambda: datetime.now(UTC),
         epoch_now=lambda: datetime.now(UTC).timestamp(),

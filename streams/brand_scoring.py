@@ -13,7 +13,7 @@ from pathlib import Path
 
 from streams.records import Mention, ScoredMention
 from streams.rules import lexicon_path, load_lexicon
-from streams.scoring import Scorer
+from streams.scoring import Scorer, SentimentLayer
 
 __all__ = ["BrandScorer", "scorer_for"]
 
@@ -22,11 +22,14 @@ class BrandScorer(Scorer):
     """A scorer that applies ``overrides[mention.brand]`` as ``phrase_overrides``."""
 
     def __init__(
-        self, overrides: Mapping[str, Mapping[str, float]], max_chunk_chars: int = 1000
+        self,
+        overrides: Mapping[str, Mapping[str, float]],
+        max_chunk_chars: int = 1000,
+        sentiment_layer: SentimentLayer | None = None,
     ) -> None:
-        super().__init__(max_chunk_chars=max_chunk_chars)
+        super().__init__(max_chunk_chars=max_chunk_chars, sentiment_layer=sentiment_layer)
         self._by_brand = {
-            brand: Scorer(phrases, max_chunk_chars=max_chunk_chars)
+            brand: Scorer(phrases, max_chunk_chars=max_chunk_chars, sentiment_layer=sentiment_layer)
             for brand, phrases in overrides.items()
             if phrases
         }
@@ -38,9 +41,11 @@ class BrandScorer(Scorer):
         return scorer.score(mention, scored_at=scored_at)
 
 
-def scorer_for(rules_path: Path) -> Scorer:
+def scorer_for(rules_path: Path, *, sentiment_layer: SentimentLayer | None = None) -> Scorer:
     """A scorer with the brand phrase overrides of the ``lexicon.yaml`` beside the rules.
 
-    Raises ``RuleFileError`` (``file:line: reason``) for an invalid lexicon.
+    ``sentiment_layer`` (the worker and ``listenwell score`` pass the customer-service layer)
+    computes ``compound`` beside VADER's own ``vader_compound``. Raises ``RuleFileError``
+    (``file:line: reason``) for an invalid lexicon.
     """
-    return BrandScorer(load_lexicon(lexicon_path(rules_path)))
+    return BrandScorer(load_lexicon(lexicon_path(rules_path)), sentiment_layer=sentiment_layer)
