@@ -122,7 +122,7 @@ def profile_core(mentions: list[Mention]) -> str:
         result = pipeline.process(records[start : start + 500], states.get)  # type: ignore[arg-type]
         states.update(result.states)
         for state in result.states.values():
-            state.model_dump_json()  # what the table codec does for the changelog
+            state.to_changelog()  # what the table codec does for the changelog
         for scored in result.scored:
             scored.to_json()
     profiler.disable()

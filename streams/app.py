@@ -97,6 +97,10 @@ def make_app(
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         producer_acks=-1,
+        # Batch produce requests: with aiokafka's defaults (no linger, 16 KiB batches) the worker
+        # spent ~40% of its time sending tiny requests (py-spy, bench/pipeline.py).
+        producer_linger=0.02,
+        producer_max_batch_size=512 * 1024,
         broker_commit_every=settings.batch_size,
         datadir=str(_ensure_dir(settings.data_dir / "faust" / settings.app_id)),
     )
@@ -153,13 +157,21 @@ def make_app(
             customers.data.pop(key, None)
             customers.send_changelog(changes.partition, key, None)
 
+    async def send(topic: faust.TopicT, key: bytes, value: bytes) -> None:
+        # Straight to the app's producer: Faust's Topic.send adds a future and a channel hop per
+        # record (~15% of the worker's time). Same producer, so Faust still flushes it before it
+        # commits offsets.
+        await app.producer.send(
+            topic.get_topic_name(), key, value, partition=None, timestamp=None, headers=None
+        )
+
     async def publish(result: BatchResult) -> None:
         for letter in result.dead_letters:
-            await dlq_topic.send(key=letter.topic.encode(), value=letter.to_json())
+            await send(dlq_topic, letter.topic.encode(), letter.to_json())
             metrics.dead_lettered.labels(letter.reason).inc()
         for scored in result.scored:
             mention = scored.mention
-            await scored_topic.send(key=mention.brand.encode(), value=scored.to_json())
+            await send(scored_topic, mention.brand.encode(), scored.to_json())
             metrics.scored.labels(
                 metrics.brand(mention.brand), metrics.source(mention.source), scored.sentiment.label
             ).inc()
@@ -170,13 +182,13 @@ def make_app(
             if scored.pii_redacted:
                 metrics.pii_redactions.inc(scored.pii_redacted)
         for alert in result.alerts:
-            await alerts_topic.send(key=alert.fingerprint.encode(), value=alert.to_json())
+            await send(alerts_topic, alert.fingerprint.encode(), alert.to_json())
             metrics.alerts.labels(alert.alertname, alert.state).inc()
         for health in result.customers:
             key = f"{health.brand}/{health.customer_id}".encode()
-            await customers_topic.send(key=key, value=health.to_json())
+            await send(customers_topic, key, health.to_json())
         for incident in result.incidents:
-            await incidents_topic.send(key=incident.id.encode(), value=incident.to_json())
+            await send(incidents_topic, incident.id.encode(), incident.to_json())
         metrics.observe_incidents(result.incidents)
         for brand, state in result.states.items():
             brands[brand.encode()] = state
