@@ -1,4 +1,4 @@
-"""PII redaction: e-mail addresses, phone numbers and payment card numbers.
+"""PII redaction: e-mail addresses, phone numbers, payment card numbers, IBANs and @handles.
 
 Runs before anything is stored or sent. Every pattern is anchored so that a match can only start at
 the beginning of a run of candidate characters and uses possessive quantifiers, so the regex engine
@@ -7,19 +7,34 @@ digits and spaces, ``a@a@a@…`` and the like).
 
 Numbers are only redacted when they look like what they claim to be: a card number must pass the
 Luhn check, and a phone number needs a ``+`` country code, phone-like grouping or a nearby word such
-as "call" or "phone". Years, prices, order numbers, dates and times stay as they are.
+as "call" or "phone". Years, prices, order numbers, dates and times stay as they are. An IBAN must
+pass its ISO 13616 mod-97 check. ``@handles`` of people are redacted unless they are in the
+caller's allow-list (the brands' own handles from configuration); handles inside URLs
+(``https://mastodon.social/@brand``) and e-mail addresses are not handles.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 EMAIL_TOKEN = "[email]"
 PHONE_TOKEN = "[phone]"
 CARD_TOKEN = "[card]"
+IBAN_TOKEN = "[iban]"
+HANDLE_TOKEN = "[handle]"
 
 _EMAIL = re.compile(
-    r"(?<![\w.%+-])[\w.%+-]++@(?:[A-Za-z0-9-]++\.)+[A-Za-z]{2,}+(?![\w-])",
+    r"(?<![\w.%+@-])[\w.%+-]++@(?:[A-Za-z0-9-]++\.)+[A-Za-z]{2,}+(?![\w-])",
+)
+# Country code, two check digits, then 11-30 letters and digits, optionally in groups of four.
+_IBAN = re.compile(
+    r"(?<![\w/#])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}+(?: ?[A-Z0-9]{1,3})?+(?![\w-])",
+)
+# @name, @name.bsky.social, @name@instance.social; not inside a word, URL path or e-mail address.
+_HANDLE = re.compile(
+    r"(?<![\w@/.:+-])@(\w{1,64}+(?:\.[A-Za-z0-9-]++)*+(?:@[A-Za-z0-9-]++(?:\.[A-Za-z0-9-]++)++)?+)"
+    r"(?![\w@])",
 )
 # Numbers right after "/" or "#" (URL paths such as status ids, order numbers) or after a decimal
 # point are identifiers or fractions, not card or phone numbers.
@@ -50,6 +65,16 @@ def luhn_ok(digits: str) -> bool:
                 value -= 9
         total += value
     return total % 10 == 0
+
+
+def iban_ok(candidate: str) -> bool:
+    """Whether an IBAN (spaces allowed) passes the ISO 13616 mod-97 check."""
+    compact = candidate.replace(" ", "").upper()
+    if not 15 <= len(compact) <= 34 or not compact.isascii() or not compact.isalnum():
+        return False
+    rearranged = compact[4:] + compact[:4]
+    digits = "".join(str(int(char, 36)) for char in rearranged)
+    return int(digits) % 97 == 1
 
 
 def _is_card(candidate: str) -> bool:
@@ -85,13 +110,30 @@ def _looks_like_phone(candidate: str, has_context: bool) -> bool:
     return not (len(lengths) == 1 and max(lengths) <= 2 and not digits.startswith("0"))
 
 
-def redact(text: str) -> tuple[str, int]:
-    """Replace e-mails, phone numbers and Luhn-valid card numbers with placeholders.
+def redact(text: str, allow_handles: Collection[str] | None = None) -> tuple[str, int]:
+    """Replace e-mails, phone numbers, card numbers, IBANs and @handles with placeholders.
 
-    Returns the redacted text (``[email]``, ``[phone]``, ``[card]`` in place of each item) and the
-    number of items replaced. Linear in ``len(text)``.
+    Returns the redacted text (``[email]``, ``[phone]``, ``[card]``, ``[iban]``, ``[handle]`` in
+    place of each item) and the number of items replaced. ``allow_handles`` lists handles that stay
+    (compared case-insensitively, with or without the leading ``@``): the brands' own accounts.
+    Linear in ``len(text)``.
     """
     count = 0
+    allowed = {h.lower().lstrip("@") for h in allow_handles} if allow_handles else set()
+
+    def iban(match: re.Match[str]) -> str:
+        nonlocal count
+        if not iban_ok(match.group()):
+            return match.group()
+        count += 1
+        return IBAN_TOKEN
+
+    def handle(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group(1).lower() in allowed:
+            return match.group()
+        count += 1
+        return HANDLE_TOKEN
 
     def email(_: re.Match[str]) -> str:
         nonlocal count
@@ -127,9 +169,11 @@ def redact(text: str) -> tuple[str, int]:
 
     if "@" in text:
         text = _EMAIL.sub(email, text)
+        text = _HANDLE.sub(handle, text)
     # Phone numbers have at least 7 digits, card numbers 13: most texts have fewer and skip the
     # scans (outside ASCII, \d also matches other scripts' digits, so those texts are scanned).
     if not text.isascii() or sum(map(text.count, "0123456789")) >= _MIN_PHONE_DIGITS:
+        text = _IBAN.sub(iban, text)
         text = _CARD_RUN.sub(card, text)
         text = _PHONE_RUN.sub(phone, text)
     return text, count
