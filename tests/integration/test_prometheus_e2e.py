@@ -1,13 +1,13 @@
 """A real Prometheus scrapes a running pipeline; every dashboard and rule expression is evaluated.
 
-The worker, the notifier and the connector runner run as real processes on the shared broker, fed
-a replay of the simulated crisis day (all of the crisis brand, a quarter of the others) plus a
-slow live source that keeps the connector runner up. Debian's ``prometheus`` binary scrapes them
-every second and evaluates ``deploy/prometheus/rules`` every second. Then every expression of
-every Grafana panel and every recording rule must return data; alerting rules (and annotation
-queries, which are events) may rightly be quiet,
-so for them the query must parse and every metric it names must exist among the scraped series —
-a typo in a metric name fails the test.
+The worker, the notifier, the API and the connector runner run as real processes on the shared
+broker, fed a replay of the simulated crisis day (all of the crisis brand, a quarter of the
+others) plus a slow live source that keeps the connector runner up. Debian's ``prometheus``
+binary scrapes them every second and evaluates ``deploy/prometheus/rules`` every second. Then
+every expression of every Grafana panel and every recording rule must return data; alerting
+rules (and annotation queries, which are events) may rightly be quiet, so for them the query
+must parse and every metric it names must exist among the scraped series — a typo in a metric
+name fails the test.
 """
 
 from __future__ import annotations
@@ -167,7 +167,13 @@ def prometheus_over_pipeline(
     require_binary("prometheus", "prometheus")
     run = Run(kafka_bootstrap, "prometheus", tmp_path_factory.mktemp("prometheus-e2e"))
     worker = run.start_worker()
-    notifier_port, connectors_port = free_port(), free_port()
+    notifier_port, connectors_port, api_port = free_port(), free_port(), free_port()
+    start(
+        run,
+        "api",
+        ["api", "--port", str(api_port)],
+        LISTENWELL_WEBHOOK_SECRET="e2e-webhook-secret-0123456789",
+    )
     start(
         run,
         "notifier",
@@ -180,6 +186,7 @@ def prometheus_over_pipeline(
             "listenwell-worker": worker.metrics_port,
             "listenwell-notifier": notifier_port,
             "listenwell-connectors": connectors_port,
+            "listenwell-api": api_port,
         },
     )
     try:
@@ -220,8 +227,8 @@ def prometheus_over_pipeline(
             what="the crisis incident to recover (see the worker log in the run's workdir)",
         )
         wait_for(
-            lambda: len(prometheus.result('up{job=~"listenwell-.*"} == 1')) == 3,
-            what=f"Prometheus to scrape all three processes (log: {prometheus.log})",
+            lambda: len(prometheus.result('up{job=~"listenwell-.*"} == 1')) == 4,
+            what=f"Prometheus to scrape all four processes (log: {prometheus.log})",
             patience_s=60,
         )
         yield prometheus
