@@ -18,8 +18,17 @@ and answers, in the order checked:
 The same event id twice is accepted once: the mention id is stable, so the worker's dedupe drops a
 repeat this process did not remember (after a restart, or from another API replica).
 
-``GET /healthz`` is public; ``GET /metrics`` is Prometheus text. The secret is a ``SecretStr`` read
-from ``LISTENWELL_WEBHOOK_SECRET`` or the file ``LISTENWELL_WEBHOOK_SECRET_FILE`` and never logged.
+``GET /healthz`` is public; ``GET /metrics`` is Prometheus text and public too (it holds counts by
+bounded labels, never a mention, an author or a secret: keep the port inside the cluster). The
+secret is a ``SecretStr`` read from ``LISTENWELL_WEBHOOK_SECRET`` or the file
+``LISTENWELL_WEBHOOK_SECRET_FILE`` and never logged.
+
+Every other endpoint (``/v1/incidents``, ``/v1/incidents/{id}``) needs
+``Authorization: Bearer <token>``, the token from ``LISTENWELL_API_TOKEN`` or the file
+``LISTENWELL_API_TOKEN_FILE`` (constant-time comparison); with no token configured they answer 401.
+Requests other than ``POST /v1/events`` may not carry a body larger than ``MAX_OTHER_BODY_BYTES``
+(413). An unexpected error answers 500 ``{"error": "internal"}`` and is logged; no stack trace or
+exception text reaches the client.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -44,9 +53,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams.records import MAX_TEXT_CHARS, AwareDatetime, Incident, Mention, MentionKind
 
 log = logging.getLogger("listenwell.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 TIMESTAMP_HEADER = "X-Listenwell-Timestamp"
 SIGNATURE_HEADER = "X-Listenwell-Signature"
+PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/v1/events"})
+"""Paths without the bearer token (``/v1/events`` has its own HMAC signature)."""
+MAX_OTHER_BODY_BYTES = 1024
+"""Largest body accepted by endpoints other than ``POST /v1/events`` (none of them reads one)."""
 
 
 class ApiSettings(BaseSettings):
@@ -62,6 +76,25 @@ class ApiSettings(BaseSettings):
     webhook_max_skew_s: int = Field(default=300, ge=1, description="timestamp tolerance")
     webhook_recent_ids: int = Field(default=100_000, ge=0, description="remembered event ids")
     kafka_timeout_s: float = Field(default=10.0, gt=0, description="wait for a Kafka ack")
+    api_token: SecretStr | None = Field(default=None, description="bearer token of /v1/incidents")
+    api_token_file: Path | None = Field(default=None, description="file holding the bearer token")
+
+    def token(self) -> SecretStr | None:
+        """The API bearer token, from the variable or the file; ``None`` when neither is set;
+        ``ValueError`` if the file cannot be read or the token is shorter than 16 characters."""
+        if self.api_token_file is not None:
+            try:
+                value = self.api_token_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(
+                    f"cannot read LISTENWELL_API_TOKEN_FILE {self.api_token_file}: {exc.strerror}"
+                ) from None
+            token: SecretStr | None = SecretStr(value)
+        else:
+            token = self.api_token
+        if token is not None and len(token.get_secret_value()) < 16:
+            raise ValueError("the API token must be at least 16 characters")
+        return token
 
     def secret(self) -> SecretStr:
         """The webhook secret, from the variable or the file; ``ValueError`` if neither works."""
@@ -270,9 +303,11 @@ def make_api(
     registry: CollectorRegistry | None = None,
     clock: Callable[[], float] = time.time,
     incidents: Callable[[], dict[str, Incident]] | None = None,
+    token: SecretStr | None = None,
 ) -> web.Application:
     """The aiohttp application; ``sink`` delivers mentions, ``clock`` is the unix time;
-    ``incidents`` (if given) serves ``GET /v1/incidents`` and ``/v1/incidents/{id}``."""
+    ``incidents`` (if given) serves ``GET /v1/incidents`` and ``/v1/incidents/{id}``, to clients
+    presenting ``token`` as ``Authorization: Bearer`` (none are served without a token)."""
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ApiMetrics(registry)
     recent = RecentIds(settings.webhook_recent_ids)
@@ -344,8 +379,30 @@ def make_api(
     async def close_sink(app: web.Application) -> None:
         await sink.close()
 
+    expected_auth = b"Bearer " + token.get_secret_value().encode() if token is not None else None
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path != "/v1/events" and (request.content_length or 0) > MAX_OTHER_BODY_BYTES:
+            return _json(413, {"error": f"body larger than {MAX_OTHER_BODY_BYTES} bytes"})
+        if request.path not in PUBLIC_PATHS:
+            provided = request.headers.get("Authorization", "").encode("utf-8", "replace")
+            if expected_auth is None or not hmac.compare_digest(expected_auth, provided):
+                return _json(
+                    401,
+                    {"error": "missing or bad bearer token"},
+                    **{"WWW-Authenticate": 'Bearer realm="listenwell"'},
+                )
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("unexpected error answering %s %s", request.method, request.path)
+            return _json(500, {"error": "internal"})
+
     # aiohttp's own limit stays above ours so our 413 answers first.
-    app = web.Application(client_max_size=settings.webhook_max_bytes + 1024)
+    app = web.Application(client_max_size=settings.webhook_max_bytes + 1024, middlewares=[guard])
     app.router.add_post("/v1/events", post_event)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)

@@ -19,6 +19,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     try:
         api_settings = ApiSettings()
         secret = api_settings.secret()
+        token = api_settings.token()
     except (ValidationError, ValueError) as exc:
         print(f"listenwell api: {exc}", file=sys.stderr)
         return 2
@@ -32,7 +33,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     incidents = CachedIncidents(
         settings.kafka_bootstrap, topics.topic_name(topics.INCIDENTS, settings.topic_prefix)
     )
-    app = make_api(api_settings, sink, secret=secret, incidents=incidents)
+    app = make_api(api_settings, sink, secret=secret, incidents=incidents, token=token)
     host = args.host or api_settings.api_host
     port = api_settings.api_port if args.port is None else args.port
     print(f"listenwell api on http://{host}:{port} (POST /v1/events)", file=sys.stderr, flush=True)

@@ -86,19 +86,21 @@ def test_a_crisis_incident_is_followed_to_recovery(
         NoSink(),
         secret=SecretStr("s"),
         incidents=CachedIncidents(run.bootstrap, topic),
+        token=SecretStr("incidents-token-0123456789"),
     )
+    auth = {"Authorization": "Bearer incidents-token-0123456789"}
 
     async def api() -> None:
         async with TestClient(TestServer(app)) as client:
-            listed = await client.get("/v1/incidents")
+            listed = await client.get("/v1/incidents", headers=auth)
             assert listed.status == 200
             body = await listed.json()
             assert incident.id in [i["id"] for i in body["incidents"]]
             assert all("series" not in i for i in body["incidents"])
-            one = await client.get(f"/v1/incidents/{incident.id}")
+            one = await client.get(f"/v1/incidents/{incident.id}", headers=auth)
             assert one.status == 200
             assert Incident.model_validate(await one.json()) == incident
-            missing = await client.get("/v1/incidents/nope")
+            missing = await client.get("/v1/incidents/nope", headers=auth)
             assert missing.status == 404
 
     asyncio.run(api())
