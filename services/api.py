@@ -349,6 +349,15 @@ def make_api(
                 400,
                 {"error": "invalid JSON", "fields": [{"field": "body", "message": str(exc)}]},
             )
+        except RecursionError:  # "[[[[…": deeper than the decoder's recursion limit
+            return answer(
+                "invalid",
+                400,
+                {
+                    "error": "invalid JSON",
+                    "fields": [{"field": "body", "message": "nested too deeply"}],
+                },
+            )
         try:
             event = WebhookEvent.model_validate(data)
         except ValidationError as exc:

@@ -8,7 +8,6 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +157,20 @@ def test_a_ten_megabyte_webhook_body_is_rejected() -> None:
         resp = await client.post("/v1/events", data=chunks(), headers=signed(b""))
         assert resp.status == 413
         assert (await client.get("/healthz")).status == 200
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 60_000, b'{"a":' * 12_000, b"[" * 30_000 + b"]" * 30_000, b"\xff\xfe{", b'"\\ud800"'],
+    ids=["open-brackets", "nested-objects", "nested-lists", "not-utf8", "lone-surrogate"],
+)
+def test_deep_or_broken_signed_json_is_a_400(body: bytes) -> None:
+    async def scenario(client: Client) -> None:
+        resp = await client.post("/v1/events", data=body, headers=signed(body))
+        assert resp.status == 400
+        assert (await resp.json())["error"] in {"invalid JSON", "invalid event"}
 
     run(scenario)
 
