@@ -149,7 +149,7 @@ class AppStoreSource(SkipLog):
                 fetched_at=fetched_at,
                 rating=int(entry["im:rating"]["label"]),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             ident = "?"
             if isinstance(entry, dict) and isinstance(entry.get("id"), dict):
                 ident = str(entry["id"].get("label", "?"))

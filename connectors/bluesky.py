@@ -193,7 +193,7 @@ class BlueskySource(SkipLog):
                 post, self.brand, self.settings.author_salt.get_secret_value(), fetched_at
             )
             indexed = parse_time(str(post["indexedAt"]))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             ident = post.get("uri", "?") if isinstance(post, dict) else "?"
             self.skip(f"{self.name}: post {ident}: {reason(exc)}")
             return None
@@ -368,7 +368,7 @@ class BlueskyJetstreamSource(SkipLog):
         try:
             event = json.loads(message)
             t = int(event["time_us"])
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
             self.skip(f"{self.name}: event is not Jetstream JSON")
             return None
         commit = event.get("commit") if isinstance(event, dict) else None
@@ -395,7 +395,7 @@ class BlueskyJetstreamSource(SkipLog):
                 self.settings.author_salt.get_secret_value(),
                 datetime.now(UTC),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             self.skip(f"{self.name}: post {key}: {reason(exc)}")
             return t, key, None
         return t, key, mention

@@ -137,7 +137,7 @@ class HackerNewsSource(SkipLog):
                 created_at=datetime.fromtimestamp(created, UTC),
                 fetched_at=fetched_at,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             ident = hit.get("objectID", "?") if isinstance(hit, dict) else "?"
             self.skip(f"{self.name}: hit {ident}: {reason(exc)}")
             return None

@@ -197,7 +197,7 @@ class MastodonSource(SkipLog):
                 fetched_at=fetched_at,
                 lang=status.get("language") or None,
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             ident = status.get("id", "?") if isinstance(status, dict) else "?"
             self.skip(f"{self.name}: status {ident}: {reason(exc)}")
             return None

@@ -127,7 +127,7 @@ class SkipLog:
         """Count one item that could not become a mention, and why."""
         self.skipped += 1
         if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(reason)
+            self.problems.append(reason[:300])  # ids from the payload may be huge
 
 
 def reason(exc: Exception) -> str:

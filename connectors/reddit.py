@@ -236,7 +236,7 @@ class RedditSource(SkipLog):
                 created_at=datetime.fromtimestamp(created, UTC),
                 fetched_at=fetched_at,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             self.skip(f"{self.name}: {data.get('name', '?')}: {reason(exc)}")
             return None
         return int(created), fullname, mention
