@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from streams.detectors import VolumeSurgeParams
+from streams.yamlsafe import YamlTooLarge, check_node
 
 __all__ = [
     "BrandRule",
@@ -371,16 +372,26 @@ def _parse_rule(raw: object, loc: _Loc, file: str) -> Rule:
 
 def parse_rules(text: str, file: str = "<string>") -> RuleSet:
     """Parse and validate rule YAML; raises ``RuleFileError`` with ``file:line: reason``."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # ReaderError: control characters
+        raise RuleFileError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
     try:
         node = loader.get_single_node()
         if node is None:
             raise RuleFileError(f"{file}:1: empty rule file (expected 'groups:')")
+        check_node(node)
         root_loc = _locate(node, file)
         data: Any = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise RuleFileError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
+    except YamlTooLarge as exc:
+        raise RuleFileError(f"{file}:1: {exc}") from None
+    except yaml.YAMLError as exc:  # ReaderError: control characters, bad encoding
+        raise RuleFileError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise RuleFileError(f"{file}:1: invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
 
@@ -474,16 +485,24 @@ def parse_lexicon(text: str, file: str = "<string>") -> dict[str, dict[str, floa
 
     Raises ``RuleFileError`` (``file:line: reason``) for anything else.
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # ReaderError: control characters
+        raise RuleFileError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
     try:
         node = loader.get_single_node()
         if node is None:
             return {}
+        check_node(node)
         root = _locate(node, file)
         data: Any = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise RuleFileError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
+    except YamlTooLarge as exc:
+        raise RuleFileError(f"{file}:1: {exc}") from None
+    except RecursionError:
+        raise RuleFileError(f"{file}:1: invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):

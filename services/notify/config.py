@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from streams.rules import parse_duration
+from streams.yamlsafe import YamlTooLarge, check_node
 
 
 class RoutesFileError(ValueError):
@@ -376,16 +377,26 @@ def _receiver(name: object, raw: object, loc: _Loc, file: str) -> Receiver:
 
 def parse_routes(text: str, file: str = "<string>") -> RouteTree:
     """Parse and validate a routes file; raises ``RoutesFileError`` (``file:line: reason``)."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # ReaderError: control characters
+        raise RoutesFileError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
     try:
         node = loader.get_single_node()
         if node is None:
             raise RoutesFileError(f"{file}:1: empty routes file (expected route and receivers)")
+        check_node(node)
         root_loc = _locate(node, file)
         data: Any = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise RoutesFileError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
+    except YamlTooLarge as exc:
+        raise RoutesFileError(f"{file}:1: {exc}") from None
+    except yaml.YAMLError as exc:  # ReaderError: control characters, bad encoding
+        raise RoutesFileError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise RoutesFileError(f"{file}:1: invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
