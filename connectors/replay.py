@@ -60,6 +60,8 @@ def _parse_jsonl_line(line: str) -> Mention:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     try:
@@ -136,6 +138,8 @@ def iter_lines(path: Path, after: int = 0) -> Iterator[tuple[int, Mention | str]
                         yield number, str(exc)
         except UnicodeDecodeError as exc:
             raise ReplayError(f"{path}: not UTF-8 text: {exc.reason}") from None
+        except csv.Error as exc:  # e.g. a cell larger than the csv module's field limit
+            raise ReplayError(f"{path}:{reader.line_num}: bad CSV: {exc}") from None
 
 
 def read_mentions(path: str | Path) -> ReadResult:
