@@ -166,6 +166,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "services.rules_cli",
     "services.doctor",
     "services.incidents",
+    "services.forget_cli",
 )
 """Modules that add subcommands: each has ``register(subparsers)``, which adds parsers whose
 ``func(args, settings) -> int`` runs the command. Keep heavy imports inside those functions."""

@@ -54,6 +54,7 @@ CONNECTORS_STATE = TopicSpec(
 )
 SILENCES = TopicSpec("silences", None, key="silence id", partitions=1, cleanup_policy="compact")
 NOTIFICATIONS_DLQ = TopicSpec("notifications.dlq", None, key="receiver", partitions=1)
+ERASURES = TopicSpec("erasures", None, key="request id", partitions=1, cleanup_policy="compact")
 
 REGISTRY: tuple[TopicSpec, ...] = (
     MENTIONS_RAW,
@@ -65,6 +66,7 @@ REGISTRY: tuple[TopicSpec, ...] = (
     CONNECTORS_STATE,
     SILENCES,
     NOTIFICATIONS_DLQ,
+    ERASURES,
 )
 
 
