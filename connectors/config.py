@@ -42,6 +42,7 @@ from connectors.replay import ReplaySource
 from connectors.simulate import DEFAULT_START, SimulateSource
 from streams.records import Mention
 from streams.rules import Duration, RuleFileError, _Loc, _locate, _validation_reason
+from streams.yamlsafe import YamlTooLarge, check_node
 
 __all__ = [
     "ConfigError",
@@ -338,11 +339,15 @@ def parse_config(
 ) -> ConnectorConfig:
     """Parse and validate a connector config; raises ``ConfigError`` (``file:line: reason``)."""
     kinds = source_kinds() if kinds is None else kinds
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # ReaderError: control characters
+        raise ConfigError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
     try:
         node = loader.get_single_node()
         if node is None:
             raise ConfigError(f"{file}:1: empty config (expected 'instances:')")
+        check_node(node)
         try:
             root = _locate(node, file)
         except RuleFileError as exc:
@@ -351,6 +356,10 @@ def parse_config(
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise ConfigError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
+    except YamlTooLarge as exc:
+        raise ConfigError(f"{file}:1: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{file}:1: invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
     if not isinstance(data, dict) or set(data) != {"instances"}:
@@ -379,6 +388,8 @@ def load_config(path: Path, kinds: dict[str, SourceKind] | None = None) -> Conne
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}:1: cannot read config: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}:1: not UTF-8 text: {exc.reason}") from None
     return parse_config(text, str(path), kinds)
 
 

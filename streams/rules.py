@@ -438,6 +438,8 @@ def load_rules(path: Path) -> RuleSet:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RuleFileError(f"{path}:1: cannot read rule file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RuleFileError(f"{path}:1: not UTF-8 text: {exc.reason}") from None
     return parse_rules(text, str(path))
 
 
@@ -540,6 +542,8 @@ def load_lexicon(path: Path) -> dict[str, dict[str, float]]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RuleFileError(f"{path}:1: cannot read lexicon: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RuleFileError(f"{path}:1: not UTF-8 text: {exc.reason}") from None
     return parse_lexicon(text, str(path))
 
 

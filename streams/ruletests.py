@@ -63,6 +63,7 @@ from streams.rules import (
     rule_files,
 )
 from streams.scoring import Scorer
+from streams.yamlsafe import YamlTooLarge, check_node
 
 __all__ = [
     "BacktestResult",
@@ -181,16 +182,26 @@ def load_test_file(path: Path) -> LoadedTests:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RuleFileError(f"{file}:1: cannot read test file: {exc.strerror}") from None
-    loader = yaml.SafeLoader(text)
+    except UnicodeDecodeError as exc:
+        raise RuleFileError(f"{file}:1: not UTF-8 text: {exc.reason}") from None
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # ReaderError: control characters
+        raise RuleFileError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
     try:
         node = loader.get_single_node()
         if node is None:
             raise RuleFileError(f"{file}:1: empty test file (expected 'tests:')")
+        check_node(node)
         loc = _locate(node, file)
         data: Any = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise RuleFileError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
+    except YamlTooLarge as exc:
+        raise RuleFileError(f"{file}:1: {exc}") from None
+    except RecursionError:
+        raise RuleFileError(f"{file}:1: invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
     if isinstance(data, dict):

@@ -431,4 +431,6 @@ def load_routes(path: Path) -> RouteTree:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RoutesFileError(f"{path}:1: cannot read routes file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RoutesFileError(f"{path}:1: not UTF-8 text: {exc.reason}") from None
     return parse_routes(text, str(path))

@@ -13,8 +13,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.config import ConfigError, parse_config
 from services.notify.config import RoutesFileError, parse_routes
 from streams.rules import RuleFileError, parse_lexicon, parse_rules
+from streams.ruletests import load_test_file
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_RULES = (REPO / "alert_rules" / "default.yaml").read_text(encoding="utf-8")
@@ -22,6 +24,7 @@ PARSERS: list[tuple[Callable[[str, str], Any], type[Exception]]] = [
     (parse_rules, RuleFileError),
     (parse_lexicon, RuleFileError),
     (parse_routes, RoutesFileError),
+    (parse_config, ConfigError),
 ]
 LAUGHS = (
     'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
@@ -59,8 +62,12 @@ def only_documented(text: str) -> None:
     ],
     ids=["alias-bomb", "deep-lists", "deep-maps", "control", "surrogate", "python-tag", "1mb"],
 )
-def test_hostile_files_give_a_located_error(text: str) -> None:
+def test_hostile_files_give_a_located_error(text: str, tmp_path: Path) -> None:
     only_documented(text)
+    path = tmp_path / "f.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogateescape")
+    with pytest.raises(RuleFileError, match=r"f\.yaml:\d+: "):
+        load_test_file(path)
 
 
 @settings(
@@ -79,3 +86,20 @@ def test_generated_yaml_documents(doc: Any) -> None:
 @given(st.integers(0, len(DEFAULT_RULES) - 1), st.text(max_size=12))
 def test_mutated_default_rules(at: int, insert: str) -> None:
     only_documented(DEFAULT_RULES[:at] + insert + DEFAULT_RULES[at + 1 :])
+
+
+def test_files_that_are_not_utf8_give_a_located_error(tmp_path: Path) -> None:
+    from connectors.config import load_config
+    from services.notify.config import load_routes
+    from streams.rules import load_rules
+
+    path = tmp_path / "f.yaml"
+    path.write_bytes(b"groups: []\n\xff\xfe")
+    for load, error in [
+        (load_rules, RuleFileError),
+        (load_routes, RoutesFileError),
+        (load_config, ConfigError),
+        (load_test_file, RuleFileError),
+    ]:
+        with pytest.raises(error, match="f.yaml:1: not UTF-8 text"):
+            load(path)
