@@ -101,5 +101,5 @@ def test_files_that_are_not_utf8_give_a_located_error(tmp_path: Path) -> None:
         (load_config, ConfigError),
         (load_test_file, RuleFileError),
     ]:
-        with pytest.raises(error, match="f.yaml:1: not UTF-8 text"):
+        with pytest.raises(error, match=r"f\.yaml:1: not UTF-8 text"):
             load(path)
