@@ -190,10 +190,13 @@ def make_app(
         for incident in result.incidents:
             await send(incidents_topic, incident.id.encode(), incident.to_json())
         metrics.observe_incidents(result.incidents)
-        for brand, state in result.states.items():
-            brands[brand.encode()] = state
+        # Customers before their brand: if a crash keeps only some of these writes, a customer
+        # ahead of its brand record is harmless (the engine skips mentions a customer already
+        # holds when the batch is replayed); the reverse would lose those mentions.
         for brand, changes in result.customer_changes.items():
             store_customers(brand, changes)
+        for brand, state in result.states.items():
+            brands[brand.encode()] = state
         metrics.deduplicated.inc(result.duplicates)
         metrics.late.inc(result.late)
         for latency in result.latencies:
