@@ -34,15 +34,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from connectors.base import Source
 from connectors.replay import ReplaySource
 from connectors.simulate import DEFAULT_START, SimulateSource
 from streams.records import Mention
-from streams.rules import Duration, RuleFileError, _Loc, _locate, _validation_reason
-from streams.yamlsafe import YamlTooLarge, check_node
+from streams.rules import Duration, _validation_reason
+from streams.yamlfile import LineMap, load_located
 
 __all__ = [
     "ConfigError",
@@ -269,7 +268,7 @@ def _is_ref(value: object) -> bool:
 
 
 def _parse_settings(
-    raw: object, kind: SourceKind, loc: _Loc | None, file: str, line: int
+    raw: object, kind: SourceKind, loc: LineMap | None, file: str, line: int
 ) -> BaseModel:
     if raw is None:
         raw = {}
@@ -301,7 +300,7 @@ def _parse_settings(
 
 
 def _parse_instance(
-    raw: object, loc: _Loc, file: str, kinds: dict[str, SourceKind]
+    raw: object, loc: LineMap, file: str, kinds: dict[str, SourceKind]
 ) -> InstanceConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}:{loc.line}: an instance must be a mapping")
@@ -339,29 +338,7 @@ def parse_config(
 ) -> ConnectorConfig:
     """Parse and validate a connector config; raises ``ConfigError`` (``file:line: reason``)."""
     kinds = source_kinds() if kinds is None else kinds
-    try:
-        loader = yaml.SafeLoader(text)
-    except yaml.YAMLError as exc:  # ReaderError: control characters
-        raise ConfigError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise ConfigError(f"{file}:1: empty config (expected 'instances:')")
-        check_node(node)
-        try:
-            root = _locate(node, file)
-        except RuleFileError as exc:
-            raise ConfigError(str(exc)) from None
-        data: Any = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise ConfigError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
-    except YamlTooLarge as exc:
-        raise ConfigError(f"{file}:1: {exc}") from None
-    except RecursionError:
-        raise ConfigError(f"{file}:1: invalid YAML: nested too deeply") from None
-    finally:
-        loader.dispose()
+    data, root = load_located(text, file, ConfigError, empty="empty config (expected 'instances:')")
     if not isinstance(data, dict) or set(data) != {"instances"}:
         raise ConfigError(f"{file}:{root.line}: expected a mapping with only 'instances'")
     instances_loc = root.children["instances"]

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from streams.detectors import VolumeSurgeParams
-from streams.yamlsafe import YamlTooLarge, check_node
+from streams.yamlfile import LineMap, load_located
 
 __all__ = [
     "BrandRule",
@@ -279,42 +277,6 @@ class RuleSet(BaseModel):
 # --- line-aware loading -------------------------------------------------------------------------
 
 
-@dataclass
-class _Loc:
-    """1-based line of a YAML node, and of the children of mappings and sequences."""
-
-    line: int
-    children: dict[object, _Loc] = field(default_factory=dict)
-
-    def line_of(self, path: tuple[object, ...]) -> int:
-        """Line of the deepest node along ``path`` that exists."""
-        loc = self
-        for part in path:
-            child = loc.children.get(part)
-            if child is None:
-                break
-            loc = child
-        return loc.line
-
-
-def _locate(node: yaml.Node, file: str) -> _Loc:
-    loc = _Loc(node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            line = key_node.start_mark.line + 1
-            if key in loc.children:
-                raise RuleFileError(f"{file}:{line}: duplicate key {key!r}")
-            child = _locate(value_node, file)
-            # Errors about a field point at its key, which is where a reader looks.
-            child.line = line
-            loc.children[key] = child
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            loc.children[index] = _locate(item, file)
-    return loc
-
-
 def _validation_reason(exc: ValidationError) -> tuple[tuple[object, ...], str]:
     error = exc.errors()[0]
     loc = tuple(error["loc"])
@@ -325,7 +287,7 @@ def _validation_reason(exc: ValidationError) -> tuple[tuple[object, ...], str]:
     return loc, f"{where}: {message}" if where else message
 
 
-def _check_templates(rule: Rule, loc: _Loc, file: str) -> None:
+def _check_templates(rule: Rule, loc: LineMap, file: str) -> None:
     for name, template in rule.annotations.items():
         for match in _PLACEHOLDER_RE.finditer(template):
             var = match.group(1)
@@ -338,7 +300,7 @@ def _check_templates(rule: Rule, loc: _Loc, file: str) -> None:
                 )
 
 
-def _parse_rule(raw: object, loc: _Loc, file: str) -> Rule:
+def _parse_rule(raw: object, loc: LineMap, file: str) -> Rule:
     if not isinstance(raw, dict):
         raise RuleFileError(f"{file}:{loc.line}: a rule must be a mapping")
     if "alert" not in raw:
@@ -372,28 +334,9 @@ def _parse_rule(raw: object, loc: _Loc, file: str) -> Rule:
 
 def parse_rules(text: str, file: str = "<string>") -> RuleSet:
     """Parse and validate rule YAML; raises ``RuleFileError`` with ``file:line: reason``."""
-    try:
-        loader = yaml.SafeLoader(text)
-    except yaml.YAMLError as exc:  # ReaderError: control characters
-        raise RuleFileError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise RuleFileError(f"{file}:1: empty rule file (expected 'groups:')")
-        check_node(node)
-        root_loc = _locate(node, file)
-        data: Any = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise RuleFileError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
-    except YamlTooLarge as exc:
-        raise RuleFileError(f"{file}:1: {exc}") from None
-    except yaml.YAMLError as exc:  # ReaderError: control characters, bad encoding
-        raise RuleFileError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
-    except RecursionError:
-        raise RuleFileError(f"{file}:1: invalid YAML: nested too deeply") from None
-    finally:
-        loader.dispose()
+    data, root_loc = load_located(
+        text, file, RuleFileError, empty="empty rule file (expected 'groups:')"
+    )
 
     if not isinstance(data, dict) or set(data) != {"groups"}:
         raise RuleFileError(f"{file}:{root_loc.line}: expected a mapping with only 'groups'")
@@ -487,26 +430,9 @@ def parse_lexicon(text: str, file: str = "<string>") -> dict[str, dict[str, floa
 
     Raises ``RuleFileError`` (``file:line: reason``) for anything else.
     """
-    try:
-        loader = yaml.SafeLoader(text)
-    except yaml.YAMLError as exc:  # ReaderError: control characters
-        raise RuleFileError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return {}
-        check_node(node)
-        root = _locate(node, file)
-        data: Any = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise RuleFileError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
-    except YamlTooLarge as exc:
-        raise RuleFileError(f"{file}:1: {exc}") from None
-    except RecursionError:
-        raise RuleFileError(f"{file}:1: invalid YAML: nested too deeply") from None
-    finally:
-        loader.dispose()
+    data, root = load_located(text, file, RuleFileError, empty=None)
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         raise RuleFileError(f"{file}:{root.line}: expected a mapping of brand → phrase → valence")
     lexicon: dict[str, dict[str, float]] = {}

@@ -32,9 +32,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from streams.brand_scoring import scorer_for
@@ -57,13 +56,12 @@ from streams.rules import (
     RuleFileError,
     RuleGroup,
     RuleSet,
-    _locate,
     _validation_reason,
     load_rules,
     rule_files,
 )
 from streams.scoring import Scorer
-from streams.yamlsafe import YamlTooLarge, check_node
+from streams.yamlfile import load_located
 
 __all__ = [
     "BacktestResult",
@@ -184,26 +182,7 @@ def load_test_file(path: Path) -> LoadedTests:
         raise RuleFileError(f"{file}:1: cannot read test file: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise RuleFileError(f"{file}:1: not UTF-8 text: {exc.reason}") from None
-    try:
-        loader = yaml.SafeLoader(text)
-    except yaml.YAMLError as exc:  # ReaderError: control characters
-        raise RuleFileError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise RuleFileError(f"{file}:1: empty test file (expected 'tests:')")
-        check_node(node)
-        loc = _locate(node, file)
-        data: Any = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise RuleFileError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
-    except YamlTooLarge as exc:
-        raise RuleFileError(f"{file}:1: {exc}") from None
-    except RecursionError:
-        raise RuleFileError(f"{file}:1: invalid YAML: nested too deeply") from None
-    finally:
-        loader.dispose()
+    data, loc = load_located(text, file, RuleFileError, empty="empty test file (expected 'tests:')")
     if isinstance(data, dict):
         for i, case in enumerate(data.get("tests") or []):
             for j, item in enumerate(case.get("input") or [] if isinstance(case, dict) else []):

@@ -14,11 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from streams.rules import parse_duration
-from streams.yamlsafe import YamlTooLarge, check_node
+from streams.yamlfile import LineMap, load_located
 
 
 class RoutesFileError(ValueError):
@@ -215,38 +214,6 @@ class RouteTree:
 # --- line-aware loading -------------------------------------------------------------------------
 
 
-@dataclass
-class _Loc:
-    line: int
-    children: dict[object, _Loc] = field(default_factory=dict)
-
-    def line_of(self, path: tuple[object, ...]) -> int:
-        loc = self
-        for part in path:
-            child = loc.children.get(part)
-            if child is None:
-                break
-            loc = child
-        return loc.line
-
-
-def _locate(node: yaml.Node, file: str) -> _Loc:
-    loc = _Loc(node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            line = key_node.start_mark.line + 1
-            if key in loc.children:
-                raise RoutesFileError(f"{file}:{line}: duplicate key {key!r}")
-            child = _locate(value_node, file)
-            child.line = line
-            loc.children[key] = child
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            loc.children[index] = _locate(item, file)
-    return loc
-
-
 _ROUTE_KEYS = {
     "receiver",
     "group_by",
@@ -273,7 +240,7 @@ class _Loader:
     def fail(self, line: int, reason: str) -> RoutesFileError:
         return RoutesFileError(f"{self.file}:{line}: {reason}")
 
-    def route(self, raw: object, loc: _Loc, parent: Route | None, route_id: str) -> Route:
+    def route(self, raw: object, loc: LineMap, parent: Route | None, route_id: str) -> Route:
         if not isinstance(raw, dict):
             raise self.fail(loc.line, "a route must be a mapping")
         for key in raw:
@@ -349,7 +316,7 @@ class _Loader:
         return Route(**{**node.__dict__, "routes": children})
 
 
-def _receiver(name: object, raw: object, loc: _Loc, file: str) -> Receiver:
+def _receiver(name: object, raw: object, loc: LineMap, file: str) -> Receiver:
     if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_.-]+$", name):
         raise RoutesFileError(f"{file}:{loc.line}: receiver names are [A-Za-z0-9_.-]+: {name!r}")
     if not isinstance(raw, dict) or "type" not in raw:
@@ -377,28 +344,9 @@ def _receiver(name: object, raw: object, loc: _Loc, file: str) -> Receiver:
 
 def parse_routes(text: str, file: str = "<string>") -> RouteTree:
     """Parse and validate a routes file; raises ``RoutesFileError`` (``file:line: reason``)."""
-    try:
-        loader = yaml.SafeLoader(text)
-    except yaml.YAMLError as exc:  # ReaderError: control characters
-        raise RoutesFileError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise RoutesFileError(f"{file}:1: empty routes file (expected route and receivers)")
-        check_node(node)
-        root_loc = _locate(node, file)
-        data: Any = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise RoutesFileError(f"{file}:{line}: invalid YAML: {exc.problem}") from None
-    except YamlTooLarge as exc:
-        raise RoutesFileError(f"{file}:1: {exc}") from None
-    except yaml.YAMLError as exc:  # ReaderError: control characters, bad encoding
-        raise RoutesFileError(f"{file}:1: invalid YAML: {str(exc).splitlines()[0]}") from None
-    except RecursionError:
-        raise RoutesFileError(f"{file}:1: invalid YAML: nested too deeply") from None
-    finally:
-        loader.dispose()
+    data, root_loc = load_located(
+        text, file, RoutesFileError, empty="empty routes file (expected route and receivers)"
+    )
     if not isinstance(data, dict):
         line = root_loc.line
         raise RoutesFileError(f"{file}:{line}: expected a mapping with route and receivers")
