@@ -84,7 +84,7 @@ class WorkerMetrics:
         )
         self.pii_redactions = Counter(
             "listenwell_pii_redactions_total",
-            "Personal data items (emails, phone and card numbers, IBANs, @handles) redacted from mention texts.",
+            "Personal data items (emails, phone, card and IBAN numbers, @handles) redacted.",
             registry=registry,
         )
         self.alerts = Counter(
