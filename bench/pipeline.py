@@ -191,7 +191,18 @@ def main() -> int:
 
             rate = throughput / 2
             steady = generate("crisis", seed=12, rate_scale=args.latency_mentions / 15_000)
-            steady = steady[: args.latency_mentions]
+            # Simulated ids are only unique within one seed, and the backlog ended a day later:
+            # give the steady stream ids and event times of its own, or the worker would dedupe it.
+            steady = [
+                m.model_copy(
+                    update={
+                        "id": f"simulate:latency:{i}",
+                        "created_at": m.created_at + timedelta(days=1),
+                        "fetched_at": m.fetched_at + timedelta(days=1),
+                    }
+                )
+                for i, m in enumerate(steady[: args.latency_mentions])
+            ]
             print(f"latency: producing {len(steady):,} mentions at {rate:,.0f}/s …", flush=True)
             with MentionProducer(bootstrap) as producer:
                 began = time.perf_counter()
