@@ -155,6 +155,10 @@ class Progress:
     event_time: datetime | None
     """``created_at`` of the latest mention produced."""
 
+    def __str__(self) -> str:
+        at = f", event time {self.event_time:%Y-%m-%d %H:%M}Z" if self.event_time else ""
+        return f"produced {self.produced:,} in {self.seconds:.0f}s ({self.rate:,.0f}/s){at}"
+
 
 @dataclass(frozen=True)
 class RunStats:

@@ -146,7 +146,12 @@ def main(*, speedup: float = 1440.0, seed: int = 7) -> int:
 
             with MentionProducer(bootstrap) as producer:
                 stats = run_source(
-                    source, producer, topic=topic, speedup=speedup, progress=progress
+                    source,
+                    producer,
+                    topic=topic,
+                    speedup=speedup,
+                    progress=progress,
+                    progress_interval_s=10.0,
                 )
                 for value in MALFORMED_RECORDS:
                     producer.send_raw(topic, key=b"demo", value=value)
