@@ -13,14 +13,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from pydantic import Field
 
-from connectors.http import get_json, make_client, opaque_author, parse_time
+from connectors.http import get_json, opaque_author, parse_time
 from connectors.paging import (
     CursorState,
-    SkipLog,
-    SourceSettings,
+    HttpSource,
+    HttpSourceSettings,
     page_budget,
     problem,
     reason,
@@ -32,7 +31,7 @@ log = logging.getLogger(__name__)
 SOURCE = "appstore"
 
 
-class AppStoreSettings(SourceSettings):
+class AppStoreSettings(HttpSourceSettings):
     """Settings of an ``appstore`` source instance."""
 
     app_id: int = Field(gt=0, description="numeric App Store id of the app (…/app/id<app_id>)")
@@ -45,28 +44,11 @@ class AppStoreSettings(SourceSettings):
     base_url: str = Field(default="https://itunes.apple.com", description="feed base URL")
 
 
-class AppStoreSource(SkipLog):
+class AppStoreSource(HttpSource[AppStoreSettings]):
     """A live ``Source`` over the App Store customer-reviews feed (kind ``review``, rating 1–5)."""
 
     kind = SOURCE
     settings_model = AppStoreSettings
-
-    def __init__(
-        self,
-        name: str,
-        brand: str,
-        settings: AppStoreSettings,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        client: httpx.Client | None = None,
-    ) -> None:
-        super().__init__()
-        self.name = name
-        self.brand = brand
-        self.settings = settings
-        self._client = client or make_client(
-            settings.base_url, timeout_s=settings.timeout_s, transport=transport
-        )
 
     def check(self) -> list[str]:
         """Problems reading the first feed page of each country, as readable strings."""

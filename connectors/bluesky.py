@@ -33,7 +33,6 @@ from connectors.base import AuthError, RateLimited, SourceError, TransientError
 from connectors.http import (
     USER_AGENT,
     get_json,
-    make_client,
     opaque_author,
     parse_time,
     retry_after_seconds,
@@ -41,6 +40,8 @@ from connectors.http import (
 )
 from connectors.paging import (
     CursorState,
+    HttpSource,
+    HttpSourceSettings,
     SkipLog,
     SourceSettings,
     page_budget,
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 SOURCE = "bluesky"
 
 
-class BlueskySettings(SourceSettings):
+class BlueskySettings(HttpSourceSettings):
     """Settings of a ``bluesky`` source instance."""
 
     queries: list[str] = Field(min_length=1, description="searchPosts queries (brand terms)")
@@ -68,7 +69,7 @@ class BlueskySettings(SourceSettings):
     limit: int = Field(default=100, ge=1, le=100, description="posts per API page (≤ 100)")
 
 
-class BlueskySource(SkipLog):
+class BlueskySource(HttpSource[BlueskySettings]):
     """A live ``Source`` over ``app.bsky.feed.searchPosts`` (sort ``latest``)."""
 
     kind = SOURCE
@@ -83,13 +84,7 @@ class BlueskySource(SkipLog):
         transport: httpx.BaseTransport | None = None,
         client: httpx.Client | None = None,
     ) -> None:
-        super().__init__()
-        self.name = name
-        self.brand = brand
-        self.settings = settings
-        self._client = client or make_client(
-            settings.base_url, timeout_s=settings.timeout_s, transport=transport
-        )
+        super().__init__(name, brand, settings, transport=transport, client=client)
         self._jwt: str | None = None
 
     def check(self) -> list[str]:

@@ -12,14 +12,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from pydantic import Field
 
-from connectors.http import get_json, html_to_text, make_client, opaque_author
+from connectors.http import get_json, html_to_text, opaque_author
 from connectors.paging import (
     CursorState,
-    SkipLog,
-    SourceSettings,
+    HttpSource,
+    HttpSourceSettings,
     page_budget,
     problem,
     reason,
@@ -31,7 +30,7 @@ log = logging.getLogger(__name__)
 SOURCE = "hackernews"
 
 
-class HackerNewsSettings(SourceSettings):
+class HackerNewsSettings(HttpSourceSettings):
     """Settings of a ``hackernews`` source instance."""
 
     queries: list[str] = Field(min_length=1, description="full-text queries (brand, products)")
@@ -40,28 +39,11 @@ class HackerNewsSettings(SourceSettings):
     base_url: str = Field(default="https://hn.algolia.com", description="Algolia HN API base URL")
 
 
-class HackerNewsSource(SkipLog):
+class HackerNewsSource(HttpSource[HackerNewsSettings]):
     """A live ``Source`` over the Algolia HN Search API (``search_by_date``)."""
 
     kind = SOURCE
     settings_model = HackerNewsSettings
-
-    def __init__(
-        self,
-        name: str,
-        brand: str,
-        settings: HackerNewsSettings,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        client: httpx.Client | None = None,
-    ) -> None:
-        super().__init__()
-        self.name = name
-        self.brand = brand
-        self.settings = settings
-        self._client = client or make_client(
-            settings.base_url, timeout_s=settings.timeout_s, transport=transport
-        )
 
     def check(self) -> list[str]:
         """Problems reaching the API (one small query), as readable strings."""

@@ -26,12 +26,18 @@ from connectors.base import RateLimited
 from connectors.http import (
     get_json,
     html_to_text,
-    make_client,
     opaque_author,
     parse_time,
     retry_after_seconds,
 )
-from connectors.paging import CursorState, Mark, SkipLog, SourceSettings, problem, reason
+from connectors.paging import (
+    CursorState,
+    HttpSource,
+    HttpSourceSettings,
+    Mark,
+    problem,
+    reason,
+)
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -39,7 +45,7 @@ log = logging.getLogger(__name__)
 SOURCE = "mastodon"
 
 
-class MastodonSettings(SourceSettings):
+class MastodonSettings(HttpSourceSettings):
     """Settings of a ``mastodon`` source instance."""
 
     base_url: str = Field(default="https://mastodon.social", description="instance URL")
@@ -51,7 +57,7 @@ class MastodonSettings(SourceSettings):
     limit: int = Field(default=40, ge=1, le=40, description="statuses per API page (≤ 40)")
 
 
-class MastodonSource(SkipLog):
+class MastodonSource(HttpSource[MastodonSettings]):
     """A live ``Source`` over one Mastodon instance's hashtag timelines and status search."""
 
     kind = SOURCE
@@ -66,18 +72,12 @@ class MastodonSource(SkipLog):
         transport: httpx.BaseTransport | None = None,
         client: httpx.Client | None = None,
     ) -> None:
-        super().__init__()
-        self.name = name
-        self.brand = brand
-        self.settings = settings
-        self._exhausted: float | None = None
-        self.instance = urlsplit(settings.base_url).netloc.lower() or "mastodon"
         headers = {}
         if settings.access_token is not None:
             headers["Authorization"] = f"Bearer {settings.access_token.get_secret_value()}"
-        self._client = client or make_client(
-            settings.base_url, timeout_s=settings.timeout_s, transport=transport, headers=headers
-        )
+        super().__init__(name, brand, settings, transport=transport, client=client, headers=headers)
+        self._exhausted: float | None = None
+        self.instance = urlsplit(settings.base_url).netloc.lower() or "mastodon"
 
     def _streams(self) -> list[str]:
         return [f"tag:{t.lstrip('#')}" for t in self.settings.hashtags] + [

@@ -15,9 +15,14 @@ A cursor is a JSON object the runner stores as an opaque string:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from connectors.http import make_client
 
 RECENT_IDS = 500
 """How many returned mention ids a cursor remembers for cross-stream deduplication."""
@@ -163,3 +168,38 @@ def page_budget(settings: SourceSettings, mark: Mark) -> int:
     stopping earlier would leave a gap between the cursor and the pages read.
     """
     return settings.max_pages if mark.t == 0 else settings.max_pages * CATCH_UP_FACTOR
+
+
+class HttpSourceSettings(SourceSettings):
+    """Settings of a source over one HTTP API (each source gives ``base_url`` its default)."""
+
+    base_url: str = Field(description="API base URL")
+
+
+S = TypeVar("S", bound=HttpSourceSettings)
+
+
+class HttpSource(SkipLog, Generic[S]):
+    """Common construction of a source over one HTTP API: name, brand, settings and an httpx client.
+
+    Tests inject ``transport`` (or a whole ``client``) to reach the local fakes; ``headers`` are
+    sent with every request (e.g. a bearer token).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        brand: str,
+        settings: S,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        client: httpx.Client | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.brand = brand
+        self.settings = settings
+        self._client = client or make_client(
+            settings.base_url, timeout_s=settings.timeout_s, transport=transport, headers=headers
+        )
