@@ -25,6 +25,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from services.topic_reader import read_topic
 from streams.settings import Settings
 
 NOT_COVERED = (
@@ -39,37 +40,11 @@ NOT_COVERED = (
 def scan(bootstrap: str, topic: str, *, timeout_s: float = 10.0) -> dict[bytes, tuple[int, bool]]:
     """Every key of ``topic`` → (its partition, whether its latest value is live, not a tombstone),
     read from the start to the end."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        group_id=None,
-        consumer_timeout_ms=int(timeout_s * 1000),
-    )
-    keys: dict[bytes, tuple[int, bool]] = {}
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not assigned:
-            return keys
-        consumer.assign(assigned)
-        consumer.seek_to_beginning(*assigned)
-        end = consumer.end_offsets(assigned)
-        remaining = {tp for tp in assigned if end[tp] > 0}
-        while remaining:
-            batches = consumer.poll(timeout_ms=int(timeout_s * 1000))
-            if not batches:
-                break
-            for tp, messages in batches.items():
-                for message in messages:
-                    if message.key is not None:
-                        keys[message.key] = (tp.partition, message.value is not None)
-                if consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-    finally:
-        consumer.close()
-    return keys
+    return {
+        key: (partition, value is not None)
+        for partition, key, value in read_topic(bootstrap, topic, timeout_s=timeout_s)
+        if key is not None
+    }
 
 
 def customer_keys(

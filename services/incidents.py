@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from services.topic_reader import read_topic
 from streams.records import Incident, IncidentPoint
 from streams.settings import Settings
 
@@ -35,39 +36,13 @@ BARS = "▁▂▃▄▅▆▇█"
 
 def read_incidents(bootstrap: str, topic: str, *, timeout_s: float = 10.0) -> dict[str, Incident]:
     """Every incident in ``topic`` (latest version per id), read from the start to the end."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        group_id=None,
-        consumer_timeout_ms=int(timeout_s * 1000),
-    )
     incidents: dict[str, Incident] = {}
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not assigned:
-            return incidents
-        consumer.assign(assigned)
-        consumer.seek_to_beginning(*assigned)
-        end = consumer.end_offsets(assigned)
-        remaining = {tp for tp in assigned if end[tp] > 0}
-        while remaining:
-            batches = consumer.poll(timeout_ms=int(timeout_s * 1000))
-            if not batches:
-                break
-            for tp, messages in batches.items():
-                for message in messages:
-                    if message.value is not None:
-                        incident = Incident.from_json(message.value)
-                        incidents[incident.id] = incident
-                    elif message.key is not None:  # a tombstone
-                        incidents.pop(message.key.decode(), None)
-                if consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-    finally:
-        consumer.close()
+    for _, key, value in read_topic(bootstrap, topic, timeout_s=timeout_s):
+        if value is not None:
+            incident = Incident.from_json(value)
+            incidents[incident.id] = incident
+        elif key is not None:  # a tombstone
+            incidents.pop(key.decode(), None)
     return incidents
 
 
