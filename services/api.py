@@ -23,11 +23,20 @@ bounded labels, never a mention, an author or a secret: keep the port inside the
 secret is a ``SecretStr`` read from ``LISTENWELL_WEBHOOK_SECRET`` or the file
 ``LISTENWELL_WEBHOOK_SECRET_FILE`` and never logged.
 
-Every other endpoint (``/v1/incidents``, ``/v1/incidents/{id}``) needs
+Every other endpoint (``/v1/incidents``, ``/v1/incidents/{id}``, ``POST /v1/forget``) needs
 ``Authorization: Bearer <token>``, the token from ``LISTENWELL_API_TOKEN`` or the file
 ``LISTENWELL_API_TOKEN_FILE`` (constant-time comparison); with no token configured they answer 401.
 Requests other than ``POST /v1/events`` may not carry a body larger than ``MAX_OTHER_BODY_BYTES``
-(413). An unexpected error answers 500 ``{"error": "internal"}`` and is logged; no stack trace or
+(413).
+
+``POST /v1/forget`` takes ``{"author": …}`` and/or ``{"customer": …}`` (optionally ``"brand"`` and
+``"dry_run"``), a :class:`services.forget_cli.ForgetRequest`, and does what ``listenwell forget``
+does, through the same function (:func:`services.forget_cli.forget`): 202 with the erasure record
+(request id, the ``customers.health`` keys tombstoned, what is not covered) once Kafka acknowledged
+it, 400 with the failing fields on a bad request, 503 with ``Retry-After`` when Kafka is
+unavailable. The log line names only the request id, never the person.
+
+An unexpected error answers 500 ``{"error": "internal"}`` and is logged; no stack trace or
 exception text reaches the client.
 """
 
@@ -50,6 +59,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.forget_cli import ForgetRequest
 from streams.records import MAX_TEXT_CHARS, AwareDatetime, Incident, Mention, MentionKind
 
 log = logging.getLogger("listenwell.api")
@@ -60,7 +70,8 @@ SIGNATURE_HEADER = "X-Listenwell-Signature"
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/v1/events"})
 """Paths without the bearer token (``/v1/events`` has its own HMAC signature)."""
 MAX_OTHER_BODY_BYTES = 1024
-"""Largest body accepted by endpoints other than ``POST /v1/events`` (none of them reads one)."""
+"""Largest body accepted by endpoints other than ``POST /v1/events`` (only ``/v1/forget`` reads
+one: a small JSON object)."""
 
 
 class ApiSettings(BaseSettings):
@@ -222,6 +233,30 @@ class KafkaEventSink:
             await asyncio.get_running_loop().run_in_executor(None, producer.close, 5)
 
 
+Forget = Callable[[ForgetRequest], dict[str, Any]]
+"""Carries out an erasure request (blocking) and returns its record; raises ``SinkUnavailable``
+when Kafka cannot be read or written."""
+
+
+class KafkaForget:
+    """:func:`services.forget_cli.forget` against one broker and topic prefix, with Kafka errors
+    raised as ``SinkUnavailable``."""
+
+    def __init__(self, bootstrap_servers: str, prefix: str) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.prefix = prefix
+
+    def __call__(self, request: ForgetRequest) -> dict[str, Any]:
+        from kafka.errors import KafkaError
+
+        from services.forget_cli import forget
+
+        try:
+            return forget(request, bootstrap=self.bootstrap_servers, prefix=self.prefix)
+        except KafkaError as exc:
+            raise SinkUnavailable(f"Kafka at {self.bootstrap_servers}: {exc}") from exc
+
+
 class RecentIds:
     """A bounded set of recently accepted event ids (oldest forgotten first)."""
 
@@ -304,10 +339,12 @@ def make_api(
     clock: Callable[[], float] = time.time,
     incidents: Callable[[], dict[str, Incident]] | None = None,
     token: SecretStr | None = None,
+    forget: Forget | None = None,
 ) -> web.Application:
     """The aiohttp application; ``sink`` delivers mentions, ``clock`` is the unix time;
-    ``incidents`` (if given) serves ``GET /v1/incidents`` and ``/v1/incidents/{id}``, to clients
-    presenting ``token`` as ``Authorization: Bearer`` (none are served without a token)."""
+    ``incidents`` (if given) serves ``GET /v1/incidents`` and ``/v1/incidents/{id}``, ``forget``
+    (if given) serves ``POST /v1/forget``, both to clients presenting ``token`` as
+    ``Authorization: Bearer`` (none are served without a token)."""
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ApiMetrics(registry)
     recent = RecentIds(settings.webhook_recent_ids)
@@ -377,6 +414,35 @@ def make_api(
         recent.add(event.event_id)
         return answer("accepted", 202, {"accepted": True, "id": mention_id})
 
+    async def post_forget(request: web.Request) -> web.Response:
+        assert forget is not None
+        body = await _read_limited(request, MAX_OTHER_BODY_BYTES)
+        if body is None:
+            return _json(413, {"error": f"body larger than {MAX_OTHER_BODY_BYTES} bytes"})
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            return _json(
+                400,
+                {"error": "invalid JSON", "fields": [{"field": "body", "message": "not JSON"}]},
+            )
+        try:
+            erasure = ForgetRequest.model_validate(data)
+        except ValidationError as exc:
+            return _json(400, {"error": "invalid request", "fields": _field_errors(exc)})
+        try:
+            done = await asyncio.to_thread(forget, erasure)
+        except SinkUnavailable as exc:
+            log.warning("erasure request not carried out: %s", exc)
+            return _json(503, {"error": "Kafka unavailable"}, **{"Retry-After": "5"})
+        log.info(
+            "erasure request %s%s: %d customers.health tombstones",
+            done["request_id"],
+            " (dry run)" if erasure.dry_run else "",
+            len(done["done"]["customers.health tombstones"]),
+        )
+        return _json(202, done)
+
     async def healthz(request: web.Request) -> web.Response:
         return _json(200, {"status": "ok"})
 
@@ -419,5 +485,7 @@ def make_api(
         from services.incidents import add_incident_routes
 
         add_incident_routes(app, incidents)
+    if forget is not None:
+        app.router.add_post("/v1/forget", post_forget)
     app.on_cleanup.append(close_sink)
     return app

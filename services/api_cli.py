@@ -1,4 +1,5 @@
-"""``listenwell api``: run the HTTP API (webhook ingest, health, metrics)."""
+"""``listenwell api``: run the HTTP API (webhook ingest, incidents, erasure requests, health,
+metrics)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
     from pydantic import ValidationError
 
-    from services.api import ApiSettings, KafkaEventSink, make_api
+    from services.api import ApiSettings, KafkaEventSink, KafkaForget, make_api
     from streams import topics
 
     try:
@@ -33,7 +34,14 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     incidents = CachedIncidents(
         settings.kafka_bootstrap, topics.topic_name(topics.INCIDENTS, settings.topic_prefix)
     )
-    app = make_api(api_settings, sink, secret=secret, incidents=incidents, token=token)
+    app = make_api(
+        api_settings,
+        sink,
+        secret=secret,
+        incidents=incidents,
+        token=token,
+        forget=KafkaForget(settings.kafka_bootstrap, settings.topic_prefix),
+    )
     host = args.host or api_settings.api_host
     port = api_settings.api_port if args.port is None else args.port
     print(f"listenwell api on http://{host}:{port} (POST /v1/events)", file=sys.stderr, flush=True)

@@ -1,6 +1,8 @@
 """``listenwell forget``: erase a person's data from the state listenwell owns (right to erasure).
 
-``listenwell forget --author ID [--customer CID] [--brand B] [--dry-run]``
+``listenwell forget [--author ID] [--customer CID] [--brand B] [--dry-run]`` (at least one of
+``--author`` and ``--customer``); ``POST /v1/forget`` on the API (``services/api.py``) does the same
+through :func:`forget`.
 
 * ``customers.health`` (compacted): a tombstone for every live entry of the customer (key
   ``<brand>/<customer id>``, in the partition the entry lives in), so compaction removes the
@@ -22,8 +24,11 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.topic_reader import read_topic
 from streams.settings import Settings
@@ -61,10 +66,16 @@ def customer_keys(
 
 
 def erasure_record(
-    author: str, customer: str | None, brand: str | None, tombstones: list[str], at: datetime
+    author: str | None,
+    customer: str | None,
+    brand: str | None,
+    tombstones: list[str],
+    at: datetime,
 ) -> dict[str, Any]:
     """The record written to ``erasures`` (``request_id`` is stable for the same request)."""
-    request_id = hashlib.sha256(f"{author}\0{customer or ''}\0{brand or ''}".encode()).hexdigest()
+    request_id = hashlib.sha256(
+        f"{author or ''}\0{customer or ''}\0{brand or ''}".encode()
+    ).hexdigest()
     return {
         "request_id": request_id[:32],
         "author": author,
@@ -76,49 +87,98 @@ def erasure_record(
     }
 
 
-def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
-    """Write the tombstones and the erasure record; print what was done."""
+class ForgetRequest(BaseModel):
+    """One erasure request: the person's author id and/or customer id (at least one), optionally
+    narrowed to one brand; ``dry_run`` reports what would be done and changes nothing."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    author: str | None = Field(default=None, min_length=1, max_length=200)
+    customer: str | None = Field(default=None, min_length=1, max_length=200)
+    brand: str | None = Field(default=None, min_length=1, max_length=80)
+    dry_run: bool = Field(default=False, strict=True)
+
+    @model_validator(mode="after")
+    def _someone(self) -> ForgetRequest:
+        if self.author is None and self.customer is None:
+            raise ValueError("give an author or a customer (or both)")
+        return self
+
+
+def forget(
+    request: ForgetRequest,
+    *,
+    bootstrap: str,
+    prefix: str = "",
+    clock: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """Carry out ``request`` against the broker at ``bootstrap`` (topics under ``prefix``): a
+    tombstone for each live ``customers.health`` entry of the customer, then the erasure record on
+    ``erasures``, both acknowledged by the broker (acks=all) before this returns. Returns the
+    record plus ``dry_run``. ``listenwell forget`` and ``POST /v1/forget`` both call this; it
+    blocks, and raises ``kafka.errors.KafkaError`` when Kafka cannot be read or written."""
     from kafka import KafkaProducer
-    from kafka.errors import KafkaError
 
     from streams import topics
 
-    health_topic = topics.topic_name(topics.CUSTOMERS_HEALTH, settings.topic_prefix)
-    erasures_topic = topics.topic_name(topics.ERASURES, settings.topic_prefix)
-    try:
-        targets = (
-            customer_keys(scan(settings.kafka_bootstrap, health_topic), args.customer, args.brand)
-            if args.customer
-            else []
+    health_topic = topics.topic_name(topics.CUSTOMERS_HEALTH, prefix)
+    erasures_topic = topics.topic_name(topics.ERASURES, prefix)
+    targets = (
+        customer_keys(scan(bootstrap, health_topic), request.customer, request.brand)
+        if request.customer
+        else []
+    )
+    record = erasure_record(
+        request.author,
+        request.customer,
+        request.brand,
+        [key.decode() for key, _ in targets],
+        datetime.fromtimestamp(clock(), UTC),
+    )
+    if not request.dry_run:
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap.split(","),
+            acks="all",
+            enable_idempotence=True,
         )
-        record = erasure_record(
-            args.author,
-            args.customer,
-            args.brand,
-            [key.decode() for key, _ in targets],
-            datetime.fromtimestamp(time.time(), UTC),
-        )
-        if not args.dry_run:
-            producer = KafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap.split(","),
-                acks="all",
-                enable_idempotence=True,
-            )
-            try:
-                for key, partition in targets:
-                    producer.send(health_topic, key=key, value=None, partition=partition)
+        try:
+            futures = [
+                producer.send(health_topic, key=key, value=None, partition=partition)
+                for key, partition in targets
+            ]
+            futures.append(
                 producer.send(
                     erasures_topic,
                     key=record["request_id"].encode(),
                     value=json.dumps(record, sort_keys=True).encode(),
                 )
-                producer.flush(timeout=30)
-            finally:
-                producer.close(timeout=10)
+            )
+            producer.flush(timeout=30)
+            for future in futures:
+                future.get(timeout=1)  # raises the delivery's error, if it failed
+        finally:
+            producer.close(timeout=10)
+    return {**record, "dry_run": request.dry_run}
+
+
+def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the tombstones and the erasure record; print what was done."""
+    from kafka.errors import KafkaError
+
+    try:
+        request = ForgetRequest(
+            author=args.author, customer=args.customer, brand=args.brand, dry_run=args.dry_run
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        print(f"listenwell forget: {reasons}", file=sys.stderr)
+        return 2
+    try:
+        done = forget(request, bootstrap=settings.kafka_bootstrap, prefix=settings.topic_prefix)
     except KafkaError as exc:
         print(f"listenwell forget: Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({**record, "dry_run": args.dry_run}, indent=2, sort_keys=True))
+    print(json.dumps(done, indent=2, sort_keys=True))
     return 0
 
 
@@ -127,7 +187,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "forget", help="erase a person's data from listenwell's own state (right to erasure)"
     )
-    p.add_argument("--author", required=True, help="the person's author id, as in mentions")
+    p.add_argument("--author", help="the person's author id, as in mentions")
     p.add_argument("--customer", help="their customer id: tombstone their customers.health entries")
     p.add_argument("--brand", help="only this brand's entries of the customer")
     p.add_argument(

@@ -1,14 +1,20 @@
-"""``listenwell forget`` against a real broker: tombstones for the customer's compacted
-``customers.health`` entries (in the partitions they live in), the request on ``erasures``."""
+"""``listenwell forget`` and ``POST /v1/forget`` against a real broker: tombstones for the
+customer's compacted ``customers.health`` entries (in the partitions they live in), the request on
+``erasures``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from kafka import KafkaProducer
+from pydantic import SecretStr
 
+from services.api import ApiSettings, KafkaEventSink, KafkaForget, make_api
 from services.cli import main
 from services.forget_cli import NOT_COVERED, customer_keys, scan
 from streams import topics
@@ -48,3 +54,56 @@ def test_forget_tombstones_the_customer_and_records_the_erasure(
     erasures = scan(run.bootstrap, run.topic(topics.ERASURES))
     assert list(erasures) == [printed["request_id"].encode()]
     assert printed["author"] == "reddit:abc123" and printed["not_covered"] == list(NOT_COVERED)
+
+
+def test_post_v1_forget_on_the_api_does_what_the_cli_does(
+    run_factory: Callable[[str], Run],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = run_factory("forget-api")
+    health = run.topic(topics.CUSTOMERS_HEALTH)
+    producer = KafkaProducer(bootstrap_servers=run.bootstrap, acks="all")
+    for key, partition in [(b"acme/c7", 1), (b"globex/c7", 3), (b"acme/c8", 1)]:
+        value = json.dumps({"last_mentions": [{"id": "x:2", "text": "mail me at a@b.example"}]})
+        producer.send(health, key=key, value=value.encode(), partition=partition)
+    producer.flush()
+    producer.close()
+    token = "api-token-integration-4c3b2a19"
+    app = make_api(
+        ApiSettings(),
+        KafkaEventSink(run.bootstrap, run.topic(topics.MENTIONS_RAW)),
+        secret=SecretStr("whsec-integration-0d9c8b7a6f5e"),
+        token=SecretStr(token),
+        forget=KafkaForget(run.bootstrap, run.prefix),
+    )
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    async def scenario() -> None:
+        async with TestClient(TestServer(app)) as client:
+            for headers in ({}, {"Authorization": f"Bearer {token}"}):
+                resp = await client.post(
+                    "/v1/forget", json={"customer": "c7", "brand": "acme"}, headers=headers
+                )
+                answers.append((resp.status, await resp.json()))
+
+    asyncio.run(scenario())
+
+    (unauthorized, _), (status, answer) = answers
+    assert unauthorized == 401 and status == 202
+    assert answer["done"] == {"customers.health tombstones": ["acme/c7"]}
+    assert answer["author"] is None and answer["dry_run"] is False
+    keys = scan(run.bootstrap, health)
+    assert keys[b"acme/c7"] == (1, False)
+    assert keys[b"globex/c7"] == (3, True) and keys[b"acme/c8"] == (1, True)
+    erasures = scan(run.bootstrap, run.topic(topics.ERASURES))
+    assert list(erasures) == [answer["request_id"].encode()]
+
+    # The CLI, given the same request, finds nothing left to tombstone and the same request id.
+    monkeypatch.setenv("LISTENWELL_KAFKA_BOOTSTRAP", run.bootstrap)
+    monkeypatch.setenv("LISTENWELL_TOPIC_PREFIX", run.prefix)
+    capsys.readouterr()
+    assert main(["forget", "--customer", "c7", "--brand", "acme", "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["request_id"] == answer["request_id"]
+    assert printed["done"] == {"customers.health tombstones": []}
