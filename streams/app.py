@@ -102,6 +102,11 @@ def make_app(
         producer_linger=0.02,
         producer_max_batch_size=512 * 1024,
         broker_commit_every=settings.batch_size,
+        # Faust's default (60 s) keeps a crashed worker's partitions, and a restarted worker that
+        # must wait for the dead member to leave the group, idle for a minute. The consumer
+        # heartbeats from its own thread, so a busy agent does not make it miss heartbeats.
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 3,
         datadir=str(_ensure_dir(settings.data_dir / "faust" / settings.app_id)),
     )
 
@@ -146,16 +151,38 @@ def make_app(
             )
         return record
 
-    def store_customers(brand: str, changes: CustomerChanges) -> None:
+    async def store(
+        table: Any, key: bytes, value: Any, payload: bytes | None, partition: int | None
+    ) -> None:
+        """Set (or, with ``value`` None, delete) a table entry and write it to the changelog.
+
+        The write goes through the app's producer and is awaited, like every other output, so the
+        producer flush that precedes each offset commit covers it. Faust's own table writes
+        (``send_soon``) sit in a buffer whose flush gives up after 0.1 s without progress, so a
+        commit can overtake them and a kill -9 then loses state for committed records.
+        """
+        if value is None:
+            table.data.pop(key, None)
+        else:
+            table.data[key] = value
+        await app.producer.send(
+            table.changelog_topic.get_topic_name(),
+            key,
+            payload,
+            partition=partition,
+            timestamp=None,
+            headers=None,
+        )
+
+    async def store_customers(brand: str, changes: CustomerChanges) -> None:
         prefix = brand + CUSTOMER_KEY_SEPARATOR
         for customer_id, state in changes.upserts.items():
             key = (prefix + customer_id).encode()
-            customers.data[key] = state
-            customers.send_changelog(changes.partition, key, state)
+            payload = state.model_dump_json().encode()
+            await store(customers, key, state, payload, changes.partition)
         for customer_id in changes.deletes:
             key = (prefix + customer_id).encode()
-            customers.data.pop(key, None)
-            customers.send_changelog(changes.partition, key, None)
+            await store(customers, key, None, None, changes.partition)
 
     async def send(topic: faust.TopicT, key: bytes, value: bytes) -> None:
         # Straight to the app's producer: Faust's Topic.send adds a future and a channel hop per
@@ -194,9 +221,10 @@ def make_app(
         # ahead of its brand record is harmless (the engine skips mentions a customer already
         # holds when the batch is replayed); the reverse would lose those mentions.
         for brand, changes in result.customer_changes.items():
-            store_customers(brand, changes)
+            await store_customers(brand, changes)
         for brand, state in result.states.items():
-            brands[brand.encode()] = state
+            # partition None: the producer's murmur2 partitioner on the brand key, as for raw.
+            await store(brands, brand.encode(), state, state.to_changelog(), None)
         metrics.deduplicated.inc(result.duplicates)
         metrics.late.inc(result.late)
         for latency in result.latencies:

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(default=6066, ge=1, le=65535, description="Faust's own web port")
     batch_size: int = Field(default=500, ge=1, description="mentions per processing batch")
     batch_within_s: float = Field(default=0.25, gt=0, description="max seconds to fill a batch")
+    session_timeout_s: float = Field(
+        default=10.0,
+        ge=6.0,
+        le=300.0,
+        description="seconds without a heartbeat before a dead worker's partitions move",
+    )
     allowed_lateness_s: int = Field(
         default=120, ge=0, description="event-time lateness tolerated before a minute is closed"
     )

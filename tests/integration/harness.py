@@ -52,7 +52,7 @@ class Run:
         port = free_port()
         log = (self.workdir / f"worker-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker"],
+            [sys.executable, "-m", "services.cli", "--log-level", "INFO", "worker"],
             env=self.env(LISTENWELL_WORKER_METRICS_PORT=str(port)),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -118,9 +118,14 @@ def read_all(bootstrap: str, topic: str) -> list[bytes]:
 
 
 def wait_for(
-    condition: Callable[[], Any], *, what: str, patience_s: float = 180.0, every_s: float = 0.5
+    condition: Callable[[], Any],
+    *,
+    what: str | Callable[[], str],
+    patience_s: float = 180.0,
+    every_s: float = 0.5,
 ) -> Any:
-    """Poll until ``condition()`` is truthy; fail with ``what`` if it never becomes so.
+    """Poll until ``condition()`` is truthy; fail with ``what`` (text, or a function giving the
+    text at failure time) if it never becomes so.
 
     This is a liveness bound (the test fails instead of hanging), not a speed assertion.
     """
@@ -130,4 +135,4 @@ def wait_for(
         if value:
             return value
         time.sleep(every_s)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")

@@ -30,10 +30,20 @@ def transitions(alerts: list[Alert]) -> set[tuple[str, str, str]]:
 
 
 def wait_until_scored(run: Run, ids: set[str]) -> None:
-    def all_scored() -> bool:
-        return ids <= {s.mention.id for s in run.scored()}
+    missing: set[str] = set(ids)
 
-    wait_for(all_scored, what=f"{len(ids)} mentions in {run.topic(topics.MENTIONS_SCORED)}")
+    def all_scored() -> bool:
+        nonlocal missing
+        missing = ids - {s.mention.id for s in run.scored()}
+        return not missing
+
+    wait_for(
+        all_scored,
+        what=lambda: (
+            f"{len(ids)} mentions in {run.topic(topics.MENTIONS_SCORED)}; "
+            f"{len(missing)} missing, e.g. {sorted(missing)[:5]} (worker logs in {run.workdir})"
+        ),
+    )
 
 
 def settled_transitions(run: Run) -> set[tuple[str, str, str]]:
