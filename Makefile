@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 KAFKA_PORT ?= 9092
 export LISTENWELL_KAFKA_PORT ?= $(KAFKA_PORT)
 
-.PHONY: install demo test test-unit lint typecheck bench kafka-start kafka-stop kafka-status clean
+.PHONY: install demo test test-unit lint typecheck bench chaos kafka-start kafka-stop kafka-status clean
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ typecheck: install
 
 bench: install
 	$(PY) bench/pipeline.py && $(PY) bench/scoring.py && $(PY) bench/sentiment.py && $(PY) bench/detection.py
+
+# Fault injection: 50,000 mentions through runner → Kafka → workers → notifier → Slack-like
+# receiver while the driver kill -9s each part and the broker; figures in bench/results/chaos.json.
+chaos: install
+	$(PY) bench/chaos.py
 
 kafka-start: install
 	$(PY) -m services.cli kafka start --port $(KAFKA_PORT)
