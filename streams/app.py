@@ -151,6 +151,11 @@ def make_app(
             )
         return record
 
+    def brands_in(partition: int) -> list[str]:
+        return [
+            key.decode() for key, record in brands.data.items() if record.partition == partition
+        ]
+
     async def store(
         table: Any, key: bytes, value: Any, payload: bytes | None, partition: int | None
     ) -> None:
@@ -226,6 +231,16 @@ def make_app(
             # partition None: the producer's murmur2 partitioner on the brand key, as for raw.
             await store(brands, brand.encode(), state, state.to_changelog(), None)
         metrics.deduplicated.inc(result.duplicates)
+        metrics.erased.labels("mention").inc(result.erased_examples)
+        metrics.erased.labels("customer").inc(result.erased_customers)
+        if result.erasures:
+            log.info(
+                "listenwell worker: applied %d erasure command(s): %d kept mentions and %d "
+                "customers removed",
+                result.erasures,
+                result.erased_examples,
+                result.erased_customers,
+            )
         metrics.late.inc(result.late)
         for latency in result.latencies:
             metrics.latency.observe(latency)
@@ -273,7 +288,7 @@ def make_app(
                 for event in events
             ]
             metrics.ingested.inc(len(records))
-            result = pipeline.process(records, stored)
+            result = pipeline.process(records, stored, brands_in)
             await publish(result)
 
     return Worker(app=app, pipeline=pipeline, metrics=metrics, rules=rules)

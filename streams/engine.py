@@ -13,6 +13,7 @@ plain table and reassigns it after every ``process`` call so the changelog carri
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -203,6 +204,21 @@ class EngineOutput:
     """Mentions dropped because their minute was already closed."""
 
 
+@dataclass
+class Erased:
+    """What :meth:`Engine.erase` removed from one brand's state."""
+
+    examples: int = 0
+    """Example mentions (id and text) kept as evidence in minute buckets and rule states."""
+    customer_mentions: int = 0
+    changed_customers: list[str] = field(default_factory=list)
+    """Customers who lost some of their recent mentions."""
+    customers: list[str] = field(default_factory=list)
+    """Customers removed whole: the one named, and any left without mentions."""
+    alerts: list[Alert] = field(default_factory=list)
+    """Resolved transitions for the customer alerts that were firing for a removed customer."""
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
@@ -356,6 +372,48 @@ class Engine:
         return out
 
     # --- minutes ---------------------------------------------------------------------------------
+
+    def erase(
+        self, state: BrandState, mention_ids: AbstractSet[str], customer_id: str | None = None
+    ) -> Erased:
+        """Remove a person's data from ``state`` (right to erasure); **mutates** ``state``.
+
+        Every kept copy of the mentions in ``mention_ids`` goes (examples in minute buckets and in
+        rule states, a customer's recent mentions), and so does the customer ``customer_id``.
+        Counts, sums, baselines and detector state stay: they hold no text and no identity.
+        """
+        erased = Erased()
+        for buckets in (state.buckets, *state.scopes.values()):
+            for bucket in buckets:
+                kept = [e for e in bucket.examples if e.id not in mention_ids]
+                erased.examples += len(bucket.examples) - len(kept)
+                bucket.examples = kept
+        for rs in state.rules.values():
+            kept_examples = [e for e in rs.examples if e.id not in mention_ids]
+            erased.examples += len(rs.examples) - len(kept_examples)
+            rs.examples = kept_examples
+        for customer, cs in list(state.customers.items()):
+            kept_mentions = [m for m in cs.mentions if m.id not in mention_ids]
+            erased.customer_mentions += len(cs.mentions) - len(kept_mentions)
+            if customer == customer_id or not kept_mentions:
+                cs.mentions = []
+                erased.alerts.extend(self._resolve_erased(state, customer, cs))
+                del state.customers[customer]
+                erased.customers.append(customer)
+            elif len(kept_mentions) < len(cs.mentions):
+                cs.mentions = kept_mentions
+                erased.changed_customers.append(customer)
+        return erased
+
+    def _resolve_erased(self, state: BrandState, customer: str, cs: CustomerState) -> list[Alert]:
+        """A resolved alert (without examples) for each customer rule firing for ``customer``,
+        so no alert stays firing for a customer who no longer exists."""
+        at = state.watermark or state.max_event_time or cs.last_mention_at
+        return [
+            self._customer_alert(rule, state, customer, cs, 0.0, AlertState.RESOLVED, at)
+            for rule in self._customer_rules
+            if rule.alert in cs.firing
+        ]
 
     @staticmethod
     def _bucket(buckets: list[MinuteBucket], minute: datetime) -> MinuteBucket:

@@ -91,6 +91,8 @@ CHURN_INTENT: tuple[str, ...] = (
     "cancelling my subscription",
     "canceling my subscription",
     "cancel my account",
+    "cancelling my account",
+    "canceling my account",
     "cancel my membership",
     "cancelled my subscription",
     "canceled my subscription",

@@ -77,6 +77,15 @@ class WorkerMetrics:
             "Mentions dropped because their id was already processed.",
             registry=registry,
         )
+        self.erased = Counter(
+            "listenwell_erased_items_total",
+            "Kept copies of a person's mentions (examples, a customer's recent mentions) and "
+            "customers removed from the worker's state by erasure requests.",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in ("mention", "customer"):
+            self.erased.labels(kind)
         self.late = Counter(
             "listenwell_mentions_late_total",
             "Mentions older than the watermark: scored, but not counted in closed windows.",

@@ -20,7 +20,7 @@ dropped.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,10 +28,12 @@ from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from streams.engine import BrandState, CustomerState, Engine
 from streams.records import (
+    ERASURE_KEY,
     MAX_TEXT_CHARS,
     Alert,
     CustomerHealth,
     DeadLetter,
+    ErasureCommand,
     Incident,
     Mention,
     ScoredMention,
@@ -88,6 +90,8 @@ class BrandRecord(BaseModel):
     seen: dict[str, tuple[int, float]] = {}
     """Digest of a mention id → (raw offset that carried it, its event time as epoch seconds)."""
     applied_offset: int = -1
+    partition: int = -1
+    """The ``mentions.raw`` partition the brand's mentions arrive on (-1 until the first one)."""
     outbox: list[OutboxEntry] = []
     _customers_attached: bool = PrivateAttr(default=True)
 
@@ -135,6 +139,11 @@ class BatchResult:
     replayed: int = 0
     late: int = 0
     latencies: list[float] = field(default_factory=list)
+    erasures: int = 0
+    """Erasure commands applied (see :class:`streams.records.ErasureCommand`)."""
+    erased_examples: int = 0
+    """Kept copies of mentions removed by them."""
+    erased_customers: int = 0
 
 
 def id_digest(mention_id: str) -> str:
@@ -161,18 +170,26 @@ class Pipeline:
         self._dedupe_horizon_s = dedupe_horizon.total_seconds()
 
     def process(
-        self, records: Sequence[RawRecord], stored: Callable[[str], BrandRecord | None]
+        self,
+        records: Sequence[RawRecord],
+        stored: Callable[[str], BrandRecord | None],
+        brands_in: Callable[[int], Iterable[str]] = lambda partition: (),
     ) -> BatchResult:
-        """Process one batch; ``stored(brand)`` returns the brand's state from the table, if any."""
+        """Process one batch; ``stored(brand)`` returns the brand's state from the table, if any,
+        and ``brands_in(partition)`` the brands with a state in that partition (for erasures)."""
         result = BatchResult()
         new_by_brand: dict[str, list[ScoredMention]] = {}
         last_offset: dict[str, int] = {}
         partition_of: dict[str, int] = {}
         replayed_from: dict[str, int] = {}
         scored_at = self._now()
+        erasures: list[tuple[int, int, ErasureCommand]] = []
         for record in records:
             mention = self._parse(record, result)
             if mention is None:
+                continue
+            if isinstance(mention, ErasureCommand):
+                erasures.append((record.partition, record.offset, mention))
                 continue
             brand = mention.brand
             state = result.states.get(brand) or stored(brand) or self._new_record(brand)
@@ -234,8 +251,60 @@ class Pipeline:
             )
             del state.outbox[:-OUTBOX_SIZE]
             state.applied_offset = last_offset[brand]
+            state.partition = partition_of[brand]
             self._prune_seen(state)
+        for partition, offset, command in erasures:
+            self._erase(partition, offset, command, brands_in(partition), stored, result)
         return result
+
+    def _erase(
+        self,
+        partition: int,
+        offset: int,
+        command: ErasureCommand,
+        brands: Iterable[str],
+        stored: Callable[[str], BrandRecord | None],
+        result: BatchResult,
+    ) -> None:
+        """Apply ``command`` (at ``offset``) to every brand state of ``partition``, after the
+        batch's mentions. Applying it again changes nothing; the resolved alerts it raised for
+        removed customers wait in the outbox, so a replay sends them again."""
+        ids = frozenset(command.mention_ids)
+        names = set(brands) | {b for b, s in result.states.items() if s.partition == partition}
+        if command.brand is not None:
+            names &= {command.brand}
+        for brand in sorted(names):
+            state = result.states.get(brand) or stored(brand)
+            if state is None:
+                continue
+            if offset <= state.applied_offset:
+                result.alerts.extend(e.alert for e in state.outbox if e.offset == offset)
+            erased = self._engine.erase(state.engine, ids, command.customer_id)
+            gone = set(erased.customers)
+            state.outbox = [
+                OutboxEntry(
+                    offset=e.offset,
+                    alert=e.alert.model_copy(
+                        update={"examples": tuple(x for x in e.alert.examples if x.id not in ids)}
+                    ),
+                )
+                for e in state.outbox
+                if e.alert.labels.get("customer") not in gone
+            ]
+            state.outbox.extend(OutboxEntry(offset=offset, alert=a) for a in erased.alerts)
+            del state.outbox[:-OUTBOX_SIZE]
+            result.alerts.extend(erased.alerts)
+            state.applied_offset = max(state.applied_offset, offset)
+            result.states[brand] = state
+            changes = result.customer_changes.setdefault(brand, CustomerChanges(partition))
+            for customer in erased.customers:
+                changes.upserts.pop(customer, None)
+                changes.deletes.add(customer)
+            for customer in erased.changed_customers:
+                changes.upserts[customer] = state.engine.customers[customer]
+            result.erased_examples += erased.examples + erased.customer_mentions
+            result.erased_customers += len(erased.customers)
+        result.erasures += 1
 
     def _new_record(self, brand: str) -> BrandRecord:
         return BrandRecord(engine=self._engine.new_state(brand))
@@ -247,7 +316,7 @@ class Pipeline:
         cutoff = newest - self._dedupe_horizon_s
         state.seen = {k: v for k, v in state.seen.items() if v[1] >= cutoff}
 
-    def _parse(self, record: RawRecord, result: BatchResult) -> Mention | None:
+    def _parse(self, record: RawRecord, result: BatchResult) -> Mention | ErasureCommand | None:
         value = record.value or b""
 
         def park(reason: str, detail: str) -> None:
@@ -270,6 +339,13 @@ class Pipeline:
         if len(value) > MAX_RAW_BYTES:
             park(DeadLetterReason.OVERSIZE, f"{len(value)} bytes > limit {MAX_RAW_BYTES}")
             return None
+        if record.key == ERASURE_KEY:
+            try:
+                command = ErasureCommand.from_json(value)
+            except ValidationError as exc:
+                park(DeadLetterReason.INVALID_RECORD, _describe(exc))
+                return None
+            return command
         try:
             mention = Mention.from_json(value)
         except ValidationError as exc:

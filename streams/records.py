@@ -274,3 +274,25 @@ def json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+ERASURE_KEY = b"@erasure"
+"""Message key of an :class:`ErasureCommand` on ``mentions.raw`` (never a valid brand)."""
+
+MAX_ERASURE_IDS = 1000
+"""Mention ids per :class:`ErasureCommand`; a longer list is split over several commands."""
+
+
+class ErasureCommand(Record):
+    """A right-to-erasure request for the worker, written by ``listenwell forget``.
+
+    It travels on ``mentions.raw``, one copy per partition, so each partition's worker applies it
+    in order with the mentions it has already folded into its state: every copy of the listed
+    mentions (examples, a customer's recent mentions) and the customer named leave the worker's
+    tables. ``brand`` narrows it to one brand.
+    """
+
+    request_id: str = Field(min_length=1, max_length=64)
+    mention_ids: tuple[str, ...] = Field(default=(), max_length=MAX_ERASURE_IDS)
+    customer_id: str | None = Field(default=None, min_length=1, max_length=200)
+    brand: str | None = Field(default=None, min_length=1, max_length=80)

@@ -1,12 +1,13 @@
 """``listenwell forget`` and ``POST /v1/forget`` against a real broker: tombstones for the
-customer's compacted ``customers.health`` entries (in the partitions they live in), the request on
-``erasures``."""
+customer's compacted ``customers.health`` entries (in the partitions they live in), the person's
+mentions erased from a running worker's tables, the request on ``erasures``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,11 +15,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from kafka import KafkaProducer
 from pydantic import SecretStr
 
+from connectors.runner import MentionProducer
 from services.api import ApiSettings, KafkaEventSink, KafkaForget, make_api
 from services.cli import main
 from services.forget_cli import NOT_COVERED, customer_keys, scan
+from services.topic_reader import read_topic
 from streams import topics
-from tests.integration.harness import Run
+from streams.records import Mention, MentionKind
+from tests.integration.harness import Run, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +95,10 @@ def test_post_v1_forget_on_the_api_does_what_the_cli_does(
 
     (unauthorized, _), (status, answer) = answers
     assert unauthorized == 401 and status == 202
-    assert answer["done"] == {"customers.health tombstones": ["acme/c7"]}
+    assert answer["done"] == {
+        "customers.health tombstones": ["acme/c7"],
+        "mentions erased from the worker's tables": 0,
+    }
     assert answer["author"] is None and answer["dry_run"] is False
     keys = scan(run.bootstrap, health)
     assert keys[b"acme/c7"] == (1, False)
@@ -106,4 +113,74 @@ def test_post_v1_forget_on_the_api_does_what_the_cli_does(
     assert main(["forget", "--customer", "c7", "--brand", "acme", "--dry-run"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["request_id"] == answer["request_id"]
-    assert printed["done"] == {"customers.health tombstones": []}
+    assert printed["done"]["customers.health tombstones"] == []
+
+
+def test_forget_erases_the_persons_mentions_from_a_running_workers_tables(
+    run_factory: Callable[[str], Run],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = run_factory("forget-worker")
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def said(n: int, author: str, text: str, customer: str | None = None) -> Mention:
+        at = start + timedelta(seconds=20 * n)
+        return Mention(
+            id=f"test:{author}-{n}",
+            source="test",
+            kind=MentionKind.POST,
+            brand="acme",
+            text=text,
+            author=author,
+            customer_id=customer,
+            created_at=at,
+            fetched_at=at,
+        )
+
+    person = [
+        said(n, "p1", f"Lost my bag {n}417 again, nobody cares, terrible service.", "c-p1")
+        for n in range(0, 30, 10)
+    ]
+    others = [said(n, f"o{n}", "Awful delay, terrible staff, never again.") for n in range(40)]
+    with MentionProducer(run.bootstrap) as producer:
+        for mention in sorted([*person, *others], key=lambda m: m.created_at):
+            producer.send(mention, topic=run.topic(topics.MENTIONS_RAW))
+    worker = run.start_worker()
+    app_id = f"listenwell-{run.prefix.rstrip('.')}"
+
+    def tables() -> dict[tuple[str, bytes | None], str]:
+        latest = {}
+        for name in ("brands", "customers"):
+            for _, key, value in read_topic(run.bootstrap, f"{app_id}-{name}-changelog"):
+                latest[name, key] = value
+        return {k: v.decode() for k, v in latest.items() if v is not None}
+
+    def text() -> str:
+        return " ".join(tables().values())
+
+    wait_for(
+        lambda: "bag 0417" in text() and ("customers", b"acme/c-p1") in tables(),
+        what="the person's mentions and customer state in the worker's tables",
+    )
+    wait_for(
+        lambda: any(a.labels.get("customer") == "c-p1" for a in run.alerts()),
+        what="CustomerAtRisk firing for c-p1",
+    )
+
+    monkeypatch.setenv("LISTENWELL_KAFKA_BOOTSTRAP", run.bootstrap)
+    monkeypatch.setenv("LISTENWELL_TOPIC_PREFIX", run.prefix)
+    capsys.readouterr()
+    assert main(["forget", "--author", "p1", "--customer", "c-p1"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["done"]["mentions erased from the worker's tables"] == 3
+
+    wait_for(
+        lambda: "Lost my bag" not in text() and ("customers", b"acme/c-p1") not in tables(),
+        what="the person's mentions and customer state to leave the worker's tables",
+    )
+    assert "Awful delay" in text(), "other people's mentions stay"
+    assert worker.metric("listenwell_erased_items_total", kind="customer") == 1
+    assert worker.metric("listenwell_erased_items_total", kind="mention") >= 3
+    last = [a for a in run.alerts() if a.labels.get("customer") == "c-p1"][-1]
+    assert last.state == "resolved" and last.examples == (), "no alert left firing for c-p1"

@@ -10,7 +10,7 @@ import pytest
 
 from streams.engine import CustomerState, Engine
 from streams.pipeline import BatchResult, BrandRecord, OutboxEntry, Pipeline, RawRecord
-from streams.records import Alert, Mention, MentionKind
+from streams.records import ERASURE_KEY, Alert, ErasureCommand, Mention, MentionKind
 from streams.rules import load_rules
 from streams.scoring import Scorer
 
@@ -75,8 +75,11 @@ class Store:
         )
         return record
 
+    def brands_in(self, partition: int) -> list[str]:
+        return [b for b, v in self.brands.items() if json.loads(v)["partition"] == partition]
+
     def process(self, pipeline: Pipeline, records: list[RawRecord]) -> BatchResult:
-        result = pipeline.process(records, self.stored)
+        result = pipeline.process(records, self.stored, self.brands_in)
         self.brands.update({b: s.to_changelog() for b, s in result.states.items()})
         for brand, changes in result.customer_changes.items():
             for c, state in changes.upserts.items():
@@ -174,3 +177,106 @@ def test_alerts_triggered_by_replayed_records_are_sent_again(pipeline: Pipeline)
     store.brands["acme"] = state.to_changelog()
     replay = store.process(pipeline, [record(0, mention(0))])
     assert replay.alerts == [fake]
+
+
+def erasure(offset: int, partition: int = 0, **fields: object) -> RawRecord:
+    command = ErasureCommand.model_validate({"request_id": "r1", **fields})
+    return RawRecord("mentions.raw", partition, offset, ERASURE_KEY, command.to_json(), None)
+
+
+def everything_stored(store: Store) -> str:
+    return " ".join(v.decode() for v in [*store.brands.values(), *store.customers.values()])
+
+
+def person_and_bystander(store: Store, pipeline: Pipeline) -> None:
+    """cust-1 (author p) complains four times; a bystander once; an alert quotes both."""
+    person = [
+        mention(
+            i,
+            minutes=i,
+            text=f"Bag number {i} lost, awful service, nobody cares. Cancelling my account.",
+        ).model_copy(update={"customer_id": "cust-1", "author": "p"})
+        for i in range(4)
+    ]
+    bystander = mention(9, minutes=2, text="Terrible service from the bystander, awful.")
+    store.process(pipeline, [record(i, m) for i, m in enumerate([*person, bystander])])
+    state = store.stored("acme")
+    assert state is not None
+    alert = Alert.model_validate(
+        {
+            "labels": {"alertname": "X", "brand": "acme"},
+            "state": "firing",
+            "value": 1.0,
+            "starts_at": T0,
+            "fingerprint": "f",
+            "examples": [
+                {"id": "test:1", "text": "Bag number 1 lost"},
+                {"id": "test:9", "text": "x"},
+            ],
+        }
+    )
+    state.outbox.append(OutboxEntry(offset=4, alert=alert))
+    store.brands["acme"] = state.to_changelog()
+    assert "Bag number 1" in everything_stored(store) and "bystander" in everything_stored(store)
+
+
+def test_an_erasure_removes_the_persons_mentions_and_customer_from_the_worker_state(
+    pipeline: Pipeline,
+) -> None:
+    store = Store()
+    person_and_bystander(store, pipeline)
+    before = store.stored("acme")
+    assert before is not None and before.engine.customers["cust-1"].firing, "cust-1 is at risk"
+    ids = [f"test:{i}" for i in range(4)]
+    result = store.process(pipeline, [erasure(5, mention_ids=ids, customer_id="cust-1")])
+    (resolved,) = result.alerts
+    assert resolved.labels["customer"] == "cust-1" and resolved.state == "resolved"
+    assert resolved.examples == (), "no alert stays firing for a customer who no longer exists"
+    assert result.erasures == 1 and result.erased_customers == 1 and result.erased_examples >= 4
+    kept = everything_stored(store)
+    assert not any(f'"{i}"' in kept for i in ids) and "Bag number" not in kept
+    assert "bystander" in kept, "other people's examples stay"
+    assert ("acme", "cust-1") not in store.customers
+    state = store.stored("acme")
+    assert state is not None
+    assert [e.id for e in state.outbox[0].alert.examples] == ["test:9"]
+    assert sum(b.count for b in state.engine.buckets) == 5, "counts hold no identity and stay"
+
+
+def test_a_replayed_erasure_changes_nothing_more(pipeline: Pipeline) -> None:
+    store = Store()
+    person_and_bystander(store, pipeline)
+    command = erasure(5, mention_ids=["test:1"])
+    store.process(pipeline, [command])
+    after = dict(store.brands), dict(store.customers)
+    again = store.process(pipeline, [command])
+    assert (dict(store.brands), dict(store.customers)) == after
+    assert again.erased_examples == 0 and again.erased_customers == 0
+
+
+def test_a_replayed_erasure_sends_its_resolved_alerts_again(pipeline: Pipeline) -> None:
+    """A crash after the state was stored but before the alerts were flushed loses nothing."""
+    store = Store()
+    person_and_bystander(store, pipeline)
+    command = erasure(5, customer_id="cust-1")
+    first = store.process(pipeline, [command])
+    again = store.process(pipeline, [command])
+    assert [a.state for a in first.alerts] == ["resolved"]
+    assert again.alerts == first.alerts and again.erased_customers == 0
+
+
+def test_an_erasure_reaches_only_the_brands_of_its_partition_and_brand(pipeline: Pipeline) -> None:
+    store = Store()
+    person_and_bystander(store, pipeline)
+    before = everything_stored(store)
+    other_partition = store.process(pipeline, [erasure(5, partition=3, mention_ids=["test:1"])])
+    other_brand = store.process(pipeline, [erasure(6, mention_ids=["test:1"], brand="zeta")])
+    assert everything_stored(store) == before
+    assert other_partition.erasures == other_brand.erasures == 1
+
+
+def test_a_malformed_erasure_is_dead_lettered(pipeline: Pipeline) -> None:
+    bad = RawRecord("mentions.raw", 0, 0, ERASURE_KEY, b'{"mention_ids": 3}', None)
+    result = Store().process(pipeline, [bad])
+    assert [d.reason for d in result.dead_letters] == ["invalid_record"]
+    assert result.erasures == 0
