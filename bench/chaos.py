@@ -57,7 +57,12 @@ from connectors.replay import write_jsonl  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
 from connectors.supervisor import KafkaStateStore  # noqa: E402
 from services.demo import scrape, total  # noqa: E402
-from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
+from services.kafka_local import (  # noqa: E402
+    KafkaLocalError,
+    LocalKafka,
+    create_topics,
+    free_port,
+)
 from services.topic_reader import read_topic  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.records import Alert, AlertState, Mention, ScoredMention  # noqa: E402
@@ -175,6 +180,29 @@ class Child:
         return True
 
 
+def broker_port(seed: int) -> int:
+    """Two free consecutive ports below the ephemeral range (32768+): a port from that range
+    can be taken, while the broker is down, by a client's own outgoing socket reconnecting to it."""
+    rng = random.Random(f"{seed}-{os.getpid()}-{time.time_ns()}")
+    for _ in range(200):
+        port = rng.randrange(20_000, 32_000)
+        if _free(port) and _free(port + 1):
+            return port
+    return free_port()
+
+
+def _free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 class Broker:
     """The run's own ``LocalKafka``; ``kill9`` SIGKILLs its JVM, ``start`` brings it back on the
     same port and home."""
@@ -183,8 +211,17 @@ class Broker:
         self.kafka = LocalKafka(port, home=home)
         self.bootstrap = self.kafka.bootstrap
 
-    def start(self) -> None:
-        self.kafka.start(timeout_s=120)
+    def start(self, patience_s: float = 60.0) -> None:
+        """Start (again); a port briefly held by a client's outgoing socket is waited out."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self.kafka.start(timeout_s=120)
+                return
+            except KafkaLocalError as exc:
+                if "already in use" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
 
     def kill9(self) -> int | None:
         pid = self.kafka.pid
@@ -813,7 +850,7 @@ def run(config: ChaosConfig) -> Report:
     write_jsonl(mentions, data)
     span = (mentions[-1].created_at - mentions[0].created_at).total_seconds()
     speedup = span / config.duration_s
-    port = config.port or free_port()
+    port = config.port or broker_port(config.seed)
     broker = Broker(port, workdir / "kafka")
     say(f"{len(mentions):,} simulated mentions (crisis, seed {config.seed}); logs in {workdir}")
     say(f"starting Kafka on {broker.bootstrap} (home {broker.kafka.home})")
