@@ -10,10 +10,12 @@ sentiment words at all). This layer works on top of VADER's scores, in two steps
    a sarcasm marker ("thanks for losing", "yeah right", "#not", "just what i needed") turns the
    positive valence of the text negative. The result is ``rule_compound``.
 2. **A small linear model** (multinomial logistic regression, pure Python at run time) over
-   VADER's scores, ``rule_compound``, the rule hits and the text's words gives
-   P(negative), P(neutral), P(positive). Its weights (``cs_sentiment_weights.json``, beside this
-   module) are trained by ``bench/train_cs_sentiment.py`` on the TweetEval sentiment *validation*
-   split and the VADER tweet ratings only; anyone can re-run it.
+   VADER's scores, ``rule_compound``, the rule hits, VADER's lexicon valences of the words
+   (counted per rounded valence, plus the largest and smallest), a few surface marks (``?``,
+   ``!``, a link, length) and the text's words gives P(negative), P(neutral), P(positive). Its
+   weights (``cs_sentiment_weights.json``, beside this module) are trained by
+   ``bench/train_cs_sentiment.py`` on the TweetEval sentiment *validation* split, the VADER tweet
+   ratings and the TweetEval emotion splits (as weak polarity labels) only; anyone can re-run it.
 
 The final ``compound`` follows the model's label (``>= 0.05`` positive, ``<= -0.05`` negative,
 neutral between) with P(positive) - P(negative) as its magnitude; when a rule fired and says
@@ -236,6 +238,17 @@ def tokens(lowered: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+def _lexicon() -> dict[str, float]:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return dict(SentimentIntensityAnalyzer().lexicon)
+
+
+_LEXICON: dict[str, float] = _lexicon()
+"""VADER's word valences (-4..+4), looked up per distinct token for the ``_lex*`` features."""
+_LEX_BIN = {word: f"_lex{max(-3, min(3, round(valence)))}" for word, valence in _LEXICON.items()}
+
+
 def _dense(
     vader: tuple[float, float, float, float], hits: RuleHits
 ) -> tuple[tuple[str, float], ...]:
@@ -254,13 +267,52 @@ def _dense(
     )
 
 
+def _surface(text: str, lowered: str, count: int) -> tuple[tuple[str, float], ...]:
+    """Question and exclamation marks, a link, and the length (``count`` tokens) in 6 bins."""
+    return (
+        ("_q", 1.0 if "?" in text else 0.0),
+        ("_x", 1.0 if "!" in text else 0.0),
+        ("_url", 1.0 if "http" in lowered else 0.0),
+        (f"_len{min(5, count // 6)}", 1.0),
+    )
+
+
+def _lexical(words: set[str]) -> dict[str, float]:
+    """Per distinct word in VADER's lexicon: a count per rounded valence (``_lex-3`` .. ``_lex3``),
+    and the largest and smallest valence over 4 (``_lexmax``, ``_lexmin``)."""
+    feats: dict[str, float] = {}
+    top = low = 0.0
+    found = False
+    for word in words:
+        valence = _LEXICON.get(word)
+        if valence is None:
+            continue
+        name = _LEX_BIN[word]
+        feats[name] = feats.get(name, 0.0) + 1.0
+        if not found:
+            top = low = valence
+            found = True
+        elif valence > top:
+            top = valence
+        elif valence < low:
+            low = valence
+    if found:
+        feats["_lexmax"] = top / 4.0
+        feats["_lexmin"] = low / 4.0
+    return feats
+
+
 def features(text: str, vader: tuple[float, float, float, float]) -> dict[str, float]:
-    """The model's sparse features of one text, from its VADER scores, the rules and its words
+    """The model's sparse features of one text: VADER's scores, the rules, VADER's lexicon
+    valences of its words, surface marks (``?``, ``!``, link, length) and its words
     (``w:<word>``, 1.0 each distinct word)."""
     lowered = text.lower()
-    words = set(tokens(lowered))
+    toks = tokens(lowered)
+    words = set(toks)
     hits = rule_scores(lowered, vader[0], words)
     feats = dict(_dense(vader, hits))
+    feats.update(_surface(text, lowered, len(toks)))
+    feats.update(_lexical(words))
     for word in words:
         feats["w:" + word] = 1.0
     return feats
@@ -295,13 +347,20 @@ class CsSentiment:
     def verdict(self, text: str, vader: tuple[float, float, float, float]) -> CsVerdict:
         """Score one text given VADER's (compound, pos, neu, neg) for it."""
         lowered = text.lower()
-        words = set(tokens(lowered))
+        toks = tokens(lowered)
+        words = set(toks)
         hits = rule_scores(lowered, vader[0], words)
         if not self.weights:
             return CsVerdict(hits.compound, _label(hits.compound), (0.0, 0.0, 0.0), hits)
         s0 = s1 = s2 = 0.0
         weights = self.weights
-        for name, value in _dense(vader, hits):
+        for name, value in (*_dense(vader, hits), *_surface(text, lowered, len(toks))):
+            w = weights.get(name)
+            if w is not None:
+                s0 += w[0] * value
+                s1 += w[1] * value
+                s2 += w[2] * value
+        for name, value in _lexical(words).items():
             w = weights.get(name)
             if w is not None:
                 s0 += w[0] * value

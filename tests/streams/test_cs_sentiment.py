@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
-from streams.cs_sentiment import CsSentiment, rule_scores
+from streams.cs_sentiment import CsSentiment, features, rule_scores
 from streams.scoring import Scorer
 
 FIXTURE = Path(__file__).parents[1] / "data" / "cs_complaints.jsonl"
@@ -77,3 +78,26 @@ def test_brand_overrides_apply_on_top_of_the_layer() -> None:
     base = Scorer(sentiment_layer=CsSentiment.load())
     text = "booked the red-eye to boston"
     assert layered.score_text(text).compound > base.score_text(text).compound
+
+
+def test_verdict_scores_the_features_the_model_was_trained_on() -> None:
+    """The fast scoring path and :func:`features` (what training sees) agree on every text."""
+    layer = CsSentiment.load()
+    plain = Scorer()
+    texts = [
+        "thanks for losing my bag",
+        "Sooo happy with the new app!!! http://t.co/x",
+        "Is the store open on Sunday?",
+        "worst service ever, never again :(",
+        "I changed my delivery address in the app",
+    ]
+    for text in texts:
+        vader = plain.vader(text)
+        sums = [0.0, 0.0, 0.0]
+        for name, value in features(text, vader).items():
+            for k, w in enumerate(layer.weights.get(name, (0.0, 0.0, 0.0))):
+                sums[k] += w * value
+        top = max(sums)
+        exps = [math.exp(s - top) for s in sums]
+        expected = [e / sum(exps) for e in exps]
+        assert layer.verdict(text, vader).probabilities == pytest.approx(expected, abs=1e-9)
