@@ -14,11 +14,9 @@ rate reached, peak RSS and its growth over the idle worker, peak consumer lag, s
 of producing until every mention was scored and until the lag gauge read 0 again, and how many
 mentions are missing from ``mentions.scored`` (must be 0).
 
-Caveat on ``listenwell_consumer_lag_messages``: the worker computes it every 5 s as the consumer's
-cached high-water mark minus the committed offset. While the worker is behind, its partitions'
-fetches are paused (back-pressure), the cached high-water mark stops moving, and the gauge reads far
-below the real backlog (a 4 s burst of 12,000 mentions showed a peak of 25 in the integration test;
-the backlog was thousands). It does grow on longer bursts and returns to 0 after each.
+``listenwell_consumer_lag_messages`` is the broker's end offset (asked every 2 s) minus the
+committed offset. It used to read the consumer's cached high-water mark, which stops moving while
+fetching is paused for a backlog: a 4 s burst of 12,000 mentions then showed a peak of 25.
 
 The worker does not buffer what it cannot process: Faust pauses a partition when its stream buffer
 is full and Kafka keeps the backlog, so memory stays flat while the lag absorbs the burst.

@@ -11,8 +11,10 @@ with the same number as its raw partition and moves with it on a rebalance.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 import faust
 from faust.serializers import codecs
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from streams import topics
@@ -27,7 +30,15 @@ from streams.brand_scoring import scorer_for
 from streams.cs_sentiment import CsSentiment
 from streams.engine import CustomerState, Engine
 from streams.metrics import WorkerMetrics
-from streams.pipeline import BatchResult, BrandRecord, CustomerChanges, Pipeline, RawRecord
+from streams.pipeline import (
+    BatchResult,
+    BrandRecord,
+    CustomerChanges,
+    OffsetGap,
+    Pipeline,
+    RawRecord,
+    find_gaps,
+)
 from streams.rules import RuleSet, load_rules
 from streams.settings import Settings
 
@@ -258,21 +269,58 @@ def make_app(
 
     logical = {name(spec): spec.name for spec in topics.REGISTRY}
 
-    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
-        """Consumer lag per topic: high-water mark minus committed offset, summed over the
-        partitions this worker is assigned."""
-        lag: dict[str, int] = {}
+        """Consumer lag per topic: end offset minus committed offset, summed over the partitions
+        this worker is assigned.
+
+        End offsets are asked of the broker (one ListOffsets request): the high-water mark the
+        consumer caches from fetch responses stops moving while fetching is paused for a backlog,
+        which made the gauge read 25 during a burst thousands of records deep.
+        """
         consumer: Any = app.consumer
-        for tp in consumer.assignment():
-            topic = logical.get(tp.topic)
-            committed = consumer._committed_offset.get(tp)
-            if topic is None:
-                continue
-            highwater = consumer.highwater(tp) or 0
-            lag[topic] = lag.get(topic, 0) + max(0, highwater - (committed or 0))
+        assigned = [tp for tp in consumer.assignment() if tp.topic in logical]
+        if not assigned:
+            return
+        try:
+            ends = await consumer.highwaters(*assigned)
+        except Exception:  # a rebalance or a broker restart: measure again next time
+            log.debug("listenwell worker: end offsets unavailable", exc_info=True)
+            return
+        lag: dict[str, int] = {}
+        for tp in assigned:
+            committed = consumer._committed_offset.get(tp) or 0
+            topic = logical[tp.topic]
+            lag[topic] = lag.get(topic, 0) + max(0, (ends.get(tp) or 0) - committed)
         for topic, value in lag.items():
             metrics.consumer_lag.labels(topic).set(value)
+
+    raw_name = name(topics.MENTIONS_RAW)
+    next_offsets: dict[int, int] = {}
+
+    def committed(partition: int) -> int | None:
+        consumer: Any = app.consumer
+        offset: int | None = consumer._committed_offset.get(TP(raw_name, partition))
+        return offset
+
+    async def with_skipped(records: list[RawRecord]) -> list[RawRecord]:
+        """``records``, preceded by any raw records the consumer skipped (see
+        :func:`streams.pipeline.find_gaps`), read back from the topic directly."""
+        gaps = find_gaps(records, next_offsets, committed)
+        if not gaps:
+            return records
+        for gap in gaps:
+            log.warning(
+                "listenwell worker: offsets %d-%d of %s partition %d never reached the agent; "
+                "reading them directly",
+                gap.start,
+                gap.end - 1,
+                raw_name,
+                gap.partition,
+            )
+        recovered = await asyncio.to_thread(read_offsets, settings.kafka_bootstrap, raw_name, gaps)
+        metrics.skipped_recovered.inc(len(recovered))
+        return recovered + records
 
     async def process(events: list[Any]) -> None:
         with metrics.batch_seconds.time():
@@ -287,11 +335,52 @@ def make_app(
                 )
                 for event in events
             ]
+            records = await with_skipped(records)
             metrics.ingested.inc(len(records))
             result = pipeline.process(records, stored, brands_in)
             await publish(result)
 
     return Worker(app=app, pipeline=pipeline, metrics=metrics, rules=rules)
+
+
+def read_offsets(
+    bootstrap: str, topic: str, gaps: list[OffsetGap], *, patience_s: float = 60.0
+) -> list[RawRecord]:
+    """The records of ``topic`` in ``gaps``, read with a plain consumer outside the group.
+
+    Raises ``TimeoutError`` if they cannot be read within ``patience_s`` (the agent then exits
+    without acking its batch, so a restart replays it).
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None
+    )
+    deadline = time.monotonic() + patience_s
+    records: list[RawRecord] = []
+    try:
+        for gap in gaps:
+            tp = TopicPartition(topic, gap.partition)
+            consumer.assign([tp])
+            consumer.seek(tp, gap.start)
+            while consumer.position(tp) < gap.end:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"could not read {topic}[{gap.partition}] {gap}")
+                for message in consumer.poll(timeout_ms=1000).get(tp, []):
+                    if gap.start <= message.offset < gap.end:
+                        records.append(
+                            RawRecord(
+                                topic=topic,
+                                partition=gap.partition,
+                                offset=message.offset,
+                                key=message.key,
+                                value=message.value,
+                                produced_at=message.timestamp / 1000.0,
+                            )
+                        )
+        return records
+    finally:
+        consumer.close()
 
 
 def _ensure_dir(path: Path) -> Path:

@@ -86,6 +86,12 @@ class WorkerMetrics:
         )
         for kind in ("mention", "customer"):
             self.erased.labels(kind)
+        self.skipped_recovered = Counter(
+            "listenwell_raw_records_recovered_total",
+            "Raw records the agent never received (skipped by the consumer around a restart or "
+            "rebalance), read back from mentions.raw directly and processed.",
+            registry=registry,
+        )
         self.late = Counter(
             "listenwell_mentions_late_total",
             "Mentions older than the watermark: scored, but not counted in closed windows.",

@@ -146,6 +146,45 @@ class BatchResult:
     erased_customers: int = 0
 
 
+@dataclass(frozen=True)
+class OffsetGap:
+    """Offsets ``start`` to ``end - 1`` of a raw partition that never reached the agent."""
+
+    partition: int
+    start: int
+    end: int
+
+
+def find_gaps(
+    records: Sequence[RawRecord],
+    next_offsets: dict[int, int],
+    committed: Callable[[int], int | None],
+) -> list[OffsetGap]:
+    """The offsets skipped between what this worker has seen and this batch, per partition.
+
+    ``next_offsets`` maps a partition to the offset after the last one this worker processed;
+    ``committed(partition)`` gives the group's committed offset (the next one to read), or None.
+    A batch must start at or before the larger of the two: offsets on ``mentions.raw`` are dense
+    (no transactions, no compaction), so starting later means records were skipped. faust-streaming
+    can do that when a worker starts or a rebalance ends (fetched records dropped while the flow is
+    suspended still advance its read offset, and it then commits past a one-record gap at the
+    head of the acked offsets), which lost one mention in about one kill -9 in ten.
+    Updates ``next_offsets`` with the batch.
+    """
+    gaps = []
+    expected: dict[int, int] = {}
+    for record in records:
+        partition = record.partition
+        if partition not in expected:
+            base = committed(partition)
+            expected[partition] = max(next_offsets.get(partition, -1), -1 if base is None else base)
+        if 0 <= expected[partition] < record.offset:
+            gaps.append(OffsetGap(partition, expected[partition], record.offset))
+        expected[partition] = max(expected[partition], record.offset + 1)
+    next_offsets.update(expected)
+    return gaps
+
+
 def id_digest(mention_id: str) -> str:
     """A short, stable digest of a mention id, so the dedupe set stays small in the changelog."""
     return hashlib.blake2b(mention_id.encode(), digest_size=9).hexdigest()

@@ -73,9 +73,8 @@ def test_a_ten_times_burst_is_absorbed_by_the_lag_with_nothing_lost_and_flat_mem
 
     # The lag gauge shows the burst, and each phase ended with it back at 0 (run_phase waits for
     # that); a longer burst builds a longer backlog instead of more memory.
-    # (The gauge is refreshed every 5 s and can read low while partitions are paused, so the
-    # bursts are judged together: see the note in bench/overload.py.)
-    assert max(burst.peak_lag, long_burst.peak_lag) > 10 * max(sustained.peak_lag, 100), report
+    floor = 10 * max(sustained.peak_lag, 100)
+    assert burst.peak_lag > floor and long_burst.peak_lag > floor, report
     assert worker.metric("listenwell_consumer_lag_messages", topic="mentions.raw") == 0
 
     # Memory: twice the burst leaves the peak where the first burst put it, and the process's own
