@@ -8,6 +8,7 @@ process, and writes a routes file that sends every alert to both.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,11 @@ from typing import Any
 from services.kafka_local import free_port
 
 SLACK_URL_ENV = "LISTENWELL_DEMO_SLACK_URL"
+SLACK_TOKEN_ENV = "LISTENWELL_DEMO_SLACK_TOKEN"
+"""Optional: the last part of the local Slack webhook's path, which real Slack treats as a secret;
+the receiver answers 404 on any other path (the secret-audit test sets a recognisable one)."""
+SMTP_PASSWORD_ENV = "LISTENWELL_DEMO_SMTP_PASSWORD"
+"""Optional: the local SMTP server then requires AUTH LOGIN/PLAIN with this password."""
 
 ROUTES = """\
 # Written by `make demo`: every alert goes to the local Slack-like receiver and to the local
@@ -46,6 +52,11 @@ receivers:
     port: {smtp_port}
     from: listenwell-demo@example.com
     to: [marketing@example.com]
+{smtp_auth}"""
+
+SMTP_AUTH = """\
+    username: listenwell-demo
+    password: {{env: {env}}}
 """
 
 
@@ -55,7 +66,9 @@ class DemoSinks:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self._slack_port = free_port()
-        self.slack_url = f"http://127.0.0.1:{self._slack_port}/services/demo"
+        self._slack_path = f"/services/T0DEMO/B0DEMO/{os.environ.get(SLACK_TOKEN_ENV) or 'demo'}"
+        self._smtp_password = os.environ.get(SMTP_PASSWORD_ENV)
+        self.slack_url = f"http://127.0.0.1:{self._slack_port}{self._slack_path}"
         self.slack_file = workdir / "slack.jsonl"
         self.mail_dir = workdir / "mail"
         self.routes = workdir / "routes.yaml"
@@ -68,6 +81,7 @@ class DemoSinks:
 
     def __enter__(self) -> DemoSinks:
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.mail_dir.mkdir(exist_ok=True)
@@ -76,6 +90,11 @@ class DemoSinks:
         class SlackHandler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.path != sinks._slack_path:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 sinks._slack(body)
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
@@ -93,9 +112,24 @@ class DemoSinks:
         self._http = ThreadingHTTPServer(("127.0.0.1", self._slack_port), SlackHandler)
         threading.Thread(target=self._http.serve_forever, args=(0.1,), daemon=True).start()
         smtp_port = free_port()
-        self._smtp = Controller(MailHandler(), hostname="127.0.0.1", port=smtp_port)
+        auth: dict[str, Any] = {}
+        if self._smtp_password is not None:
+            password = self._smtp_password.encode()
+
+            def check(
+                server: object, session: object, envelope: object, mechanism: str, data: Any
+            ) -> AuthResult:
+                return AuthResult(
+                    success=isinstance(data, LoginPassword) and data.password == password
+                )
+
+            auth = {"authenticator": check, "auth_require_tls": False, "auth_required": True}
+        self._smtp = Controller(MailHandler(), hostname="127.0.0.1", port=smtp_port, **auth)
         self._smtp.start()
-        self.routes.write_text(ROUTES.format(env=SLACK_URL_ENV, smtp_port=smtp_port))
+        smtp_auth = SMTP_AUTH.format(env=SMTP_PASSWORD_ENV) if self._smtp_password else ""
+        self.routes.write_text(
+            ROUTES.format(env=SLACK_URL_ENV, smtp_port=smtp_port, smtp_auth=smtp_auth)
+        )
         return self
 
     def _slack(self, body: bytes) -> None:
