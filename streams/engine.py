@@ -56,6 +56,7 @@ from streams.windows import (
     WindowStats,
     floor_minute,
     risk_score,
+    scores_nothing,
     window_stats,
 )
 
@@ -320,6 +321,11 @@ class Engine:
         )
         self._horizon = max(customer_horizon, self._max_lookback)
         self._watch_at = self._primary.resolve_below if self._primary else DEFAULT_WATCH_AT
+        # A score of 0 can neither fire a customer rule nor put a customer on watch: see
+        # ``_eval_customer``'s shortcut for customers with nothing against them.
+        self._zero_is_quiet = self._watch_at > 0.0 and all(
+            r.fire_at > 0.0 for r in self._customer_rules
+        )
 
     # --- public API -----------------------------------------------------------------------------
 
@@ -918,12 +924,20 @@ class Engine:
         self, state: BrandState, end: datetime, out: EngineOutput, *, full: bool
     ) -> None:
         """Re-score customers as time passes (``full``: everyone, and forget the long quiet)."""
-        for customer in list(state.customers):
-            cs = state.customers[customer]
-            watched = bool(cs.firing or cs.pending) or cs.tier is not CustomerTier.HEALTHY
-            if (full or watched) and (cs.evaluated_at is None or end > cs.evaluated_at):
+        healthy = CustomerTier.HEALTHY
+        if not full:
+            # The quarter-hourly sweep visits every customer but re-scores only the few watched
+            # ones: keep the loop body minimal (nothing is deleted here, so no copy of the dict).
+            for customer, cs in state.customers.items():
+                if (cs.firing or cs.pending or cs.tier is not healthy) and (
+                    cs.evaluated_at is None or end > cs.evaluated_at
+                ):
+                    self._eval_customer(state, customer, cs, end, out)
+            return
+        for customer, cs in list(state.customers.items()):
+            if cs.evaluated_at is None or end > cs.evaluated_at:
                 self._eval_customer(state, customer, cs, end, out)
-            if full and end - cs.last_mention_at > self._horizon:
+            if end - cs.last_mention_at > self._horizon:
                 for rule in self._customer_rules:
                     if rule.alert in cs.firing:
                         self._resolve_customer(rule, state, customer, cs, end, cs.risk_score, out)
@@ -933,7 +947,21 @@ class Engine:
         self, state: BrandState, customer: str, cs: CustomerState, at: datetime, out: EngineOutput
     ) -> None:
         cs.evaluated_at = at
-        cs.mentions = [m for m in cs.mentions if at - m.at <= self._max_lookback]
+        # Mentions are kept oldest first, so only a too-old first one means some must go.
+        if cs.mentions and at - cs.mentions[0].at > self._max_lookback:
+            cs.mentions = [m for m in cs.mentions if at - m.at <= self._max_lookback]
+        if (
+            self._zero_is_quiet
+            and cs.risk_score == 0.0
+            and not cs.reasons
+            and cs.tier is CustomerTier.HEALTHY
+            and not (cs.firing or cs.pending or cs.clear_since)
+            and all(map(scores_nothing, cs.mentions))
+        ):
+            # Most customers only ever said something neutral or positive. Their score is 0 with
+            # no reasons at any time, which fires nothing, resolves nothing and changes nothing
+            # they were last told: skip the scoring (every customer is re-scored hourly).
+            return
         risk = risk_score(cs.mentions, at=at, lookback=self._lookback)
         for rule in self._customer_rules:
             if not rule.applies_to(state.brand):

@@ -20,6 +20,8 @@ dropped.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -183,6 +185,9 @@ def find_gaps(
         expected[partition] = max(expected[partition], record.offset + 1)
     next_offsets.update(expected)
     return gaps
+
+
+_event_time = operator.itemgetter(1)
 
 
 def id_digest(mention_id: str) -> str:
@@ -351,9 +356,13 @@ class Pipeline:
     def _prune_seen(self, state: BrandRecord) -> None:
         if not state.seen:
             return
-        newest = max(event_time for _, event_time in state.seen.values())
-        cutoff = newest - self._dedupe_horizon_s
-        state.seen = {k: v for k, v in state.seen.items() if v[1] >= cutoff}
+        # Runs for every brand of every batch over hours of ids, so it stays in C (map, max,
+        # compress): the old ids are deleted in place, which keeps the others' order.
+        seen = state.seen
+        times = list(map(_event_time, seen.values()))
+        cutoff = max(times) - self._dedupe_horizon_s
+        for digest in list(itertools.compress(seen, map(cutoff.__gt__, times))):
+            del seen[digest]
 
     def _parse(self, record: RawRecord, result: BatchResult) -> Mention | ErasureCommand | None:
         value = record.value or b""
