@@ -909,7 +909,17 @@ class Engine:
         at = scored.mention.created_at
         cs = state.customers.get(customer)
         if cs is None:
-            cs = state.customers[customer] = CustomerState(last_mention_at=at)
+            # Empty containers passed explicitly: pydantic deep-copies mutable defaults, which made
+            # creating a customer cost more than scoring the mention. Same state, same JSON.
+            cs = state.customers[customer] = CustomerState(
+                last_mention_at=at,
+                mentions=[],
+                reasons=[],
+                firing={},
+                last_resolved_at={},
+                pending={},
+                clear_since={},
+            )
         if any(m.id == scored.mention.id for m in cs.mentions):
             return  # already applied: customer state is stored apart (see streams/pipeline.py)
         cs.mentions.append(CustomerMention.of(scored))
