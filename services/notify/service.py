@@ -2,7 +2,10 @@
 
 An alert record's offset is committed only after every notification carrying it was delivered to
 its receiver or parked in ``notifications.dlq``; a restarted notifier re-reads the rest, and the
-notification log turns what it had already sent into duplicates it skips.
+notification log turns what it had already sent into duplicates it skips. For the same reason a
+commit the group refuses (``CommitFailedError`` after a rebalance or a broker restart: the member
+left the group) is logged and retried on the next round, never fatal: the consumer rejoins on its
+next poll and re-reads from the last commit, and what it re-reads was already sent.
 """
 
 from __future__ import annotations
@@ -10,12 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
@@ -47,7 +52,10 @@ class NotifierService:
         console: Callable[[str], None] | None = None,
         console_log: Path | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        consumer_config: Mapping[str, Any] | None = None,
     ) -> None:
+        """``consumer_config`` overrides the alerts consumer's settings (kafka-python names, e.g.
+        ``max_poll_interval_ms``)."""
         self._tree = tree
         self._clock = clock
         self._dispatcher = Dispatcher(tree)
@@ -76,16 +84,17 @@ class NotifierService:
         self._bootstrap = bootstrap
         self._alerts_topic = topics.topic_name(topics.ALERTS, prefix)
         self._silences = SilenceStore(bootstrap, topics.topic_name(topics.SILENCES, prefix))
-        self._consumer = KafkaConsumer(
-            topics.topic_name(topics.ALERTS, prefix),
-            bootstrap_servers=bootstrap,
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+        consumer: dict[str, Any] = {
+            "bootstrap_servers": bootstrap,
+            "group_id": group,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
             # a notifier killed with -9 holds its partition until its session expires
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=3_000,
-        )
+            "session_timeout_ms": 10_000,
+            "heartbeat_interval_ms": 3_000,
+        }
+        consumer.update(consumer_config or {})
+        self._consumer = KafkaConsumer(topics.topic_name(topics.ALERTS, prefix), **consumer)
         self._refs: dict[int, tuple[TopicPartition, int]] = {}
         self._next_ref = 0
         self._seen: dict[TopicPartition, int] = {}
@@ -129,7 +138,14 @@ class NotifierService:
             if upto > self._committed.get(tp, -1):
                 offsets[tp] = OffsetAndMetadata(upto, "", -1)
         if offsets:
-            self._consumer.commit(offsets)
+            try:
+                self._consumer.commit(offsets)
+            except CommitFailedError as exc:
+                # The group rebalanced (or the broker restarted) since the last poll: this member
+                # is no longer known. The next poll rejoins; the offsets stay pending and are
+                # committed on a later round, and records re-read meanwhile were sent already.
+                log.warning("notifier: commit refused, retrying after the group rejoins: %s", exc)
+                return
             for tp, meta in offsets.items():
                 self._committed[tp] = meta.offset
 
