@@ -16,11 +16,19 @@ One run, on a Kafka broker of its own (a free port, its own home, stopped by pid
    by itself is restarted too and reported.
 3. **Checks.** Every mention id produced is in ``mentions.scored`` (0 lost); ``mentions.scored`` is
    at-least-once by design (``streams/pipeline.py``): a record replayed after a crash is published
-   again, so re-deliveries are counted apart, and the check is that, after dedupe by id, no id was
-   scored as two different mentions (same id, different text/scores: 0); the alert transitions
-   (fingerprint, state, starts_at) equal the baseline's; every firing/resolved transition has
-   exactly one Slack message — except the documented exceptions, counted: a second message when
-   the notifier was killed between Slack's answer and its notification log's fsync, and no message
+   again, so re-deliveries are counted apart and each id published more than once is checked
+   (``redelivered``): copies of one raw record must be equal except ``scored_at`` (0 replays
+   scored differently, the differing fields are named); copies whose ``mention`` differs mean two
+   raw records of one id were both scored (0: the worker's dedupe keeps one); and every pair of
+   copies must have a worker start or kill, or a broker kill, between their ``scored_at`` (0
+   scored twice without a replay: this catches a byte-identical runner re-send scored twice,
+   which content alone cannot tell from a replay). The children run a copy of the source taken
+   when the run starts (``snapshot_code``), so an edit of the working tree during the run cannot
+   make a restarted process score differently; files edited meanwhile are reported. The alert
+   transitions (fingerprint, state, starts_at) equal the baseline's; every firing/resolved
+   transition has exactly one Slack message — except the documented exceptions, counted: a second
+   message when the notifier was killed between Slack's answer and its notification log's fsync,
+   and no message
    for an episode whose firing and resolve both reached the notifier in one batch (a group that
    starts resolved says nothing, as in Alertmanager); and the recovery time after each kill
    (until the killed part makes progress again).
@@ -35,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -117,6 +126,65 @@ def simulated(count: int, seed: int) -> list[Mention]:
         scale *= count / max(1, len(mentions)) * 1.02
 
 
+# --- the code the children run ------------------------------------------------------------------
+
+CODE_PARTS = ("streams", "services", "connectors", "alert_rules", "pyproject.toml")
+"""What a child process needs: its packages, the shipped rules (the worker's default
+``alert_rules/default.yaml`` is relative to its working directory) and the project file."""
+
+
+def snapshot_code(workdir: Path) -> Path:
+    """Copy the source as it is now into ``workdir/code``; every child runs from that copy.
+
+    A restarted process must run the same code as the one it replaces: otherwise an edit to the
+    working tree during the run (a model retrained, a module saved) changes what a replay
+    produces, and the checks would measure the edit, not the faults. (The first 50,000-mention
+    run did: 192 replayed mentions were scored by a sentiment layer rewritten mid-run.)
+    """
+    import shutil
+
+    code = workdir / "code"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in CODE_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, code / part, ignore=ignore, dirs_exist_ok=True)
+        else:
+            code.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, code / part)
+    return code
+
+
+def code_changed(code: Path) -> list[str]:
+    """Files of the working tree that differ from the run's copy now (edited during the run)."""
+    import filecmp
+
+    changed: list[str] = []
+    for copied in sorted(code.rglob("*")):
+        if not copied.is_file() or "__pycache__" in copied.parts:
+            continue
+        relative = copied.relative_to(code)
+        live = REPO / relative
+        if not live.is_file() or not filecmp.cmp(copied, live, shallow=False):
+            changed.append(str(relative))
+    return changed
+
+
+def _git_head() -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        result = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", *CODE_PARTS],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        return result.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+    return "unknown"
+
+
 # --- processes ----------------------------------------------------------------------------------
 
 
@@ -132,9 +200,13 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     crashes: list[str] = field(default_factory=list)
+    code: Path = REPO
+    started_at: list[float] = field(default_factory=list)
+    """Epoch seconds of every start (a worker start is a moment a replay may follow)."""
 
     def start(self) -> None:
         self.starts += 1
+        self.started_at.append(time.time())
         with self.log.open("ab") as log:
             log.write(f"\n=== start #{self.starts} at {time.time():.3f}\n".encode())
             log.flush()
@@ -143,7 +215,7 @@ class Child:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=REPO,
+                cwd=self.code,
             )
 
     @property
@@ -337,8 +409,19 @@ class Kill:
 class Pipeline:
     """Topics, children and probes of one run (baseline or chaos) on the shared broker."""
 
-    def __init__(self, name: str, broker: Broker, workdir: Path, data: Path, speedup: float | None):
+    def __init__(
+        self,
+        name: str,
+        broker: Broker,
+        workdir: Path,
+        data: Path,
+        speedup: float | None,
+        code: Path = REPO,
+    ):
         self.name = name
+        self.code = code
+        self.kills_at: list[float] = []
+        """Epoch seconds of each kill of a worker or of the broker (a replay may follow)."""
         self.broker = broker
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -365,6 +448,7 @@ class Pipeline:
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(
             os.environ,
+            PYTHONPATH=str(self.code),
             LISTENWELL_KAFKA_BOOTSTRAP=self.broker.bootstrap,
             LISTENWELL_TOPIC_PREFIX=self.prefix,
             LISTENWELL_APP_ID=self.app_id,
@@ -386,6 +470,7 @@ class Pipeline:
             ),
             self.workdir / f"{name}.log",
             metrics_port=port,
+            code=self.code,
         )
         self.children[name] = child
         child.start()
@@ -397,6 +482,7 @@ class Pipeline:
             ["connect", "--config", str(self.config), "--progress-interval", "5"],
             self.env(),
             self.workdir / "runner.log",
+            code=self.code,
         )
         self.children["runner"] = child
         child.start()
@@ -418,6 +504,7 @@ class Pipeline:
             ),
             self.workdir / "notifier.log",
             metrics_port=port,
+            code=self.code,
         )  # fmt: skip
         self.children["notifier"] = child
         child.start()
@@ -544,6 +631,7 @@ def inject(run: Pipeline, kill: Kill, started: float, rng: random.Random) -> Non
         kill.target = workers[0] if kill.kind == "worker" else rng.choice(workers)
         child = run.children[kill.target]
         kill.pid = child.kill9()
+        run.kills_at.append(time.time())
         take_snapshot()
         child.start()
         condition = worker_resumed
@@ -574,6 +662,7 @@ def inject(run: Pipeline, kill: Kill, started: float, rng: random.Random) -> Non
         kill.target = "kafka"
         take_snapshot()
         kill.pid = run.broker.kill9()
+        run.kills_at.append(time.time())
         run.broker.start()
         kill.broker_up_s = round(time.monotonic() - t0, 2)
         condition = lambda: runner_resumed() and worker_resumed()  # noqa: E731
@@ -642,6 +731,12 @@ class Figures:
     lost_examples: list[str] = field(default_factory=list)
     unexpected: int = 0
     conflicting_duplicates: int = 0
+    rescored_differently: int = 0
+    rescored_fields: dict[str, int] = field(default_factory=dict)
+    two_records_scored: int = 0
+    unexplained_redeliveries: int = 0
+    unexplained_examples: list[str] = field(default_factory=list)
+    code_changed_during_run: list[str] = field(default_factory=list)
     dead_letters: int = 0
     baseline_transitions: int = 0
     chaos_alert_records: int = 0
@@ -666,7 +761,10 @@ def check(
     slack: SlackReceiver,
     notifier_down: list[tuple[float, float]],
     notifier_kills: list[float],
+    disruptions: list[float] | None = None,
 ) -> Figures:
+    """Every figure and check of the run; ``disruptions`` are the epoch seconds at which a worker
+    started or was killed, or the broker was killed (the moments a replay may follow)."""
     f = Figures(mentions=len(mentions))
     bootstrap = chaos.broker.bootstrap
     expected = {m.id for m in mentions}
@@ -675,19 +773,17 @@ def check(
     )
     f.raw_records, f.raw_distinct = sum(raw_ids.values()), len(raw_ids)
     f.runner_resent = f.raw_records - f.raw_distinct
-    versions: dict[str, set[str]] = defaultdict(set)
-    scored_count = 0
+    copies: dict[str, list[ScoredMention]] = defaultdict(list)
     for value in read_values(bootstrap, chaos.topic(topics.MENTIONS_SCORED)):
         scored = ScoredMention.from_json(value)
-        scored_count += 1
-        content = scored.model_dump_json(exclude={"scored_at"})
-        versions[scored.mention.id].add(content)
-    f.scored_records, f.scored_distinct = scored_count, len(versions)
+        copies[scored.mention.id].append(scored)
+    f.scored_records = sum(len(c) for c in copies.values())
+    f.scored_distinct = len(copies)
     f.redeliveries = f.scored_records - f.scored_distinct
-    missing = sorted(expected - set(versions))
+    missing = sorted(expected - set(copies))
     f.lost, f.lost_examples = len(missing), missing[:20]
-    f.unexpected = len(set(versions) - expected)
-    f.conflicting_duplicates = sum(1 for v in versions.values() if len(v) > 1)
+    f.unexpected = len(set(copies) - expected)
+    redelivered(f, copies, sorted(disruptions or ()))
     f.dead_letters = len(read_values(bootstrap, chaos.topic(topics.MENTIONS_DLQ)))
 
     baseline_alerts = [
@@ -735,8 +831,25 @@ def check(
         f.failures.append(f"{f.raw_distinct} distinct ids on mentions.raw, expected {f.mentions}")
     if f.unexpected:
         f.failures.append(f"{f.unexpected} scored ids that were never produced")
-    if f.conflicting_duplicates:
-        f.failures.append(f"{f.conflicting_duplicates} ids scored as two different mentions")
+    if f.two_records_scored:
+        f.failures.append(
+            f"{f.two_records_scored} ids scored from two different raw records (dedupe failed)"
+        )
+    if f.rescored_differently:
+        fields = ", ".join(f"{k} ×{v}" for k, v in f.rescored_fields.items())
+        changed = (
+            f"; source edited during the run: {', '.join(f.code_changed_during_run[:5])}"
+            if f.code_changed_during_run
+            else ""
+        )
+        f.failures.append(
+            f"{f.rescored_differently} replayed mentions scored differently ({fields}){changed}"
+        )
+    if f.unexplained_redeliveries:
+        f.failures.append(
+            f"{f.unexplained_redeliveries} ids scored twice with no worker restart, worker kill "
+            f"or broker kill in between (e.g. {', '.join(f.unexplained_examples[:5])})"
+        )
     if f.alerts_missing or f.alerts_extra:
         f.failures.append(
             f"alerts differ from the undisturbed run: {len(f.alerts_missing)} missing, "
@@ -754,6 +867,54 @@ def check(
     if f.unmatched_messages:
         f.failures.append(f"{f.unmatched_messages} Slack messages match no alert transition")
     return f
+
+
+def redelivered(
+    f: Figures, copies: dict[str, list[ScoredMention]], disruptions: list[float]
+) -> None:
+    """Classify the ids published more than once on ``mentions.scored``.
+
+    ``mentions.scored`` is at-least-once: after a worker crash or a rebalance the records since the
+    last commit are replayed and published again. A replay is the *same raw record* scored again,
+    so its copies must be equal except ``scored_at`` (the time of scoring): a difference elsewhere
+    is a ``rescored_differently`` (fields counted). Copies whose ``mention`` differs come from two
+    raw records with one id (e.g. a re-send with a new ``fetched_at``): only one may be scored,
+    the worker's dedupe drops the other — ``two_records_scored``. A byte-identical re-send scored
+    twice cannot be told from a replay by its content, but by its moment: a replay follows a
+    worker (re)start or kill, or a broker kill, so two copies with none of these between their
+    ``scored_at`` are ``unexplained_redeliveries``.
+    """
+    fields: Counter[str] = Counter()
+    for mention_id, versions in copies.items():
+        if len(versions) < 2:
+            continue
+        if len({v.mention.model_dump_json() for v in versions}) > 1:
+            f.two_records_scored += 1
+        elif len({v.model_dump_json(exclude={"scored_at"}) for v in versions}) > 1:
+            f.rescored_differently += 1
+            fields.update(_differing_fields([v.model_dump(mode="json") for v in versions]))
+        times = sorted(v.scored_at.timestamp() for v in versions)
+        if any(not any(a < d <= b for d in disruptions) for a, b in itertools.pairwise(times)):
+            f.unexplained_redeliveries += 1
+            if len(f.unexplained_examples) < 20:
+                f.unexplained_examples.append(mention_id)
+    f.conflicting_duplicates = f.two_records_scored + f.rescored_differently
+    f.rescored_fields = dict(fields.most_common())
+
+
+def _differing_fields(dumps: list[dict[str, Any]], prefix: str = "") -> list[str]:
+    """Dotted names of the leaves that differ between ``dumps`` (``scored_at`` left out)."""
+    out: list[str] = []
+    for key in sorted(set().union(*dumps)):
+        name = f"{prefix}{key}"
+        if name == "scored_at":
+            continue
+        values = [d.get(key) for d in dumps]
+        if all(isinstance(v, dict) for v in values):
+            out += _differing_fields(values, f"{name}.")  # type: ignore[arg-type]
+        elif len({json.dumps(v, sort_keys=True) for v in values}) > 1:
+            out.append(name)
+    return out
 
 
 def _alert_times(bootstrap: str, topic: str) -> dict[tuple[str, str, str], list[float]]:
@@ -845,6 +1006,8 @@ def run(config: ChaosConfig) -> Report:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     workdir = config.workdir or REPO / ".listenwell" / "chaos" / stamp
     workdir.mkdir(parents=True, exist_ok=True)
+    code = snapshot_code(workdir)
+    head = _git_head()
     mentions = simulated(config.mentions, config.seed)
     data = workdir / "mentions.jsonl"
     write_jsonl(mentions, data)
@@ -853,6 +1016,7 @@ def run(config: ChaosConfig) -> Report:
     port = config.port or broker_port(config.seed)
     broker = Broker(port, workdir / "kafka")
     say(f"{len(mentions):,} simulated mentions (crisis, seed {config.seed}); logs in {workdir}")
+    say(f"children run a copy of the source taken now ({head}): {code}")
     say(f"starting Kafka on {broker.bootstrap} (home {broker.kafka.home})")
     runs: list[Pipeline] = []
     slack: SlackReceiver | None = None
@@ -860,7 +1024,7 @@ def run(config: ChaosConfig) -> Report:
         broker.start()
         # 1. the undisturbed run: unpaced, one worker, alerts only
         started = time.monotonic()
-        base = Pipeline("base", broker, workdir / "base", data, speedup=None)
+        base = Pipeline("base", broker, workdir / "base", data, speedup=None, code=code)
         runs.append(base)
         base.add_worker("worker-a")
         base.add_runner()
@@ -873,7 +1037,7 @@ def run(config: ChaosConfig) -> Report:
 
         # 2. the chaos run
         slack = SlackReceiver()
-        chaos = Pipeline("chaos", broker, workdir / "chaos", data, speedup=speedup)
+        chaos = Pipeline("chaos", broker, workdir / "chaos", data, speedup=speedup, code=code)
         runs.append(chaos)
         plan = schedule(list(config.kills), config.duration_s, config.seed)
         rng = random.Random(config.seed + 1)
@@ -918,7 +1082,17 @@ def run(config: ChaosConfig) -> Report:
         chaos_seconds = time.monotonic() - started
         _progress(chaos)
         say("checking …")
-        figures = check(base, chaos, mentions, slack, notifier_down, notifier_kills)
+        disruptions = list(chaos.kills_at)
+        for name, child in chaos.children.items():
+            if name.startswith("worker"):
+                disruptions += child.started_at
+        figures = check(base, chaos, mentions, slack, notifier_down, notifier_kills, disruptions)
+        figures.code_changed_during_run = code_changed(code)
+        if figures.code_changed_during_run:
+            say(
+                "note: the working tree changed during the run (the children ran the copy): "
+                + ", ".join(figures.code_changed_during_run[:10])
+            )
         if not drained:
             figures.failures.append("the chaos run did not drain")
         report = Report(
@@ -930,6 +1104,7 @@ def run(config: ChaosConfig) -> Report:
                 "kills": list(config.kills),
                 "bootstrap": broker.bootstrap,
                 "workdir": str(workdir),
+                "code": head,
             },
             figures=figures,
             kills=plan,
@@ -990,9 +1165,13 @@ def summary(report: Report) -> str:
     row("mentions scored (distinct ids)", f.scored_distinct, f.scored_distinct == f.mentions)
     row("lost (produced, never scored)", f.lost, f.lost == 0)
     row("scored ids never produced", f.unexpected, f.unexpected == 0)
-    row("duplicates after dedupe (id scored as 2 mentions)", f.conflicting_duplicates,
-        f.conflicting_duplicates == 0)  # fmt: skip
     row("  re-deliveries on mentions.scored (at-least-once)", f.redeliveries)
+    row("    replay scored differently (beyond scored_at)", f.rescored_differently,
+        f.rescored_differently == 0)  # fmt: skip
+    row("    two raw records of one id both scored", f.two_records_scored,
+        f.two_records_scored == 0)  # fmt: skip
+    row("    scored twice, no restart/kill in between", f.unexplained_redeliveries,
+        f.unexplained_redeliveries == 0)  # fmt: skip
     row("  dead letters", f.dead_letters)
     row("alert transitions, undisturbed run", f.baseline_transitions, f.baseline_transitions > 0)
     row("alert transitions, chaos run", f.chaos_transitions)

@@ -46,6 +46,8 @@ def test_kill_9_of_every_part_loses_nothing_and_changes_no_alert(tmp_path: Path)
     assert f.unexpected == 0
     assert f.scored_distinct == 3000
     assert f.conflicting_duplicates == 0
+    assert f.rescored_differently == f.two_records_scored == 0, f.rescored_fields
+    assert f.unexplained_redeliveries == 0, f.unexplained_examples
     assert f.baseline_transitions > 0
     assert f.alerts_missing == [] and f.alerts_extra == []
     assert f.duplicated == f.duplicated_in_kill_window
