@@ -45,10 +45,22 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E4
 from connectors.simulate import generate  # noqa: E402
 from streams.engine import CustomerState, Engine  # noqa: E402
 from streams.pipeline import BatchResult, BrandRecord, Pipeline, RawRecord  # noqa: E402
+from streams.records import CustomerTier  # noqa: E402
 from streams.rules import load_rules  # noqa: E402
 from streams.scoring import Scorer  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "core.json"
+BREAKDOWN = {
+    "parse and validate raw JSON (Pipeline._parse)": "pipeline._parse",
+    "redact and score (Scorer.score)": "scoring.score",
+    "windows and rules (Engine.process)": "engine.process",
+    "  of which customer re-scoring sweeps (_sweep_customers)": "engine._sweep_customers",
+    "  of which a customer's new mention (_customer_mention)": "engine._customer_mention",
+    "  of which brand rules at closed minutes (_evaluate)": "engine._evaluate",
+    "dedupe-set pruning (Pipeline._prune_seen)": "pipeline._prune_seen",
+    "changelog payloads (brand records, customers)": "core.save",
+    "pydantic model_dump_json (outputs and changelog)": "main.model_dump_json",
+}
 BATCH = 500
 PARTITIONS = 4
 
@@ -162,6 +174,7 @@ def run(
         if transitions is not None:
             for line in events:
                 transitions.write(line + b"\n")
+            check_watched_index(result)
             # The scored records too, by digest (their scored_at is the injected clock).
             digest = hashlib.sha256(b"".join(published)).hexdigest()
             transitions.write(f"batch {start} scored {digest}\n".encode())
@@ -171,6 +184,21 @@ def run(
         "changelog_mb": changelog_bytes / 1e6,
         "alerts": alerts,
     }
+
+
+def check_watched_index(result: BatchResult) -> None:
+    """The engine's index of watched customers, where built, matches the customers."""
+    for record in result.states.values():
+        state = record.engine
+        built = state.__dict__.get("watched_customers")
+        if built is None:
+            continue
+        actual = {
+            c
+            for c, cs in state.customers.items()
+            if cs.firing or cs.pending or cs.tier is not CustomerTier.HEALTHY
+        }
+        assert built == actual, f"{state.brand}: index {sorted(built ^ actual)} out of date"
 
 
 def bare_vader(texts: list[str]) -> float:
@@ -199,6 +227,16 @@ def profile(fn: Callable[[], object], top: int = 15) -> tuple[str, list[dict[str
         }
         for (f, line, name), v in rows
     ]
+    by_name: dict[str, float] = {}
+    for (f, _, name), v in stats.stats.items():  # type: ignore[attr-defined]
+        key = f"{Path(f).stem}.{name}"
+        if key in BREAKDOWN.values():
+            by_name[key] = by_name.get(key, 0.0) + v[3]
+    shares = {label: round(by_name.get(key, 0.0) / total, 3) for label, key in BREAKDOWN.items()}
+    out.write("share of the run's time (cumulative, overlapping where nested):\n")
+    for label, share in shares.items():
+        out.write(f"  {label:58}{share:>6.0%}\n")
+    table.append({"breakdown": shares})
     return out.getvalue(), table
 
 

@@ -114,6 +114,7 @@ class BrandRecord(BaseModel):
 
     def attach_customers(self, customers: dict[str, CustomerState]) -> None:
         self.engine.customers.update(customers)
+        self.engine.reindex()
         self._customers_attached = True
 
 
