@@ -23,7 +23,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.kafka_local import LocalKafka, create_topics, free_port
+from services.kafka_local import LocalKafka, answers_metadata, create_topics, free_port
 from services.notify.demo import SLACK_URL_ENV, DemoSinks
 from streams import topics
 
@@ -95,15 +95,24 @@ def main(*, speedup: float = 1440.0, seed: int = 7) -> int:
     from connectors.runner import MentionProducer, Progress, run_source
     from connectors.simulate import SimulateSource
 
-    port = int(os.environ.get("LISTENWELL_KAFKA_PORT", "9092"))
-    kafka = LocalKafka(port)
-    started_kafka = not kafka.is_up()
-    if started_kafka:
-        print(f"starting Apache Kafka on 127.0.0.1:{port} …", flush=True)
-        kafka.start()
+    external = os.environ.get("LISTENWELL_KAFKA_BOOTSTRAP")
+    kafka: LocalKafka | None = None
+    if external:
+        # A broker of the user's (or a test session's): use it, start and stop nothing.
+        if not answers_metadata(external):
+            print(f"listenwell demo: no Kafka answers at {external}", file=sys.stderr)
+            return 1
+        bootstrap = external
+    else:
+        port = int(os.environ.get("LISTENWELL_KAFKA_PORT", "9092"))
+        local = LocalKafka(port)
+        if not local.is_up():
+            print(f"starting Apache Kafka on 127.0.0.1:{port} …", flush=True)
+            local.start()
+            kafka = local
+        bootstrap = local.bootstrap
     run_id = time.strftime("%Y%m%d%H%M%S")
     prefix = f"demo-{run_id}."
-    bootstrap = kafka.bootstrap
     create_topics(bootstrap, prefix)
     workdir = Path(".listenwell") / "demo" / run_id
     sinks = DemoSinks(workdir)
@@ -167,7 +176,7 @@ def main(*, speedup: float = 1440.0, seed: int = 7) -> int:
             print(sinks.where())
             return 0 if values and fired else 1
     finally:
-        if started_kafka:
+        if kafka is not None:
             print(f"stopping the Kafka broker this demo started (pid {kafka.pid})", flush=True)
             kafka.stop()
 
