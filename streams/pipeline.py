@@ -280,8 +280,10 @@ class Pipeline:
             customers = state.engine.customers
             known = set(customers)
             output = self._engine.process(state.engine, batch)
-            touched = {s.mention.customer_id for s in batch if s.mention.customer_id}
-            touched.update(h.customer_id for h in output.customers)
+            # In batch order (a set's order would depend on the hash seed, and so would the order
+            # customers load back after a restart).
+            touched = dict.fromkeys(s.mention.customer_id for s in batch if s.mention.customer_id)
+            touched.update(dict.fromkeys(h.customer_id for h in output.customers))
             result.customer_changes[brand] = CustomerChanges(
                 partition=partition_of[brand],
                 upserts={c: customers[c] for c in touched if c in customers},
