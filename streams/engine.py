@@ -438,6 +438,7 @@ class Engine:
             elif len(kept_mentions) < len(cs.mentions):
                 cs.mentions = kept_mentions
                 erased.changed_customers.append(customer)
+        state.reindex()
         return erased
 
     def _resolve_erased(self, state: BrandState, customer: str, cs: CustomerState) -> list[Alert]:
