@@ -73,9 +73,9 @@ from services.kafka_local import (  # noqa: E402
     create_topics,
     free_port,
 )
-from services.topic_reader import read_topic  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.records import Alert, AlertState, Mention, ScoredMention  # noqa: E402
+from streams.topic_reader import read_topic  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "chaos.json"
 KINDS = ("worker", "notifier", "runner", "broker", "pair")

@@ -35,8 +35,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from services.topic_reader import read_topic
 from streams.settings import Settings
+from streams.topic_reader import read_topic
 
 NOT_COVERED = (
     "mentions.raw, mentions.scored, mentions.dlq and alerts are delete-policy topics: the "

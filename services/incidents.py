@@ -17,9 +17,9 @@ from typing import Any
 
 from aiohttp import web
 
-from services.topic_reader import read_topic
 from streams.records import Incident, IncidentPoint
 from streams.settings import Settings
+from streams.topic_reader import read_topic
 
 __all__ = [
     "CachedIncidents",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +40,7 @@ from streams.pipeline import (
 )
 from streams.rules import RuleSet, load_rules
 from streams.settings import Settings
+from streams.topic_reader import read_records
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +269,12 @@ def make_app(
 
     logical = {name(spec): spec.name for spec in topics.REGISTRY}
 
+    def committed_offset(tp: TP) -> int | None:
+        """The group's committed offset (the next to read) as Faust last saw it, or None."""
+        consumer: Any = app.consumer
+        offset: int | None = consumer._committed_offset.get(tp)
+        return offset
+
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
         """Consumer lag per topic: end offset minus committed offset, summed over the partitions
@@ -289,24 +295,23 @@ def make_app(
             return
         lag: dict[str, int] = {}
         for tp in assigned:
-            committed = consumer._committed_offset.get(tp) or 0
             topic = logical[tp.topic]
-            lag[topic] = lag.get(topic, 0) + max(0, (ends.get(tp) or 0) - committed)
+            lag[topic] = lag.get(topic, 0) + max(
+                0, (ends.get(tp) or 0) - (committed_offset(tp) or 0)
+            )
         for topic, value in lag.items():
             metrics.consumer_lag.labels(topic).set(value)
 
     raw_name = name(topics.MENTIONS_RAW)
     next_offsets: dict[int, int] = {}
 
-    def committed(partition: int) -> int | None:
-        consumer: Any = app.consumer
-        offset: int | None = consumer._committed_offset.get(TP(raw_name, partition))
-        return offset
+    def raw_committed(partition: int) -> int | None:
+        return committed_offset(TP(raw_name, partition))
 
     async def with_skipped(records: list[RawRecord]) -> list[RawRecord]:
         """``records``, preceded by any raw records the consumer skipped (see
         :func:`streams.pipeline.find_gaps`), read back from the topic directly."""
-        gaps = find_gaps(records, next_offsets, committed)
+        gaps = find_gaps(records, next_offsets, raw_committed)
         if not gaps:
             return records
         for gap in gaps:
@@ -346,41 +351,31 @@ def make_app(
 def read_offsets(
     bootstrap: str, topic: str, gaps: list[OffsetGap], *, patience_s: float = 60.0
 ) -> list[RawRecord]:
-    """The records of ``topic`` in ``gaps``, read with a plain consumer outside the group.
+    """The records of ``topic`` in ``gaps``, read outside the consumer group.
 
-    Raises ``TimeoutError`` if they cannot be read within ``patience_s`` (the agent then exits
-    without acking its batch, so a restart replays it).
+    Raises ``TimeoutError`` if not all of them arrive (a poll waited ``patience_s`` for nothing);
+    the agent then exits without acking its batch, so a restart replays it.
     """
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None
-    )
-    deadline = time.monotonic() + patience_s
-    records: list[RawRecord] = []
-    try:
-        for gap in gaps:
-            tp = TopicPartition(topic, gap.partition)
-            consumer.assign([tp])
-            consumer.seek(tp, gap.start)
-            while consumer.position(tp) < gap.end:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"could not read {topic}[{gap.partition}] {gap}")
-                for message in consumer.poll(timeout_ms=1000).get(tp, []):
-                    if gap.start <= message.offset < gap.end:
-                        records.append(
-                            RawRecord(
-                                topic=topic,
-                                partition=gap.partition,
-                                offset=message.offset,
-                                key=message.key,
-                                value=message.value,
-                                produced_at=message.timestamp / 1000.0,
-                            )
-                        )
-        return records
-    finally:
-        consumer.close()
+    wanted = {(gap.partition, offset) for gap in gaps for offset in range(gap.start, gap.end)}
+    ranges: dict[int, tuple[int, int]] = {}
+    for gap in gaps:
+        start, end = ranges.get(gap.partition, (gap.start, gap.end))
+        ranges[gap.partition] = (min(start, gap.start), max(end, gap.end))
+    records = [
+        RawRecord(
+            topic=topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            produced_at=message.timestamp / 1000.0,
+        )
+        for message in read_records(bootstrap, topic, ranges, timeout_s=patience_s)
+        if (message.partition, message.offset) in wanted
+    ]
+    if len(records) < len(wanted):
+        raise TimeoutError(f"read {len(records)} of the {len(wanted)} skipped records of {topic}")
+    return records
 
 
 def _ensure_dir(path: Path) -> Path:

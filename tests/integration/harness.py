@@ -9,15 +9,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from kafka import KafkaConsumer, TopicPartition
 
 from services.demo import scrape, total
 from services.kafka_local import create_topics, free_port
 from streams import topics
-from streams.records import Alert, DeadLetter, ScoredMention
+from streams.records import Alert, AlertState, DeadLetter, ScoredMention, fingerprint
+from streams.topic_reader import read_records
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -102,19 +102,25 @@ class Worker:
 
 def read_all(bootstrap: str, topic: str) -> list[bytes]:
     """Every record value currently in ``topic`` (all partitions, from the beginning to the end)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        values: list[bytes] = []
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            for messages in consumer.poll(timeout_ms=500).values():
-                values.extend(m.value for m in messages)
-        return values
-    finally:
-        consumer.close()
+    return [record.value for record in read_records(bootstrap, topic)]
+
+
+def firing_alert(brand: str, **labels: str) -> bytes:
+    """A firing NegativeSentimentSpike for ``brand`` (plus ``labels``), as the worker writes it."""
+    labels = {
+        "alertname": "NegativeSentimentSpike",
+        "brand": brand,
+        "severity": "critical",
+        **labels,
+    }
+    return Alert(
+        labels=labels,
+        state=AlertState.FIRING,
+        value=0.6,
+        baseline=0.2,
+        starts_at=datetime(2026, 3, 2, 10, 0, tzinfo=UTC),
+        fingerprint=fingerprint(labels),
+    ).to_json()
 
 
 def wait_for(

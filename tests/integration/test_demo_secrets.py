@@ -22,7 +22,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from services.notify.demo import SLACK_TOKEN_ENV, SMTP_PASSWORD_ENV
-from services.topic_reader import read_topic
+from streams.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ from connectors.runner import MentionProducer
 from services.api import ApiSettings, KafkaEventSink, KafkaForget, make_api
 from services.cli import main
 from services.forget_cli import NOT_COVERED, customer_keys, scan
-from services.topic_reader import read_topic
 from streams import topics
 from streams.records import Mention, MentionKind
+from streams.topic_reader import read_topic
 from tests.integration.harness import Run, wait_for
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from services.demo import scrape, total
 from services.kafka_local import free_port
 from streams import topics
-from streams.records import Alert, AlertState, fingerprint
-from tests.integration.harness import REPO, Run, read_all, wait_for
+from tests.integration.harness import REPO, Run, firing_alert, read_all, wait_for
 from tests.services.notify.fakes import fake_slack
 
 pytestmark = pytest.mark.integration
@@ -39,23 +37,6 @@ receivers:
   slack: {type: slack, webhook_url: {env: TEST_SLACK_URL}}
   broken: {type: slack, webhook_url: {env: TEST_BROKEN_URL}, max_attempts: 2}
 """
-
-
-def alert(brand: str, **labels: str) -> bytes:
-    labels = {
-        "alertname": "NegativeSentimentSpike",
-        "brand": brand,
-        "severity": "critical",
-        **labels,
-    }
-    return Alert(
-        labels=labels,
-        state=AlertState.FIRING,
-        value=0.6,
-        baseline=0.2,
-        starts_at=datetime(2026, 3, 2, 10, 0, tzinfo=UTC),
-        fingerprint=fingerprint(labels),
-    ).to_json()
 
 
 def cli(run: Run, *args: str) -> str:
@@ -127,10 +108,10 @@ def test_silence_dlq_and_no_second_message_after_kill9(
         producer = KafkaProducer(bootstrap_servers=run.bootstrap)
         topic = run.topic(topics.ALERTS)
         for value in (
-            alert("held", hold="yes"),  # offset 0: pending for an hour, holds the commit
-            alert("muted"),
-            alert("broken"),
-            alert("acme"),
+            firing_alert("held", hold="yes"),  # offset 0: pending for an hour, holds the commit
+            firing_alert("muted"),
+            firing_alert("broken"),
+            firing_alert("acme"),
         ):
             producer.send(topic, value=value).get(timeout=30)
         producer.close()
@@ -184,7 +165,7 @@ def test_restarted_notifier_keeps_repeating_committed_firing_alerts(
     routes.write_text(REPEAT_ROUTES)
     group = "notifier-repeat"
     producer = KafkaProducer(bootstrap_servers=run.bootstrap)
-    producer.send(run.topic(topics.ALERTS), value=alert("acme")).get(timeout=30)
+    producer.send(run.topic(topics.ALERTS), value=firing_alert("acme")).get(timeout=30)
     producer.close()
     with fake_slack() as slack:
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,7 @@ from prometheus_client import CollectorRegistry
 from services.notify.config import parse_routes
 from services.notify.service import NotifierService
 from streams import topics
-from streams.records import Alert, AlertState, fingerprint
-from tests.integration.harness import Run, wait_for
+from tests.integration.harness import Run, firing_alert, wait_for
 from tests.services.notify.fakes import FakeSlack, fake_slack
 
 pytestmark = pytest.mark.integration
@@ -39,18 +37,6 @@ receivers:
 """
 SLOW_S = 3.0
 """How long the slow webhook takes to answer: longer than the consumer's poll interval below."""
-
-
-def alert(brand: str) -> bytes:
-    labels = {"alertname": "NegativeSentimentSpike", "brand": brand, "severity": "critical"}
-    return Alert(
-        labels=labels,
-        state=AlertState.FIRING,
-        value=0.6,
-        baseline=0.2,
-        starts_at=datetime(2026, 3, 2, 10, 0, tzinfo=UTC),
-        fingerprint=fingerprint(labels),
-    ).to_json()
 
 
 def committed(run: Run, group: str) -> int | None:
@@ -101,7 +87,7 @@ def test_notifier_keeps_delivering_after_a_refused_commit(
         )
         caplog.set_level(logging.WARNING, logger="services.notify.service")
         try:
-            producer.send(run.topic(topics.ALERTS), value=alert("acme")).get(timeout=30)
+            producer.send(run.topic(topics.ALERTS), value=firing_alert("acme")).get(timeout=30)
 
             def step_until(condition: Callable[[], bool], what: str) -> None:
                 def stepped() -> bool:
@@ -116,7 +102,7 @@ def test_notifier_keeps_delivering_after_a_refused_commit(
             assert "CommitFailedError" in refused[0].getMessage()
             step_until(lambda: committed(run, group) == 1, "the first alert committed on rejoin")
 
-            producer.send(run.topic(topics.ALERTS), value=alert("globex")).get(timeout=30)
+            producer.send(run.topic(topics.ALERTS), value=firing_alert("globex")).get(timeout=30)
             step_until(lambda: len(slack.messages) == 2, "the second message")
             step_until(lambda: committed(run, group) == 2, "the second alert committed")
             for _ in range(20):  # a little more: the re-read first alert must not go out again
