@@ -275,30 +275,33 @@ def make_app(
         offset: int | None = consumer._committed_offset.get(tp)
         return offset
 
+    end_offsets = EndOffsets(settings.kafka_bootstrap)
+
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
         """Consumer lag per topic: end offset minus committed offset, summed over the partitions
         this worker is assigned.
 
-        End offsets are asked of the broker (one ListOffsets request): the high-water mark the
-        consumer caches from fetch responses stops moving while fetching is paused for a backlog,
-        which made the gauge read 25 during a burst thousands of records deep.
+        End offsets are asked of the broker: the high-water mark the consumer caches from fetch
+        responses stops moving while fetching is paused for a backlog (the gauge read 25 during
+        a burst thousands of records deep). They are asked by a client of their own, in a thread:
+        Faust runs its consumer's calls through two worker slots, and a slow ListOffsets request
+        there held up commits and fetches.
         """
         consumer: Any = app.consumer
         assigned = [tp for tp in consumer.assignment() if tp.topic in logical]
         if not assigned:
             return
         try:
-            ends = await consumer.highwaters(*assigned)
+            ends = await asyncio.to_thread(end_offsets, assigned)
         except Exception:  # a rebalance or a broker restart: measure again next time
             log.debug("listenwell worker: end offsets unavailable", exc_info=True)
             return
         lag: dict[str, int] = {}
         for tp in assigned:
             topic = logical[tp.topic]
-            lag[topic] = lag.get(topic, 0) + max(
-                0, (ends.get(tp) or 0) - (committed_offset(tp) or 0)
-            )
+            behind = ends.get((tp.topic, tp.partition), 0) - (committed_offset(tp) or 0)
+            lag[topic] = lag.get(topic, 0) + max(0, behind)
         for topic, value in lag.items():
             metrics.consumer_lag.labels(topic).set(value)
 
@@ -346,6 +349,30 @@ def make_app(
             await publish(result)
 
     return Worker(app=app, pipeline=pipeline, metrics=metrics, rules=rules)
+
+
+class EndOffsets:
+    """End offsets of topic partitions from a plain kafka-python client, outside any group,
+    created on first use and kept for the process. Blocking: call it in a thread."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._client: Any = None
+
+    def __call__(self, partitions: list[TP]) -> dict[tuple[str, int], int]:
+        from kafka import KafkaConsumer, TopicPartition
+
+        if self._client is None:
+            self._client = KafkaConsumer(
+                bootstrap_servers=self._bootstrap.split(","),
+                group_id=None,
+                enable_auto_commit=False,
+                request_timeout_ms=15_000,
+            )
+        ends = self._client.end_offsets(
+            [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        )
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
 
 def read_offsets(
