@@ -43,20 +43,21 @@ sys.path.insert(0, str(REPO))
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E402
 
 from connectors.simulate import generate  # noqa: E402
-from streams.engine import CustomerState, Engine  # noqa: E402
+from streams.engine import Engine  # noqa: E402
 from streams.pipeline import BatchResult, BrandRecord, Pipeline, RawRecord  # noqa: E402
 from streams.records import CustomerTier  # noqa: E402
 from streams.rules import load_rules  # noqa: E402
 from streams.scoring import Scorer  # noqa: E402
+from streams.state import CustomerState  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "core.json"
 BREAKDOWN = {
     "parse and validate raw JSON (Pipeline._parse)": "pipeline._parse",
     "redact and score (Scorer.score)": "scoring.score",
     "windows and rules (Engine.process)": "engine.process",
-    "  of which customer re-scoring sweeps (_sweep_customers)": "engine._sweep_customers",
-    "  of which a customer's new mention (_customer_mention)": "engine._customer_mention",
-    "  of which brand rules at closed minutes (_evaluate)": "engine._evaluate",
+    "  of which customer re-scoring sweeps (CustomerTracker.sweep)": "customers.sweep",
+    "  of which a customer's new mention (CustomerTracker.mention)": "customers.mention",
+    "  of which closing minutes (rules, sweeps, baselines)": "engine._close_minute",
     "dedupe-set pruning (Pipeline._prune_seen)": "pipeline._prune_seen",
     "changelog payloads (brand records, customers)": "core.save",
     "pydantic model_dump_json (outputs and changelog)": "main.model_dump_json",

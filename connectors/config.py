@@ -40,8 +40,7 @@ from connectors.base import Source
 from connectors.replay import ReplaySource
 from connectors.simulate import DEFAULT_START, SimulateSource
 from streams.records import Mention
-from streams.rules import Duration, _validation_reason
-from streams.yamlfile import LineMap, load_located
+from streams.yamlfile import Duration, LineMap, load_located, validation_reason
 
 __all__ = [
     "ConfigError",
@@ -294,7 +293,7 @@ def _parse_settings(
     try:
         return kind.settings_model.model_validate(values)
     except ValidationError as exc:
-        path, reason = _validation_reason(exc)
+        path, reason = validation_reason(exc)
         field_line = loc.line_of(path) if loc else line
         raise ConfigError(f"{file}:{field_line}: settings.{reason}") from None
 
@@ -329,7 +328,7 @@ def _parse_instance(
     try:
         return InstanceConfig.model_validate({**raw, "settings": settings, "line": loc.line})
     except ValidationError as exc:
-        path, reason = _validation_reason(exc)
+        path, reason = validation_reason(exc)
         raise ConfigError(f"{file}:{loc.line_of(path)}: {reason}") from None
 
 

@@ -1,10 +1,11 @@
 """``listenwell detect``: run a volume rule over a ``timestamp,value`` series, causally.
 
 Each row is one closed bucket's mention count. The rule (``MentionVolumeSurge`` of the shipped rules
-by default) runs through :func:`streams.engine.run_volume_rule`: the same detector and the same
-state machine (``for``, ``keep_firing_for``, ``cooldown``) that raise ``MentionVolumeSurge`` alerts
-in the worker. Every row is judged from the rows before it only, so the output for a prefix of a
-series is the prefix of the output for the whole series.
+by default) runs through :func:`run_volume_rule`: the same detector
+(:meth:`streams.rule_kinds.VolumeSurgeRule.detect`) and the same state machine
+(:func:`streams.alert_lifecycle.run`: ``for``, ``keep_firing_for``, ``cooldown``) that raise
+``MentionVolumeSurge`` alerts in the worker. Every row is judged from the rows before it only, so
+the output for a prefix of a series is the prefix of the output for the whole series.
 
 Output CSV: ``timestamp,value,anomaly_score,alert`` (``alert`` is 1 on the row where an alert starts
 firing), plus ``baseline,reason`` with ``--explain``.
@@ -24,7 +25,8 @@ from typing import TYPE_CHECKING, TextIO
 from streams.settings import Settings
 
 if TYPE_CHECKING:
-    from streams.rules import VolumeSurgeRule
+    from streams.detectors import Detection
+    from streams.rule_kinds import Verdict, VolumeSurgeRule
 
 DEFAULT_RULE = "MentionVolumeSurge"
 SHIPPED_RULES = Path(__file__).resolve().parent.parent / "alert_rules"
@@ -84,7 +86,8 @@ def read_series(stream: TextIO, name: str = "<series>") -> list[tuple[str, datet
 
 def find_rule(rules_path: Path, name: str) -> VolumeSurgeRule:
     """The ``volume_surge`` rule called ``name`` in a rule file or folder."""
-    from streams.rules import VolumeSurgeRule, load_rule_paths
+    from streams.rule_kinds import VolumeSurgeRule
+    from streams.rules import load_rule_paths
 
     ruleset = load_rule_paths(rules_path)
     for rule in ruleset.rules:
@@ -95,12 +98,35 @@ def find_rule(rules_path: Path, name: str) -> VolumeSurgeRule:
     raise DetectError(f"{rules_path}: no rule named {name}")
 
 
+def run_volume_rule(
+    rule: VolumeSurgeRule, counts: Iterable[tuple[datetime, float]], *, brand: str = "series"
+) -> Iterator[tuple[datetime, float, Detection, bool]]:
+    """Run a ``volume_surge`` rule causally over a series of bucket counts.
+
+    Each row is judged by the rule's detector from the rows before it, then goes through the same
+    state machine as in the worker (``for``, ``keep_firing_for``, ``cooldown``, ``min_volume``),
+    with the row's timestamp as the evaluation time. Yields ``(timestamp, value, detection,
+    alert_started)`` where ``alert_started`` is true on the row where an alert starts firing.
+    """
+    from streams import alert_lifecycle
+    from streams.records import AlertState
+
+    current: list[tuple[datetime, float, Detection]] = []
+
+    def verdicts() -> Iterator[tuple[datetime, Verdict]]:
+        for at, value, detection, verdict in rule.detect(counts):
+            current[:] = [(at, value, detection)]
+            yield at, verdict
+
+    for out in alert_lifecycle.run(rule, verdicts(), brand=brand):
+        at, value, detection = current[0]
+        yield at, value, detection, any(a.state is AlertState.FIRING for a in out.alerts)
+
+
 def detect(
     rule: VolumeSurgeRule, rows: Iterable[tuple[str, datetime, float]]
 ) -> Iterator[DetectRow]:
     """Run ``rule`` over the rows causally (lazily: one verdict per row, in order)."""
-    from streams.engine import run_volume_rule
-
     texts: list[str] = []
 
     def counts() -> Iterator[tuple[datetime, float]]:

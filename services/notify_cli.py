@@ -21,7 +21,7 @@ def cmd_silence_add(args: argparse.Namespace, settings: Settings) -> int:
     from services.notify.core import Silence
     from services.notify.silences import SilenceStore
     from streams import topics
-    from streams.rules import parse_duration
+    from streams.yamlfile import parse_duration
 
     try:
         for text in args.matcher:

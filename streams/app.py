@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from streams import topics
 from streams.brand_scoring import scorer_for
 from streams.cs_sentiment import CsSentiment
-from streams.engine import CustomerState, Engine
+from streams.engine import Engine
 from streams.metrics import WorkerMetrics
 from streams.pipeline import (
     BatchResult,
@@ -40,6 +40,7 @@ from streams.pipeline import (
 )
 from streams.rules import RuleSet, load_rules
 from streams.settings import Settings
+from streams.state import CustomerState
 from streams.topic_reader import read_records
 
 log = logging.getLogger(__name__)

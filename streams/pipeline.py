@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, PrivateAttr, ValidationError
 
-from streams.engine import BrandState, CustomerState, Engine
+from streams.engine import Engine
 from streams.records import (
     ERASURE_KEY,
     MAX_TEXT_CHARS,
@@ -41,6 +41,7 @@ from streams.records import (
     ScoredMention,
 )
 from streams.scoring import Scorer
+from streams.state import BrandState, CustomerState
 
 MAX_RAW_BYTES = 4 * MAX_TEXT_CHARS + 16_384
 """Raw records above this size are dead-lettered as ``oversize`` before any parsing."""

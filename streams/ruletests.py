@@ -52,16 +52,14 @@ from streams.records import (
     SentimentLabel,
 )
 from streams.rules import (
-    Duration,
     RuleFileError,
     RuleGroup,
     RuleSet,
-    _validation_reason,
     load_rules,
     rule_files,
 )
 from streams.scoring import Scorer
-from streams.yamlfile import load_located
+from streams.yamlfile import Duration, load_located, read_text, validation_reason
 
 __all__ = [
     "BacktestResult",
@@ -176,12 +174,7 @@ def test_files(path: Path) -> list[Path]:
 def load_test_file(path: Path) -> LoadedTests:
     """Parse and validate a rule test file and load the rules it names."""
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RuleFileError(f"{file}:1: cannot read test file: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise RuleFileError(f"{file}:1: not UTF-8 text: {exc.reason}") from None
+    text = read_text(path, RuleFileError, "test file")
     data, loc = load_located(text, file, RuleFileError, empty="empty test file (expected 'tests:')")
     if isinstance(data, dict):
         for i, case in enumerate(data.get("tests") or []):
@@ -192,13 +185,13 @@ def load_test_file(path: Path) -> LoadedTests:
                     try:
                         case["input"][j] = model.model_validate(item)
                     except ValidationError as exc:
-                        where, reason = _validation_reason(exc)
+                        where, reason = validation_reason(exc)
                         line = loc.line_of(("tests", i, "input", j, *where))
                         raise RuleFileError(f"{file}:{line}: input {j + 1}: {reason}") from None
     try:
         spec = TestFile.model_validate(data)
     except ValidationError as exc:
-        where, reason = _validation_reason(exc)
+        where, reason = validation_reason(exc)
         raise RuleFileError(f"{file}:{loc.line_of(where)}: {reason}") from None
     if spec.rule_files is None:
         files = rule_files(path.parent)

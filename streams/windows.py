@@ -1,4 +1,4 @@
-"""Event-time windows: per-brand minute buckets, an O(1) baseline, and customer risk scores.
+"""Event-time windows: per-brand minute buckets, an O(1) baseline, and seasonal baselines.
 
 Pure functions and JSON-serialisable state only; time is always passed in, never read.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,6 +17,7 @@ from streams.records import AwareDatetime, Example, ScoredMention, SentimentLabe
 MINUTE = timedelta(minutes=1)
 EXAMPLES_PER_BUCKET = 3
 TEXT_CHARS = 280
+HOURS_OF_WEEK = 168
 
 
 def floor_minute(at: datetime) -> datetime:
@@ -200,143 +201,84 @@ class Baseline(BaseModel):
         return self.count / self.weight if self.weight > 0.0 else None
 
 
-# --- customers ----------------------------------------------------------------------------------
+# --- seasonal baselines -------------------------------------------------------------------------
+
+Seasonality = Literal["flat", "hour_of_week"]
+"""How a baseline follows time: one slot, or one per hour of the week (Monday 00:00 UTC is 0)."""
 
 
-class CustomerMention(BaseModel):
-    """What the risk score needs to remember about one mention of a customer."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    at: AwareDatetime
-    id: str
-    text: str
-    label: SentimentLabel
-    compound: float
-    churn: str | None = None
-    deficit: str | None = None
-    rating: int | None = None
-    nps: int | None = None
-
-    @classmethod
-    def of(cls, scored: ScoredMention) -> CustomerMention:
-        mention = scored.mention
-        return cls(
-            at=mention.created_at,
-            id=mention.id,
-            text=mention.text[:TEXT_CHARS],
-            label=scored.sentiment.label,
-            compound=scored.sentiment.compound,
-            churn=scored.churn.phrases[0] if scored.churn.phrases else None,
-            deficit=scored.empathy.deficit[0] if scored.empathy.deficit else None,
-            rating=mention.rating,
-            nps=mention.nps,
-        )
+def slot_of(seasonality: Seasonality, minute: datetime) -> int:
+    """Baseline slot of a minute: 0 (flat) or its hour of the week."""
+    if seasonality == "flat":
+        return 0
+    return minute.weekday() * 24 + minute.hour
 
 
-@dataclass(frozen=True, slots=True)
-class RiskScore:
-    """A customer's risk (0-100) at one moment, with the reasons that make it up.
+def baseline_slots(seasonality: Seasonality, slots: list[Baseline]) -> list[Baseline]:
+    """``slots`` when it holds as many baselines as ``seasonality`` needs, else fresh ones."""
+    wanted = 1 if seasonality == "flat" else HOURS_OF_WEEK
+    return slots if len(slots) == wanted else [Baseline() for _ in range(wanted)]
 
-    A plain dataclass, not a pydantic model: every customer is re-scored hourly and it is never
-    serialised, so validating it (or even ``model_construct``) cost more than the scoring.
+
+def window_baseline(
+    seasonality: Seasonality, slots: list[Baseline], *, end: datetime, minutes: int
+) -> Baseline:
+    """The baseline a window of ``minutes`` ending at ``end`` is compared with.
+
+    Flat: the one slot. Hour of week: the slots of the window's minutes, each weighted by its
+    minutes in the window (per-minute rates), so a window across an hour boundary is compared with
+    a blend of both hours; warm-up counts for the least-known slot.
     """
-
-    score: float
-    """0 to 100, a whole number."""
-    reasons: tuple[str, ...]
-    mentions: int
-    """Mentions inside the lookback."""
-
-
-# Points one fresh mention contributes; older ones count less (half-life = lookback / 2).
-# Text, rating and NPS are three views of one dissatisfaction, so a mention scores the strongest of
-# them, not their sum; churn intent and empathy deficits add to it.
-NEGATIVE_POINTS = 12.0
-NEGATIVE_INTENSITY_POINTS = 8.0
-LOW_RATING_POINTS = {1: 20.0, 2: 15.0}
-DETRACTOR_POINTS = 8.0
-DETRACTOR_STEP_POINTS = 2.0
-CHURN_POINTS = 35.0
-DEFICIT_POINTS = 8.0
-
-
-def _span(lookback: timedelta) -> str:
-    if lookback % timedelta(days=1) == timedelta(0):
-        return f"{lookback.days}d"
-    if lookback % timedelta(hours=1) == timedelta(0):
-        return f"{int(lookback.total_seconds() // 3600)}h"
-    return f"{int(lookback.total_seconds() // 60)}m"
-
-
-def scores_nothing(mention: CustomerMention) -> bool:
-    """True if ``mention`` adds neither points nor a reason to :func:`risk_score`, at any age."""
-    return (
-        mention.label is not SentimentLabel.NEGATIVE
-        and mention.churn is None
-        and mention.deficit is None
-        and (mention.rating is None or mention.rating not in LOW_RATING_POINTS)
-        and (mention.nps is None or mention.nps > 6)
+    if len(slots) == 1:
+        return slots[0]
+    in_window: dict[int, int] = {}
+    at = end - minutes * MINUTE
+    while at < end:
+        hour_end = min(end, at.replace(minute=0) + timedelta(hours=1))
+        slot = slot_of(seasonality, at)
+        in_window[slot] = in_window.get(slot, 0) + int((hour_end - at) / MINUTE)
+        at = hour_end
+    blend = Baseline(
+        minutes=min(slots[s].minutes for s in in_window),
+        volume=min(slots[s].volume for s in in_window),
     )
-
-
-def risk_score(
-    mentions: Sequence[CustomerMention], *, at: datetime, lookback: timedelta
-) -> RiskScore:
-    """Score (a whole number 0-100) a customer's mentions within ``lookback`` before ``at``.
-
-    Each mention scores its dissatisfaction (the strongest of: negative text, a rating of 1-2, an
-    NPS detractor score 0-6) plus churn intent (the strongest signal) and empathy-deficit phrases;
-    its points halve every ``lookback / 2``. The sum is capped at 100.
-    """
-    half_life = lookback / 2
-    zero = timedelta(0)
-    recent = 0
-    total = 0.0
-    negatives = 0
-    churn: list[str] = []
-    ratings: list[int] = []
-    nps: list[int] = []
-    deficits: list[str] = []
-    # Every customer is re-scored each hour (see streams/engine.py), so this loop is hot: the age
-    # is computed once, and the decay weight only for mentions that score points (adding
-    # 0.0 * weight to a non-negative total changes nothing).
-    for m in mentions:
-        age = at - m.at
-        if not zero <= age <= lookback:
+    for slot, m in in_window.items():
+        b = slots[slot]
+        if b.weight <= 0.0:
             continue
-        recent += 1
-        dissatisfaction = 0.0
-        if m.label is SentimentLabel.NEGATIVE:
-            negatives += 1
-            dissatisfaction = NEGATIVE_POINTS + NEGATIVE_INTENSITY_POINTS * max(0.0, -m.compound)
-        if m.rating is not None and m.rating in LOW_RATING_POINTS:
-            ratings.append(m.rating)
-            dissatisfaction = max(dissatisfaction, LOW_RATING_POINTS[m.rating])
-        if m.nps is not None and m.nps <= 6:
-            nps.append(m.nps)
-            detractor = DETRACTOR_POINTS + DETRACTOR_STEP_POINTS * (6 - m.nps)
-            dissatisfaction = max(dissatisfaction, detractor)
-        points = dissatisfaction
-        if m.churn is not None:
-            churn.append(m.churn)
-            points += CHURN_POINTS
-        if m.deficit is not None:
-            deficits.append(m.deficit)
-            points += DEFICIT_POINTS
-        if points:
-            total += 0.5 ** (age / half_life) * points
-    reasons: list[str] = []
-    if churn:
-        reasons.append(f"churn intent: '{churn[-1]}'")
-    if negatives:
-        plural = "mention" if negatives == 1 else "mentions"
-        reasons.append(f"{negatives} negative {plural} in {_span(lookback)}")
-    if ratings:
-        reasons.append(f"rating {min(ratings)}/5")
-    if nps:
-        reasons.append(f"NPS {min(nps)} (detractor)")
-    if deficits:
-        reasons.append(f"empathy deficit: '{deficits[-1]}'")
-    score = float(round(min(100.0, total)))
-    return RiskScore(score=score, reasons=tuple(reasons), mentions=recent)
+        scale = m / b.weight
+        blend.count += b.count * scale
+        blend.negative += b.negative * scale
+        blend.compound_sum += b.compound_sum * scale
+        blend.deficit += b.deficit * scale
+        blend.churn += b.churn * scale
+        blend.weight += m
+    return blend
+
+
+def feed_silence(
+    seasonality: Seasonality,
+    slots: list[Baseline],
+    *,
+    start: datetime,
+    minutes: int,
+    time_constant: timedelta,
+) -> None:
+    """Fold ``minutes`` silent minutes from ``start`` into the slots they belong to."""
+    if len(slots) == 1:
+        slots[0].feed(None, time_constant, times=minutes)
+        return
+    per_slot = [0] * HOURS_OF_WEEK
+    if minutes >= HOURS_OF_WEEK * 60:
+        weeks, minutes = divmod(minutes, HOURS_OF_WEEK * 60)
+        per_slot = [weeks * 60] * HOURS_OF_WEEK
+        start += weeks * HOURS_OF_WEEK * 60 * MINUTE
+    at = start
+    while minutes > 0:
+        hour_end = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        n = min(minutes, int((hour_end - at) / MINUTE))
+        per_slot[slot_of(seasonality, at)] += n
+        minutes -= n
+        at = hour_end
+    for slot, n in enumerate(per_slot):
+        slots[slot].feed(None, time_constant, times=n)

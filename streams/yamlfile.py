@@ -1,12 +1,20 @@
 """Configuration YAML with line numbers: one loader for rules, lexicons, rule tests, routes and
-connector configs, so every such file reports its errors as ``file:line: reason`` the same way."""
+connector configs, so every such file reports its errors as ``file:line: reason`` the same way.
+
+Also the value types those files share: durations (``30s``, ``15m``, ``2h``, ``7d``) and the
+``path: reason`` of a pydantic validation error, which the loaders turn into ``file:line: reason``.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BeforeValidator, ValidationError
 
 from streams.yamlsafe import YamlTooLarge, check_node
 
@@ -48,6 +56,17 @@ def line_map(node: yaml.Node, file: str, error: type[Exception]) -> LineMap:
     return loc
 
 
+def read_text(path: Path, error: type[Exception], what: str) -> str:
+    """A configuration file's UTF-8 text; raises ``error("file:1: reason")`` if it cannot be read
+    (``what`` names the file's kind in that reason)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{path}:1: cannot read {what}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}:1: not UTF-8 text: {exc.reason}") from None
+
+
 def load_located(
     text: str, file: str, error: type[Exception], *, empty: str | None
 ) -> tuple[Any, LineMap]:
@@ -82,3 +101,34 @@ def load_located(
     finally:
         loader.dispose()
     return data, lines
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse ``30s``/``15m``/``2h``/``7d`` (or an existing ``timedelta``) into a ``timedelta``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"duration must be a string like 30s, 15m, 2h or 7d, got {value!r}")
+    match = _DURATION_RE.match(value)
+    if match is None:
+        raise ValueError(f"invalid duration {value!r} (use a number and s, m, h or d, e.g. 15m)")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+"""A pydantic field type for durations written as ``30s``, ``15m``, ``2h`` or ``7d``."""
+
+
+def validation_reason(exc: ValidationError) -> tuple[tuple[object, ...], str]:
+    """The path of the first error of ``exc`` (to find its line) and ``path: message``."""
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    where = ".".join(str(part) for part in loc)
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return loc, f"{where}: {message}" if where else message

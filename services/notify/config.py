@@ -16,8 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from streams.rules import parse_duration
-from streams.yamlfile import LineMap, load_located
+from streams.yamlfile import LineMap, load_located, parse_duration
 
 
 class RoutesFileError(ValueError):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.engine import BrandState, Engine, EngineOutput, RuleStatus
+from streams.engine import Engine
 from streams.records import (
     Alert,
     AlertState,
@@ -26,6 +26,7 @@ from streams.records import (
     fingerprint,
 )
 from streams.rules import RuleSet, parse_rules
+from streams.state import BrandState, EngineOutput, RuleStatus
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

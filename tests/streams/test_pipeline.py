@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.engine import CustomerState, Engine
+from streams.engine import Engine
 from streams.pipeline import (
     BatchResult,
     BrandRecord,
@@ -21,6 +21,7 @@ from streams.pipeline import (
 from streams.records import ERASURE_KEY, Alert, ErasureCommand, Mention, MentionKind
 from streams.rules import load_rules
 from streams.scoring import Scorer
+from streams.state import CustomerState
 
 RULES = Path(__file__).resolve().parents[2] / "alert_rules" / "default.yaml"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.engine import Engine, EngineOutput, RuleStatus, run_volume_rule
+from services.detect_cli import run_volume_rule
+from streams.engine import Engine
 from streams.records import Alert, AlertState, Incident, IncidentStatus, ScoredMention, Segment
-from streams.rules import VolumeSurgeRule, parse_rules
+from streams.rule_kinds import VolumeSurgeRule
+from streams.rules import parse_rules
 from streams.ruletests import SeriesInput, series_mentions
+from streams.state import BrandState, EngineOutput, RuleStatus
 
 T0 = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # a Monday
 MIN = timedelta(minutes=1)
@@ -315,8 +318,6 @@ def test_batch_size_does_not_change_alerts_or_incidents(chunk: int) -> None:
 
 
 def test_state_round_trips_through_json_mid_incident() -> None:
-    from streams.engine import BrandState
-
     batch = mentions(
         series(T0, 180, 10, deficit_share=0.05),
         series(T0 + 180 * MIN, 30, 10, deficit_share=0.5),

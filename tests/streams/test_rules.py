@@ -7,15 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.rules import (
-    CustomerAtRiskRule,
-    RuleFileError,
-    SentimentSpikeRule,
-    load_rules,
-    parse_duration,
-    parse_rules,
-    render_template,
-)
+from streams.rule_kinds import CustomerAtRiskRule, SentimentSpikeRule
+from streams.rule_kinds.base import render_template
+from streams.rules import RuleFileError, load_rules, parse_rules
+from streams.yamlfile import parse_duration
 
 DEFAULT = Path(__file__).parents[2] / "alert_rules" / "default.yaml"
 
@@ -78,12 +73,14 @@ def test_default_rules_file_has_a_rule_of_each_alerting_kind() -> None:
 
 def test_good_file_parses_into_typed_rules() -> None:
     ruleset = parse_rules(GOOD)
-    spike = ruleset.spike_rules[0]
+    spike, customer = ruleset.rules
+    assert isinstance(spike, SentimentSpikeRule)
+    assert isinstance(customer, CustomerAtRiskRule)
     assert spike.window == timedelta(minutes=15)
     assert spike.window_minutes == 15
     assert spike.for_ == timedelta(minutes=10)
     assert spike.min_volume == 20
-    assert ruleset.customer_rules[0].lookback == timedelta(days=7)
+    assert customer.lookback == timedelta(days=7)
     assert [g.name for g in ruleset.groups] == ["brand-health"]
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from streams.customer_risk import CustomerMention, risk_score
 from streams.records import (
     Churn,
     Empathy,
@@ -15,14 +16,7 @@ from streams.records import (
     Sentiment,
     SentimentLabel,
 )
-from streams.windows import (
-    Baseline,
-    CustomerMention,
-    MinuteBucket,
-    floor_minute,
-    risk_score,
-    window_stats,
-)
+from streams.windows import Baseline, MinuteBucket, floor_minute, window_stats
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

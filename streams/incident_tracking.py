@@ -1,0 +1,127 @@
+"""Incidents: one firing episode of a brand rule, followed from onset until it has recovered.
+
+An incident opens when a rule fires (its series starts at the first pending minute), goes on if
+the rule fires again before recovering, and is published as an :class:`streams.records.Incident`
+at every closed minute it changes: ``firing`` → ``resolved`` → ``recovered`` once the rule's value
+stayed inside its baseline band for the rule's ``recovery``, or ``unrecovered`` a day after it
+resolved without recovering. Called by :mod:`streams.alert_lifecycle`; pure, state in
+:class:`streams.state.IncidentState`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from streams.records import Alert, Incident, IncidentPoint, IncidentStatus, fingerprint
+from streams.rule_kinds.base import BrandRule, Verdict
+from streams.state import EngineOutput, IncidentState, RuleState, RuleStatus
+from streams.windows import MINUTE
+
+__all__ = ["INCIDENT_TRACKING", "MAX_INCIDENT_POINTS", "follow_incident", "open_incident"]
+
+MAX_INCIDENT_POINTS = 720
+"""Minutes of an incident's series kept (12 hours); later minutes only update peak and status."""
+INCIDENT_TRACKING = timedelta(days=1)
+"""How long after resolving an incident waits for recovery before it is closed as unrecovered."""
+
+
+def open_incident(
+    rule: BrandRule,
+    rs: RuleState,
+    brand: str,
+    alert: Alert,
+    end: datetime,
+    out: EngineOutput,
+) -> None:
+    """``rule`` fired (``alert``) at ``end``: open its incident, or go on with the open one."""
+    inc = rs.incident
+    if inc is not None:
+        # Re-fired before recovering: the same incident goes on.
+        inc.firings += 1
+        inc.resolved_at = None
+        inc.in_band_since = None
+        if rule.worse(alert.value, inc.peak_value):
+            inc.peak_value, inc.peak_at = alert.value, end
+        out.incidents.append(_record(rule, brand, inc, end))
+        return
+    assert rs.pending_since is not None
+    onset = rs.recent[0].minute if rs.recent else rs.pending_since - MINUTE
+    series = rs.recent[-MAX_INCIDENT_POINTS:]
+    peak = max(series, key=lambda p: p.value) if series else None
+    rs.incident = IncidentState(
+        id=f"{alert.fingerprint}:{onset.strftime('%Y%m%dT%H%MZ')}",
+        onset=onset,
+        firing_at=end,
+        peak_value=peak.value if peak is not None else alert.value,
+        peak_at=peak.minute + MINUTE if peak is not None else end,
+        series=list(series),
+    )
+    rs.recent = []
+    out.incidents.append(_record(rule, brand, rs.incident, end))
+
+
+def follow_incident(
+    rule: BrandRule,
+    rs: RuleState,
+    brand: str,
+    end: datetime,
+    point: IncidentPoint,
+    verdict: Verdict,
+    out: EngineOutput,
+) -> None:
+    """Add the minute ending at ``end`` to the open incident; close it once it has recovered."""
+    inc = rs.incident
+    assert inc is not None
+    if not inc.series or inc.series[-1].minute < point.minute:
+        if len(inc.series) < MAX_INCIDENT_POINTS:
+            inc.series.append(point)
+        else:
+            inc.series_truncated = True
+    if rs.state is RuleStatus.FIRING and rule.worse(verdict.value, inc.peak_value):
+        inc.peak_value, inc.peak_at = round(verdict.value, 4), end
+    if verdict.elevated:
+        inc.in_band_since = None
+    elif inc.in_band_since is None:
+        inc.in_band_since = point.minute
+    status = IncidentStatus.FIRING
+    if inc.resolved_at is not None:
+        status = IncidentStatus.RESOLVED
+        if inc.in_band_since is not None and end - inc.in_band_since >= rule.recovery:
+            status = IncidentStatus.RECOVERED
+        elif end - inc.resolved_at >= INCIDENT_TRACKING:
+            status = IncidentStatus.UNRECOVERED
+    out.incidents.append(_record(rule, brand, inc, end, status))
+    if status in (IncidentStatus.RECOVERED, IncidentStatus.UNRECOVERED):
+        rs.incident = None
+
+
+def _record(
+    rule: BrandRule,
+    brand: str,
+    inc: IncidentState,
+    end: datetime,
+    status: IncidentStatus | None = None,
+) -> Incident:
+    labels = rule.alert_labels(brand)
+    if status is None:
+        status = IncidentStatus.FIRING if inc.resolved_at is None else IncidentStatus.RESOLVED
+    recovered = end if status is IncidentStatus.RECOVERED else None
+    return Incident(
+        id=inc.id,
+        fingerprint=fingerprint(labels),
+        brand=brand,
+        alertname=rule.alert,
+        labels=labels,
+        status=status,
+        onset=inc.onset,
+        firing_at=inc.firing_at,
+        firings=inc.firings,
+        peak_value=inc.peak_value,
+        peak_at=inc.peak_at,
+        resolved_at=inc.resolved_at,
+        recovered_at=recovered,
+        time_to_recover_s=None if recovered is None else (recovered - inc.onset).total_seconds(),
+        updated_at=end,
+        series=tuple(inc.series),
+        series_truncated=inc.series_truncated,
+    )

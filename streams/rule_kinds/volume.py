@@ -1,0 +1,88 @@
+"""``volume_surge``: mention volume far above its baseline, judged by the volume-surge detector.
+
+Each closed minute, the count of the rule's window goes through the detector of its baseline slot
+(:mod:`streams.detectors`), whose verdict is the condition. The detector keeps its own state in
+``RuleState.detectors``, so this kind does not feed the window baselines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import ClassVar, Literal
+
+from streams.detectors import Detection, VolumeSurgeDetector, VolumeSurgeParams
+from streams.rule_kinds.base import BrandRule, Verdict
+from streams.state import RuleState
+from streams.windows import MINUTE, WindowStats, slot_of
+from streams.yamlfile import Duration
+
+__all__ = ["MAX_ZERO_STEPS", "VolumeSurgeRule"]
+
+MAX_ZERO_STEPS = 7 * 24 * 60
+"""Silent minutes a volume detector is stepped through after a long gap (a week at most)."""
+
+
+class VolumeSurgeRule(BrandRule):
+    """Mention volume far above its baseline: each closed minute's count goes through the
+    volume-surge detector (``params``), whose verdict is the condition."""
+
+    kind: Literal["volume_surge"]
+    window: Duration = timedelta(minutes=1)
+    params: VolumeSurgeParams = VolumeSurgeParams()
+
+    feeds_baseline: ClassVar[bool] = False
+
+    def detector(self, rs: RuleState, slot: int) -> VolumeSurgeDetector:
+        """The detector of baseline slot ``slot`` as ``rs`` remembers it (new if never used)."""
+        stored = rs.detectors.get(str(slot))
+        if stored is None:
+            return VolumeSurgeDetector(self.params)
+        return VolumeSurgeDetector.from_state(self.params, stored)
+
+    def judge(self, value: float, detection: Detection) -> Verdict:
+        """The verdict on a count the detector judged."""
+        return Verdict(
+            value=value,
+            baseline=detection.baseline,
+            condition=detection.condition and value >= self.min_volume,
+            elevated=detection.score >= 0.5,
+        )
+
+    def evaluate(self, rs: RuleState, stats: WindowStats, end: datetime) -> Verdict:
+        slot = slot_of(self.baseline.seasonality, end - MINUTE)
+        detector = self.detector(rs, slot)
+        detection = detector.step(float(stats.count))
+        rs.detectors[str(slot)] = detector.to_state()
+        return self.judge(float(stats.count), detection)
+
+    def format_value(self, value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.0f}"
+
+    def pass_silence(self, rs: RuleState, start: datetime, resume: datetime) -> None:
+        """Show the detectors the silent minutes they would have seen (a zero count each)."""
+        minutes = min(int((resume - start) / MINUTE), MAX_ZERO_STEPS)
+        first = resume - minutes * MINUTE
+        detectors: dict[int, VolumeSurgeDetector] = {}
+        for i in range(minutes):
+            slot = slot_of(self.baseline.seasonality, first + i * MINUTE)
+            detector = detectors.get(slot)
+            if detector is None:
+                detector = detectors[slot] = self.detector(rs, slot)
+            detector.step(0.0)
+        for slot, detector in detectors.items():
+            rs.detectors[str(slot)] = detector.to_state()
+
+    def detect(
+        self, counts: Iterable[tuple[datetime, float]]
+    ) -> Iterator[tuple[datetime, float, Detection, Verdict]]:
+        """The detector's verdicts on a series of bucket counts, each from the rows before it
+        (``listenwell detect``); one detector per baseline slot of the rows' timestamps."""
+        detectors: dict[int, VolumeSurgeDetector] = {}
+        for at, value in counts:
+            slot = slot_of(self.baseline.seasonality, at)
+            detector = detectors.get(slot)
+            if detector is None:
+                detector = detectors[slot] = VolumeSurgeDetector(self.params)
+            detection = detector.step(value)
+            yield at, value, detection, self.judge(value, detection)

@@ -1,0 +1,200 @@
+"""What the rule engine remembers and what its calls return: plain data, no logic beyond indexing.
+
+``BrandState`` is everything the engine keeps for one brand (JSON round-trips losslessly; the worker
+stores it in a Faust table, the customers apart). ``RuleState`` is one brand-level rule's place in
+its state machine with its baselines, detector state and the incident it follows; ``CustomerState``
+one customer's recent mentions and risk. ``EngineOutput`` and ``Erased`` are what
+:class:`streams.engine.Engine`'s calls produce. The field names are the changelog format: renaming
+one breaks recovery of stored states.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from streams.customer_risk import CustomerMention
+from streams.records import (
+    Alert,
+    AwareDatetime,
+    CustomerHealth,
+    CustomerTier,
+    Example,
+    Incident,
+    IncidentPoint,
+)
+from streams.windows import MINUTE, Baseline, MinuteBucket
+
+__all__ = [
+    "BrandState",
+    "CustomerState",
+    "EngineOutput",
+    "Erased",
+    "IncidentState",
+    "RuleState",
+    "RuleStatus",
+]
+
+
+class RuleStatus(StrEnum):
+    INACTIVE = "inactive"
+    PENDING = "pending"
+    FIRING = "firing"
+
+
+class IncidentState(BaseModel):
+    """The incident a rule is following for a brand (see :class:`streams.records.Incident`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    onset: AwareDatetime
+    firing_at: AwareDatetime
+    firings: int = 1
+    peak_value: float
+    peak_at: AwareDatetime
+    resolved_at: AwareDatetime | None = None
+    in_band_since: AwareDatetime | None = None
+    series: list[IncidentPoint] = []
+    series_truncated: bool = False
+
+
+class RuleState(BaseModel):
+    """Where one brand-level rule stands for one brand."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: RuleStatus = RuleStatus.INACTIVE
+    since: AwareDatetime | None = None
+    """When the rule entered its current state."""
+    pending_since: AwareDatetime | None = None
+    firing_since: AwareDatetime | None = None
+    """``starts_at`` of the firing alert."""
+    clear_since: AwareDatetime | None = None
+    """First evaluation with the condition false while firing (for ``keep_firing_for``)."""
+    last_resolved_at: AwareDatetime | None = None
+    """For the cooldown."""
+    value: float | None = None
+    baseline: float | None = None
+    peak: float | None = None
+    peak_at: AwareDatetime | None = None
+    examples: list[Example] = []
+    """Examples at the peak of the current episode."""
+    baselines: list[Baseline] = []
+    """The rule's own baseline: one slot (flat) or 168 (``hour_of_week``), fed by the minutes
+    that leave its window while it is inactive."""
+    detectors: dict[str, dict[str, Any]] = {}
+    """Volume-surge detector state per baseline slot."""
+    recent: list[IncidentPoint] = []
+    """The last minutes before firing (for the onset of an incident's series)."""
+    incident: IncidentState | None = None
+
+
+class CustomerState(BaseModel):
+    """What one customer of one brand said recently, and how at risk that makes them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mentions: list[CustomerMention] = []
+    """Most recent mentions, oldest first, bounded by the engine's ``max_customer_mentions``."""
+    last_mention_at: AwareDatetime
+    evaluated_at: AwareDatetime | None = None
+    risk_score: float = 0.0
+    tier: CustomerTier = CustomerTier.HEALTHY
+    reasons: list[str] = []
+    firing: dict[str, AwareDatetime] = {}
+    """alertname → ``starts_at`` of each customer rule firing for this customer."""
+    last_resolved_at: dict[str, AwareDatetime] = {}
+    pending: dict[str, AwareDatetime] = {}
+    """alertname → since when the score has been at or above ``fire_at`` (for ``for``)."""
+    clear_since: dict[str, AwareDatetime] = {}
+    """alertname → since when a firing customer's score has been below ``resolve_below``."""
+
+    @property
+    def watched(self) -> bool:
+        """Firing, pending or not healthy: re-scored every quarter hour, not only hourly."""
+        return bool(self.firing or self.pending) or self.tier is not CustomerTier.HEALTHY
+
+
+class BrandState(BaseModel):
+    """Everything the engine remembers about one brand; JSON round-trips losslessly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    brand: str
+    buckets: list[MinuteBucket] = []
+    """Minute buckets, oldest first: the open minutes and the closed ones a window still needs."""
+    scopes: dict[str, list[MinuteBucket]] = {}
+    """Buckets of the mentions a scoped rule sees (sources/segments), by the rule's scope key."""
+    baseline: Baseline = Baseline()
+    max_event_time: AwareDatetime | None = None
+    watermark: AwareDatetime | None = None
+    closed_until: AwareDatetime | None = None
+    """Every minute starting before this instant is closed and evaluated."""
+    baseline_until: AwareDatetime | None = None
+    """Every minute starting before this instant has left the windows (fed to or kept from the
+    baseline): the baseline never overlaps the windows it is compared with."""
+    rules: dict[str, RuleState] = {}
+    customers: dict[str, CustomerState] = {}
+    late_dropped: int = 0
+
+    @functools.cached_property
+    def watched_customers(self) -> set[str]:
+        """Ids of the customers firing, pending or not healthy: an index built on first use and
+        then kept up to date by the engine (the only writer of ``customers`` once a state is in
+        use), so the quarter-hourly sweep need not test every customer. A cached property: not a
+        field, so never stored, compared or serialised; :meth:`reindex` drops it."""
+        return {c for c, cs in self.customers.items() if cs.watched}
+
+    def reindex(self) -> None:
+        """Drop the watched index; call after changing ``customers`` other than by the engine."""
+        self.__dict__.pop("watched_customers", None)
+
+    def track(self, customer: str, cs: CustomerState | None) -> None:
+        """Update the watched index after ``customer`` was re-scored (``cs``) or removed (None)."""
+        watched: set[str] | None = self.__dict__.get("watched_customers")
+        if watched is None:
+            return  # not built yet: it will be, from the customers themselves
+        if cs is not None and cs.watched:
+            watched.add(customer)
+        else:
+            watched.discard(customer)
+
+    @property
+    def last_evaluated_minute(self) -> datetime | None:
+        """Start of the last closed (and evaluated) minute."""
+        return None if self.closed_until is None else self.closed_until - MINUTE
+
+
+@dataclass
+class EngineOutput:
+    """What one ``process``/``advance`` call produced."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    """Transitions to firing and to resolved, in event-time order (pending stays internal)."""
+    customers: list[CustomerHealth] = field(default_factory=list)
+    """Customers whose score, tier or reasons changed."""
+    incidents: list[Incident] = field(default_factory=list)
+    """Incidents that opened or changed (one per rule and brand per closed minute at most)."""
+    late: int = 0
+    """Mentions dropped because their minute was already closed."""
+
+
+@dataclass
+class Erased:
+    """What :meth:`streams.engine.Engine.erase` removed from one brand's state."""
+
+    examples: int = 0
+    """Example mentions (id and text) kept as evidence in minute buckets and rule states."""
+    customer_mentions: int = 0
+    changed_customers: list[str] = field(default_factory=list)
+    """Customers who lost some of their recent mentions."""
+    customers: list[str] = field(default_factory=list)
+    """Customers removed whole: the one named, and any left without mentions."""
+    alerts: list[Alert] = field(default_factory=list)
+    """Resolved transitions for the customer alerts that were firing for a removed customer."""
