@@ -23,6 +23,9 @@ bounded labels, never a mention, an author or a secret: keep the port inside the
 secret is a ``SecretStr`` read from ``LISTENWELL_WEBHOOK_SECRET`` or the file
 ``LISTENWELL_WEBHOOK_SECRET_FILE`` and never logged.
 
+The incident room (``/room/``, when the API runs with it) has its own login: a session cookie
+from its login form, or the same bearer token (see :mod:`services.room.pages`).
+
 Every other endpoint (``/v1/incidents``, ``/v1/incidents/{id}``, ``POST /v1/forget``) needs
 ``Authorization: Bearer <token>``, the token from ``LISTENWELL_API_TOKEN`` or the file
 ``LISTENWELL_API_TOKEN_FILE`` (constant-time comparison); with no token configured they answer 401.
@@ -52,7 +55,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
@@ -61,6 +64,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.forget_cli import ForgetRequest
 from streams.records import MAX_TEXT_CHARS, AwareDatetime, Incident, Mention, MentionKind
+
+if TYPE_CHECKING:
+    from services.room.pages import Room
 
 log = logging.getLogger("listenwell.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -330,6 +336,11 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
         chunks.append(chunk)
 
 
+def _in_room(path: str) -> bool:
+    """The room's paths: it checks its own session cookie or bearer token."""
+    return path == "/room" or path.startswith("/room/")
+
+
 def make_api(
     settings: ApiSettings,
     sink: EventSink,
@@ -340,11 +351,13 @@ def make_api(
     incidents: Callable[[], dict[str, Incident]] | None = None,
     token: SecretStr | None = None,
     forget: Forget | None = None,
+    room: Room | None = None,
 ) -> web.Application:
     """The aiohttp application; ``sink`` delivers mentions, ``clock`` is the unix time;
     ``incidents`` (if given) serves ``GET /v1/incidents`` and ``/v1/incidents/{id}``, ``forget``
     (if given) serves ``POST /v1/forget``, both to clients presenting ``token`` as
-    ``Authorization: Bearer`` (none are served without a token)."""
+    ``Authorization: Bearer`` (none are served without a token); ``room`` (if given) serves the
+    incident room's pages under ``/room/`` (:mod:`services.room.pages`, its own login)."""
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ApiMetrics(registry)
     recent = RecentIds(settings.webhook_recent_ids)
@@ -460,7 +473,7 @@ def make_api(
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path != "/v1/events" and (request.content_length or 0) > MAX_OTHER_BODY_BYTES:
             return _json(413, {"error": f"body larger than {MAX_OTHER_BODY_BYTES} bytes"})
-        if request.path not in PUBLIC_PATHS:
+        if request.path not in PUBLIC_PATHS and not (room is not None and _in_room(request.path)):
             provided = request.headers.get("Authorization", "").encode("utf-8", "replace")
             if expected_auth is None or not hmac.compare_digest(expected_auth, provided):
                 return _json(
@@ -487,5 +500,9 @@ def make_api(
         add_incident_routes(app, incidents)
     if forget is not None:
         app.router.add_post("/v1/forget", post_forget)
+    if room is not None:
+        from services.room.pages import PREFIX, make_room_app
+
+        app.add_subapp(PREFIX, make_room_app(room))
     app.on_cleanup.append(close_sink)
     return app

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,3 +46,20 @@ class Settings(BaseSettings):
         default=120, ge=0, description="event-time lateness tolerated before a minute is closed"
     )
     data_dir: Path = Field(default=Path(".listenwell"), description="local state (Faust, logs)")
+    public_url: str | None = Field(
+        default=None,
+        description="where users reach the API, e.g. https://listen.example.com: Slack and "
+        "e-mail alerts link to the incident room there (no link when unset)",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError("LISTENWELL_PUBLIC_URL must be an http(s) URL such as https://host")
+        return value.rstrip("/")
