@@ -4,7 +4,8 @@ Server-rendered HTML (Jinja2 with autoescaping on for every template; record tex
 reaches a page through it), SVG charts drawn here, one CSS file and one small script served from
 ``/room/static/``; nothing is loaded from elsewhere. Every answer carries a strict Content
 Security Policy (``default-src 'self'``: no inline script or style anywhere), ``nosniff``, no
-framing and no referrer. The pages are read-only (GET); the only POSTs are login and logout.
+framing, and no referrer to other sites (``same-origin``: a login form's ``Origin`` must still be
+sent). The pages are read-only (GET); the only POSTs are login and logout.
 
 Pages: ``/room/`` (brands, recent incidents), ``/room/incidents/{id}``, ``/room/customers``,
 ``/room/alerts/{fingerprint}?at=…`` (an alert's link: redirects to its incident), and
@@ -50,12 +51,13 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 STATIC_FILES = {"room.css": "text/css", "room.js": "text/javascript"}
 PUBLIC = frozenset({f"{PREFIX}/login", f"{PREFIX}/static/room.css", f"{PREFIX}/static/room.js"})
+STOPPING = web.AppKey("stopping", asyncio.Event)
 MAX_FLAGGED_SHOWN = 200
 MAX_RECOVERED_SHOWN = 50
 MAX_INCIDENTS_SHOWN = 20
@@ -257,7 +259,7 @@ def make_room_app(room: Room) -> web.Application:
                     {"error": "log in or send the bearer token"}, status=401
                 )
             else:
-                target = quote(request.path_qs, safe="/?=&:.-_~%")
+                target = quote(request.path_qs, safe="/")
                 response = web.HTTPSeeOther(f"{PREFIX}/login?next={target}")
         else:
             try:
@@ -400,7 +402,7 @@ def make_room_app(room: Room) -> web.Application:
         seen = -1
         started = room.clock.monotonic()
         quiet_since = started
-        stopping = request.app["stopping"]
+        stopping = request.app[STOPPING]
         while not stopping.is_set() and room.clock.monotonic() - started < room.settings.sse_max_s:
             version = feed.model.version  # an int read: no lock needed
             if version != seen:
@@ -414,10 +416,10 @@ def make_room_app(room: Room) -> web.Application:
         return response
 
     async def on_shutdown(app: web.Application) -> None:
-        app["stopping"].set()
+        app[STOPPING].set()
 
     app = web.Application(middlewares=[guard])
-    app["stopping"] = asyncio.Event()
+    app[STOPPING] = asyncio.Event()
     app.on_shutdown.append(on_shutdown)
     app.router.add_get("/", brands)
     app.router.add_get("/incidents/{id}", incident)
