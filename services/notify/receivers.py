@@ -31,6 +31,7 @@ from services.notify.config import (
 )
 from services.notify.core import Notification
 from streams.records import Alert
+from streams.settings import Settings
 
 
 class DeliveryError(Exception):
@@ -89,9 +90,12 @@ class SlackSender:
         self._config = config
         self._url = config.webhook_url.resolve()
         self._client = client
+        self._public_url = Settings().public_url
 
     def send(self, notification: Notification) -> None:
-        payload = render.slack_payload(notification, self._config.channel)
+        payload = render.slack_payload(
+            notification, self._config.channel, public_url=self._public_url
+        )
         _post(self._client, self._url.get_secret_value(), "Slack", json=payload)
 
 
@@ -175,15 +179,18 @@ class WebhookSender:
         _post(self._client, self._url, "webhook", content=body, headers=headers)
 
 
-def email_message(notification: Notification, sender: str, to: list[str]) -> EmailMessage:
-    """multipart/alternative: text/plain, and multipart/related (text/html + inline PNG charts)."""
+def email_message(
+    notification: Notification, sender: str, to: list[str], public_url: str | None = None
+) -> EmailMessage:
+    """multipart/alternative: text/plain, and multipart/related (text/html + inline PNG charts);
+    alerts link to the incident room when ``public_url`` is set."""
     msg = EmailMessage()
     msg["Subject"] = render.title(notification)
     msg["From"] = sender
     msg["To"] = ", ".join(to)
     msg["Date"] = formatdate(notification.at.timestamp(), usegmt=True)
     msg["Message-ID"] = make_msgid(domain="listenwell.local")
-    msg.set_content(render.email_text(notification))
+    msg.set_content(render.email_text(notification, public_url=public_url))
     cids: dict[str, str] = {}
     charts: list[tuple[str, bytes]] = []
     for alert in notification.alerts[: render.MAX_ALERTS]:
@@ -193,7 +200,9 @@ def email_message(notification: Notification, sender: str, to: list[str]) -> Ema
             (alert.starts_at, alert.value),
         )
         charts.append((cid, render.chart_png(points, alert.baseline, alert.alertname)))
-    msg.add_alternative(render.email_html(notification, cids), subtype="html")
+    msg.add_alternative(
+        render.email_html(notification, cids, public_url=public_url), subtype="html"
+    )
     html_part = msg.get_payload()[1]  # type: ignore[index]
     assert isinstance(html_part, EmailMessage)
     for cid, png in charts:
@@ -209,10 +218,11 @@ class EmailSender:
         self._config = config
         self._password = config.password.resolve() if config.password else None
         self._timeout = timeout
+        self._public_url = Settings().public_url
 
     def send(self, notification: Notification) -> None:
         c = self._config
-        msg = email_message(notification, c.from_, c.to)
+        msg = email_message(notification, c.from_, c.to, self._public_url)
         try:
             with smtplib.SMTP(c.host, c.port, timeout=self._timeout) as smtp:
                 if c.starttls:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from services.notify.core import Notification
+from services.room.links import alert_url
 from streams.records import Alert
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -48,6 +49,14 @@ def _link(alert: Alert) -> str | None:
     return None
 
 
+def _room(alert: Alert, public_url: str | None) -> str | None:
+    """The alert's incident-room page (``LISTENWELL_PUBLIC_URL``); ``None`` when unset."""
+    return alert_url(public_url, alert.labels, alert.fingerprint, alert.starts_at)
+
+
+ROOM_LINK_TEXT = "Open the incident room"
+
+
 def _values(n: Notification, alert: Alert) -> list[float]:
     return [v for _, v in n.history.get(alert.fingerprint, ())] or [alert.value]
 
@@ -56,8 +65,11 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-def slack_payload(n: Notification, channel: str | None = None) -> dict[str, object]:
-    """Slack incoming-webhook JSON with Block Kit blocks (and a plain ``text`` fallback)."""
+def slack_payload(
+    n: Notification, channel: str | None = None, *, public_url: str | None = None
+) -> dict[str, object]:
+    """Slack incoming-webhook JSON with Block Kit blocks (and a plain ``text`` fallback); each
+    alert links to its incident-room page when ``public_url`` is set."""
     blocks: list[dict[str, object]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title(n)[:150]}}
     ]
@@ -87,10 +99,11 @@ def slack_payload(n: Notification, channel: str | None = None) -> dict[str, obje
             blocks.append(
                 {"type": "section", "text": {"type": "mrkdwn", "text": f"Top mentions:\n{quotes}"}}
             )
-        link = _link(alert)
-        if link:
+        links = [f"<{u}|{ROOM_LINK_TEXT}>" for u in (_room(alert, public_url),) if u]
+        links += [f"<{u}|Open dashboard>" for u in (_link(alert),) if u]
+        if links:
             blocks.append(
-                {"type": "section", "text": {"type": "mrkdwn", "text": f"<{link}|Open dashboard>"}}
+                {"type": "section", "text": {"type": "mrkdwn", "text": " · ".join(links)}}
             )
         blocks.append({"type": "divider"})
     if len(n.alerts) > MAX_ALERTS:
@@ -102,8 +115,9 @@ def slack_payload(n: Notification, channel: str | None = None) -> dict[str, obje
     return payload
 
 
-def email_text(n: Notification) -> str:
-    """The plain-text part of the e-mail."""
+def email_text(n: Notification, *, public_url: str | None = None) -> str:
+    """The plain-text part of the e-mail (with each alert's incident-room link when
+    ``public_url`` is set)."""
     lines = [title(n), ""]
     for alert in n.alerts:
         state = "FIRING" if alert in n.firing else "RESOLVED"
@@ -117,6 +131,9 @@ def email_text(n: Notification) -> str:
             lines.append(f"  {alert.annotations['description']}")
         for example in alert.examples[:MAX_EXAMPLES]:
             lines.append(f'  > "{" ".join(example.text.split())[:280]}"')
+        room = _room(alert, public_url)
+        if room:
+            lines.append(f"  incident room: {room}")
         link = _link(alert)
         if link:
             lines.append(f"  {link}")
@@ -124,8 +141,11 @@ def email_text(n: Notification) -> str:
     return "\n".join(lines)
 
 
-def email_html(n: Notification, chart_cids: dict[str, str]) -> str:
-    """The HTML part; each alert's chart is an ``<img src="cid:…">`` of the related PNG."""
+def email_html(
+    n: Notification, chart_cids: dict[str, str], *, public_url: str | None = None
+) -> str:
+    """The HTML part; each alert's chart is an ``<img src="cid:…">`` of the related PNG, and its
+    incident-room link when ``public_url`` is set."""
     e = html.escape
     parts = [f"<html><body><h2>{e(title(n))}</h2>"]
     for alert in n.alerts:
@@ -148,6 +168,9 @@ def email_html(n: Notification, chart_cids: dict[str, str]) -> str:
                 for x in alert.examples[:MAX_EXAMPLES]
             )
             parts.append(f"<p>Top mentions:</p><ul>{items}</ul>")
+        room = _room(alert, public_url)
+        if room:
+            parts.append(f'<p><a href="{e(room)}">{ROOM_LINK_TEXT}</a></p>')
         link = _link(alert)
         if link:
             parts.append(f'<p><a href="{e(link)}">Open dashboard</a></p>')

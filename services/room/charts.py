@@ -54,12 +54,15 @@ class Marker:
     """onset, firing, peak, resolved, recovered, now (a CSS class)."""
     label: str
     at: datetime
+    anchor: str = "middle"
+    """SVG ``text-anchor`` of the label: kept inside the chart at its edges."""
 
 
 @dataclass(frozen=True)
 class Tick:
     pos: float
     label: str
+    anchor: str = "middle"
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,13 @@ def incident_chart(
         markers.append(
             Marker(x(incident.recovered_at), "recovered", "recovered", incident.recovered_at)
         )
+
+    def anchored(pos: float) -> str:
+        if pos < left + 40:
+            return "start"
+        return "end" if pos > width - right - 40 else "middle"
+
+    markers = [Marker(m.x, m.kind, m.label, m.at, anchored(m.x)) for m in markers]
     y_ticks = tuple(
         Tick(y(low + (high - low) * f), f"{low + (high - low) * f:.2f}") for f in (0.1, 0.5, 0.9)
     )
@@ -139,6 +149,7 @@ def incident_chart(
         Tick(
             x(start + timedelta(seconds=span_s * f)),
             f"{start + timedelta(seconds=span_s * f):%H:%M}",
+            anchored(x(start + timedelta(seconds=span_s * f))),
         )
         for f in (0.0, 0.25, 0.5, 0.75, 1.0)
     )

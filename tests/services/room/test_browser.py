@@ -87,7 +87,13 @@ def untouched(driver: Any) -> None:
     assert "pwned" not in driver.title
     assert driver.find_elements(By.ID, "injected") == []
     assert driver.find_elements(By.ID, "cust-injected") == []
-    assert driver.execute_script("return document.querySelectorAll('main script, main img, main style, main svg a, main i, main b').length") == 0
+    assert (
+        driver.execute_script(
+            "return document.querySelectorAll("
+            "'main script, main img, main style, main svg a, main i, main b').length"
+        )
+        == 0
+    )
     scripts = driver.execute_script("return Array.from(document.scripts).map(s => s.src)")
     assert [s.rsplit("/", 2)[-2:] for s in scripts] == [["static", "room.js"]]
     hrefs = driver.execute_script(
@@ -160,6 +166,9 @@ def test_a_phone_gets_one_column_without_sideways_scrolling(
             )
             assert overflow <= 0, path
         phone.get(base + "/room/")
-        assert phone.execute_script(
-            "return getComputedStyle(document.querySelector('#brands thead')).display"
-        ) == "none"
+        assert (
+            phone.execute_script(
+                "return getComputedStyle(document.querySelector('#brands thead')).display"
+            )
+            == "none"
+        )

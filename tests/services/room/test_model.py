@@ -14,7 +14,7 @@ from services.room.model import (
     TopicKind,
     representative,
 )
-from streams.records import AlertState, CustomerTier, IncidentStatus, SentimentLabel
+from streams.records import AlertState, CustomerTier, SentimentLabel
 from tests.services.room.records import T0, alert, health, incident, scored
 
 NEG = SentimentLabel.NEGATIVE
@@ -55,7 +55,9 @@ def test_brand_rows_compare_the_last_hour_with_the_rest_of_the_day() -> None:
         deficit = ("nobody cares",) if i % 5 == 1 else ()
         records.append(scored(5000 + i, at=at, label=label, deficit=deficit))
     # Another brand with 10 mentions in the last hour.
-    records += [scored(i, brand="globex", at=T0 + timedelta(hours=23, minutes=i)) for i in range(10)]
+    records += [
+        scored(i, brand="globex", at=T0 + timedelta(hours=23, minutes=i)) for i in range(10)
+    ]
     feed(model, [s(r) for r in records])
 
     acme, globex = model.brand_rows()
@@ -76,7 +78,17 @@ def test_brand_rows_compare_the_last_hour_with_the_rest_of_the_day() -> None:
 def test_the_same_records_in_any_interleaving_give_the_same_pages() -> None:
     inc = incident()
     records = [s(inc), s(alert(starts_at=inc.firing_at))]
-    records += [s(scored(i, label=NEG if i % 3 else SentimentLabel.POSITIVE, at=T0 + timedelta(hours=9, minutes=i), text=f"my bag was lost again {i % 7}")) for i in range(300)]
+    records += [
+        s(
+            scored(
+                i,
+                label=NEG if i % 3 else SentimentLabel.POSITIVE,
+                at=T0 + timedelta(hours=9, minutes=i),
+                text=f"my bag was lost again {i % 7}",
+            )
+        )
+        for i in range(300)
+    ]
     records += [s(health(f"cust-{i}", CustomerTier.AT_RISK, 50 + i)) for i in range(5)]
 
     def pages(order: list[tuple[TopicKind, bytes | None, bytes | None]]) -> object:
@@ -142,8 +154,13 @@ def test_an_incident_gathers_its_alerts_and_its_representative_negative_mentions
     resolved = alert(state=AlertState.RESOLVED, starts_at=inc.firing_at, ends_at=inc.resolved_at)
     earlier = alert(starts_at=inc.onset - timedelta(days=2))  # an older incident's alert
     feed(model, [s(inc), s(firing), s(firing), s(resolved), s(earlier)])
-    texts = ["my bag was lost at the airport", "they lost my bag again", "bag lost, no answer",
-             "lost bag and nobody calls back", "the pilot sang a song"]
+    texts = [
+        "my bag was lost at the airport",
+        "they lost my bag again",
+        "bag lost, no answer",
+        "lost bag and nobody calls back",
+        "the pilot sang a song",
+    ]
     for i in range(100):
         at = inc.onset + timedelta(minutes=i)
         model.apply(*s(scored(i, at=at, label=NEG, text=texts[i % 5] + f" #{i % 3}")))
@@ -169,15 +186,17 @@ def test_samples_of_hours_that_age_out_stay_with_their_incident() -> None:
     inc = incident(minutes=60)
     model.apply(*s(inc))
     for i in range(40):
-        model.apply(*s(scored(i, at=inc.onset + timedelta(minutes=i), label=NEG, text=f"awful {i}")))
+        model.apply(
+            *s(scored(i, at=inc.onset + timedelta(minutes=i), label=NEG, text=f"awful {i}"))
+        )
     before = model.incident_view(inc.id)
     model.apply(*s(scored(999, at=inc.onset + timedelta(days=2))))
     after = model.incident_view(inc.id)
     assert before is not None and after is not None
     assert after.negatives_sampled > 0
-    assert {v.id for v in after.representatives} <= {
-        v.id for v in before.representatives
-    } | {f"test:acme-{i}" for i in range(40)}
+    assert {v.id for v in after.representatives} <= {v.id for v in before.representatives} | {
+        f"test:acme-{i}" for i in range(40)
+    }
     assert model.brand_rows()[0].volume_now == 1
 
 
@@ -188,7 +207,14 @@ def test_the_customer_queue_orders_by_risk_and_keeps_the_recovered() -> None:
         [
             s(health("c-watch", CustomerTier.WATCH, 80)),
             s(health("c-risk-low", CustomerTier.AT_RISK, 60)),
-            s(health("c-risk-high", CustomerTier.AT_RISK, 90, mentions=(("test:acme-1", "cancel it"),))),
+            s(
+                health(
+                    "c-risk-high",
+                    CustomerTier.AT_RISK,
+                    90,
+                    mentions=(("test:acme-1", "cancel it"),),
+                )
+            ),
             s(health("c-never", CustomerTier.HEALTHY, 5)),
             s(health("c-back", CustomerTier.AT_RISK, 70)),
             s(health("c-back", CustomerTier.HEALTHY, 10, at=T0 + timedelta(hours=20))),
@@ -231,8 +257,18 @@ def test_mention_links_are_only_web_links_and_text_is_redacted_again() -> None:
 
 def view(text: str, n: int) -> MentionView:
     return MentionView(
-        id=f"t:{n}", brand="acme", source="t", kind="post", url=None, text=text,
-        label="negative", compound=-0.5, deficit=(), churn=(), created_at=T0, author="a",
+        id=f"t:{n}",
+        brand="acme",
+        source="t",
+        kind="post",
+        url=None,
+        text=text,
+        label="negative",
+        compound=-0.5,
+        deficit=(),
+        churn=(),
+        created_at=T0,
+        author="a",
         customer_id=None,
     )
 

@@ -25,7 +25,7 @@ from services.room.model import RoomModel, TopicKind
 from services.room.pages import CSP, Room, RoomSettings, visible
 from streams.clock import FakeClock
 from streams.records import AlertState, CustomerTier, Mention, SentimentLabel
-from tests.services.room.records import T0, alert, health, incident, scored
+from tests.services.room.records import alert, health, incident, scored
 
 TOKEN = "room-token-0123456789abcdef"
 Client = TestClient[web.Request, web.Application]
@@ -100,8 +100,13 @@ def crisis_records() -> list[Any]:
         )
     )
     records.append(
-        health("cust-<b>1</b>", CustomerTier.AT_RISK, 88, brand="northwind-air",
-               mentions=(("test:northwind-air-999", HOSTILE),))
+        health(
+            "cust-<b>1</b>",
+            CustomerTier.AT_RISK,
+            88,
+            brand="northwind-air",
+            mentions=(("test:northwind-air-999", HOSTILE),),
+        )
     )
     return records
 
@@ -221,8 +226,14 @@ def test_bearer_token_reads_the_pages_and_every_answer_carries_the_strict_policy
 
     async def scenario(client: Client) -> None:
         auth = {"Authorization": f"Bearer {TOKEN}"}
-        for path in ("/room/", f"/room/incidents/{inc_id}", "/room/customers", "/room/login",
-                     "/room/static/room.js", "/room/static/room.css"):
+        for path in (
+            "/room/",
+            f"/room/incidents/{inc_id}",
+            "/room/customers",
+            "/room/login",
+            "/room/static/room.js",
+            "/room/static/room.css",
+        ):
             answer = await client.get(path, headers=auth)
             assert answer.status == 200, path
             assert answer.headers["Content-Security-Policy"] == CSP
