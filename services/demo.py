@@ -3,14 +3,16 @@
 Every process it starts is stopped at the end, by its pid.
 
 Starts the local Kafka if it is not running, creates this run's topics (a fresh prefix, so earlier
-runs never leak in), starts a streams worker and the console notifier as child processes, produces
-the ``crisis`` scenario paced in event time, prints alert lines as the notifier prints them, then a
-summary read from the worker's own ``/metrics``.
+runs never leak in), starts a streams worker, the console notifier and the API with its incident
+room as child processes, produces the ``crisis`` scenario paced in event time, prints alert lines
+as the notifier prints them, then a summary read from the worker's own ``/metrics`` and the
+incident room's address. Run from a terminal, it then keeps the room open until Enter or Ctrl-C.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -117,6 +119,11 @@ def main(*, speedup: float = 1440.0, seed: int = 7) -> int:
     workdir = Path(".listenwell") / "demo" / run_id
     sinks = DemoSinks(workdir)
     worker_metrics, notifier_metrics = free_port(), free_port()
+    api_port = int(os.environ.get("LISTENWELL_API_PORT") or free_port())
+    room_url = f"http://127.0.0.1:{api_port}/room/"
+    # The user's own API token when set (never printed); else one for this run, printed to log in.
+    own_token = bool(os.environ.get("LISTENWELL_API_TOKEN"))
+    token = os.environ.get("LISTENWELL_API_TOKEN") or secrets.token_urlsafe(18)
     env = dict(
         os.environ,
         LISTENWELL_KAFKA_BOOTSTRAP=bootstrap,
@@ -125,15 +132,25 @@ def main(*, speedup: float = 1440.0, seed: int = 7) -> int:
         LISTENWELL_WORKER_METRICS_PORT=str(worker_metrics),
         LISTENWELL_NOTIFIER_METRICS_PORT=str(notifier_metrics),
         LISTENWELL_DATA_DIR=str(workdir),
+        LISTENWELL_PUBLIC_URL=f"http://127.0.0.1:{api_port}",
         **{SLACK_URL_ENV: sinks.slack_url},
+    )
+    api_env = dict(
+        env,
+        LISTENWELL_API_TOKEN=token,
+        LISTENWELL_WEBHOOK_SECRET=os.environ.get("LISTENWELL_WEBHOOK_SECRET")
+        or secrets.token_urlsafe(24),
     )
     cli = [sys.executable, "-m", "services.cli"]
     delivered = str(workdir / "delivered.log")
     notifier_args = ["--delivery-log", delivered, "--routes", str(sinks.routes)]
     print(f"run {run_id}: topics prefixed {prefix!r}, logs in {workdir}/", flush=True)
+    print(f"incident room: {room_url}", flush=True)
+    api_args = ["api", "--port", str(api_port), "--routes", str(sinks.routes)]
     try:
         with (
             sinks,
+            child([*cli, *api_args], api_env, workdir / "api.log"),
             child([*cli, "worker"], env, workdir / "worker.log") as worker,
             child(
                 [*cli, "notifier", *notifier_args],
@@ -174,11 +191,24 @@ def main(*, speedup: float = 1440.0, seed: int = 7) -> int:
             _print_summary(values, fired, resolved)
             print("notifications delivered by the notifier (routes → receivers):")
             print(sinks.where())
+            _show_room(room_url, None if own_token else token)
             return 0 if values and fired else 1
     finally:
         if kafka is not None:
             print(f"stopping the Kafka broker this demo started (pid {kafka.pid})", flush=True)
             kafka.stop()
+
+
+def _show_room(url: str, token: str | None) -> None:
+    """Say where the incident room is; from a terminal, keep it open until Enter or Ctrl-C."""
+    login = f"log in with the token {token}" if token else "log in with your LISTENWELL_API_TOKEN"
+    print()
+    print(f"incident room: {url} ({login})", flush=True)
+    if not sys.stdin.isatty():
+        return
+    print("press Enter (or Ctrl-C) to stop the demo and everything it started", flush=True)
+    with suppress(KeyboardInterrupt):
+        sys.stdin.readline()
 
 
 def _relay_alerts(notifier: subprocess.Popen[str]) -> tuple[list[str], list[str]]:

@@ -168,7 +168,7 @@ def _environment() -> Environment:
     env.filters.update(
         visible=visible, when=when, duration=duration, pct=pct, number=number, anchor=anchor
     )
-    env.globals.update(quote=lambda s: quote(s, safe=""))
+    env.globals.update(quote=lambda s: quote(s, safe=":"))
     return env
 
 
@@ -309,7 +309,7 @@ def make_room_app(room: Room) -> web.Application:
         found = feed.read(lambda m: m.incident_for_alert(fingerprint, at))
         if found is None:
             return page("missing.html", status=404, what="incident of this alert")
-        raise web.HTTPSeeOther(f"{PREFIX}/incidents/{quote(found, safe='')}")
+        raise web.HTTPSeeOther(f"{PREFIX}/incidents/{quote(found, safe=':')}")
 
     async def customers(request: web.Request) -> web.Response:
         flagged, recovered = feed.read(lambda m: m.customer_queue())

@@ -23,6 +23,7 @@ METRIC_CLASSES = (
     ("connectors.supervisor", "ConnectorMetrics"),
     ("services.api", "ApiMetrics"),
     ("services.notify.delivery", "DeliveryMetrics"),
+    ("services.room.metrics", "RoomMetrics"),
 )
 ALLOWED_LABELS = {
     "brand",
