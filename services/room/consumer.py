@@ -161,28 +161,28 @@ class RoomConsumer:
         compacted = self._partitions(COMPACTED)
         if compacted:
             self._assign(compacted, positions)
-            self._read_to(consumer.end_offsets(compacted), positions)
+            self._read_to(consumer.end_offsets(compacted))
         assigned = self._partitions(COMPACTED + EVENTS)
         self._assign(assigned, positions)
         start_ends = consumer.end_offsets(assigned) if assigned else {}
         next_check = self.clock.monotonic()
         while not self._stop.is_set():
-            self._poll(positions)
+            self._poll()
             if self.clock.monotonic() >= next_check:
                 next_check = self.clock.monotonic() + self.lag_every_s
                 now_assigned = self._partitions(COMPACTED + EVENTS)
                 if set(now_assigned) != set(assigned):
                     assigned = now_assigned
                     self._assign(assigned, positions)
-                self._measure(assigned, positions, start_ends)
+                self._measure(assigned, start_ends)
 
-    def _read_to(self, ends: dict[Any, int], positions: dict[Any, int]) -> None:
+    def _read_to(self, ends: dict[Any, int]) -> None:
         while not self._stop.is_set() and any(
             self._consumer.position(tp) < end for tp, end in ends.items()
         ):
-            self._poll(positions)
+            self._poll()
 
-    def _poll(self, positions: dict[Any, int]) -> None:
+    def _poll(self) -> None:
         batches = self._consumer.poll(timeout_ms=500)
         for tp, messages in batches.items():
             kind = self.kinds[tp.topic]
@@ -196,9 +196,7 @@ class RoomConsumer:
                         message.offset,
                     )
 
-    def _measure(
-        self, assigned: list[Any], positions: dict[Any, int], start_ends: dict[Any, int]
-    ) -> None:
+    def _measure(self, assigned: list[Any], start_ends: dict[Any, int]) -> None:
         if not assigned:
             self.feed.mark_caught_up()  # nothing to read yet
             return

@@ -101,7 +101,6 @@ class Room:
     routes: RouteTree | None = None
     public_url: str | None = None
     clock: Clock = SYSTEM_CLOCK
-    stopping: asyncio.Event | None = None
 
 
 # --- text ---------------------------------------------------------------------------------------

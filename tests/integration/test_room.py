@@ -7,6 +7,7 @@ Screenshots of each page go to ``bench/results/room/`` (``LISTENWELL_ROOM_SHOTS`
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -99,6 +100,8 @@ def crisis(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
         with MentionProducer(run.bootstrap) as producer:
             for mention in mentions:
                 producer.send(mention, topic=run.topic(topics.MENTIONS_RAW))
+            # Bad input on a topic the room reads: skipped with a warning and counted.
+            producer.send_raw(run.topic(topics.MENTIONS_SCORED), key=b"acme", value=b"{not json")
         wait_for(
             lambda: worker.metric("listenwell_mentions_ingested_total") >= len(mentions),
             what="the worker to consume the crisis",
@@ -155,11 +158,15 @@ def browser(crisis: Crisis, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def shot(driver: Any, name: str) -> Path:
+    """A screenshot of the whole page (up to 4,000 CSS pixels tall) for the README."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(driver.get_window_size()["width"], min(max(height, 600), 4000))
-    driver.save_screenshot(str(path))
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 4000), "scale": 1}
+    image = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    path.write_bytes(base64.b64decode(image["data"]))
     assert path.stat().st_size > 10_000
     return path
 
@@ -260,6 +267,20 @@ def test_the_at_risk_queue_lists_the_scenarios_customers(crisis: Crisis, browser
     assert tiers == sorted(tiers, key=lambda t: t != "at_risk")
     assert all(c.find_elements(By.CSS_SELECTOR, ".reasons li") for c in cards)
     shot(browser, "customers")
+
+
+def test_the_read_model_reports_its_lag_size_and_bad_records(crisis: Crisis) -> None:
+    port = int(crisis.base.rsplit(":", 1)[1])
+    lag = "listenwell_room_consumer_lag_messages"
+    values = wait_for(
+        lambda: (v := scrape(port)) and total(v, lag) == 0 and v, what="the room to have no lag"
+    )
+    assert total(values, "listenwell_room_records_total", outcome="invalid") == 1
+    read = total(values, "listenwell_room_records_total", topic="mentions.scored")
+    assert read >= 17_000
+    assert total(values, "listenwell_room_items", kind="brand") == 4
+    assert total(values, "listenwell_room_items", kind="incident") >= 1
+    assert 0 < total(values, "listenwell_room_items", kind="minute") <= 4 * 24 * 60
 
 
 def _post(base: str, body: dict[str, Any]) -> int:
