@@ -36,6 +36,7 @@ __all__ = [
     "COMPLAINTS",
     "NEGATED_SERVICE",
     "SARCASM",
+    "SERVICE_FAILURES",
     "CsSentiment",
     "CsVerdict",
     "features",
@@ -87,7 +88,7 @@ COMPLAINTS: tuple[tuple[str, str, float], ...] = (
     ),
     (
         "no zero single",
-        r"\b(?:no|zero|not a single) (?:response|reply|answer|update|refund|help|one answers)",
+        r"\b(?:no|zero|not a single) (?:response|reply|answer|update|updates|refund|help|one answers|explanation|information|info|communication|food|water|crew|staff|signal|service|internet|wifi|compensation|apology|notice|eta|call ?back)\b",
         -2.0,
     ),
     ("charged billed", r"\b(?:charged|billed) (?:me )?(?:twice|double|again|for nothing)", -2.5),
@@ -98,7 +99,7 @@ COMPLAINTS: tuple[tuple[str, str, float], ...] = (
         r"\b(?:third|fourth|fifth|\d+(?:st|nd|rd|th)) time (?:calling|i'?ve called|asking|this week)",
         -2.0,
     ),
-    ("time", r"\bfor (?:the )?(?:third|fourth|fifth|\d+(?:st|nd|rd|th)) time\b", -1.5),
+    ("time", r"\bfor (?:the )?(?:third|fourth|fifth|(?:[2-9]|\d\d+)(?:nd|rd|th)) time\b", -1.5),
     ("waste wasted", r"\b(?:waste|wasted) (?:of )?(?:my )?(?:time|money|day)", -2.5),
     ("never", r"\bnever (?:again|arrived|received|showed up|came|got (?:a|my|the|any))\b", -2.0),
     (
@@ -109,7 +110,57 @@ COMPLAINTS: tuple[tuple[str, str, float], ...] = (
     ("out down", r"\b(?:out|down) (?:again|for (?:hours|days))\b", -2.0),
     ("stuck", r"\bstuck (?:on|at|in) (?:the )?(?:tarmac|airport|hold|gate|phone)", -2.5),
     ("missed", r"\bmissed my (?:connection|flight|meeting)", -2.0),
+    # waiting measured in hours or days: "sitting here for an hour", "trying to reach you for 2 days"
+    (
+        "sitting sat waiting waited stuck trying tried calling called standing",
+        rf"\b(?:sitting|sat|waiting|waited|stuck|trying|tried|calling|called|standing)\b[^.!?]{{0,40}}?\bfor (?:over |almost |nearly |more than |another )?{_NUM} (?:hours?|hrs?|minutes|mins|days|weeks|months)\b",
+        -2.0,
+    ),
+    (
+        "hold wait",
+        rf"\b(?:hold|wait|waiting) times? (?:is|are|was|of) (?:now |still |over |almost )?{_NUM} (?:hours?|hrs?|minutes|mins)",
+        -2.0,
+    ),
+    (
+        "another",
+        r"\banother (?:delay|cancell?ation|outage|hour|\d+ (?:hours?|hrs?|minutes|mins)|day without)\b",
+        -2.0,
+    ),
+    (
+        "second 2nd third 3rd fourth 4th fifth 5th",
+        r"\b(?:second|2nd|third|3rd|fourth|4th|fifth|5th|\d+th) (?:delay|cancell?ation|outage|time (?:this|today|in a row)|one today)\b",
+        -2.0,
+    ),
+    (
+        "how what anyone",
+        r"\b(?:how (?:is it|hard is it|difficult is it|many times|long do i have to)|what am i paying for|what (?:is|'s) going on|is anyone (?:there|working|listening|home))\b",
+        -2.0,
+    ),
+    (
+        "supposed told promised",
+        r"\b(?:was supposed to|were supposed to|i was told|we were told|promised (?:me|us|a|to))\b",
+        -1.5,
+    ),
 )
+
+# Words that name a service failure whatever surrounds them (VADER has none of them).
+SERVICE_FAILURES: dict[str, float] = {
+    "overbooked": -2.0,
+    "stranded": -2.0,
+    "outage": -2.0,
+    "outages": -2.0,
+    "throttled": -2.0,
+    "disconnected": -1.5,
+    "mishandled": -2.0,
+    "misrouted": -2.0,
+    "unhelpful": -2.0,
+    "ripoff": -2.5,
+    "scam": -2.5,
+    "incompetent": -2.5,
+    "incompetence": -2.5,
+    "unreachable": -2.0,
+    "unanswered": -2.0,
+}
 
 # (trigger words, pattern): markers that turn positive words into sarcasm.
 SARCASM: tuple[tuple[str, str], ...] = (
@@ -143,17 +194,17 @@ SARCASM: tuple[tuple[str, str], ...] = (
 NEGATED_SERVICE: tuple[tuple[str, str, float], ...] = (
     (
         "not never wasn't isn't weren't aren't",
-        r"\b(?:not|never|wasn'?t|isn'?t|weren'?t|aren'?t) (?:very |at all |even |remotely )?(?:helpful|resolved|fixed|sorted|solved|refunded|answered|useful|working)",
+        r"\b(?:not|never|wasn'?t|isn'?t|weren'?t|aren'?t) (?:very |at all |even |remotely |yet |been )?(?:helpful|resolved|fixed|sorted|solved|refunded|answered|useful|working|delivered|received|credited|processed|shipped|honou?red|on time|returned|acknowledged)",
         -2.0,
     ),
     (
         "didn't doesn't don't won't can't cannot couldn't never",
-        r"\b(?:didn'?t|doesn'?t|don'?t|won'?t|can'?t|cannot|couldn'?t|never) (?:even )?(?:help|work|respond|reply|answer|arrive|call (?:me )?back|get back|fix|refund|load|connect|get through|reach|log ?in)",
+        r"\b(?:didn'?t|doesn'?t|don'?t|won'?t|can'?t|cannot|couldn'?t|never) (?:even )?(?:help\b(?! but| being| it\b| myself| thinking| feeling| laughing)|work|respond|reply|answer|arrive|call (?:me )?back|get back|fix|refund|load|connect|get through|reach|log ?in|make it|show up|turn up|come|deliver|honou?r)",
         -2.0,
     ),
     (
         "one nobody",
-        r"\b(?:no ?one|nobody) (?:answers|answered|responds|responded|helps|helped|cares|called back|is answering|picks up)",
+        r"\b(?:no ?one|nobody) (?:answers|answered|responds|responded|helps|helped|cares|called back|is answering|picks up|at the|is at|was at|here|there|around|available|knows|can tell|could tell|seems to|will)",
         -2.5,
     ),
     ("haven't", r"\bhaven'?t (?:heard|received|got|gotten) (?:back|anything|my|a|any)", -2.0),
@@ -175,6 +226,7 @@ def _compile(table: tuple[tuple[str, str, float], ...]) -> tuple[_Rule, ...]:
 _RULES = _compile((*COMPLAINTS, *NEGATED_SERVICE))
 _SARCASM_RULES = _compile(tuple((t, p, 0.0) for t, p in SARCASM))
 _TRIGGERS: frozenset[str] = frozenset().union(*(t for t, _, _ in (*_RULES, *_SARCASM_RULES)))
+_FAILURE_WORDS = frozenset(SERVICE_FAILURES)
 _TOKEN = re.compile(
     r"[a-z0-9_']+|[!?]+|[:;=][-']?[()dpo/\\|]|<3|[\U0001F300-\U0001FAFF\u2600-\u27BF]"
 )
@@ -214,11 +266,14 @@ def rule_scores(
     ``words`` (the set of :func:`tokens` of the text) lets rules whose trigger words are absent be
     skipped; it is computed when not given.
     """
-    present = _TRIGGERS.intersection(tokens(lowered) if words is None else words)
-    complaint = 0.0
+    if words is None:
+        words = set(tokens(lowered))
+    present = _TRIGGERS.intersection(words)
+    failures = _FAILURE_WORDS.intersection(words)
+    complaint = sum(SERVICE_FAILURES[w] for w in failures) if failures else 0.0
     sarcasm = False
     if present:
-        complaint = sum(v for t, p, v in _RULES if not t.isdisjoint(present) and p.search(lowered))
+        complaint += sum(v for t, p, v in _RULES if not t.isdisjoint(present) and p.search(lowered))
         sarcasm = any(not t.isdisjoint(present) and p.search(lowered) for t, p, _ in _SARCASM_RULES)
     valence = _inverse(vader_compound) if vader_compound else 0.0
     if sarcasm and valence > 0.0:
@@ -234,7 +289,11 @@ def rule_scores(
 
 def tokens(lowered: str) -> list[str]:
     """Words, emoticons, emoji and runs of ! or ? of a lowercased text (URLs and users folded)."""
-    text = _USER.sub(" @user ", _URL.sub(" http ", lowered))
+    text = lowered
+    if "http" in text or "www." in text:
+        text = _URL.sub(" http ", text)
+    if "@" in text:
+        text = _USER.sub(" @user ", text)
     return _TOKEN.findall(text)
 
 
@@ -302,10 +361,85 @@ def _lexical(words: set[str]) -> dict[str, float]:
     return feats
 
 
+# fmt: off
+_NEGATORS = frozenset({
+    "not", "no", "never", "nothing", "nobody", "none", "nowhere", "neither", "nor", "cannot",
+    "without", "n't", "don't", "doesn't", "didn't", "isn't", "wasn't", "aren't", "weren't",
+    "won't", "can't", "couldn't", "shouldn't", "wouldn't", "haven't", "hasn't", "hadn't", "ain't",
+    "dont", "doesnt", "didnt", "isnt", "wasnt", "arent", "werent", "wont", "cant", "couldnt",
+    "shouldnt", "wouldnt", "havent", "hasnt", "hadnt", "aint",
+})
+_CONTRAST = frozenset({"but", "however", "though", "although", "yet"})
+# a text whose first word is one of these and that holds a "?" asks something
+_ASKING = frozenset({
+    "can", "could", "do", "does", "did", "is", "are", "will", "would", "how", "what", "when",
+    "where", "which", "who", "any", "should", "may",
+})
+# fmt: on
+_NEGATION_SPAN = 3
+"""How many tokens after a negator are read as negated (up to a ``!``/``?`` run or a "but")."""
+
+
+def _negated(toks: list[str]) -> list[str]:
+    """The tokens that stand within ``_NEGATION_SPAN`` tokens after a negator, in order."""
+    out: list[str] = []
+    left = 0
+    for tok in toks:
+        if tok in _NEGATORS:
+            left = _NEGATION_SPAN
+        elif tok in _CONTRAST or tok[0] in "!?":
+            left = 0
+        elif left:
+            out.append(tok)
+            left -= 1
+    return out
+
+
+def _context(text: str, toks: list[str], negated: list[str]) -> list[tuple[str, float]]:
+    """Negation, contrast and question features.
+
+    ``_neglex``: the summed VADER valence (/4) of negated lexicon words; ``_but``, ``_butmin``,
+    ``_butmax``, ``_butsum``: a contrast word and the valences of the words after the last one
+    (the clause that usually carries the verdict); ``_qstart``, ``_qfull``, ``_q_noneg``,
+    ``_q_nolex``: a text that opens with a question word, asks with a "?", and holds no negative
+    (or no) lexicon word, which in customer service is mostly a neutral request.
+    """
+    feats: list[tuple[str, float]] = []
+    lexicon = _LEXICON
+    negated_valence = sum(lexicon.get(w, 0.0) for w in negated)
+    if negated_valence:
+        feats.append(("_neglex", negated_valence / 4.0))
+    last = -1
+    for i, tok in enumerate(toks):
+        if tok in _CONTRAST:
+            last = i
+    if last >= 0:
+        feats.append(("_but", 1.0))
+        after = [lexicon[w] for w in toks[last + 1 :] if w in lexicon]
+        if after:
+            feats.append(("_butmin", min(after) / 4.0))
+            feats.append(("_butmax", max(after) / 4.0))
+            feats.append(("_butsum", max(-1.0, min(1.0, sum(after) / 4.0))))
+    first = next((t for t in toks if t != "@user"), "")
+    opens = first in _ASKING
+    if opens:
+        feats.append(("_qstart", 1.0))
+    if "?" in text:
+        if opens:
+            feats.append(("_qfull", 1.0))
+        valences = [lexicon[w] for w in toks if w in lexicon]
+        if not any(v < -0.5 for v in valences):
+            feats.append(("_q_noneg", 1.0))
+            if not any(v > 0.5 for v in valences):
+                feats.append(("_q_nolex", 1.0))
+    return feats
+
+
 def features(text: str, vader: tuple[float, float, float, float]) -> dict[str, float]:
     """The model's sparse features of one text: VADER's scores, the rules, VADER's lexicon
-    valences of its words, surface marks (``?``, ``!``, link, length) and its words
-    (``w:<word>``, 1.0 each distinct word)."""
+    valences of its words, surface marks (``?``, ``!``, link, length), negation, contrast and
+    question features (:func:`_context`), its words (``w:<word>``, 1.0 each distinct word) and
+    its negated words (``n:<word>``)."""
     lowered = text.lower()
     toks = tokens(lowered)
     words = set(toks)
@@ -313,8 +447,12 @@ def features(text: str, vader: tuple[float, float, float, float]) -> dict[str, f
     feats = dict(_dense(vader, hits))
     feats.update(_surface(text, lowered, len(toks)))
     feats.update(_lexical(words))
+    negated = _negated(toks)
+    feats.update(_context(text, toks, negated))
     for word in words:
         feats["w:" + word] = 1.0
+    for word in negated:
+        feats["n:" + word] = 1.0
     return feats
 
 
@@ -337,7 +475,36 @@ class CsSentiment:
 
     def __init__(self, weights: dict[str, tuple[float, float, float]]) -> None:
         self.weights = weights
-        self._words = {n[2:]: w for n, w in weights.items() if n.startswith("w:")}
+        zero = (0.0, 0.0, 0.0)
+
+        def get(name: str) -> tuple[float, float, float]:
+            return weights.get(name, zero)
+
+        # The fast path of verdict(): weights of the fixed features by position, and per word its
+        # w:<word> weights plus the weights of its lexicon-valence bin (both count once per
+        # distinct word) with its valence (None for words outside VADER's lexicon).
+        self._fixed = tuple(
+            get(n)
+            for n in (
+                "_bias", "_compound", "_rule_compound", "_pos", "_neu", "_neg", "_complaint",
+                "_sarcasm", "_q", "_x", "_url",
+            )
+        )  # fmt: skip
+        self._bins = tuple(get(f"_bin{i}") for i in range(10))
+        self._vbins = tuple(get(f"_vbin{i}") for i in range(10))
+        self._lens = tuple(get(f"_len{i}") for i in range(6))
+        self._lexmax = get("_lexmax")
+        self._lexmin = get("_lexmin")
+        entries: dict[str, tuple[float, float, float, float | None]] = {}
+        for name, w in weights.items():
+            if name.startswith("w:"):
+                entries[name[2:]] = (w[0], w[1], w[2], None)
+        for word, valence in _LEXICON.items():
+            w = get(_LEX_BIN[word])
+            own = entries.get(word, (0.0, 0.0, 0.0, None))
+            entries[word] = (own[0] + w[0], own[1] + w[1], own[2] + w[2], valence)
+        self._entries = entries
+        self._negated_words = {n[2:]: w for n, w in weights.items() if n.startswith("n:")}
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_PATH) -> CsSentiment:
@@ -345,34 +512,86 @@ class CsSentiment:
         return cls(_load_weights(path))
 
     def verdict(self, text: str, vader: tuple[float, float, float, float]) -> CsVerdict:
-        """Score one text given VADER's (compound, pos, neu, neg) for it."""
+        """Score one text given VADER's (compound, pos, neu, neg) for it.
+
+        Computes the same sums as the weights over :func:`features` (a test holds them equal),
+        without building the feature dict.
+        """
         lowered = text.lower()
         toks = tokens(lowered)
         words = set(toks)
         hits = rule_scores(lowered, vader[0], words)
         if not self.weights:
             return CsVerdict(hits.compound, _label(hits.compound), (0.0, 0.0, 0.0), hits)
+        compound, pos, neu, neg = vader
+        values = (
+            1.0,
+            compound,
+            hits.compound,
+            pos,
+            neu,
+            neg,
+            min(1.0, -hits.complaint / 2.5),
+            1.0 if hits.sarcasm else 0.0,
+            1.0 if "?" in text else 0.0,
+            1.0 if "!" in text else 0.0,
+            1.0 if "http" in lowered else 0.0,
+        )
         s0 = s1 = s2 = 0.0
-        weights = self.weights
-        for name, value in (*_dense(vader, hits), *_surface(text, lowered, len(toks))):
-            w = weights.get(name)
-            if w is not None:
+        for w, value in zip(self._fixed, values, strict=True):
+            if value:
                 s0 += w[0] * value
                 s1 += w[1] * value
                 s2 += w[2] * value
-        for name, value in _lexical(words).items():
-            w = weights.get(name)
-            if w is not None:
-                s0 += w[0] * value
-                s1 += w[1] * value
-                s2 += w[2] * value
-        by_word = self._words
+        for w in (
+            self._bins[min(9, int((hits.compound + 1.0) * 5.0))],
+            self._vbins[min(9, int((compound + 1.0) * 5.0))],
+            self._lens[min(5, len(toks) // 6)],
+        ):
+            s0 += w[0]
+            s1 += w[1]
+            s2 += w[2]
+        entries = self._entries
+        top = low = 0.0
+        found = False
         for word in words:
-            w = by_word.get(word)
-            if w is not None:
-                s0 += w[0]
-                s1 += w[1]
-                s2 += w[2]
+            e = entries.get(word)
+            if e is None:
+                continue
+            s0 += e[0]
+            s1 += e[1]
+            s2 += e[2]
+            valence = e[3]
+            if valence is None:
+                continue
+            if not found:
+                top = low = valence
+                found = True
+            elif valence > top:
+                top = valence
+            elif valence < low:
+                low = valence
+        if found:
+            for w, value in ((self._lexmax, top / 4.0), (self._lexmin, low / 4.0)):
+                s0 += w[0] * value
+                s1 += w[1] * value
+                s2 += w[2] * value
+        negated = _negated(toks)
+        weights = self.weights
+        for name, value in _context(text, toks, negated):
+            cw = weights.get(name)
+            if cw is not None:
+                s0 += cw[0] * value
+                s1 += cw[1] * value
+                s2 += cw[2] * value
+        if negated:
+            by_negated = self._negated_words
+            for word in set(negated):
+                nw = by_negated.get(word)
+                if nw is not None:
+                    s0 += nw[0]
+                    s1 += nw[1]
+                    s2 += nw[2]
         scores = (s0, s1, s2)
         top = max(scores)
         exps = [math.exp(s - top) for s in scores]

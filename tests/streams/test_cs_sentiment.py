@@ -12,6 +12,7 @@ from streams.cs_sentiment import CsSentiment, features, rule_scores
 from streams.scoring import Scorer
 
 FIXTURE = Path(__file__).parents[1] / "data" / "cs_complaints.jsonl"
+TWEETS = Path(__file__).parents[1] / "data" / "cs_tweets.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,8 @@ def test_verdict_scores_the_features_the_model_was_trained_on() -> None:
         "Is the store open on Sunday?",
         "worst service ever, never again :(",
         "I changed my delivery address in the app",
+        "the seats were fine but the crew was not helpful, not happy at all",
+        "do you fly to lisbon? can't find it",
     ]
     for text in texts:
         vader = plain.vader(text)
@@ -101,3 +104,58 @@ def test_verdict_scores_the_features_the_model_was_trained_on() -> None:
         exps = [math.exp(s - top) for s in sums]
         expected = [e / sum(exps) for e in exps]
         assert layer.verdict(text, vader).probabilities == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@skyjet can someone please explain why we've been sitting here for an hour",
+        "@northwindair the hold time is 3 hours",
+        "@shopmart package says delivered. it was not delivered.",
+        "@northwindair nobody at the gate and the board says on time",
+        "@telcoone your unlimited plan got throttled after 10GB",
+        "@northwindair great, another delay",
+        "@telcoone tech was supposed to come between 8 and 12",
+        "@northwindair my bag didn't make it to boston",
+    ],
+)
+def test_service_failures_without_sentiment_words_are_negative(scorer: Scorer, text: str) -> None:
+    result = scorer.score_text(text)
+    assert result.vader_compound > -0.05
+    assert result.label.value == "negative"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Just watched The Lorax for the 1st time",
+        "I don't care what people say, I love it",
+        "you can't help but smile at this film",
+        "I've been a customer for 10 years",
+    ],
+)
+def test_rules_leave_ordinary_phrases_alone(text: str) -> None:
+    assert not rule_scores(text.lower(), 0.0).fired
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@skyjet do you allow pets in the cabin on international flights?",
+        "@shopmart do you ship to canada?",
+        "@northwindair what's the baggage allowance for economy to lisbon?",
+    ],
+)
+def test_questions_without_complaint_words_are_neutral(scorer: Scorer, text: str) -> None:
+    assert scorer.score_text(text).label.value == "neutral"
+
+
+def test_customer_tweets_beat_vader_on_the_check_set(scorer: Scorer) -> None:
+    """The check half of cs_tweets.jsonl was written before the second round of rules and not
+    read while building them."""
+    rows = [json.loads(line) for line in TWEETS.read_text(encoding="utf-8").splitlines()]
+    check = [r for r in rows if r["set"] == "check"]
+    assert len(check) >= 50
+    ours = sum(scorer.score_text(r["text"]).label.value == r["label"] for r in check)
+    vader = sum(Scorer().score_text(r["text"]).label.value == r["label"] for r in check)
+    assert ours >= vader + len(check) // 10
