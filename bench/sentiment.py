@@ -194,6 +194,12 @@ def main() -> int:
             f"{row['macro_recall']:.3f}  macro-F1 in the target mix "
             f"{row['macro_f1_target_mix']:.3f}"
         )
+    for name, row in cv["leave_one_set_out"].items():
+        print(
+            f"  {name:14} offsets tuned on the other two sets (neg/pos "
+            f"{row['offsets'][0]:+.1f}/{row['offsets'][1]:+.1f}): macro-F1 in the target mix "
+            f"{row['mix_macro_f1_plain']:.3f} without -> {row['mix_macro_f1_offsets']:.3f} with"
+        )
 
     vader_s: list[float] = []
     ours_s: list[float] = []
