@@ -63,9 +63,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from connectors.checkpoints import KafkaStateStore  # noqa: E402
 from connectors.replay import write_jsonl  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
-from connectors.supervisor import KafkaStateStore  # noqa: E402
 from services.demo import scrape, total  # noqa: E402
 from services.kafka_local import (  # noqa: E402
     KafkaLocalError,

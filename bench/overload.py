@@ -46,7 +46,7 @@ if str(REPO) not in sys.path:
 
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
-from connectors.runner import MentionProducer  # noqa: E402
+from connectors.producer import MentionProducer  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
 from services.demo import scrape, total  # noqa: E402
 from streams import topics  # noqa: E402

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E402
 
-from connectors.runner import MentionProducer  # noqa: E402
+from connectors.producer import MentionProducer  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
 from services.demo import scrape, stop_process, total  # noqa: E402
 from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402

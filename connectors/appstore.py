@@ -10,20 +10,14 @@ returns ``feed.entry[]`` newest first (50 per page, at most 10 pages): ``id.labe
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field
 
 from connectors.http import get_json, opaque_author, parse_time
-from connectors.paging import (
-    CursorState,
-    HttpSource,
-    HttpSourceSettings,
-    page_budget,
-    problem,
-    reason,
-)
+from connectors.paging import CursorState, page_budget
+from connectors.remote import HttpSource, HttpSourceSettings, problem, reason
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -79,7 +73,7 @@ class AppStoreSource(HttpSource[AppStoreSettings]):
     def fetch(self, cursor: str | None) -> tuple[list[Mention], str | None]:
         """Reviews newer than ``cursor``, oldest first; the cursor never ends."""
         state = CursorState.loads(cursor, self.name)
-        fetched_at = datetime.now(UTC)
+        fetched_at = self.clock.now()
         found: list[tuple[int, Mention]] = []
         for country in self.settings.countries:
             country = country.lower()
@@ -88,23 +82,12 @@ class AppStoreSource(HttpSource[AppStoreSettings]):
             # Apple serves at most 10 pages: a resumed walk may read them all to reach its cursor.
             for page in range(1, min(page_budget(self.settings, mark), 10) + 1):
                 entries = self._page(country, page)
-                reached_mark = False
-                for entry in entries:
-                    item = self._mention(country, entry, fetched_at)
-                    if item is None:
-                        continue
-                    if mark.is_older(item[0]):
-                        reached_mark = True
-                    elif mark.is_new(item[0], item[1]):
-                        pending.append(item)
+                reviews = (self._mention(country, entry, fetched_at) for entry in entries)
+                reached_mark = mark.collect(reviews, pending)
                 if reached_mark or not entries:
                     break
-            for t, review_id, mention in pending:
-                mark.advance(t, review_id)
-                found.append((t, mention))
-        found.sort(key=lambda pair: (pair[0], pair[1].id))
-        out = [m for _, m in found if state.claim(m.id)]
-        return out, state.dumps()
+            mark.accept(pending, found)
+        return state.answer(found)
 
     def _mention(
         self, country: str, entry: Any, fetched_at: datetime

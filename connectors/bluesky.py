@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -38,16 +36,16 @@ from connectors.http import (
     retry_after_seconds,
     send,
 )
-from connectors.paging import (
-    CursorState,
+from connectors.paging import CursorState, page_budget
+from connectors.remote import (
     HttpSource,
     HttpSourceSettings,
-    SkipLog,
+    RemoteSource,
     SourceSettings,
-    page_budget,
     problem,
     reason,
 )
+from streams.clock import SYSTEM_CLOCK, Clock
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -152,7 +150,7 @@ class BlueskySource(HttpSource[BlueskySettings]):
     def fetch(self, cursor: str | None) -> tuple[list[Mention], str | None]:
         """Posts newer than ``cursor``, oldest first; the cursor never ends."""
         state = CursorState.loads(cursor, self.name)
-        fetched_at = datetime.now(UTC)
+        fetched_at = self.clock.now()
         found: list[tuple[int, Mention]] = []
         for query in self.settings.queries:
             mark = state.mark(query)
@@ -160,27 +158,16 @@ class BlueskySource(HttpSource[BlueskySettings]):
             page_cursor: str | None = None
             for _ in range(page_budget(self.settings, mark)):
                 body = self._search(query, page_cursor)
-                reached_mark = False
-                for post in body["posts"]:
-                    item = self._mention(post, fetched_at)
-                    if item is None:
-                        continue
-                    if mark.is_older(item[0]):
-                        reached_mark = True
-                    elif mark.is_new(item[0], item[1]):
-                        pending.append(item)
+                posts = (self._mention(post, fetched_at) for post in body["posts"])
+                reached_mark = mark.collect(posts, pending)
                 page_cursor = body.get("cursor")
                 if reached_mark or not body["posts"] or not page_cursor:
                     break
             else:
                 if mark.t:
                     log.warning("%s: %r: backlog deeper than the page budget", self.name, query)
-            for t, uri, mention in pending:
-                mark.advance(t, uri)
-                found.append((t, mention))
-        found.sort(key=lambda pair: (pair[0], pair[1].id))
-        out = [m for _, m in found if state.claim(m.id)]
-        return out, state.dumps()
+            mark.accept(pending, found)
+        return state.answer(found)
 
     def _mention(self, post: Any, fetched_at: datetime) -> tuple[int, str, Mention] | None:
         try:
@@ -249,7 +236,7 @@ class JetstreamSettings(SourceSettings):
     )
 
 
-class BlueskyJetstreamSource(SkipLog):
+class BlueskyJetstreamSource(RemoteSource[JetstreamSettings]):
     """A live ``Source`` over Jetstream: ``app.bsky.feed.post`` creates containing a brand term.
 
     Each ``fetch`` connects to ``{url}?wantedCollections=app.bsky.feed.post&cursor=<time_us>``,
@@ -267,14 +254,10 @@ class BlueskyJetstreamSource(SkipLog):
         brand: str,
         settings: JetstreamSettings,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__()
-        self.name = name
-        self.brand = brand
-        self.settings = settings
+        super().__init__(name, brand, settings, clock=clock)
         self._terms = [t.lower() for t in settings.terms]
-        self._clock = clock
 
     def _url(self, cursor_us: int | None) -> str:
         query = "wantedCollections=app.bsky.feed.post"
@@ -301,7 +284,9 @@ class BlueskyJetstreamSource(SkipLog):
             where = f"{self.name}: HTTP {status} from Jetstream"
             if status == 429:
                 headers = {k: v for k, v in exc.response.headers.raw_items()}
-                raise RateLimited(f"{where} (rate limited)", retry_after_seconds(headers)) from None
+                raise RateLimited(
+                    f"{where} (rate limited)", retry_after_seconds(headers, self.clock)
+                ) from None
             if status >= 500:
                 raise TransientError(f"{where} (server error)") from None
             if status in (401, 403):
@@ -329,11 +314,11 @@ class BlueskyJetstreamSource(SkipLog):
         if mark.t:
             since = max(mark.t - int(self.settings.rewind_s * 1_000_000), 0)
         found: list[Mention] = []
-        deadline = self._clock() + self.settings.max_seconds
+        deadline = self.clock.monotonic() + self.settings.max_seconds
         new_events = 0
         with self._connect(since) as ws:
             while new_events < self.settings.max_events:
-                wait = min(self.settings.idle_s, deadline - self._clock())
+                wait = min(self.settings.idle_s, deadline - self.clock.monotonic())
                 if wait <= 0:
                     break
                 try:
@@ -388,7 +373,7 @@ class BlueskyJetstreamSource(SkipLog):
                 record,
                 self.brand,
                 self.settings.author_salt.get_secret_value(),
-                datetime.now(UTC),
+                self.clock.now(),
             )
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             self.skip(f"{self.name}: post {key}: {reason(exc)}")

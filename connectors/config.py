@@ -19,189 +19,36 @@ inline is a configuration error. References are resolved when the file is loaded
 settings that never print their value. Every problem is a ``ConfigError("file:line: reason")``.
 
 Source kinds come from ``connectors.registry.SOURCE_KINDS`` (kind -> source class and settings
-model; a source is built as ``Cls(name, brand, settings)``). ``simulate`` and ``replay`` are
-available here too, so a runner works before (and without) the registry.
+model; a source is built as ``cls(name, brand, settings)``); tests pass kinds of their own.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import types
-import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.base import Source
-from connectors.replay import ReplaySource
-from connectors.simulate import DEFAULT_START, SimulateSource
-from streams.records import Mention
+from connectors.registry import SOURCE_KINDS, SourceKind, secret_fields
 from streams.yamlfile import Duration, LineMap, load_located, validation_reason
 
 __all__ = [
     "ConfigError",
     "ConnectorConfig",
     "InstanceConfig",
-    "SourceKind",
     "build_source",
-    "describe_kinds",
     "load_config",
     "parse_config",
-    "secret_fields",
-    "source_kinds",
 ]
 
 
 class ConfigError(ValueError):
     """A connector config that cannot be used; the message is ``file:line: reason``."""
-
-
-@dataclass(frozen=True)
-class SourceKind:
-    """A source kind: the class a source is built from and the model of its settings."""
-
-    kind: str
-    cls: Any
-    """Called as ``cls(name, brand, settings)``; returns a ``connectors.base.Source``."""
-    settings_model: type[BaseModel]
-    summary: str = ""
-
-
-# --- simulate and replay as kinds (the registry may replace them with its own) -------------------
-
-
-class SimulateSettings(BaseModel):
-    """Settings of a ``simulate`` instance: a seeded scenario (see ``connectors.simulate``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    scenario: str = Field(default="crisis", description="scenario name")
-    seed: int = Field(default=7, description="random seed (same seed, same mentions)")
-    hours: float | None = Field(default=None, gt=0, description="scenario length in hours")
-    rate_scale: float = Field(default=1.0, gt=0, description="multiply the mention volume")
-    page_size: int = Field(default=500, ge=1, description="mentions per fetch")
-
-
-class ReplaySettings(BaseModel):
-    """Settings of a ``replay`` instance: a JSONL or CSV file of mentions."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    path: Path = Field(description="JSONL or CSV file of mentions")
-    page_size: int = Field(default=500, ge=1, description="mentions per fetch")
-
-
-class _Delegate:
-    """A source named after its instance that delegates to a foundation source."""
-
-    def __init__(self, name: str, inner: SimulateSource | ReplaySource) -> None:
-        self.name = name
-        self._inner = inner
-
-    @property
-    def skipped(self) -> int:
-        return getattr(self._inner, "skipped", 0)
-
-    @property
-    def problems(self) -> list[str]:
-        problems: list[str] = getattr(self._inner, "problems", [])
-        return problems
-
-    def check(self) -> list[str]:
-        return self._inner.check()
-
-    def fetch(self, cursor: str | None) -> tuple[list[Mention], str | None]:
-        return self._inner.fetch(cursor)
-
-
-class SimulateKindSource(_Delegate):
-    """``simulate`` as a kind; ``brand`` is informational (a scenario holds several brands)."""
-
-    def __init__(self, name: str, brand: str, settings: SimulateSettings) -> None:
-        super().__init__(
-            name,
-            SimulateSource(
-                settings.scenario,
-                settings.seed,
-                start=DEFAULT_START,
-                hours=settings.hours,
-                rate_scale=settings.rate_scale,
-                page_size=settings.page_size,
-            ),
-        )
-
-
-class ReplayKindSource(_Delegate):
-    """``replay`` as a kind; mentions keep the brand written in the file."""
-
-    def __init__(self, name: str, brand: str, settings: ReplaySettings) -> None:
-        super().__init__(name, ReplaySource(settings.path, page_size=settings.page_size))
-
-
-_BUILTIN_KINDS: dict[str, SourceKind] = {
-    "simulate": SourceKind(
-        "simulate", SimulateKindSource, SimulateSettings, "a seeded, simulated scenario"
-    ),
-    "replay": SourceKind(
-        "replay", ReplayKindSource, ReplaySettings, "a JSONL or CSV file of mentions"
-    ),
-}
-
-
-def _as_kind(kind: str, entry: Any) -> SourceKind:
-    """Accept a registry entry as a ``(cls, model)`` pair or an object naming both."""
-    if isinstance(entry, SourceKind):
-        return entry
-    if isinstance(entry, tuple | list) and len(entry) == 2:
-        return SourceKind(kind, entry[0], entry[1])
-    summary = getattr(entry, "summary", "")
-    cls = next(
-        (
-            getattr(entry, a)
-            for a in ("cls", "source_class", "source", "factory")
-            if hasattr(entry, a)
-        ),
-        None,
-    )
-    model = next(
-        (getattr(entry, a) for a in ("settings_model", "settings", "model") if hasattr(entry, a)),
-        None,
-    )
-    if cls is None or not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise TypeError(f"connectors.registry.SOURCE_KINDS[{kind!r}] has an unknown shape")
-    return SourceKind(kind, cls, model, summary if isinstance(summary, str) else "")
-
-
-def source_kinds() -> dict[str, SourceKind]:
-    """Every source kind: ``connectors.registry.SOURCE_KINDS`` over the built-in ones."""
-    kinds = dict(_BUILTIN_KINDS)
-    try:
-        registry = importlib.import_module("connectors.registry")
-    except ModuleNotFoundError as exc:
-        if exc.name != "connectors.registry":
-            raise
-        return kinds
-    for kind, entry in getattr(registry, "SOURCE_KINDS", {}).items():
-        kinds[kind] = _as_kind(kind, entry)
-    return dict(sorted(kinds.items()))
-
-
-def _is_secret(annotation: Any) -> bool:
-    if annotation is SecretStr:
-        return True
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is types.UnionType:
-        return any(_is_secret(arg) for arg in typing.get_args(annotation))
-    return False
-
-
-def secret_fields(model: type[BaseModel]) -> frozenset[str]:
-    """Names of the settings fields that hold secrets (typed ``SecretStr``)."""
-    return frozenset(n for n, f in model.model_fields.items() if _is_secret(f.annotation))
 
 
 # --- the config file ------------------------------------------------------------------------------
@@ -299,7 +146,7 @@ def _parse_settings(
 
 
 def _parse_instance(
-    raw: object, loc: LineMap, file: str, kinds: dict[str, SourceKind]
+    raw: object, loc: LineMap, file: str, kinds: Mapping[str, SourceKind]
 ) -> InstanceConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}:{loc.line}: an instance must be a mapping")
@@ -333,10 +180,9 @@ def _parse_instance(
 
 
 def parse_config(
-    text: str, file: str = "<string>", kinds: dict[str, SourceKind] | None = None
+    text: str, file: str = "<string>", kinds: Mapping[str, SourceKind] = SOURCE_KINDS
 ) -> ConnectorConfig:
     """Parse and validate a connector config; raises ``ConfigError`` (``file:line: reason``)."""
-    kinds = source_kinds() if kinds is None else kinds
     data, root = load_located(text, file, ConfigError, empty="empty config (expected 'instances:')")
     if not isinstance(data, dict) or set(data) != {"instances"}:
         raise ConfigError(f"{file}:{root.line}: expected a mapping with only 'instances'")
@@ -358,7 +204,7 @@ def parse_config(
     return ConnectorConfig(tuple(instances), file)
 
 
-def load_config(path: Path, kinds: dict[str, SourceKind] | None = None) -> ConnectorConfig:
+def load_config(path: Path, kinds: Mapping[str, SourceKind] = SOURCE_KINDS) -> ConnectorConfig:
     """Load a connector config file; raises ``ConfigError`` (``file:line: reason``)."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -369,34 +215,9 @@ def load_config(path: Path, kinds: dict[str, SourceKind] | None = None) -> Conne
     return parse_config(text, str(path), kinds)
 
 
-def build_source(instance: InstanceConfig, kinds: dict[str, SourceKind] | None = None) -> Source:
+def build_source(
+    instance: InstanceConfig, kinds: Mapping[str, SourceKind] = SOURCE_KINDS
+) -> Source:
     """Build the source of an instance: ``cls(name, brand, settings)`` of its kind."""
-    kinds = source_kinds() if kinds is None else kinds
     source: Source = kinds[instance.source].cls(instance.name, instance.brand, instance.settings)
     return source
-
-
-def describe_kinds(kinds: dict[str, SourceKind] | None = None) -> list[str]:
-    """Human-readable lines: every kind with its settings (type, default, secret or required)."""
-    kinds = source_kinds() if kinds is None else kinds
-    lines: list[str] = []
-    for name, kind in kinds.items():
-        lines.append(f"{name}:")
-        if kind.summary:
-            lines.append(f"  {kind.summary}")
-        secrets = secret_fields(kind.settings_model)
-        for field_name, info in kind.settings_model.model_fields.items():
-            ann = info.annotation
-            type_name = getattr(ann, "__name__", None) if isinstance(ann, type) else None
-            type_name = type_name or str(ann).replace("typing.", "").replace("pydantic.types.", "")
-            if info.is_required():
-                default = "required"
-            elif field_name in secrets:
-                default = "optional"
-            else:
-                value = info.get_default(call_default_factory=True)
-                default = f"default {value!r}"
-            flags = " secret ({env: NAME} or {file: PATH})" if field_name in secrets else ""
-            desc = f" — {info.description}" if info.description else ""
-            lines.append(f"  {field_name}: {type_name}, {default}{flags}{desc}")
-    return lines

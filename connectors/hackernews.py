@@ -15,14 +15,8 @@ from typing import Any
 from pydantic import Field
 
 from connectors.http import get_json, html_to_text, opaque_author
-from connectors.paging import (
-    CursorState,
-    HttpSource,
-    HttpSourceSettings,
-    page_budget,
-    problem,
-    reason,
-)
+from connectors.paging import CursorState, page_budget
+from connectors.remote import HttpSource, HttpSourceSettings, problem, reason
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -69,29 +63,22 @@ class HackerNewsSource(HttpSource[HackerNewsSettings]):
     def fetch(self, cursor: str | None) -> tuple[list[Mention], str | None]:
         """Stories and comments newer than ``cursor``, oldest first; the cursor never ends."""
         state = CursorState.loads(cursor, self.name)
-        fetched_at = datetime.now(UTC)
+        fetched_at = self.clock.now()
         found: list[tuple[int, Mention]] = []
         for query in self.settings.queries:
             mark = state.mark(query)
             pending: list[tuple[int, str, Mention]] = []
             for page in range(page_budget(self.settings, mark)):
                 body = self._page(query, mark.t, page)
-                for hit in body["hits"]:
-                    item = self._mention(hit, fetched_at)
-                    if item is not None and mark.is_new(item[0], item[1]):
-                        pending.append(item)
+                mark.collect((self._mention(hit, fetched_at) for hit in body["hits"]), pending)
                 if page + 1 >= int(body.get("nbPages") or 0):
                     break
             else:
                 log.warning(
                     "%s: %r: more than %d pages, older ones left", self.name, query, page + 1
                 )
-            for t, object_id, mention in pending:
-                mark.advance(t, object_id)
-                found.append((t, mention))
-        found.sort(key=lambda pair: (pair[0], pair[1].id))
-        out = [m for _, m in found if state.claim(m.id)]
-        return out, state.dumps()
+            mark.accept(pending, found)
+        return state.answer(found)
 
     def _mention(self, hit: Any, fetched_at: datetime) -> tuple[int, str, Mention] | None:
         try:

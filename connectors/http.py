@@ -20,8 +20,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
@@ -30,6 +29,7 @@ from typing import Any
 import httpx
 
 from connectors.base import AuthError, RateLimited, SourceError, TransientError
+from streams.clock import SYSTEM_CLOCK, Clock
 
 USER_AGENT = "listenwell/0.1 (social listening; +https://github.com/listenwell/listenwell)"
 DEFAULT_TIMEOUT_S = 10.0
@@ -80,26 +80,25 @@ def _parse_seconds(value: str, now: float) -> float | None:
     return max(when.timestamp() - now, 0.0)
 
 
-def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """How long the service asked us to wait, from ``Retry-After`` or ``X-RateLimit-Reset``."""
-    clock = time.time() if now is None else now
+def retry_after_seconds(headers: Mapping[str, str], clock: Clock = SYSTEM_CLOCK) -> float | None:
+    """How long the service asked us to wait, from ``Retry-After`` or ``X-RateLimit-Reset``
+    (a date or epoch time is counted from ``clock``'s now)."""
+    now = clock.time()
     lowered = {k.lower(): v for k, v in headers.items()}
     for key in ("retry-after", "x-ratelimit-reset", "ratelimit-reset"):
         if key in lowered:
-            seconds = _parse_seconds(lowered[key], clock)
+            seconds = _parse_seconds(lowered[key], now)
             if seconds is not None:
                 return seconds
     return None
 
 
-def raise_for_status(
-    response: httpx.Response, source: str, now: Callable[[], float] = time.time
-) -> None:
+def raise_for_status(response: httpx.Response, source: str, clock: Clock = SYSTEM_CLOCK) -> None:
     """Raise the connector error matching ``response``'s status; return quietly on 2xx."""
     status = response.status_code
     where = f"{source}: HTTP {status} from {response.request.method} {response.request.url.path}"
     if status == 429:
-        raise RateLimited(f"{where} (rate limited)", retry_after_seconds(response.headers, now()))
+        raise RateLimited(f"{where} (rate limited)", retry_after_seconds(response.headers, clock))
     if status >= 500:
         raise TransientError(f"{where} (server error)")
     if status in (401, 403):

@@ -15,7 +15,7 @@ One stream per hashtag and per query; the cursor keeps, per stream, the newest s
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -30,14 +30,8 @@ from connectors.http import (
     parse_time,
     retry_after_seconds,
 )
-from connectors.paging import (
-    CursorState,
-    HttpSource,
-    HttpSourceSettings,
-    Mark,
-    problem,
-    reason,
-)
+from connectors.paging import CursorState, Mark
+from connectors.remote import HttpSource, HttpSourceSettings, problem, reason
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -115,7 +109,7 @@ class MastodonSource(HttpSource[MastodonSettings]):
             # The page is good, but the next call would be refused: tell the runner to wait.
             log.info("%s: rate limit exhausted after this page", self.name)
             self._exhausted = retry_after_seconds(
-                {"X-RateLimit-Reset": response.headers.get("X-RateLimit-Reset", "")}
+                {"X-RateLimit-Reset": response.headers.get("X-RateLimit-Reset", "")}, self.clock
             )
         return statuses, response
 
@@ -130,7 +124,7 @@ class MastodonSource(HttpSource[MastodonSettings]):
             self._exhausted = None
             raise RateLimited(f"{self.name}: rate limit exhausted", exhausted)
         state = CursorState.loads(cursor, self.name)
-        fetched_at = datetime.now(UTC)
+        fetched_at = self.clock.now()
         found: list[tuple[int, Mention]] = []
         for stream in self._streams():
             mark = state.mark(stream)
@@ -139,9 +133,7 @@ class MastodonSource(HttpSource[MastodonSettings]):
                 mark.advance(t, str(t))
                 found.append((t, mention))
             mark.ids = []
-        found.sort(key=lambda pair: pair[0])
-        out = [m for _, m in found if state.claim(m.id)]
-        return out, state.dumps()
+        return state.answer(found)
 
     def _walk(
         self, stream: str, mark: Mark, first: bool, fetched_at: datetime

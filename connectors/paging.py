@@ -1,4 +1,4 @@
-"""Cursor bookkeeping shared by the polling sources, and the settings every HTTP source has.
+"""Cursor bookkeeping shared by the polling sources: where each stream stopped, what was returned.
 
 A cursor is a JSON object the runner stores as an opaque string:
 
@@ -10,40 +10,24 @@ A cursor is a JSON object the runner stores as an opaque string:
   returned are not (no repeat);
 * ``recent``: the last mention ids returned, so an item found by two streams (a post that matches a
   hashtag and a search) is returned once, whichever stream finds it first.
+
+``page_budget`` bounds how many API pages one fetch of a stream may read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from connectors.remote import SourceSettings
+from streams.records import Mention
 
-from connectors.http import make_client
+Item = tuple[int, str, Mention]
+"""A mention found in a stream with its position there and its item id."""
 
 RECENT_IDS = 500
 """How many returned mention ids a cursor remembers for cross-stream deduplication."""
-
-MAX_PROBLEMS = 100
-"""How many problem descriptions a source keeps (the ``skipped`` count keeps counting)."""
-
-
-class SourceSettings(BaseModel):
-    """Settings every HTTP source shares (each source's model adds its own)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    author_salt: SecretStr = Field(
-        default=SecretStr(""),
-        description="per-deployment salt for hashing author handles into opaque ids",
-    )
-    timeout_s: float = Field(default=10.0, gt=0, le=120, description="timeout of every HTTP call")
-    max_pages: int = Field(
-        default=10, ge=1, le=100, description="API pages per stream back-filled by a first fetch"
-    )
 
 
 @dataclass
@@ -67,6 +51,25 @@ class Mark:
             self.t, self.ids = t, [item_id]
         elif t == self.t and item_id not in self.ids:
             self.ids.append(item_id)
+
+    def collect(self, items: Iterable[Item | None], pending: list[Item]) -> bool:
+        """Add the items not returned yet to ``pending`` (``None``: an item that was skipped);
+        True when one is older than this mark (a newest-first walk has reached what it saw)."""
+        reached = False
+        for item in items:
+            if item is None:
+                continue
+            if self.is_older(item[0]):
+                reached = True
+            elif self.is_new(item[0], item[1]):
+                pending.append(item)
+        return reached
+
+    def accept(self, pending: Iterable[Item], found: list[tuple[int, Mention]]) -> None:
+        """Advance past every pending item and add its mention to ``found``."""
+        for t, item_id, mention in pending:
+            self.advance(t, item_id)
+            found.append((t, mention))
 
 
 @dataclass
@@ -111,6 +114,12 @@ class CursorState:
         """Whether ``stream`` has never been fetched (a back-fill, bounded by ``max_pages``)."""
         return stream not in self.marks
 
+    def answer(self, found: list[tuple[int, Mention]]) -> tuple[list[Mention], str]:
+        """What ``fetch`` returns: the mentions found, oldest first (ties by id), without those
+        returned recently, and the cursor to resume from."""
+        found.sort(key=lambda pair: (pair[0], pair[1].id))
+        return [m for _, m in found if self.claim(m.id)], self.dumps()
+
     def claim(self, mention_id: str) -> bool:
         """True the first time a mention id is offered; False if it was returned recently."""
         if mention_id in self.recent:
@@ -119,41 +128,6 @@ class CursorState:
         if len(self.recent) > RECENT_IDS * 2:
             del self.recent[:-RECENT_IDS]
         return True
-
-
-class SkipLog:
-    """``skipped`` and ``problems`` (see ``connectors.base.ReportsSkipped``), bounded."""
-
-    def __init__(self) -> None:
-        self.skipped = 0
-        self.problems: list[str] = []
-
-    def skip(self, reason: str) -> None:
-        """Count one item that could not become a mention, and why."""
-        self.skipped += 1
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(reason[:300])  # ids from the payload may be huge
-
-
-def reason(exc: Exception) -> str:
-    """A one-line, credential-free reason why an item could not become a mention."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            first = errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            return f"{where}: {first.get('msg', 'invalid')}"[:160]
-        except (IndexError, TypeError, AttributeError):
-            pass
-    if isinstance(exc, KeyError):
-        return f"missing field {exc}"
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:160]
-
-
-def problem(name: str, exc: Exception) -> str:
-    """A ``check()`` problem from an error: its message without the source-name prefix."""
-    return str(exc).removeprefix(f"{name}: ")
 
 
 CATCH_UP_FACTOR = 10
@@ -168,38 +142,3 @@ def page_budget(settings: SourceSettings, mark: Mark) -> int:
     stopping earlier would leave a gap between the cursor and the pages read.
     """
     return settings.max_pages if mark.t == 0 else settings.max_pages * CATCH_UP_FACTOR
-
-
-class HttpSourceSettings(SourceSettings):
-    """Settings of a source over one HTTP API (each source gives ``base_url`` its default)."""
-
-    base_url: str = Field(description="API base URL")
-
-
-S = TypeVar("S", bound=HttpSourceSettings)
-
-
-class HttpSource(SkipLog, Generic[S]):
-    """Common construction of a source over one HTTP API: name, brand, settings and an httpx client.
-
-    Tests inject ``transport`` (or a whole ``client``) to reach the local fakes; ``headers`` are
-    sent with every request (e.g. a bearer token).
-    """
-
-    def __init__(
-        self,
-        name: str,
-        brand: str,
-        settings: S,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        client: httpx.Client | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__()
-        self.name = name
-        self.brand = brand
-        self.settings = settings
-        self._client = client or make_client(
-            settings.base_url, timeout_s=settings.timeout_s, transport=transport, headers=headers
-        )

@@ -34,15 +34,9 @@ from pydantic import Field, SecretStr
 
 from connectors.base import AuthError, RateLimited, SourceError, TransientError
 from connectors.http import USER_AGENT, opaque_author, retry_after_seconds
-from connectors.paging import (
-    CursorState,
-    Mark,
-    SkipLog,
-    SourceSettings,
-    page_budget,
-    problem,
-    reason,
-)
+from connectors.paging import CursorState, Mark, page_budget
+from connectors.remote import RemoteSource, SourceSettings, problem, reason
+from streams.clock import SYSTEM_CLOCK, Clock
 from streams.records import Mention, MentionKind
 
 log = logging.getLogger(__name__)
@@ -97,7 +91,7 @@ class _RaiseWhenUsedUp(RateLimiter):
         super().delay()
 
 
-class RedditSource(SkipLog):
+class RedditSource(RemoteSource[RedditSettings]):
     """A live ``Source`` over Reddit search and subreddit comment listings."""
 
     kind = SOURCE
@@ -111,11 +105,9 @@ class RedditSource(SkipLog):
         *,
         reddit: praw.Reddit | None = None,
         requestor_kwargs: dict[str, Any] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__()
-        self.name = name
-        self.brand = brand
-        self.settings = settings
+        super().__init__(name, brand, settings, clock=clock)
         self._terms = [q.lower() for q in settings.queries]
         if reddit is None:
             reddit = praw.Reddit(
@@ -179,19 +171,14 @@ class RedditSource(SkipLog):
     def fetch(self, cursor: str | None) -> tuple[list[Mention], str | None]:
         """Submissions and comments newer than ``cursor``, oldest first; the cursor never ends."""
         state = CursorState.loads(cursor, self.name)
-        fetched_at = datetime.now(UTC)
+        fetched_at = self.clock.now()
         found: list[tuple[int, Mention]] = []
         with _PrawErrors(self.name):
             for stream in self._streams():
                 mark = state.mark(stream)
                 items = self._listing(stream, limit=page_budget(self.settings, mark) * PAGE)
-                walk = self._walk(items, mark, stream == "comments", fetched_at)
-                for t, fullname, mention in walk:
-                    mark.advance(t, fullname)
-                    found.append((t, mention))
-        found.sort(key=lambda pair: (pair[0], pair[1].id))
-        out = [m for _, m in found if state.claim(m.id)]
-        return out, state.dumps()
+                mark.accept(self._walk(items, mark, stream == "comments", fetched_at), found)
+        return state.answer(found)
 
     def _walk(
         self, items: Iterable[Any], mark: Mark, filter_terms: bool, fetched_at: datetime

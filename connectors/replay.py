@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streams.records import Mention
 
@@ -158,15 +158,25 @@ def read_mentions(path: str | Path) -> ReadResult:
     return result
 
 
+class ReplaySettings(BaseModel):
+    """Settings of a ``replay`` connector instance (its ``settings:`` block in the YAML)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: Path = Field(description="JSONL or CSV file of mentions")
+    page_size: int = Field(default=500, ge=1, description="mentions per fetch")
+
+
 class ReplaySource:
     """A finite ``Source`` over a JSONL or CSV file; the cursor is the last line number consumed.
 
     Invalid lines are counted in ``skipped`` and explained in ``problems`` (``file:line: reason``).
+    ``name`` defaults to ``replay:<file name>``; a connector instance passes its own.
     """
 
-    def __init__(self, path: str | Path, *, page_size: int = 500) -> None:
+    def __init__(self, path: str | Path, *, page_size: int = 500, name: str | None = None) -> None:
         self.path = Path(path)
-        self.name = f"replay:{self.path.name}"
+        self.name = name or f"replay:{self.path.name}"
         self.page_size = page_size
         self.skipped = 0
         self.out_of_order = 0
@@ -175,6 +185,11 @@ class ReplaySource:
         self._latest: datetime | None = None
         # The open reader and the cursor it resumes from, so sequential pages read the file once.
         self._reader: tuple[int, Iterator[tuple[int, Mention | str]]] | None = None
+
+    @classmethod
+    def for_instance(cls, name: str, brand: str, settings: ReplaySettings) -> ReplaySource:
+        """The source of a ``replay`` instance (mentions keep the brand written in the file)."""
+        return cls(settings.path, page_size=settings.page_size, name=name)
 
     def check(self) -> list[str]:
         """Problems that stop the replay before it starts: missing file, bad header, page size."""

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from streams.records import Mention, MentionKind, Segment
 
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -719,10 +721,23 @@ def _url(source: str, brand: str, n: int) -> str | None:
     }.get(source)
 
 
+class SimulateSettings(BaseModel):
+    """Settings of a ``simulate`` connector instance (its ``settings:`` block in the YAML)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scenario: str = Field(default="crisis", description="scenario name")
+    seed: int = Field(default=7, description="random seed (same seed, same mentions)")
+    hours: float | None = Field(default=None, gt=0, description="scenario length in hours")
+    rate_scale: float = Field(default=1.0, gt=0, description="multiply the mention volume")
+    page_size: int = Field(default=500, ge=1, description="mentions per fetch")
+
+
 class SimulateSource:
     """A finite ``Source`` over one generated scenario; the cursor is the index of the next mention.
 
     The mentions are generated lazily on the first ``fetch`` and served ``page_size`` at a time.
+    ``name`` defaults to ``simulate:<scenario>``; a connector instance passes its own.
     """
 
     def __init__(
@@ -734,8 +749,9 @@ class SimulateSource:
         hours: float | None = None,
         rate_scale: float = 1.0,
         page_size: int = 500,
+        name: str | None = None,
     ) -> None:
-        self.name = f"simulate:{scenario}"
+        self.name = name or f"simulate:{scenario}"
         self.scenario = scenario
         self.seed = seed
         self.start = start
@@ -743,6 +759,19 @@ class SimulateSource:
         self.rate_scale = rate_scale
         self.page_size = page_size
         self._mentions: list[Mention] | None = None
+
+    @classmethod
+    def for_instance(cls, name: str, brand: str, settings: SimulateSettings) -> SimulateSource:
+        """The source of a ``simulate`` instance (``brand`` is informational: a scenario holds
+        several brands)."""
+        return cls(
+            settings.scenario,
+            settings.seed,
+            hours=settings.hours,
+            rate_scale=settings.rate_scale,
+            page_size=settings.page_size,
+            name=name,
+        )
 
     def check(self) -> list[str]:
         """Problems with the configuration (unknown scenario, bad page size, scale or start)."""

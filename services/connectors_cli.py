@@ -1,31 +1,63 @@
-"""``listenwell connectors list|check`` and ``listenwell connect``: the connector runner's CLI."""
+"""The connector runtime's CLI: ``listenwell simulate``, ``replay`` and ``connect`` run sources
+through ``connectors.runner.InstanceRunner``; ``listenwell connectors list|check`` describe them."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
-import time
 from pathlib import Path
-from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from streams.clock import SYSTEM_CLOCK
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.base import Source
 
 log = logging.getLogger("listenwell.connectors")
 
 DEFAULT_CONFIG = "connectors.yaml"
 
 
-def _config_path(args: argparse.Namespace) -> Path:
-    return Path(args.config or os.environ.get("LISTENWELL_CONNECTORS_CONFIG", DEFAULT_CONFIG))
+def _config_path(args: argparse.Namespace, settings: Settings) -> Path:
+    return Path(args.config) if args.config else settings.connectors_config or Path(DEFAULT_CONFIG)
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    """Produce a simulated scenario to mentions.raw."""
+    from connectors.simulate import SimulateSource
+
+    source = SimulateSource(scenario=args.scenario, seed=args.seed, rate_scale=args.rate_scale)
+    return _produce(source, settings, speedup=args.speedup)
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Produce a JSONL/CSV file of mentions to mentions.raw."""
+    from connectors.replay import ReplaySource
+
+    return _produce(ReplaySource(Path(args.file)), settings, speedup=args.speedup)
+
+
+def _produce(source: Source, settings: Settings, *, speedup: float | None) -> int:
+    from connectors.producer import MentionProducer
+    from connectors.runner import Progress, run_source
+    from streams import topics
+
+    def progress(p: Progress) -> None:
+        print(f"\r{p}", end="", file=sys.stderr, flush=True)
+
+    topic = topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix)
+    with MentionProducer(settings.kafka_bootstrap) as producer:
+        stats = run_source(source, producer, topic=topic, speedup=speedup, progress=progress)
+    print(file=sys.stderr)
+    print(f"produced {stats.produced} mentions to {topic} in {stats.seconds:.1f}s")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     """Print every source kind with its settings fields."""
-    from connectors.config import describe_kinds
+    from connectors.registry import describe_kinds
 
     for line in describe_kinds():
         print(line)
@@ -37,7 +69,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.config import ConfigError, build_source, load_config
 
     try:
-        instance = load_config(_config_path(args)).get(args.instance)
+        instance = load_config(_config_path(args, settings)).get(args.instance)
     except (ConfigError, KeyError) as exc:
         print(f"listenwell connectors check: {exc.args[0]}", file=sys.stderr)
         return 1
@@ -76,29 +108,24 @@ class ProgressPrinter:
 
 def cmd_connect(args: argparse.Namespace, settings: Settings) -> int:
     """Run every instance of the config until SIGTERM/SIGINT or until all finite sources end."""
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
+    from connectors.checkpoints import KafkaStateStore
     from connectors.config import ConfigError, build_source, load_config
-    from connectors.runner import MentionProducer, MentionSink, ProducerError
-    from connectors.supervisor import (
-        ConnectorMetrics,
-        InstanceRunner,
-        KafkaStateStore,
-        Supervisor,
-        progress_lines,
-    )
+    from connectors.producer import MentionProducer, MentionSink, ProducerError
+    from connectors.runner import ConnectorMetrics, InstanceRunner
+    from connectors.supervisor import Supervisor, progress_lines
+    from services.process import Stopper, start_metrics_server
     from streams import topics
 
     try:
-        config = load_config(_config_path(args))
+        config = load_config(_config_path(args, settings))
     except ConfigError as exc:
         print(f"listenwell connect: {exc}", file=sys.stderr)
         return 2
     registry = CollectorRegistry()
     metrics = ConnectorMetrics(registry)
-    if settings.connector_metrics_port:
-        port, host = settings.connector_metrics_port, settings.metrics_host
-        start_http_server(port, addr=host, registry=registry)
+    start_metrics_server(settings.connector_metrics_port, settings.metrics_host, registry)
     bootstrap = settings.kafka_bootstrap
     state = KafkaStateStore(
         bootstrap, topics.topic_name(topics.CONNECTORS_STATE, settings.topic_prefix)
@@ -137,12 +164,7 @@ def cmd_connect(args: argparse.Namespace, settings: Settings) -> int:
             runner.status.last_error = "; ".join(problems)
         runners.append(runner)
     supervisor = Supervisor(runners, state)
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        supervisor.request_stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    Stopper(supervisor.request_stop)
     try:
         supervisor.start()
     except ProducerError as exc:
@@ -155,16 +177,28 @@ def cmd_connect(args: argparse.Namespace, settings: Settings) -> int:
     every = args.progress_interval or (1.0 if printer.tty else 10.0)
     try:
         while not supervisor.finished() and not supervisor.wait(every):
-            printer.show(progress_lines(supervisor.statuses(), time.time()))
+            printer.show(progress_lines(supervisor.statuses(), SYSTEM_CLOCK.time()))
     finally:
         supervisor.stop()
         state.close()
-    printer.show(progress_lines(supervisor.statuses(), time.time()))
+    printer.show(progress_lines(supervisor.statuses(), SYSTEM_CLOCK.time()))
     return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``connectors list|check`` and ``connect``."""
+    """Add ``simulate``, ``replay``, ``connectors list|check`` and ``connect``."""
+    p = sub.add_parser("simulate", help="produce a simulated scenario to mentions.raw")
+    p.add_argument("--scenario", default="crisis")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--rate-scale", type=float, default=1.0, help="multiply the mention volume")
+    p.add_argument("--speedup", type=float, help="pace by event time, N times faster than real")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("replay", help="produce a JSONL or CSV file of mentions to mentions.raw")
+    p.add_argument("file")
+    p.add_argument("--speedup", type=float, help="pace by event time, N times faster than real")
+    p.set_defaults(func=cmd_replay)
+
     connectors = sub.add_parser("connectors", help="connector source kinds and instances")
     csub = connectors.add_subparsers(dest="connectors_command", required=True)
     p = csub.add_parser("list", help="every source kind with its settings")

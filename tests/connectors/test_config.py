@@ -8,16 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from connectors.config import (
-    ConfigError,
-    SourceKind,
-    build_source,
-    describe_kinds,
-    load_config,
-    parse_config,
-    secret_fields,
-    source_kinds,
-)
+from connectors.config import ConfigError, build_source, load_config, parse_config
+from connectors.registry import SOURCE_KINDS, SourceKind, describe_kinds, secret_fields
 from streams.records import Mention
 
 SECRET = "s3cr3t-value-never-shown"
@@ -46,7 +38,7 @@ class ForumSource:
         return [], cursor
 
 
-KINDS = {**source_kinds(), "forum": SourceKind("forum", ForumSource, ForumSettings)}
+KINDS = {**SOURCE_KINDS, "forum": SourceKind("forum", ForumSource, ForumSettings)}
 
 
 def parse(text: str) -> object:
@@ -180,7 +172,7 @@ def test_secret_fields_and_descriptions_name_what_is_secret() -> None:
 
 
 def test_every_known_kind_is_listed_with_its_settings() -> None:
-    kinds = source_kinds()
+    kinds = SOURCE_KINDS
     expected = {"reddit", "mastodon", "bluesky", "hackernews", "appstore", "simulate", "replay"}
     assert expected <= set(kinds)
     lines = describe_kinds()
@@ -216,5 +208,17 @@ def test_cli_check_prints_what_is_wrong_and_list_names_the_kinds(
 
     assert main(["connectors", "list"]) == 0
     listed = capsys.readouterr().out
-    for kind in source_kinds():
+    for kind in SOURCE_KINDS:
         assert f"\n{kind}:\n" in f"\n{listed}"
+
+
+def test_cli_reads_the_config_named_by_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.cli import main
+
+    conf = tmp_path / "elsewhere.yaml"
+    conf.write_text("instances:\n  - {name: sim, source: simulate, brand: northwind-air}\n")
+    monkeypatch.setenv("LISTENWELL_CONNECTORS_CONFIG", str(conf))
+    assert main(["connectors", "check", "sim"]) == 0
+    assert "sim: ok (simulate, brand northwind-air)" in capsys.readouterr().out

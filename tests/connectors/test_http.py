@@ -17,6 +17,7 @@ from connectors.http import (
     parse_time,
     retry_after_seconds,
 )
+from streams.clock import FakeClock
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp()
 
@@ -35,7 +36,7 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp()
     ],
 )
 def test_retry_after_seconds(headers: dict[str, str], wait: float | None) -> None:
-    assert retry_after_seconds(headers, NOW) == wait
+    assert retry_after_seconds(headers, FakeClock(datetime.fromtimestamp(NOW, UTC))) == wait
 
 
 def _client(handler: httpx.MockTransport) -> httpx.Client:

@@ -8,70 +8,38 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-import connectors.runner as runner_module
+import connectors.producer as producer_module
+from connectors.producer import MentionProducer, ProducerError
 from connectors.replay import ReplaySource, write_jsonl
-from connectors.runner import (
-    MentionProducer,
-    ProducerError,
-    Progress,
-    run_source,
-)
+from connectors.runner import Progress, run_source
 from connectors.simulate import SimulateSource, generate
-from streams.records import Mention, MentionKind
-
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-
-
-def mention(n: int, seconds: float, brand: str = "globex-bank") -> Mention:
-    at = T0 + timedelta(seconds=seconds)
-    return Mention(
-        id=f"test:{n}",
-        source="test",
-        kind=MentionKind.POST,
-        brand=brand,
-        text=f"mention {n}",
-        author="u1",
-        created_at=at,
-        fetched_at=at,
-    )
-
-
-class FakeClock:
-    """Monotonic time that only moves when somebody sleeps (or a test advances it)."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.sleeps.append(seconds)
-        self.now += seconds
+from streams.clock import FakeClock
+from streams.records import Mention
+from tests.factories import T0, mention
 
 
 class MemoryProducer:
-    """Records what was sent, and when by the fake clock; optionally takes time per send."""
+    """Records what was sent, and when (seconds since it was made, by the fake clock); optionally
+    takes time per send."""
 
     def __init__(self, clock: FakeClock | None = None, send_cost: float = 0.0) -> None:
         self.clock = clock
+        self.started = clock.monotonic() if clock else 0.0
         self.send_cost = send_cost
         self.sent: list[tuple[str | None, Mention, float]] = []
         self.flushes = 0
 
     def send(self, mention: Mention, *, topic: str | None = None) -> None:
-        now = self.clock.now if self.clock else 0.0
+        now = self.clock.monotonic() - self.started if self.clock else 0.0
         self.sent.append((topic, mention, now))
         if self.clock:
-            self.clock.now += self.send_cost
+            self.clock.advance(self.send_cost)
 
     def flush(self) -> None:
         self.flushes += 1
@@ -100,7 +68,7 @@ def test_without_speedup_everything_is_sent_in_order_without_sleeping() -> None:
     expected = generate("crisis", seed=7, hours=2.0)
     clock = FakeClock()
     producer = MemoryProducer(clock)
-    stats = run_source(source, producer, topic="t.mentions.raw", clock=clock, sleep=clock.sleep)
+    stats = run_source(source, producer, topic="t.mentions.raw", clock=clock)
     assert [m for _, m, _ in producer.sent] == expected
     assert {topic for topic, _, _ in producer.sent} == {"t.mentions.raw"}
     assert clock.sleeps == []
@@ -113,10 +81,8 @@ def test_speedup_paces_sends_by_event_time() -> None:
     pages = [[mention(1, 0), mention(2, 10)], [mention(3, 70), mention(4, 70)], [mention(5, 100)]]
     clock = FakeClock()
     producer = MemoryProducer(clock)
-    stats = run_source(
-        ListSource(pages), producer, topic="raw", speedup=10.0, clock=clock, sleep=clock.sleep
-    )
-    send_times = [at - 100.0 for _, _, at in producer.sent]
+    stats = run_source(ListSource(pages), producer, topic="raw", speedup=10.0, clock=clock)
+    send_times = [at for _, _, at in producer.sent]
     assert send_times == pytest.approx([0.0, 1.0, 7.0, 7.0, 10.0])
     assert stats.produced == 5
     assert stats.seconds == pytest.approx(10.0)
@@ -128,11 +94,9 @@ def test_pacing_does_not_add_up_delays_when_sending_is_slow() -> None:
     pages = [[mention(i, float(i)) for i in range(5)]]
     clock = FakeClock()
     producer = MemoryProducer(clock, send_cost=2.0)
-    run_source(
-        ListSource(pages), producer, topic="raw", speedup=1.0, clock=clock, sleep=clock.sleep
-    )
+    run_source(ListSource(pages), producer, topic="raw", speedup=1.0, clock=clock)
     assert clock.sleeps == []
-    assert [at - 100.0 for _, _, at in producer.sent] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert [at for _, _, at in producer.sent] == [0.0, 2.0, 4.0, 6.0, 8.0]
 
 
 def test_pacing_catches_up_after_a_slow_send() -> None:
@@ -144,14 +108,12 @@ def test_pacing_catches_up_after_a_slow_send() -> None:
         def send(self, m: Mention, *, topic: str | None = None) -> None:
             super().send(m, topic=topic)
             if len(self.sent) == 1:
-                clock.now += 5.0
+                clock.advance(5.0)
 
     producer = SlowFirst(clock)
-    run_source(
-        ListSource(pages), producer, topic="raw", speedup=1.0, clock=clock, sleep=clock.sleep
-    )
+    run_source(ListSource(pages), producer, topic="raw", speedup=1.0, clock=clock)
     assert clock.sleeps == pytest.approx([5.0])
-    assert producer.sent[1][2] - 100.0 == pytest.approx(10.0)
+    assert producer.sent[1][2] == pytest.approx(10.0)
 
 
 def test_progress_every_n_mentions_and_at_the_end() -> None:
@@ -164,7 +126,6 @@ def test_progress_every_n_mentions_and_at_the_end() -> None:
         producer,
         topic="raw",
         clock=clock,
-        sleep=clock.sleep,
         progress=reports.append,
         progress_every=100,
         progress_interval_s=3600.0,
@@ -185,7 +146,6 @@ def test_progress_about_every_second_on_slow_runs() -> None:
         producer,
         topic="raw",
         clock=clock,
-        sleep=clock.sleep,
         progress=reports.append,
         progress_interval_s=1.0,
     )
@@ -208,9 +168,7 @@ def test_live_source_with_nothing_new_is_polled_again() -> None:
     source = ListSource(pages)
     clock = FakeClock()
     producer = MemoryProducer(clock)
-    stats = run_source(
-        source, producer, topic="raw", clock=clock, sleep=clock.sleep, poll_interval_s=2.0
-    )
+    stats = run_source(source, producer, topic="raw", clock=clock, poll_interval_s=2.0)
     assert stats.produced == 2
     assert clock.sleeps == [2.0, 2.0]
     assert source.cursors == [None, "1", "2", "3"]
@@ -283,7 +241,7 @@ class FakeKafkaProducer:
 def test_mention_producer_keys_by_brand_with_safe_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(runner_module, "KafkaProducer", FakeKafkaProducer)
+    monkeypatch.setattr(producer_module, "KafkaProducer", FakeKafkaProducer)
     m = mention(1, 0, brand="northwind-air")
     with MentionProducer("127.0.0.1:9092", topic="mentions.raw") as producer:
         producer.send(m)
@@ -301,7 +259,7 @@ def test_mention_producer_keys_by_brand_with_safe_settings(
 
 
 def test_failed_delivery_is_raised_with_the_broker_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "KafkaProducer", FakeKafkaProducer)
+    monkeypatch.setattr(producer_module, "KafkaProducer", FakeKafkaProducer)
     producer = MentionProducer("10.0.0.1:9092", topic="mentions.raw")
     producer.send(mention(1, 0))
     kafka = FakeKafkaProducer.instances[-1]
@@ -314,7 +272,7 @@ def test_failed_delivery_is_raised_with_the_broker_named(monkeypatch: pytest.Mon
 
 
 def test_send_without_any_topic_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "KafkaProducer", FakeKafkaProducer)
+    monkeypatch.setattr(producer_module, "KafkaProducer", FakeKafkaProducer)
     with pytest.raises(ValueError, match="topic"):
         MentionProducer("127.0.0.1:9092").send(mention(1, 0))
 

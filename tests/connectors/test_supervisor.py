@@ -4,40 +4,26 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from connectors.base import AuthError, RateLimited, TransientError
-from connectors.runner import ProducerError
-from connectors.supervisor import (
-    BackoffPolicy,
-    Checkpoint,
-    ConnectorMetrics,
-    InstanceRunner,
-    Supervisor,
-    progress_lines,
-)
-from streams.records import Mention, MentionKind
+from connectors.checkpoints import Checkpoint
+from connectors.producer import ProducerError
+from connectors.runner import BackoffPolicy, ConnectorMetrics, InstanceRunner
+from connectors.supervisor import Supervisor, progress_lines
+from streams.clock import FakeClock
+from streams.records import Mention
+from tests import factories
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def mention(n: int, seconds: float = 0.0) -> Mention:
-    at = T0 + timedelta(seconds=seconds)
-    return Mention(
-        id=f"fake:{n}",
-        source="fake",
-        kind=MentionKind.POST,
-        brand="northwind-air",
-        text=f"mention {n}",
-        author="a1",
-        created_at=at,
-        fetched_at=at,
-    )
+mention = partial(factories.mention, source="fake", brand="northwind-air")
 
 
 Step = tuple[list[Mention], str | None] | Exception
@@ -132,6 +118,7 @@ def make_runner(
     sink = sink or FakeSink(journal)
     state = state or FakeState(journal)
     registry = registry or CollectorRegistry()
+    kwargs.setdefault("clock", FakeClock(datetime.fromtimestamp(1_700_000_000, UTC)))
     runner = InstanceRunner(
         source.name,
         "fake",
@@ -140,7 +127,6 @@ def make_runner(
         state=state,
         topic="mentions.raw",
         metrics=ConnectorMetrics(registry),
-        wall=lambda: 1_700_000_000.0,
         **kwargs,  # type: ignore[arg-type]
     )
     return runner, sink, state, registry
@@ -308,28 +294,21 @@ def test_skipped_items_of_a_source_are_counted() -> None:
 
 
 def test_speedup_paces_mentions_by_event_time() -> None:
-    now = [100.0]
-    waits: list[float] = []
-
-    def wait(seconds: float) -> bool:
-        waits.append(seconds)
-        now[0] += seconds
-        return False
-
+    clock = FakeClock()
     page = [mention(1, 0.0), mention(2, 10.0), mention(3, 30.0)]
     source = ScriptedSource("inst-a", [(page, None)])
-    runner, sink, _, _ = make_runner(source, speedup=10.0, clock=lambda: now[0], wait=wait)
+    runner, sink, _, _ = make_runner(source, speedup=10.0, clock=clock)
     runner.step()
-    assert waits == pytest.approx([1.0, 2.0])
+    assert clock.sleeps == pytest.approx([1.0, 2.0])
     assert len(sink.sent) == 3
 
 
 def test_a_stop_during_pacing_saves_no_checkpoint() -> None:
     page = [mention(1, 0.0), mention(2, 100.0)]
     source = ScriptedSource("inst-a", [(page, "c")])
-    runner, sink, state, _ = make_runner(
-        source, speedup=1.0, clock=lambda: 0.0, wait=lambda seconds: True
-    )
+    stopping = threading.Event()
+    stopping.set()
+    runner, sink, state, _ = make_runner(source, speedup=1.0, stop=stopping)
     assert runner.step() == math.inf
     assert [m.id for m in sink.sent] == ["fake:1"]
     assert state.saved == {}

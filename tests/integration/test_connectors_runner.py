@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from connectors.checkpoints import Checkpoint, KafkaStateStore
 from connectors.replay import write_jsonl
 from connectors.simulate import generate
-from connectors.supervisor import Checkpoint, KafkaStateStore
 from services.demo import scrape, total
 from services.kafka_local import free_port
 from streams import topics

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.runner import MentionProducer
+from connectors.producer import MentionProducer
 from streams import topics
 from streams.pipeline import MAX_RAW_BYTES
 from streams.records import Mention, MentionKind

@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
-from connectors.runner import MentionProducer
+from connectors.producer import MentionProducer
 from connectors.simulate import generate
 from services.api import ApiSettings, make_api
 from services.cli import main

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.runner import MentionProducer
+from connectors.producer import MentionProducer
 from connectors.simulate import generate
 from streams import topics
 from streams.records import Alert, AlertState, Mention, MentionKind
