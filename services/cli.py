@@ -5,33 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from types import FrameType
 
-from streams import topics
+from services.process import setup_logging
 from streams.settings import Settings
 
 log = logging.getLogger("listenwell")
-
-
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    # kafka-python warns about transient metadata states (a topic's first poll) at WARNING.
-    logging.getLogger("kafka").setLevel(max(logging.ERROR, logging.getLogger().level))
-
-
-def _start_metrics(port: int, registry: object) -> None:
-    from prometheus_client import start_http_server
-
-    if port:
-        host = Settings().metrics_host
-        start_http_server(port, addr=host, registry=registry)  # type: ignore[arg-type]
-        log.info("metrics on http://%s:%d/metrics", host, port)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,6 +20,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from prometheus_client import CollectorRegistry
 
     from services.kafka_local import create_topics
+    from services.process import start_metrics_server
     from streams.app import make_app
     from streams.rules import RuleFileError
 
@@ -58,90 +39,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     if created:
         log.warning("created missing topics: %s", ", ".join(created))
-    _start_metrics(settings.worker_metrics_port, registry)
+    start_metrics_server(settings.worker_metrics_port, settings.metrics_host, registry)
     faust_worker = Worker(worker.app, loglevel=args.log_level, quiet=True)
     faust_worker.execute_from_commandline()
-    return 0
-
-
-class _Stopper:
-    """Turns SIGTERM/SIGINT into a flag a polling loop checks."""
-
-    def __init__(self) -> None:
-        self.stopping = False
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
-
-    def _stop(self, signum: int, frame: FrameType | None) -> None:
-        self.stopping = True
-
-
-def cmd_notifier(args: argparse.Namespace, settings: Settings) -> int:
-    """Consume the alerts topic and print one line per transition."""
-    if args.routes:
-        from services.notify_cli import run_notifier
-
-        return run_notifier(args, settings)
-    from kafka import KafkaConsumer
-    from prometheus_client import CollectorRegistry
-
-    from services.notifier import ConsoleNotifier, DeliveryLog, NotifierMetrics
-
-    registry = CollectorRegistry()
-    metrics = NotifierMetrics(registry)
-    _start_metrics(settings.notifier_metrics_port, registry)
-    delivery_log = DeliveryLog(
-        Path(args.delivery_log)
-        if args.delivery_log
-        else settings.data_dir / "notifier" / f"{args.group}.delivered"
-    )
-    notifier = ConsoleNotifier(delivery_log, metrics, lambda line: print(line, flush=True))
-    consumer = KafkaConsumer(
-        topics.topic_name(topics.ALERTS, settings.topic_prefix),
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=args.group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    stopper = _Stopper()
-    try:
-        while not stopper.stopping:
-            batches = consumer.poll(timeout_ms=500)
-            for messages in batches.values():
-                notifier.handle_all(m.value for m in messages)
-            if batches:
-                consumer.commit()
-    finally:
-        consumer.close()
-    return 0
-
-
-def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    """Produce a simulated scenario to mentions.raw."""
-    from connectors.simulate import SimulateSource
-
-    source = SimulateSource(scenario=args.scenario, seed=args.seed, rate_scale=args.rate_scale)
-    return _produce(source, settings, speedup=args.speedup)
-
-
-def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    """Produce a JSONL/CSV file of mentions to mentions.raw."""
-    from connectors.replay import ReplaySource
-
-    return _produce(ReplaySource(Path(args.file)), settings, speedup=args.speedup)
-
-
-def _produce(source: object, settings: Settings, *, speedup: float | None) -> int:
-    from connectors.runner import MentionProducer, Progress, run_source
-
-    def progress(p: Progress) -> None:
-        print(f"\r{p}", end="", file=sys.stderr, flush=True)
-
-    topic = topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix)
-    with MentionProducer(settings.kafka_bootstrap) as producer:
-        stats = run_source(source, producer, topic=topic, speedup=speedup, progress=progress)  # type: ignore[arg-type]
-    print(file=sys.stderr)
-    print(f"produced {stats.produced} mentions to {topic} in {stats.seconds:.1f}s")
     return 0
 
 
@@ -154,13 +54,13 @@ def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from services import demo
 
-    return demo.main(speedup=args.speedup, seed=args.seed)
+    return demo.main(settings, speedup=args.speedup, seed=args.seed)
 
 
 COMMAND_MODULES: tuple[str, ...] = (
     "services.connectors_cli",
     "services.api_cli",
-    "services.notify_cli",
+    "services.notify.cli",
     "services.detect_cli",
     "services.score_cli",
     "services.rules_cli",
@@ -179,24 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run the Faust streams worker")
     p.set_defaults(func=cmd_worker)
-
-    p = sub.add_parser("notifier", help="print alert transitions from the alerts topic")
-    p.add_argument("--group", default="listenwell-notifier", help="consumer group id")
-    p.add_argument("--delivery-log", help="file of delivered transition ids")
-    p.add_argument("--routes", help="routes.yaml: also deliver to its receivers (Slack, e-mail, …)")
-    p.set_defaults(func=cmd_notifier)
-
-    p = sub.add_parser("simulate", help="produce a simulated scenario to mentions.raw")
-    p.add_argument("--scenario", default="crisis")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--rate-scale", type=float, default=1.0, help="multiply the mention volume")
-    p.add_argument("--speedup", type=float, help="pace by event time, N times faster than real")
-    p.set_defaults(func=cmd_simulate)
-
-    p = sub.add_parser("replay", help="produce a JSONL or CSV file of mentions to mentions.raw")
-    p.add_argument("file")
-    p.add_argument("--speedup", type=float, help="pace by event time, N times faster than real")
-    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("kafka", help="local Apache Kafka: start | stop | status | create-topics")
     p.add_argument("kafka_args", nargs=argparse.REMAINDER)
@@ -219,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level)
     try:
         settings = Settings()
     except Exception as exc:  # pydantic ValidationError: name the variable that is wrong

@@ -70,7 +70,7 @@ class Notification:
     firing: tuple[Alert, ...]
     resolved: tuple[Alert, ...]
     at: datetime
-    kind: str = "group"  # "group" or "digest"
+    kind: str = "group"  # "group", "digest" or "transition"
     repeat_interval: timedelta = timedelta(hours=4)
     history: dict[str, tuple[tuple[datetime, float], ...]] = field(default_factory=dict)
     refs: frozenset[int] = frozenset()
@@ -93,6 +93,21 @@ class Notification:
     @property
     def status(self) -> str:
         return "firing" if self.firing else "resolved"
+
+    @classmethod
+    def transition(cls, receiver: str, alert: Alert, at: datetime) -> Notification:
+        """One alert transition on its own, for a receiver that gets every transition as it
+        arrives (the console): sent at most once, ever (its log key is the transition's id)."""
+        firing = alert.state == AlertState.FIRING
+        return cls(
+            receiver=receiver,
+            group_key=alert.transition_id,
+            group_labels=dict(alert.labels),
+            firing=(alert,) if firing else (),
+            resolved=() if firing else (alert,),
+            at=at,
+            kind="transition",
+        )
 
 
 # --- groups -------------------------------------------------------------------------------------

@@ -7,59 +7,31 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-
-from services.notifier import NotifierMetrics
 from services.notify.core import Notification
+from services.notify.metrics import NotifierMetrics
 from services.notify.receivers import DeliveryError, Sender
+from streams.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
-
-
-class DeliveryMetrics(NotifierMetrics):
-    """Notifier metrics (on an injectable registry); ``notifications`` is by receiver and outcome
-    (delivered, duplicate, parked, invalid)."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        super().__init__(registry)
-        self.retries = Counter(
-            "listenwell_notification_retries_total",
-            "Delivery attempts retried after a failure, by receiver.",
-            ["receiver"],
-            registry=registry,
-        )
-        self.delivery_seconds = Histogram(
-            "listenwell_notification_delivery_seconds",
-            "Time to deliver one notification, retries and waits included, by receiver.",
-            ["receiver"],
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-            registry=registry,
-        )
-        self.silenced = Counter(
-            "listenwell_silenced_alerts_total",
-            "Alert transitions that arrived while a silence muted them.",
-            registry=registry,
-        )
 
 
 class TokenBucket:
     """``rate`` tokens per second up to ``burst``; ``wait()`` says how long until one is free."""
 
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float]) -> None:
+    def __init__(self, rate: float, burst: float, clock: Clock) -> None:
         self.rate = rate
         self.burst = burst
         self._clock = clock
         self._tokens = burst
-        self._at = clock()
+        self._at = clock.monotonic()
 
     def _refill(self) -> None:
-        now = self._clock()
+        now = self._clock.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
         self._at = now
 
@@ -73,11 +45,17 @@ class TokenBucket:
         self._tokens -= 1
 
 
+LEGACY_RECEIVER = "console"
+"""The receiver of the plain transition-id lines an older console notifier wrote to its log."""
+
+
 class NotificationLog:
     """Append-only, fsynced JSON lines: which content was sent to which receiver/group, and when.
 
     Like Alertmanager's nflog: a notification is a duplicate if the same content was sent to the
-    same key less than ``repeat_interval`` ago (a digest, ever). It survives kill -9.
+    same key less than ``repeat_interval`` ago (a digest or a single transition, ever). It survives
+    kill -9. A line holding only a transition id (the log of the console notifier before it became
+    a receiver) counts as that transition sent to the console.
     """
 
     def __init__(self, path: Path) -> None:
@@ -86,6 +64,9 @@ class NotificationLog:
         self._last: dict[str, tuple[str, float]] = {}
         if path.exists():
             for line in path.read_text().splitlines():
+                if line and not line.startswith("{"):
+                    self._last[f"{LEGACY_RECEIVER}/{line.strip()}"] = ("", 0.0)
+                    continue
                 try:
                     entry = json.loads(line)
                     self._last[entry["key"]] = (entry["hash"], float(entry["at"]))
@@ -97,6 +78,8 @@ class NotificationLog:
 
     def already_sent(self, n: Notification) -> bool:
         last = self._last.get(n.log_key)
+        if n.kind == "transition":
+            return last is not None  # the key is the transition: its content cannot differ
         if last is None or last[0] != n.content_hash:
             return False
         if n.kind == "digest":
@@ -134,20 +117,22 @@ class Backoff:
 
 
 class Deliverer:
-    """Delivers notifications with retries, rate limits and the log; parks what keeps failing."""
+    """Delivers notifications with retries, rate limits and the log; parks what keeps failing.
+
+    A receiver's rate is ``rate_per_minute[name]`` (60 if not given; ``None``: not limited).
+    """
 
     def __init__(
         self,
         senders: dict[str, Sender],
         nflog: NotificationLog,
-        metrics: DeliveryMetrics,
+        metrics: NotifierMetrics,
         park: Callable[[Notification, str], None],
         *,
         max_attempts: dict[str, int] | None = None,
-        rate_per_minute: dict[str, float] | None = None,
+        rate_per_minute: dict[str, float | None] | None = None,
         backoff: Backoff | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._senders = senders
         self._log = nflog
@@ -156,14 +141,12 @@ class Deliverer:
         self._attempts = max_attempts or {}
         self._backoff = backoff or Backoff()
         self._clock = clock
-        self._sleep = sleep
         rates = rate_per_minute or {}
-        self._buckets = {
-            name: TokenBucket(
-                rates.get(name, 60.0) / 60.0, max(1.0, rates.get(name, 60.0) / 6), clock
-            )
-            for name in senders
-        }
+        self._buckets: dict[str, TokenBucket] = {}
+        for name in senders:
+            rate = rates.get(name, 60.0)
+            if rate is not None:
+                self._buckets[name] = TokenBucket(rate / 60.0, max(1.0, rate / 6), clock)
 
     def deliver(self, n: Notification) -> str:
         """Send ``n`` (unless the log says it was sent); returns delivered, duplicate or parked."""
@@ -172,15 +155,16 @@ class Deliverer:
             self._metrics.notifications.labels(receiver, "duplicate").inc()
             return "duplicate"
         sender = self._senders[receiver]
-        started = self._clock()
+        started = self._clock.monotonic()
         attempts = self._attempts.get(receiver, 5)
         reason = ""
         for attempt in range(attempts):
-            bucket = self._buckets[receiver]
-            wait = bucket.wait()
-            if wait > 0:
-                self._sleep(wait)
-            bucket.take()
+            bucket = self._buckets.get(receiver)
+            if bucket is not None:
+                wait = bucket.wait()
+                if wait > 0:
+                    self._clock.sleep(wait)
+                bucket.take()
             try:
                 sender.send(n)
             except DeliveryError as exc:
@@ -190,11 +174,13 @@ class Deliverer:
                 self._metrics.retries.labels(receiver).inc()
                 delay = self._backoff.delay(attempt, exc.retry_after)
                 log.warning("%s: %s; retrying in %.1fs", receiver, exc.reason, delay)
-                self._sleep(delay)
+                self._clock.sleep(delay)
                 continue
             self._log.record(n, "delivered")
             self._metrics.notifications.labels(receiver, "delivered").inc()
-            self._metrics.delivery_seconds.labels(receiver).observe(self._clock() - started)
+            self._metrics.delivery_seconds.labels(receiver).observe(
+                self._clock.monotonic() - started
+            )
             return "delivered"
         log.error("%s: giving up on %s: %s", receiver, n.group_key, reason)
         self._park(n, reason)

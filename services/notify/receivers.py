@@ -19,7 +19,6 @@ from typing import Protocol
 
 import httpx
 
-from services.notifier import format_alert
 from services.notify import render
 from services.notify.config import (
     AlertmanagerConfig,
@@ -29,6 +28,7 @@ from services.notify.config import (
     SlackConfig,
     WebhookConfig,
 )
+from services.notify.console import ConsoleSender
 from services.notify.core import Notification
 from streams.records import Alert
 from streams.settings import Settings
@@ -235,18 +235,6 @@ class EmailSender:
             raise DeliveryError(f"SMTP answered {exc.smtp_code}", retryable=retryable) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"SMTP: {type(exc).__name__}: {exc}", retryable=True) from None
-
-
-class ConsoleSender:
-    """Prints one line per alert of the notification (the console notifier's format)."""
-
-    def __init__(self, name: str, emit: Callable[[str], None]) -> None:
-        self.name = name
-        self._emit = emit
-
-    def send(self, notification: Notification) -> None:
-        for alert in notification.alerts:
-            self._emit(format_alert(alert))
 
 
 def build_sender(

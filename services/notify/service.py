@@ -1,5 +1,10 @@
 """The notifier process: consume ``alerts``, dispatch, deliver, commit only what is done.
 
+One service, with or without routes. The console receiver (``console=``) gets every alert
+transition as it arrives, one line each, at most once; with a route tree the ``Dispatcher``
+groups transitions for the receivers of ``routes.yaml`` too (silences, timers, digests). Every
+notification goes through the same ``Deliverer`` and notification log.
+
 An alert record's offset is committed only after every notification carrying it was delivered to
 its receiver or parked in ``notifications.dlq``; a restarted notifier re-reads the rest, and the
 notification log turns what it had already sent into duplicates it skips. For the same reason a
@@ -12,9 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +29,34 @@ from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from services.notifier import ConsoleNotifier, DeliveryLog
 from services.notify.config import RouteTree
+from services.notify.console import ConsoleSender
 from services.notify.core import Dispatcher, Notification
-from services.notify.delivery import Deliverer, DeliveryMetrics, NotificationLog, dead_letter
+from services.notify.delivery import Deliverer, NotificationLog, dead_letter
+from services.notify.metrics import NotifierMetrics
 from services.notify.receivers import Sender, build_sender
 from services.notify.silences import SilenceStore
 from streams import topics
-from streams.records import Alert
+from streams.clock import SYSTEM_CLOCK, Clock
+from streams.records import Alert, AlertState
 
 log = logging.getLogger(__name__)
 
+CONSOLE = "console"
+"""The name (and metrics label) of the receiver that gets every transition as it arrives."""
+
 
 class NotifierService:
-    """The thin shell around ``Dispatcher`` and ``Deliverer``; ``run(stopping)`` loops."""
+    """The thin Kafka shell around ``Dispatcher`` and ``Deliverer``; ``run(stopping)`` loops.
+
+    ``tree`` is the route tree (``None``: no routes, only the console); ``console`` is where the
+    console receiver writes its lines (``None``: no console receiver). The notification log is
+    ``log_path``, or ``<data_dir>/<group>.nflog``.
+    """
 
     def __init__(
         self,
-        tree: RouteTree,
+        tree: RouteTree | None,
         *,
         bootstrap: str,
         prefix: str,
@@ -50,40 +64,45 @@ class NotifierService:
         data_dir: Path,
         registry: CollectorRegistry,
         console: Callable[[str], None] | None = None,
-        console_log: Path | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        log_path: Path | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         consumer_config: Mapping[str, Any] | None = None,
     ) -> None:
         """``consumer_config`` overrides the alerts consumer's settings (kafka-python names, e.g.
         ``max_poll_interval_ms``)."""
-        self._tree = tree
         self._clock = clock
-        self._dispatcher = Dispatcher(tree)
-        self.metrics = DeliveryMetrics(registry)
+        self._dispatcher = Dispatcher(tree) if tree is not None else None
+        self.metrics = NotifierMetrics(registry)
         self._http = httpx.Client(timeout=10.0)
+        routed = tree.receivers.values() if tree is not None else ()
         senders: dict[str, Sender] = {
-            name: build_sender(r, self._http, console or print)
-            for name, r in tree.receivers.items()
+            r.name: build_sender(r, self._http, console or print) for r in routed
         }
-        self._nflog = NotificationLog(data_dir / f"{group}.nflog")
+        rates: dict[str, float | None] = {r.name: r.config.rate_limit_per_minute for r in routed}
+        attempts = {r.name: r.config.max_attempts for r in routed}
+        self._console = console is not None
+        if console is not None:
+            senders[CONSOLE] = ConsoleSender(CONSOLE, console)
+            rates[CONSOLE] = None  # a terminal keeps up: every transition, as it arrives
+        self._nflog = NotificationLog(log_path or data_dir / f"{group}.nflog")
+        self._bootstrap = bootstrap
         self._dlq_topic = topics.topic_name(topics.NOTIFICATIONS_DLQ, prefix)
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        self._producer: KafkaProducer | None = None
         self._deliverer = Deliverer(
             senders,
             self._nflog,
             self.metrics,
             self._park,
-            max_attempts={n: r.config.max_attempts for n, r in tree.receivers.items()},
-            rate_per_minute={n: r.config.rate_limit_per_minute for n, r in tree.receivers.items()},
+            max_attempts=attempts,
+            rate_per_minute=rates,
+            clock=clock,
         )
-        self._console: ConsoleNotifier | None = None
-        if console is not None:
-            self._console = ConsoleNotifier(
-                DeliveryLog(console_log or data_dir / f"{group}.delivered"), self.metrics, console
-            )
-        self._bootstrap = bootstrap
         self._alerts_topic = topics.topic_name(topics.ALERTS, prefix)
-        self._silences = SilenceStore(bootstrap, topics.topic_name(topics.SILENCES, prefix))
+        self._silences = (
+            SilenceStore(bootstrap, topics.topic_name(topics.SILENCES, prefix), clock=clock)
+            if tree is not None
+            else None
+        )
         consumer: dict[str, Any] = {
             "bootstrap_servers": bootstrap,
             "group_id": group,
@@ -94,34 +113,46 @@ class NotifierService:
             "heartbeat_interval_ms": 3_000,
         }
         consumer.update(consumer_config or {})
-        self._consumer = KafkaConsumer(topics.topic_name(topics.ALERTS, prefix), **consumer)
+        self._consumer = KafkaConsumer(self._alerts_topic, **consumer)
         self._refs: dict[int, tuple[TopicPartition, int]] = {}
         self._next_ref = 0
         self._seen: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
 
     def _park(self, n: Notification, reason: str) -> None:
-        record = dead_letter(n, reason, self._clock())
+        if self._producer is None:
+            self._producer = KafkaProducer(bootstrap_servers=self._bootstrap, acks="all")
+        record = dead_letter(n, reason, self._clock.now())
         self._producer.send(
             self._dlq_topic, key=n.receiver.encode(), value=json.dumps(record).encode()
         ).get(timeout=30)
 
+    def _deliver(self, n: Notification) -> str:
+        outcome = self._deliverer.deliver(n)
+        log.info("notification %s → %s: %s", n.group_key, n.receiver, outcome)
+        return outcome
+
     def _ingest(self, tp: TopicPartition, offset: int, value: bytes) -> None:
         self._seen[tp] = offset + 1
-        if self._console is not None:
-            self._console.handle(value)
         try:
             alert = Alert.from_json(value)
-        except ValidationError:
-            return  # counted (and logged) by the console notifier or skipped
+        except ValidationError as exc:
+            log.warning("notifier: skipping an invalid alert record: %s", exc.errors()[:3])
+            if self._console:
+                self.metrics.notifications.labels(CONSOLE, "invalid").inc()
+            return
+        if self._console and alert.state != AlertState.PENDING:
+            self._deliver(Notification.transition(CONSOLE, alert, self._clock.now()))
+        if self._dispatcher is None:
+            return
         ref = self._next_ref
         self._next_ref += 1
         self._refs[ref] = (tp, offset)
-        if self._dispatcher.ingest(alert, self._clock(), ref):
+        if self._dispatcher.ingest(alert, self._clock.now(), ref):
             self.metrics.silenced.inc()
 
     def _commit(self) -> None:
-        pending = self._dispatcher.low_watermark()
+        pending = self._dispatcher.low_watermark() if self._dispatcher is not None else None
         held: dict[TopicPartition, int] = {}
         for ref, (tp, offset) in self._refs.items():
             if pending is not None and ref >= pending:
@@ -150,19 +181,20 @@ class NotifierService:
                 self._committed[tp] = meta.offset
 
     def step(self, poll_ms: int = 200) -> int:
-        """One round: silences, new alerts, due notifications, commit; returns how many sent."""
-        if self._silences.poll(timeout_ms=0):
-            self._dispatcher.silences = list(self._silences.silences.values())
+        """One round: silences, new alerts, due notifications, commit; returns how many of the
+        routed notifications were sent."""
+        silences, dispatcher = self._silences, self._dispatcher
+        if silences is not None and dispatcher is not None and silences.poll(timeout_ms=0):
+            dispatcher.silences = list(silences.silences.values())
         batches = self._consumer.poll(timeout_ms=poll_ms)
         for tp, messages in batches.items():
             for m in messages:
                 self._ingest(tp, m.offset, m.value)
         sent = 0
-        for n in self._dispatcher.due(self._clock()):
-            outcome = self._deliverer.deliver(n)
-            log.info("notification %s → %s: %s", n.group_key, n.receiver, outcome)
-            sent += outcome == "delivered"
-            self._dispatcher.done(n)
+        if self._dispatcher is not None:
+            for n in self._dispatcher.due(self._clock.now()):
+                sent += self._deliver(n) == "delivered"
+                self._dispatcher.done(n)
         self._commit()
         return sent
 
@@ -171,8 +203,10 @@ class NotifierService:
         committed offset), so a restarted notifier keeps repeating what is still firing.
 
         What they lead to was sent before: the notification log turns it into duplicates, and
-        only repeats that are due go out. Returns the number of records read.
+        only repeats that are due go out. Returns the number of records read (0 without routes).
         """
+        if self._dispatcher is None:
+            return 0
         reader = KafkaConsumer(
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
         )
@@ -188,9 +222,9 @@ class NotifierService:
                 return 0
             reader.assign(tps)
             reader.seek_to_beginning(*tps)
-            deadline = time.monotonic() + timeout_s
+            deadline = self._clock.monotonic() + timeout_s
             while any(reader.position(tp) < ends[tp] for tp in tps):
-                if time.monotonic() > deadline:
+                if self._clock.monotonic() > deadline:
                     log.warning("notifier: gave up replaying committed alerts after %ss", timeout_s)
                     break
                 for tp, messages in reader.poll(timeout_ms=200).items():
@@ -202,26 +236,29 @@ class NotifierService:
                             alert = Alert.from_json(m.value)
                         except ValidationError:
                             continue
-                        self._dispatcher.ingest(alert, self._clock())
+                        self._dispatcher.ingest(alert, self._clock.now())
         finally:
             reader.close()
         return read
 
     def run(self, stopping: Callable[[], bool]) -> None:
         """Loop until ``stopping()``; the poll timeout shrinks to the next timer."""
-        self._silences.load()
-        self._dispatcher.silences = list(self._silences.silences.values())
+        if self._silences is not None and self._dispatcher is not None:
+            self._silences.load()
+            self._dispatcher.silences = list(self._silences.silences.values())
         replayed = self.replay_committed()
         if replayed:
             log.info("notifier: rebuilt groups from %d committed alert records", replayed)
         while not stopping():
-            due = self._dispatcher.next_due()
-            wait = 500 if due is None else (due - self._clock()) / timedelta(milliseconds=1)
+            due = self._dispatcher.next_due() if self._dispatcher is not None else None
+            wait = 500 if due is None else (due - self._clock.now()) / timedelta(milliseconds=1)
             self.step(poll_ms=int(min(500, max(0, wait))))
 
     def close(self) -> None:
         self._consumer.close()
-        self._silences.close()
-        self._producer.close()
+        if self._silences is not None:
+            self._silences.close()
+        if self._producer is not None:
+            self._producer.close()
         self._http.close()
         self._nflog.close()

@@ -6,21 +6,22 @@ Expiring a silence re-publishes it with ``ends_at`` set to now; the record stays
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from services.notify.core import Silence
+from streams.clock import SYSTEM_CLOCK, Clock
 
 
 class SilenceStore:
     """Reads and writes silences on one topic."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
+        self._clock = clock
         self._consumer: KafkaConsumer | None = None
         self.silences: dict[str, Silence] = {}
 
@@ -68,8 +69,8 @@ class SilenceStore:
         consumer = self._open()
         tps = list(consumer.assignment())
         end = consumer.end_offsets(tps)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        deadline = self._clock.monotonic() + timeout_s
+        while self._clock.monotonic() < deadline:
             self.poll(timeout_ms=200)
             if all(consumer.position(tp) >= end[tp] for tp in tps):
                 break

@@ -19,10 +19,9 @@ from tests.deploy.tools import REPO
 
 METRIC_CLASSES = (
     ("streams.metrics", "WorkerMetrics"),
-    ("services.notifier", "NotifierMetrics"),
-    ("connectors.supervisor", "ConnectorMetrics"),
+    ("services.notify.metrics", "NotifierMetrics"),
+    ("connectors.runner", "ConnectorMetrics"),
     ("services.api", "ApiMetrics"),
-    ("services.notify.delivery", "DeliveryMetrics"),
     ("services.room.metrics", "RoomMetrics"),
 )
 ALLOWED_LABELS = {

@@ -8,7 +8,8 @@ import pytest
 
 from services.notify.config import parse_routes
 from services.notify.core import Dispatcher, Silence
-from streams.records import Alert, AlertState, fingerprint
+from streams.records import AlertState
+from tests.factories import alert
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -33,24 +34,6 @@ receivers:
   hook: {type: webhook, url: "http://hook.local/x"}
   am: {type: alertmanager, url: "http://am.local"}
 """
-
-
-def alert(
-    name: str = "NegativeSentimentSpike",
-    state: AlertState = AlertState.FIRING,
-    starts: datetime = T0,
-    **labels: str,
-) -> Alert:
-    labels = {"alertname": name, "severity": "critical", **labels}
-    return Alert(
-        labels=labels,
-        state=state,
-        value=0.6,
-        baseline=0.2,
-        starts_at=starts,
-        ends_at=starts + timedelta(minutes=20) if state == AlertState.RESOLVED else None,
-        fingerprint=fingerprint(labels),
-    )
 
 
 def dispatcher() -> Dispatcher:

@@ -20,34 +20,35 @@ from prometheus_client import CollectorRegistry
 
 from services.kafka_local import free_port
 from services.notify.config import Receiver, SlackConfig, parse_routes
+from services.notify.console import ConsoleSender, format_alert
 from services.notify.core import Notification
-from services.notify.delivery import Deliverer, DeliveryMetrics, NotificationLog, TokenBucket
+from services.notify.delivery import Deliverer, NotificationLog, TokenBucket
+from services.notify.metrics import NotifierMetrics
 from services.notify.receivers import EmailSender, SlackSender, WebhookSender, build_sender
 from services.notify.render import CHART_SIZE, sparkline
-from streams.records import Alert, AlertState, Example, fingerprint
+from streams.clock import FakeClock
+from streams.records import AlertState, Example
+from tests import factories
 from tests.services.notify.fakes import fake_slack
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
 def notification(receiver: str = "slack", at: datetime = T0) -> Notification:
-    labels = {"alertname": "NegativeSentimentSpike", "brand": "acme", "severity": "critical"}
-    alert = Alert(
-        labels=labels,
+    alert = factories.alert(
+        value=0.62,
+        baseline=0.18,
+        starts=T0,
         annotations={
             "summary": "Negative sentiment spike for acme",
             "description": "0.62 of mentions are negative, against a baseline of 0.18.",
             "link": "http://grafana.local/d/brand?var-brand=acme",
         },
-        state=AlertState.FIRING,
-        value=0.62,
-        baseline=0.18,
-        starts_at=T0,
-        fingerprint=fingerprint(labels),
         examples=(
             Example(id="r:1", text="The app ate my   order again"),
             Example(id="r:2", text="Worst support ever"),
         ),
+        brand="acme",
     )
     history = tuple((T0 + timedelta(minutes=i), v) for i, v in enumerate([0.2, 0.3, 0.5, 0.62]))
     return Notification(
@@ -61,19 +62,6 @@ def notification(receiver: str = "slack", at: datetime = T0) -> Notification:
     )
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def slack_sender(url: str, monkeypatch: pytest.MonkeyPatch, client: httpx.Client) -> SlackSender:
     monkeypatch.setenv("TEST_SLACK_URL", url)
     config = SlackConfig.model_validate(
@@ -83,18 +71,17 @@ def slack_sender(url: str, monkeypatch: pytest.MonkeyPatch, client: httpx.Client
 
 
 def deliverer(
-    sender: object, tmp_path: Path, time: FakeTime, parked: list[str], attempts: int = 5
-) -> tuple[Deliverer, DeliveryMetrics, CollectorRegistry]:
+    sender: object, tmp_path: Path, clock: FakeClock, parked: list[str], attempts: int = 5
+) -> tuple[Deliverer, NotifierMetrics, CollectorRegistry]:
     registry = CollectorRegistry()
-    metrics = DeliveryMetrics(registry)
+    metrics = NotifierMetrics(registry)
     d = Deliverer(
         {"slack": sender},  # type: ignore[dict-item]
         NotificationLog(tmp_path / "nflog"),
         metrics,
         lambda n, reason: parked.append(reason),
         max_attempts={"slack": attempts},
-        clock=time.clock,
-        sleep=time.sleep,
+        clock=clock,
     )
     return d, metrics, registry
 
@@ -103,14 +90,15 @@ def test_slack_429_then_500_then_200_is_exactly_one_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = [(429, {"Retry-After": "7"}), (500, {}), (200, {})]
-    time = FakeTime()
+    clock = FakeClock()
     with fake_slack(script) as slack, httpx.Client() as client:
-        d, _, registry = deliverer(slack_sender(slack.url, monkeypatch, client), tmp_path, time, [])
+        sender = slack_sender(slack.url, monkeypatch, client)
+        d, _, registry = deliverer(sender, tmp_path, clock, [])
         assert d.deliver(notification()) == "delivered"
         assert len(slack.requests) == 3
         assert len(slack.messages) == 1
-    assert time.slept[0] == 7.0  # Retry-After honoured
-    assert time.slept[1] == pytest.approx(1.0)  # then exponential backoff (0.5 * 2**1)
+    assert clock.sleeps[0] == 7.0  # Retry-After honoured
+    assert clock.sleeps[1] == pytest.approx(1.0)  # then exponential backoff (0.5 * 2**1)
     get = registry.get_sample_value
     assert get("listenwell_notification_retries_total", {"receiver": "slack"}) == 2
     labels = {"receiver": "slack", "outcome": "delivered"}
@@ -121,19 +109,19 @@ def test_slack_429_then_500_then_200_is_exactly_one_message(
 def test_slack_failing_every_time_is_parked_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    time, parked = FakeTime(), list[str]()
+    clock, parked = FakeClock(), list[str]()
     with fake_slack([(503, {})] * 3) as slack, httpx.Client() as client:
         sender = slack_sender(slack.url, monkeypatch, client)
-        d, _, _ = deliverer(sender, tmp_path, time, parked, attempts=3)
+        d, _, _ = deliverer(sender, tmp_path, clock, parked, attempts=3)
         assert d.deliver(notification()) == "parked"
         assert len(slack.requests) == 3 and slack.messages == []
     assert parked and "503" in parked[0]
 
 
 def test_slack_client_error_is_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    time, parked = FakeTime(), list[str]()
+    clock, parked = FakeClock(), list[str]()
     with fake_slack([(404, {})]) as slack, httpx.Client() as client:
-        d, _, _ = deliverer(slack_sender(slack.url, monkeypatch, client), tmp_path, time, parked)
+        d, _, _ = deliverer(slack_sender(slack.url, monkeypatch, client), tmp_path, clock, parked)
         assert d.deliver(notification()) == "parked"
         assert len(slack.requests) == 1
 
@@ -143,9 +131,9 @@ def test_notification_log_skips_what_a_previous_process_sent(
 ) -> None:
     with fake_slack() as slack, httpx.Client() as client:
         sender = slack_sender(slack.url, monkeypatch, client)
-        first, _, _ = deliverer(sender, tmp_path, FakeTime(), [])
+        first, _, _ = deliverer(sender, tmp_path, FakeClock(), [])
         assert first.deliver(notification()) == "delivered"
-        restarted, _, _ = deliverer(sender, tmp_path, FakeTime(), [])  # same log file
+        restarted, _, _ = deliverer(sender, tmp_path, FakeClock(), [])  # same log file
         later = notification(at=T0 + timedelta(minutes=3))
         assert restarted.deliver(later) == "duplicate"
         # the same content after repeat_interval is a legitimate repeat
@@ -170,14 +158,14 @@ def test_slack_block_kit_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_rate_limit_token_bucket() -> None:
-    time = FakeTime()
-    bucket = TokenBucket(rate=1.0, burst=2, clock=time.clock)
+    clock = FakeClock()
+    bucket = TokenBucket(rate=1.0, burst=2, clock=clock)
     bucket.take()
     bucket.take()
     assert bucket.wait() == pytest.approx(1.0)
-    time.now += 0.5
+    clock.advance(0.5)
     assert bucket.wait() == pytest.approx(0.5)
-    time.now += 0.5
+    clock.advance(0.5)
     assert bucket.wait() == 0.0
 
 
@@ -259,24 +247,23 @@ def test_secret_reference_must_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_rate_limit_spaces_out_deliveries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    time = FakeTime()
+    clock = FakeClock()
     with fake_slack() as slack, httpx.Client() as client:
         registry = CollectorRegistry()
         d = Deliverer(
             {"slack": slack_sender(slack.url, monkeypatch, client)},
             NotificationLog(tmp_path / "nflog"),
-            DeliveryMetrics(registry),
+            NotifierMetrics(registry),
             lambda n, reason: None,
             rate_per_minute={"slack": 6},  # one every 10 s, burst 1
-            clock=time.clock,
-            sleep=time.sleep,
+            clock=clock,
         )
         for minute in range(3):
             n = notification(at=T0 + timedelta(minutes=minute))
             other = Notification(**{**n.__dict__, "group_key": f"g{minute}"})
             assert d.deliver(other) == "delivered"
     assert len(slack.messages) == 3
-    assert time.slept == [pytest.approx(10.0), pytest.approx(10.0)]
+    assert clock.sleeps == [pytest.approx(10.0), pytest.approx(10.0)]
 
 
 def test_routes_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -305,3 +292,39 @@ def test_notification_log_survives_a_torn_last_line(tmp_path: Path) -> None:
     reopened.record(later, "delivered")
     reopened.close()
     assert NotificationLog(path).already_sent(notification(at=T0 + timedelta(hours=6)))
+
+
+def test_a_transition_goes_to_the_console_once_ever_even_after_a_restart(tmp_path: Path) -> None:
+    lines: list[str] = []
+    firing = factories.alert(brand="acme")
+    resolved = factories.alert(brand="acme", state=AlertState.RESOLVED)
+
+    def console() -> Deliverer:
+        return Deliverer(
+            {"console": ConsoleSender("console", lines.append)},
+            NotificationLog(tmp_path / "nflog"),
+            NotifierMetrics(CollectorRegistry()),
+            lambda n, reason: None,
+            rate_per_minute={"console": None},  # not limited
+        )
+
+    first = console()
+    for a in (firing, resolved, firing):
+        first.deliver(Notification.transition("console", a, T0))
+    restarted = console()
+    assert restarted.deliver(Notification.transition("console", resolved, T0)) == "duplicate"
+    assert lines == [format_alert(firing), format_alert(resolved)]
+    assert lines[0].startswith("[firing] NegativeSentimentSpike brand=acme value=0.60")
+    assert lines[1].startswith("[resolved] NegativeSentimentSpike brand=acme")
+
+
+def test_the_transition_ids_an_older_console_notifier_logged_are_not_printed_again(
+    tmp_path: Path,
+) -> None:
+    firing = factories.alert(brand="acme")
+    log_path = tmp_path / "delivered.log"
+    log_path.write_text(firing.transition_id + "\n")  # the old console notifier's format
+    log = NotificationLog(log_path)
+    assert log.already_sent(Notification.transition("console", firing, T0))
+    later = factories.alert(brand="acme", starts=T0 + timedelta(hours=1))
+    assert not log.already_sent(Notification.transition("console", later, T0))

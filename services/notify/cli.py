@@ -1,12 +1,13 @@
-"""``listenwell silence add|list|expire`` and ``listenwell routes check``; the routed notifier."""
+"""The notifier's commands: ``listenwell notifier``, ``silence add|list|expire``,
+``routes check``."""
 
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from streams.clock import SYSTEM_CLOCK
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def cmd_silence_add(args: argparse.Namespace, settings: Settings) -> int:
         for text in args.matcher:
             Matcher.parse(text)
         duration = parse_duration(args.duration)
-        now = datetime.now(UTC)
+        now = SYSTEM_CLOCK.now()
         silence = Silence(
             matchers=tuple(args.matcher),
             starts_at=now,
@@ -62,7 +63,7 @@ def cmd_silence_list(args: argparse.Namespace, settings: Settings) -> int:
         silences = store.load()
     finally:
         store.close()
-    now = datetime.now(UTC)
+    now = SYSTEM_CLOCK.now()
     shown = [s for s in silences.values() if args.all or s.ends_at > now]
     shown.sort(key=lambda s: s.starts_at)
     for s in shown:
@@ -85,7 +86,7 @@ def cmd_silence_expire(args: argparse.Namespace, settings: Settings) -> int:
         if silence is None:
             print(f"error: no silence {args.id!r}")
             return 1
-        now = datetime.now(UTC)
+        now = SYSTEM_CLOCK.now()
         store.put(silence.model_copy(update={"ends_at": min(now, silence.ends_at)}))
     finally:
         store.close()
@@ -107,35 +108,35 @@ def cmd_routes_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_notifier(args: argparse.Namespace, settings: Settings) -> int:
-    """``listenwell notifier --routes FILE``: the routed notifier (console lines kept)."""
+def cmd_notifier(args: argparse.Namespace, settings: Settings) -> int:
+    """Consume the alerts topic: print one line per transition and, with ``--routes``, deliver
+    to the receivers of the routes file."""
     from prometheus_client import CollectorRegistry
 
-    from services.cli import _start_metrics, _Stopper
-    from services.notify.config import RoutesFileError, load_routes
+    from services.notify.config import RoutesFileError, RouteTree, load_routes
     from services.notify.service import NotifierService
+    from services.process import Stopper, start_metrics_server
 
-    try:
-        tree = load_routes(Path(args.routes))
-    except RoutesFileError as exc:
-        print(exc)
-        return 2
+    tree: RouteTree | None = None
+    if args.routes:
+        try:
+            tree = load_routes(Path(args.routes))
+        except RoutesFileError as exc:
+            print(exc)
+            return 2
     registry = CollectorRegistry()
-    data_dir = (
-        Path(args.delivery_log).parent if args.delivery_log else settings.data_dir / "notifier"
-    )
     service = NotifierService(
         tree,
         bootstrap=settings.kafka_bootstrap,
         prefix=settings.topic_prefix,
         group=args.group,
-        data_dir=data_dir,
+        data_dir=settings.data_dir / "notifier",
         registry=registry,
         console=lambda line: print(line, flush=True),
-        console_log=Path(args.delivery_log) if args.delivery_log else None,
+        log_path=Path(args.delivery_log) if args.delivery_log else None,
     )
-    _start_metrics(settings.notifier_metrics_port, registry)
-    stopper = _Stopper()
+    start_metrics_server(settings.notifier_metrics_port, settings.metrics_host, registry)
+    stopper = Stopper()
     try:
         service.run(lambda: stopper.stopping)
     finally:
@@ -144,7 +145,13 @@ def run_notifier(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``silence`` and ``routes`` subcommands."""
+    """Add ``notifier``, ``silence`` and ``routes``."""
+    p = sub.add_parser("notifier", help="print alert transitions from the alerts topic")
+    p.add_argument("--group", default="listenwell-notifier", help="consumer group id")
+    p.add_argument("--delivery-log", help="file of delivered transition ids")
+    p.add_argument("--routes", help="routes.yaml: also deliver to its receivers (Slack, e-mail, …)")
+    p.set_defaults(func=cmd_notifier)
+
     silence = sub.add_parser("silence", help="mute alerts: add | list | expire").add_subparsers(
         dest="silence_command", required=True
     )
