@@ -33,8 +33,8 @@ Requests other than ``POST /v1/events`` may not carry a body larger than ``MAX_O
 (413).
 
 ``POST /v1/forget`` takes ``{"author": …}`` and/or ``{"customer": …}`` (optionally ``"brand"`` and
-``"dry_run"``), a :class:`services.forget_cli.ForgetRequest`, and does what ``listenwell forget``
-does, through the same function (:func:`services.forget_cli.forget`): 202 with the erasure record
+``"dry_run"``), a :class:`services.erasure.ForgetRequest`, and does what ``listenwell forget``
+does, through the same function (:func:`services.erasure.forget`): 202 with the erasure record
 (request id, the ``customers.health`` keys tombstoned, what is not covered) once Kafka acknowledged
 it, 400 with the failing fields on a bad request, 503 with ``Retry-After`` when Kafka is
 unavailable. The log line names only the request id, never the person.
@@ -50,10 +50,9 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -62,7 +61,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.forget_cli import ForgetRequest
+from services.erasure import ForgetRequest
+from streams.clock import SYSTEM_CLOCK, Clock
 from streams.records import MAX_TEXT_CHARS, AwareDatetime, Incident, Mention, MentionKind
 
 if TYPE_CHECKING:
@@ -99,38 +99,34 @@ class ApiSettings(BaseSettings):
     def token(self) -> SecretStr | None:
         """The API bearer token, from the variable or the file; ``None`` when neither is set;
         ``ValueError`` if the file cannot be read or the token is shorter than 16 characters."""
-        if self.api_token_file is not None:
-            try:
-                value = self.api_token_file.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as exc:
-                raise ValueError(
-                    f"cannot read LISTENWELL_API_TOKEN_FILE {self.api_token_file}: {exc.strerror}"
-                ) from None
-            token: SecretStr | None = SecretStr(value)
-        else:
-            token = self.api_token
-        if token is not None and len(token.get_secret_value()) < 16:
-            raise ValueError("the API token must be at least 16 characters")
-        return token
+        return _secret(self.api_token, self.api_token_file, "LISTENWELL_API_TOKEN", "API token")
 
     def secret(self) -> SecretStr:
         """The webhook secret, from the variable or the file; ``ValueError`` if neither works."""
-        if self.webhook_secret_file is not None:
-            try:
-                value = self.webhook_secret_file.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as exc:
-                raise ValueError(
-                    f"cannot read LISTENWELL_WEBHOOK_SECRET_FILE {self.webhook_secret_file}: "
-                    f"{exc.strerror}"
-                ) from None
-            secret = SecretStr(value)
-        elif self.webhook_secret is not None:
-            secret = self.webhook_secret
-        else:
+        secret = _secret(
+            self.webhook_secret,
+            self.webhook_secret_file,
+            "LISTENWELL_WEBHOOK_SECRET",
+            "webhook secret",
+        )
+        if secret is None:
             raise ValueError("set LISTENWELL_WEBHOOK_SECRET or LISTENWELL_WEBHOOK_SECRET_FILE")
-        if len(secret.get_secret_value()) < 16:
-            raise ValueError("the webhook secret must be at least 16 characters")
         return secret
+
+
+def _secret(
+    value: SecretStr | None, file: Path | None, variable: str, what: str
+) -> SecretStr | None:
+    """``value``, or what ``file`` holds (without its line end) when it is set; ``ValueError``
+    when the file cannot be read or the secret is shorter than 16 characters."""
+    if file is not None:
+        try:
+            value = SecretStr(file.read_text(encoding="utf-8").rstrip("\r\n"))
+        except OSError as exc:
+            raise ValueError(f"cannot read {variable}_FILE {file}: {exc.strerror}") from None
+    if value is not None and len(value.get_secret_value()) < 16:
+        raise ValueError(f"the {what} must be at least 16 characters")
+    return value
 
 
 class WebhookEvent(BaseModel):
@@ -245,7 +241,7 @@ when Kafka cannot be read or written."""
 
 
 class KafkaForget:
-    """:func:`services.forget_cli.forget` against one broker and topic prefix, with Kafka errors
+    """:func:`services.erasure.forget` against one broker and topic prefix, with Kafka errors
     raised as ``SinkUnavailable``."""
 
     def __init__(self, bootstrap_servers: str, prefix: str) -> None:
@@ -255,7 +251,7 @@ class KafkaForget:
     def __call__(self, request: ForgetRequest) -> dict[str, Any]:
         from kafka.errors import KafkaError
 
-        from services.forget_cli import forget
+        from services.erasure import forget
 
         try:
             return forget(request, bootstrap=self.bootstrap_servers, prefix=self.prefix)
@@ -347,13 +343,13 @@ def make_api(
     *,
     secret: SecretStr,
     registry: CollectorRegistry | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Clock = SYSTEM_CLOCK,
     incidents: Callable[[], dict[str, Incident]] | None = None,
     token: SecretStr | None = None,
     forget: Forget | None = None,
     room: Room | None = None,
 ) -> web.Application:
-    """The aiohttp application; ``sink`` delivers mentions, ``clock`` is the unix time;
+    """The aiohttp application; ``sink`` delivers mentions, ``clock`` tells the time;
     ``incidents`` (if given) serves ``GET /v1/incidents`` and ``/v1/incidents/{id}``, ``forget``
     (if given) serves ``POST /v1/forget``, both to clients presenting ``token`` as
     ``Authorization: Bearer`` (none are served without a token); ``room`` (if given) serves the
@@ -381,7 +377,7 @@ def make_api(
             timestamp = int(raw_ts)
         except ValueError:
             return answer("unauthorized", 401, {"error": f"missing or invalid {TIMESTAMP_HEADER}"})
-        if abs(clock() - timestamp) > settings.webhook_max_skew_s:
+        if abs(clock.time() - timestamp) > settings.webhook_max_skew_s:
             return answer(
                 "unauthorized",
                 401,
@@ -416,7 +412,7 @@ def make_api(
         mention_id = f"webhook:{event.event_id}"
         if event.event_id in recent:
             return answer("duplicate", 200, {"duplicate": True, "id": mention_id})
-        mention = event_to_mention(event, datetime.fromtimestamp(clock(), UTC))
+        mention = event_to_mention(event, clock.now())
         try:
             await sink.send(mention)
         except SinkUnavailable as exc:

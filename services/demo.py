@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.kafka_local import LocalKafka, answers_metadata, create_topics, free_port
 from services.notify.demo import SLACK_URL_ENV, DemoSinks
 from streams import topics
+from streams.settings import Settings
 
 MALFORMED_RECORDS = (
     b'{"id": "demo:broken-1", "text": "missing every other field"}',
@@ -92,21 +93,22 @@ def stop_process(process: subprocess.Popen[str], timeout: float = 15.0) -> None:
         process.wait()
 
 
-def main(*, speedup: float = 1440.0, seed: int = 7) -> int:
+def main(settings: Settings, *, speedup: float = 1440.0, seed: int = 7) -> int:
     """Run the demo; returns the process exit code."""
-    from connectors.runner import MentionProducer, Progress, run_source
+    from connectors.producer import MentionProducer
+    from connectors.runner import Progress, run_source
     from connectors.simulate import SimulateSource
 
-    external = os.environ.get("LISTENWELL_KAFKA_BOOTSTRAP")
     kafka: LocalKafka | None = None
-    if external:
+    if settings.bootstrap_given():
         # A broker of the user's (or a test session's): use it, start and stop nothing.
+        external = settings.kafka_bootstrap
         if not answers_metadata(external):
             print(f"listenwell demo: no Kafka answers at {external}", file=sys.stderr)
             return 1
         bootstrap = external
     else:
-        port = int(os.environ.get("LISTENWELL_KAFKA_PORT", "9092"))
+        port = settings.kafka_port
         local = LocalKafka(port)
         if not local.is_up():
             print(f"starting Apache Kafka on 127.0.0.1:{port} …", flush=True)

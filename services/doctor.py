@@ -12,16 +12,18 @@ Each check is a small function returning :class:`Check` objects, so tests call t
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from streams import topics
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from services.api import ApiSettings
 
 OK, FAIL, SKIP = "✓", "✗", "–"
 
@@ -148,21 +150,19 @@ def _fields(model: Any) -> Iterable[tuple[str, Any]]:
     return ((name, getattr(model, name)) for name in type(model).model_fields)
 
 
-def check_api_secret(environ: dict[str, str]) -> list[Check]:
+def check_api_secret(api: ApiSettings) -> list[Check]:
     """The API's webhook secret, when configured by variable or file (never printed)."""
-    value = environ.get("LISTENWELL_WEBHOOK_SECRET")
-    file = environ.get("LISTENWELL_WEBHOOK_SECRET_FILE")
-    if file:
-        path = Path(file)
+    if api.webhook_secret_file is not None:
+        path = api.webhook_secret_file
         if not path.is_file() or not path.read_text(encoding="utf-8").strip():
             return [
                 fail(
                     "secret api webhook present (LISTENWELL_WEBHOOK_SECRET_FILE)",
-                    f"{file} is missing or empty",
+                    f"{path} is missing or empty",
                 )
             ]
         return [ok("secret api webhook present (LISTENWELL_WEBHOOK_SECRET_FILE)")]
-    if value:
+    if api.webhook_secret is not None and api.webhook_secret.get_secret_value():
         return [ok("secret api webhook present (LISTENWELL_WEBHOOK_SECRET)")]
     return [skip("api webhook secret not configured (only `listenwell api` needs it)")]
 
@@ -233,14 +233,14 @@ def check_ports(settings: Settings, is_free: Callable[[str, int], bool] = port_f
 
 
 def run_checks(
-    settings: Settings, *, routes: Path | None, connectors: Path | None, environ: dict[str, str]
+    settings: Settings, *, routes: Path | None, connectors: Path | None, api: ApiSettings
 ) -> list[Check]:
     """Every check, in report order."""
     return [
         *check_kafka(settings),
         *check_rules(settings),
         *check_routes(routes),
-        *check_api_secret(environ),
+        *check_api_secret(api),
         *check_connectors(connectors),
         *check_ports(settings),
     ]
@@ -259,13 +259,20 @@ def report(checks: list[Check], out: TextIO) -> int:
 
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     """``listenwell doctor``."""
-    routes = args.routes or os.environ.get("LISTENWELL_ROUTES_PATH")
-    connectors = args.connectors or os.environ.get("LISTENWELL_CONNECTORS_CONFIG")
+    from pydantic import ValidationError
+
+    from services.api import ApiSettings
+
+    try:
+        api = ApiSettings()
+    except ValidationError as exc:
+        print(f"listenwell doctor: invalid LISTENWELL_* setting of the API: {exc}", file=sys.stderr)
+        return 2
     checks = run_checks(
         settings,
-        routes=Path(routes) if routes else None,
-        connectors=Path(connectors) if connectors else None,
-        environ=dict(os.environ),
+        routes=Path(args.routes) if args.routes else settings.routes_path,
+        connectors=Path(args.connectors) if args.connectors else settings.connectors_config,
+        api=api,
     )
     return report(checks, sys.stdout)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from streams.clock import SYSTEM_CLOCK, Clock
 from streams.records import Incident, IncidentPoint
 from streams.settings import Settings
 from streams.topic_reader import read_topic
@@ -186,19 +187,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 class CachedIncidents:
     """A loader for :func:`add_incident_routes` that re-reads the topic at most every ``ttl_s``."""
 
-    def __init__(self, bootstrap: str, topic: str, *, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, *, ttl_s: float = 5.0, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         import threading
-        import time
 
         self._bootstrap, self._topic, self._ttl_s = bootstrap, topic, ttl_s
-        self._clock = time.monotonic
+        self._clock = clock
         self._lock = threading.Lock()
         self._loaded_at: float | None = None
         self._incidents: dict[str, Incident] = {}
 
     def __call__(self) -> dict[str, Incident]:
         with self._lock:
-            now = self._clock()
+            now = self._clock.monotonic()
             if self._loaded_at is None or now - self._loaded_at >= self._ttl_s:
                 self._incidents = read_incidents(self._bootstrap, self._topic)
                 self._loaded_at = now

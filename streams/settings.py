@@ -20,12 +20,21 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
     )
+    kafka_port: int = Field(
+        default=9092, ge=1, le=65535, description="port of the local broker the demo starts"
+    )
     topic_prefix: str = Field(
         default="", description="prefix for every topic, so two runs can share one broker"
     )
     app_id: str = Field(default="listenwell-worker", description="Faust app id / consumer group")
     rules_path: Path = Field(
         default=Path("alert_rules/default.yaml"), description="rule file the worker evaluates"
+    )
+    routes_path: Path | None = Field(
+        default=None, description="routes file `listenwell doctor` checks (none: not configured)"
+    )
+    connectors_config: Path | None = Field(
+        default=None, description="connector config of `listenwell connect` (connectors.yaml)"
     )
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
     notifier_metrics_port: int = Field(default=9102, ge=0, le=65535)
@@ -63,3 +72,7 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise ValueError("LISTENWELL_PUBLIC_URL must be an http(s) URL such as https://host")
         return value.rstrip("/")
+
+    def bootstrap_given(self) -> bool:
+        """Whether ``LISTENWELL_KAFKA_BOOTSTRAP`` (or ``kafka_bootstrap=``) was given."""
+        return "kafka_bootstrap" in self.model_fields_set

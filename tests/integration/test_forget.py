@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from kafka import KafkaProducer
 from pydantic import SecretStr
 
-from connectors.runner import MentionProducer
+from connectors.producer import MentionProducer
 from services.api import ApiSettings, KafkaEventSink, KafkaForget, make_api
 from services.cli import main
-from services.forget_cli import NOT_COVERED, customer_keys, scan
+from services.erasure import NOT_COVERED, customer_keys, scan
 from streams import topics
 from streams.records import Mention, MentionKind
 from streams.topic_reader import read_topic

@@ -25,6 +25,7 @@ from services.api import (
     make_api,
     sign,
 )
+from streams.clock import FakeClock
 from streams.records import Mention
 
 SECRET = "whsec-test-7f3a9c1e5b2d4f60"
@@ -83,7 +84,7 @@ def serve(
         sink,
         secret=SecretStr(SECRET),
         registry=registry,
-        clock=lambda: float(NOW),
+        clock=FakeClock(datetime.fromtimestamp(NOW, UTC)),
     )
 
     async def main() -> None:

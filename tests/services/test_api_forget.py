@@ -17,7 +17,7 @@ from pydantic import SecretStr, ValidationError
 
 from services.api import ApiSettings, SinkUnavailable, make_api
 from services.cli import main
-from services.forget_cli import ForgetRequest, erasure_record
+from services.erasure import ForgetRequest, erasure_record
 from streams.records import Mention
 
 SECRET = "whsec-test-7f3a9c1e5b2d4f60"

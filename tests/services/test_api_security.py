@@ -8,6 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from services.api import ApiSettings, SinkUnavailable, make_api, sign
+from streams.clock import FakeClock
 from streams.records import Incident, Mention
 
 SECRET = "whsec-test-7f3a9c1e5b2d4f60"
@@ -53,7 +55,7 @@ def run(
         ApiSettings(**settings),
         sink,
         secret=SecretStr(SECRET),
-        clock=lambda: float(NOW),
+        clock=FakeClock(datetime.fromtimestamp(NOW, UTC)),
         incidents=incidents,
         token=SecretStr(token) if token else None,
     )

@@ -99,3 +99,15 @@ def test_report_exit_code_and_hint_lines() -> None:
     out = io.StringIO()
     assert report([Check(FAIL, "thing works", "fix it")], out) == 1
     assert out.getvalue().splitlines() == ["✗ thing works", "    hint: fix it", "1 problem(s)"]
+
+
+def test_the_api_secret_is_checked_from_the_api_settings(tmp_path: Path) -> None:
+    from services.api import ApiSettings
+    from services.doctor import check_api_secret
+
+    [missing] = check_api_secret(ApiSettings(webhook_secret_file=tmp_path / "gone"))
+    assert missing.failed and str(tmp_path / "gone") in missing.hint
+    [present] = check_api_secret(ApiSettings(webhook_secret="whsec-doctor-test"))
+    assert present.status == OK and "whsec-doctor-test" not in present.what
+    [unset] = check_api_secret(ApiSettings(webhook_secret=None, webhook_secret_file=None))
+    assert unset.status != FAIL

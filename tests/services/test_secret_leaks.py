@@ -27,8 +27,9 @@ from connectors.base import AuthError
 from services.api import ApiSettings, make_api, sign
 from services.kafka_local import free_port
 from services.notify.config import parse_routes
-from services.notify.delivery import DeliveryMetrics
+from services.notify.metrics import NotifierMetrics
 from services.notify.receivers import DeliveryError, EmailSender, build_sender
+from streams.clock import FakeClock
 from streams.engine import Engine
 from streams.metrics import WorkerMetrics
 from streams.pipeline import Pipeline, RawRecord
@@ -175,7 +176,7 @@ def test_notifier_receivers_success_and_failure(
     monkeypatch.setenv("LEAK_SLACK_URL", "")
     monkeypatch.setenv("LEAK_SMTP_PASSWORD", SMTP_PASSWORD)
     registry = CollectorRegistry()
-    DeliveryMetrics(registry)
+    NotifierMetrics(registry)
     smtp_sink = _Sink()
     port = free_port()
     controller = Controller(
@@ -246,7 +247,7 @@ def test_webhook_api(seen: Seen) -> None:
         sink,
         secret=SecretStr(HMAC_KEY),
         registry=registry,
-        clock=lambda: float(now),
+        clock=FakeClock(datetime.fromtimestamp(now, UTC)),
         incidents=boom,
         token=SecretStr(API_TOKEN),
     )
