@@ -9,15 +9,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from services.demo import scrape, total
 from services.kafka_local import create_topics, free_port
 from streams import topics
-from streams.records import Alert, AlertState, DeadLetter, ScoredMention, fingerprint
+from streams.records import Alert, DeadLetter, ScoredMention
 from streams.topic_reader import read_records
+from tests.factories import alert
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,20 +107,7 @@ def read_all(bootstrap: str, topic: str) -> list[bytes]:
 
 def firing_alert(brand: str, **labels: str) -> bytes:
     """A firing NegativeSentimentSpike for ``brand`` (plus ``labels``), as the worker writes it."""
-    labels = {
-        "alertname": "NegativeSentimentSpike",
-        "brand": brand,
-        "severity": "critical",
-        **labels,
-    }
-    return Alert(
-        labels=labels,
-        state=AlertState.FIRING,
-        value=0.6,
-        baseline=0.2,
-        starts_at=datetime(2026, 3, 2, 10, 0, tzinfo=UTC),
-        fingerprint=fingerprint(labels),
-    ).to_json()
+    return alert(brand=brand, **labels).to_json()
 
 
 def wait_for(

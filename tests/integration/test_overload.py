@@ -34,7 +34,8 @@ from services.api import ApiSettings, KafkaEventSink, make_api, sign
 from services.demo import scrape, total
 from services.kafka_local import LocalKafka, create_topics, free_port
 from streams import topics
-from streams.records import Alert, AlertState, Mention, fingerprint
+from streams.records import Mention
+from tests.factories import alert
 from tests.integration.harness import REPO, Run, read_all, wait_for
 
 pytestmark = pytest.mark.integration
@@ -85,14 +86,10 @@ def test_a_ten_times_burst_is_absorbed_by_the_lag_with_nothing_lost_and_flat_mem
 
 
 def alert_record(n: int) -> bytes:
-    labels = {"alertname": "CustomerAtRisk", "brand": "acme", "customer": f"c{n}"}
-    return Alert(
-        labels=labels,
-        state=AlertState.FIRING,
-        value=0.9,
-        starts_at=datetime(2026, 3, 2, tzinfo=UTC) + timedelta(minutes=n),
-        fingerprint=fingerprint(labels),
-    ).to_json()
+    start = datetime(2026, 3, 2, tzinfo=UTC) + timedelta(minutes=n)
+    at_risk = alert("CustomerAtRisk", starts=start, value=0.9, baseline=None, severity=None,
+                    brand="acme", customer=f"c{n}")  # fmt: skip
+    return at_risk.to_json()
 
 
 def delivered_all(port: int, expected: int) -> bool:

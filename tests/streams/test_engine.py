@@ -14,19 +14,15 @@ from streams.engine import Engine
 from streams.records import (
     Alert,
     AlertState,
-    Churn,
     CustomerHealth,
     CustomerTier,
-    Empathy,
-    Mention,
     MentionKind,
     ScoredMention,
-    Sentiment,
-    SentimentLabel,
     fingerprint,
 )
 from streams.rules import RuleSet, parse_rules
 from streams.state import BrandState, EngineOutput, RuleStatus
+from tests import factories
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -81,43 +77,27 @@ def scored(
     *,
     negative: bool = False,
     brand: str = BRAND,
-    customer: str | None = None,
-    text: str | None = None,
     compound: float | None = None,
-    churn: tuple[str, ...] = (),
-    deficit: tuple[str, ...] = (),
+    text: str | None = None,
     rating: int | None = None,
-    nps: int | None = None,
     mention_id: str | None = None,
+    **fields: object,
 ) -> ScoredMention:
+    """A scored mention of ``BRAND`` (negative: -0.7, else 0.4); a review when it has a rating."""
     global _serial
     _serial += 1
-    if compound is None:
-        compound = -0.7 if negative else 0.4
-    label = SentimentLabel.NEGATIVE if compound <= -0.05 else SentimentLabel.POSITIVE
-    mention = Mention(
-        id=mention_id or f"test:{_serial}",
-        source="test",
-        kind=MentionKind.REVIEW if rating is not None else MentionKind.POST,
+    source, _, n = (mention_id or f"test:{_serial}").partition(":")
+    return factories.scored(
+        n,
+        (-0.7 if negative else 0.4) if compound is None else compound,
+        at=at,
+        source=source,
         brand=brand,
-        text=text or ("awful delays again" if negative else "lovely crew"),
         author="someone",
-        customer_id=customer,
-        created_at=at,
-        fetched_at=at,
+        text=text or ("awful delays again" if negative else "lovely crew"),
+        kind=MentionKind.REVIEW if rating is not None else MentionKind.POST,
         rating=rating,
-        nps=nps,
-    )
-    neg = max(0.0, -compound)
-    return ScoredMention(
-        mention=mention,
-        sentiment=Sentiment(
-            compound=compound, pos=max(0.0, compound), neu=1 - abs(compound), neg=neg, label=label
-        ),
-        empathy=Empathy(deficit=deficit),
-        churn=Churn(phrases=churn),
-        pii_redacted=0,
-        scored_at=at,
+        **fields,
     )
 
 

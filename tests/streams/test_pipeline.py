@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,33 +19,17 @@ from streams.pipeline import (
     RawRecord,
     find_gaps,
 )
-from streams.records import ERASURE_KEY, Alert, ErasureCommand, Mention, MentionKind
+from streams.records import ERASURE_KEY, Alert, ErasureCommand, Mention
 from streams.rules import load_rules
 from streams.scoring import Scorer
 from streams.state import CustomerState
+from tests import factories
 
 RULES = Path(__file__).resolve().parents[2] / "alert_rules" / "default.yaml"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def mention(
-    n: int,
-    *,
-    text: str = "Flight delayed again, nobody cares. Terrible.",
-    brand: str = "acme",
-    minutes: float = 0.0,
-) -> Mention:
-    at = T0 + timedelta(minutes=minutes)
-    return Mention(
-        id=f"test:{n}",
-        source="test",
-        kind=MentionKind.POST,
-        brand=brand,
-        text=text,
-        author=f"a{n}",
-        created_at=at,
-        fetched_at=at,
-    )
+mention = partial(factories.mention, text="Flight delayed again, nobody cares. Terrible.")
 
 
 def record(

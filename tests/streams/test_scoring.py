@@ -11,6 +11,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from streams import lexicon
 from streams.records import Mention, MentionKind, SentimentLabel
 from streams.scoring import PhraseMatcher, Scorer, label_for, split_chunks
+from tests.factories import mention
 
 COMPLAINTS = [
     "I've been on hold for hours and nobody cares. Cancelling my subscription tomorrow.",
@@ -151,15 +152,8 @@ def test_two_hundred_thousand_characters_finish(scorer: Scorer) -> None:
 
 def _mention(text: str) -> Mention:
     at = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    return Mention(
-        id="reddit:t1_abc",
-        source="reddit",
-        kind=MentionKind.COMMENT,
-        brand="acme",
-        text=text,
-        author="u1",
-        created_at=at,
-        fetched_at=at,
+    return mention(
+        "t1_abc", at=at, source="reddit", kind=MentionKind.COMMENT, text=text, author="u1"
     )
 
 

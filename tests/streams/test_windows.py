@@ -3,60 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
 from streams.customer_risk import CustomerMention, risk_score
 from streams.records import (
-    Churn,
-    Empathy,
-    Mention,
-    MentionKind,
-    ScoredMention,
-    Sentiment,
     SentimentLabel,
 )
 from streams.windows import Baseline, MinuteBucket, floor_minute, window_stats
+from tests import factories
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 WEEK = timedelta(days=7)
 
 
-def scored(
-    mention_id: str,
-    compound: float,
-    *,
-    at: datetime = T0,
-    text: str = "some text",
-    deficit: tuple[str, ...] = (),
-    positive: tuple[str, ...] = (),
-    churn: tuple[str, ...] = (),
-) -> ScoredMention:
-    label = (
-        SentimentLabel.NEGATIVE
-        if compound <= -0.05
-        else SentimentLabel.POSITIVE
-        if compound >= 0.05
-        else SentimentLabel.NEUTRAL
-    )
-    return ScoredMention(
-        mention=Mention(
-            id=f"test:{mention_id}",
-            source="test",
-            kind=MentionKind.POST,
-            brand="acme",
-            text=text,
-            author="a",
-            created_at=at,
-            fetched_at=at,
-        ),
-        sentiment=Sentiment(compound=compound, pos=0.0, neu=0.5, neg=0.0, label=label),
-        empathy=Empathy(deficit=deficit, positive=positive),
-        churn=Churn(phrases=churn),
-        pii_redacted=0,
-        scored_at=at,
-    )
+scored = partial(factories.scored, at=T0, author="a", text="some text")
 
 
 def test_floor_minute() -> None:
