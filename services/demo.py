@@ -98,6 +98,7 @@ def main(settings: Settings, *, speedup: float = 1440.0, seed: int = 7) -> int:
     from connectors.producer import MentionProducer
     from connectors.runner import Progress, run_source
     from connectors.simulate import SimulateSource
+    from services.api import ApiSettings
 
     kafka: LocalKafka | None = None
     if settings.bootstrap_given():
@@ -121,11 +122,13 @@ def main(settings: Settings, *, speedup: float = 1440.0, seed: int = 7) -> int:
     workdir = Path(".listenwell") / "demo" / run_id
     sinks = DemoSinks(workdir)
     worker_metrics, notifier_metrics = free_port(), free_port()
-    api_port = int(os.environ.get("LISTENWELL_API_PORT") or free_port())
+    api = ApiSettings()
+    api_port = api.api_port if "api_port" in api.model_fields_set else free_port()
     room_url = f"http://127.0.0.1:{api_port}/room/"
     # The user's own API token when set (never printed); else one for this run, printed to log in.
-    own_token = bool(os.environ.get("LISTENWELL_API_TOKEN"))
-    token = os.environ.get("LISTENWELL_API_TOKEN") or secrets.token_urlsafe(18)
+    own = api.api_token.get_secret_value() if api.api_token is not None else ""
+    own_token = bool(own)
+    token = own or secrets.token_urlsafe(18)
     env = dict(
         os.environ,
         LISTENWELL_KAFKA_BOOTSTRAP=bootstrap,
@@ -140,7 +143,9 @@ def main(settings: Settings, *, speedup: float = 1440.0, seed: int = 7) -> int:
     api_env = dict(
         env,
         LISTENWELL_API_TOKEN=token,
-        LISTENWELL_WEBHOOK_SECRET=os.environ.get("LISTENWELL_WEBHOOK_SECRET")
+        LISTENWELL_WEBHOOK_SECRET=(
+            api.webhook_secret.get_secret_value() if api.webhook_secret else ""
+        )
         or secrets.token_urlsafe(24),
     )
     cli = [sys.executable, "-m", "services.cli"]

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 
-from connectors.runner import MentionProducer
+from connectors.producer import MentionProducer
 from connectors.simulate import generate
 from services.api import sign
 from services.demo import scrape, total
