@@ -37,6 +37,13 @@ MALFORMED_RECORDS = (
 )
 
 
+SETTLED_METRICS = (
+    "listenwell_mentions_scored_total",
+    "listenwell_mentions_dead_lettered_total",
+    "listenwell_mentions_deduplicated_total",
+)
+
+
 def scrape(port: int) -> dict[str, float]:
     """Sum every sample of a process's /metrics by metric name and labels (``name{a="b"}``)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
@@ -246,7 +253,11 @@ def _wait_until_consumed(
         except OSError:
             time.sleep(0.5)
             continue
-        if total(values, "listenwell_mentions_ingested_total") >= expected:
+        # Every ingested record ends scored, dead-lettered or deduplicated, and is counted there
+        # only once the batch is published: waiting on ``ingested`` alone read the summary while
+        # the last batch was still being scored.
+        settled = sum(total(values, name) for name in SETTLED_METRICS)
+        if settled >= expected:
             return values
         time.sleep(0.5)
     print(f"gave up waiting for the worker to consume {expected} records")
