@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E402
 
 from connectors.simulate import generate  # noqa: E402
+from streams.clock import FakeClock  # noqa: E402
 from streams.engine import Engine  # noqa: E402
 from streams.pipeline import BatchResult, BrandRecord, Pipeline, RawRecord  # noqa: E402
 from streams.records import CustomerTier  # noqa: E402
@@ -146,9 +147,7 @@ def make_pipeline() -> Pipeline:
     engine = Engine(
         load_rules(REPO / "alert_rules" / "default.yaml"), allowed_lateness=timedelta(seconds=120)
     )
-    return Pipeline(
-        Scorer(), engine, now=lambda: datetime(2026, 1, 6, tzinfo=UTC), epoch_now=lambda: 0.0
-    )
+    return Pipeline(Scorer(), engine, clock=FakeClock(datetime(2026, 1, 6, tzinfo=UTC)))
 
 
 def run(

@@ -40,6 +40,7 @@ from connectors.simulate import generate  # noqa: E402
 from services.demo import scrape, stop_process, total  # noqa: E402
 from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
 from streams import topics  # noqa: E402
+from streams.clock import FakeClock  # noqa: E402
 from streams.engine import Engine  # noqa: E402
 from streams.pipeline import Pipeline, RawRecord  # noqa: E402
 from streams.records import Mention  # noqa: E402
@@ -107,9 +108,7 @@ def profile_core(mentions: list[Mention]) -> str:
     engine = Engine(
         load_rules(REPO / "alert_rules" / "default.yaml"), allowed_lateness=timedelta(seconds=120)
     )
-    pipeline = Pipeline(
-        Scorer(), engine, now=lambda: datetime(2026, 1, 1, tzinfo=UTC), epoch_now=lambda: 0.0
-    )
+    pipeline = Pipeline(Scorer(), engine, clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
     records = [
         RawRecord("mentions.raw", 0, i, m.brand.encode(), m.to_json())
         for i, m in enumerate(mentions)

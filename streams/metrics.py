@@ -8,10 +8,14 @@ the series count.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from streams.records import Incident, IncidentStatus
+
+if TYPE_CHECKING:
+    from streams.pipeline import BatchResult
 
 OTHER = "other"
 
@@ -177,6 +181,30 @@ class WorkerMetrics:
         self._open_incidents: dict[str, str] = {}
         self._seen_alertnames: set[str] = set()
         self._closed_incidents: dict[str, None] = {}
+
+    def observe_batch(self, result: BatchResult) -> None:
+        """Count what one processed batch (or watermark-timer step) produced and published."""
+        for letter in result.dead_letters:
+            self.dead_lettered.labels(letter.reason).inc()
+        for scored in result.scored:
+            mention = scored.mention
+            brand = self.brand(mention.brand)
+            self.scored.labels(brand, self.source(mention.source), scored.sentiment.label).inc()
+            self.compound.labels(brand).observe(scored.sentiment.compound)
+            self.empathy.labels(brand).observe(scored.empathy.score)
+            self.compound_sum.labels(brand).inc(scored.sentiment.compound)
+            self.empathy_sum.labels(brand).inc(scored.empathy.score)
+            if scored.pii_redacted:
+                self.pii_redactions.inc(scored.pii_redacted)
+        for alert in result.alerts:
+            self.alerts.labels(alert.alertname, alert.state).inc()
+        self.observe_incidents(result.incidents)
+        self.deduplicated.inc(result.duplicates)
+        self.erased.labels("mention").inc(result.erased_examples)
+        self.erased.labels("customer").inc(result.erased_customers)
+        self.late.inc(result.late)
+        for latency in result.latencies:
+            self.latency.observe(latency)
 
     def observe_incidents(self, incidents: Iterable[Incident]) -> None:
         """Count open incidents and observe each recovery once (replays are not counted twice)."""

@@ -1,8 +1,9 @@
 """The worker's pure core: one batch of raw Kafka records in, everything to publish and store out.
 
-The Faust agent (``streams/agents.py``) only moves bytes: it hands each batch to :class:`Pipeline`
-and publishes what comes back. Everything that decides something lives here, with no Kafka and no
-clock of its own (``now`` is injected), so it is tested without a broker.
+The Faust agent (``streams/agents.py``) only moves bytes: it hands each batch to :class:`Pipeline`,
+publishes what comes back (``streams/publish.py``) and stores the states (``streams/tables.py``).
+Everything that decides something lives here, with no Kafka and no clock of its own (a
+:class:`streams.clock.Clock` is injected), so it is tested without a broker.
 
 Effectively-once on an at-least-once stream
 -------------------------------------------
@@ -24,10 +25,11 @@ import itertools
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from pydantic import BaseModel, PrivateAttr, ValidationError
 
+from streams.clock import SYSTEM_CLOCK, Clock
 from streams.engine import Engine
 from streams.records import (
     ERASURE_KEY,
@@ -150,45 +152,6 @@ class BatchResult:
     erased_customers: int = 0
 
 
-@dataclass(frozen=True)
-class OffsetGap:
-    """Offsets ``start`` to ``end - 1`` of a raw partition that never reached the agent."""
-
-    partition: int
-    start: int
-    end: int
-
-
-def find_gaps(
-    records: Sequence[RawRecord],
-    next_offsets: dict[int, int],
-    committed: Callable[[int], int | None],
-) -> list[OffsetGap]:
-    """The offsets skipped between what this worker has seen and this batch, per partition.
-
-    ``next_offsets`` maps a partition to the offset after the last one this worker processed;
-    ``committed(partition)`` gives the group's committed offset (the next one to read), or None.
-    A batch must start at or before the larger of the two: offsets on ``mentions.raw`` are dense
-    (no transactions, no compaction), so starting later means records were skipped. faust-streaming
-    can do that when a worker starts or a rebalance ends (fetched records dropped while the flow is
-    suspended still advance its read offset, and it then commits past a one-record gap at the
-    head of the acked offsets), which lost one mention in about one kill -9 in ten.
-    Updates ``next_offsets`` with the batch.
-    """
-    gaps = []
-    expected: dict[int, int] = {}
-    for record in records:
-        partition = record.partition
-        if partition not in expected:
-            base = committed(partition)
-            expected[partition] = max(next_offsets.get(partition, -1), -1 if base is None else base)
-        if 0 <= expected[partition] < record.offset:
-            gaps.append(OffsetGap(partition, expected[partition], record.offset))
-        expected[partition] = max(expected[partition], record.offset + 1)
-    next_offsets.update(expected)
-    return gaps
-
-
 _event_time = operator.itemgetter(1)
 
 
@@ -198,21 +161,23 @@ def id_digest(mention_id: str) -> str:
 
 
 class Pipeline:
-    """Validate → dedupe → redact and score → windows and rules, for one batch at a time."""
+    """Validate → dedupe → redact and score → windows and rules, for one batch at a time.
+
+    ``clock`` gives the scoring time stamped on each scored mention and the produced → scored
+    latency; nothing else depends on it.
+    """
 
     def __init__(
         self,
         scorer: Scorer,
         engine: Engine,
         *,
-        now: Callable[[], datetime],
-        epoch_now: Callable[[], float],
+        clock: Clock = SYSTEM_CLOCK,
         dedupe_horizon: timedelta = timedelta(hours=6),
     ) -> None:
         self._scorer = scorer
         self._engine = engine
-        self._now = now
-        self._epoch_now = epoch_now
+        self._clock = clock
         self._dedupe_horizon_s = dedupe_horizon.total_seconds()
 
     def process(
@@ -228,7 +193,7 @@ class Pipeline:
         last_offset: dict[str, int] = {}
         partition_of: dict[str, int] = {}
         replayed_from: dict[str, int] = {}
-        scored_at = self._now()
+        scored_at = self._clock.now()
         erasures: list[tuple[int, int, ErasureCommand]] = []
         for record in records:
             mention = self._parse(record, result)
@@ -262,7 +227,7 @@ class Pipeline:
                 continue
             result.scored.append(scored)
             if record.produced_at is not None:
-                result.latencies.append(max(0.0, self._epoch_now() - record.produced_at))
+                result.latencies.append(max(0.0, self._clock.time() - record.produced_at))
             if replay:
                 result.replayed += 1
                 replayed_from[brand] = min(replayed_from.get(brand, record.offset), record.offset)

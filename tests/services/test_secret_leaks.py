@@ -126,8 +126,7 @@ def test_connectors_pipeline_and_metrics(seen: Seen) -> None:
     pipeline = Pipeline(
         Scorer(),
         Engine(load_rules(RULES), allowed_lateness=timedelta(minutes=2)),
-        now=lambda: now,
-        epoch_now=lambda: 0.0,
+        clock=FakeClock(now),
     )
     records = [
         RawRecord("mentions.raw", 0, i, m.brand.encode(), m.to_json())

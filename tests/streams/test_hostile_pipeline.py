@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.clock import FakeClock
 from streams.engine import Engine
 from streams.pipeline import MAX_RAW_BYTES, DeadLetterReason, Pipeline, RawRecord
 from streams.records import Mention, MentionKind
@@ -36,8 +37,7 @@ EXAMPLES = 260  # 260 x 40 = 10,400 generated bad records
 _pipeline = Pipeline(
     Scorer(),
     Engine(load_rules(RULES), allowed_lateness=timedelta(minutes=2)),
-    now=lambda: T0,
-    epoch_now=lambda: 100.5,
+    clock=FakeClock(T0),
 )
 
 

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from streams.clock import FakeClock
 from streams.engine import Engine
 from streams.pipeline import (
     BatchResult,
     BrandRecord,
-    OffsetGap,
     OutboxEntry,
     Pipeline,
     RawRecord,
-    find_gaps,
 )
 from streams.records import ERASURE_KEY, Alert, ErasureCommand, Mention
 from streams.rules import load_rules
@@ -38,13 +37,13 @@ def record(
     if m is not None:
         value = m.to_json()
         key = m.brand.encode() if key is None else key
-    return RawRecord("mentions.raw", 0, offset, key, value, produced_at=100.0)
+    return RawRecord("mentions.raw", 0, offset, key, value, produced_at=T0.timestamp() - 0.5)
 
 
 @pytest.fixture
 def pipeline() -> Pipeline:
     engine = Engine(load_rules(RULES), allowed_lateness=timedelta(minutes=2))
-    return Pipeline(Scorer(), engine, now=lambda: T0, epoch_now=lambda: 100.5)
+    return Pipeline(Scorer(), engine, clock=FakeClock(T0))
 
 
 class Store:
@@ -274,30 +273,3 @@ def test_a_malformed_erasure_is_dead_lettered(pipeline: Pipeline) -> None:
     result = Store().process(pipeline, [bad])
     assert [d.reason for d in result.dead_letters] == ["invalid_record"]
     assert result.erasures == 0
-
-
-def raw_at(partition: int, offset: int) -> RawRecord:
-    return RawRecord("mentions.raw", partition, offset, b"acme", b"{}", None)
-
-
-def test_a_record_skipped_at_the_committed_offset_is_found() -> None:
-    """The faust-streaming race: after a restart the group's committed offset is 2342 but the
-    first record the agent gets is 2343."""
-    next_offsets: dict[int, int] = {}
-    gaps = find_gaps([raw_at(2, 2343), raw_at(2, 2344)], next_offsets, lambda p: 2342)
-    assert gaps == [OffsetGap(partition=2, start=2342, end=2343)]
-    assert next_offsets == {2: 2345}
-
-
-def test_gaps_between_and_inside_batches_are_found_and_replays_are_not_gaps() -> None:
-    next_offsets: dict[int, int] = {}
-    assert find_gaps([raw_at(0, 0), raw_at(1, 5)], next_offsets, lambda p: None) == []
-    assert find_gaps([raw_at(0, 1), raw_at(0, 4), raw_at(1, 9)], next_offsets, lambda p: None) == [
-        OffsetGap(0, 2, 4),
-        OffsetGap(1, 6, 9),
-    ]
-    # A replay (the group seeks back to its committed offset after a rebalance) is not a gap.
-    assert find_gaps([raw_at(0, 3), raw_at(0, 4), raw_at(0, 5)], next_offsets, lambda p: 3) == []
-    # Another worker moved the partition on while it was away: its committed offset counts.
-    assert find_gaps([raw_at(1, 20)], next_offsets, lambda p: 20) == []
-    assert find_gaps([raw_at(1, 22)], next_offsets, lambda p: 20) == [OffsetGap(1, 21, 22)]
