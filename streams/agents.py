@@ -21,8 +21,9 @@ from streams.offsets import SkippedRecordRecovery
 from streams.pipeline import Pipeline, RawRecord
 from streams.publish import Publisher
 from streams.tables import BrandStore
+from streams.watermark_timer import PartitionLiveness, WatermarkTimer
 
-__all__ = ["EXIT_UNEXPECTED", "BatchStep", "declare_agent", "raw_records"]
+__all__ = ["EXIT_UNEXPECTED", "BatchStep", "declare_agent", "declare_timer", "raw_records"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ def raw_records(events: Iterable[Any]) -> list[RawRecord]:
 
 
 class BatchStep:
-    """One batch: skipped records recovered, processed, published, stored, counted."""
+    """One batch: skipped records recovered, processed, published, stored, counted; how live
+    each raw partition is goes to ``liveness`` (for the wall-clock watermark)."""
 
     def __init__(
         self,
@@ -56,6 +58,7 @@ class BatchStep:
         recovery: SkippedRecordRecovery,
         metrics: WorkerMetrics,
         lock: asyncio.Lock,
+        liveness: PartitionLiveness | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._store = store
@@ -63,6 +66,7 @@ class BatchStep:
         self._recovery = recovery
         self._metrics = metrics
         self._lock = lock
+        self._liveness = liveness
 
     async def __call__(self, records: list[RawRecord]) -> None:
         """Process ``records`` (one batch of ``mentions.raw``, in offset order per partition)."""
@@ -72,6 +76,8 @@ class BatchStep:
                 records = await self._recovery.with_skipped(records)
                 metrics.ingested.inc(len(records))
                 result = self._pipeline.process(records, self._store.stored, self._store.brands_in)
+                if self._liveness is not None:
+                    self._liveness.observe(result.event_lag_s)
                 await self._publisher.publish(result)
                 await self._store.save(result)
                 metrics.observe_batch(result)
@@ -103,3 +109,27 @@ def declare_agent(
                 os._exit(EXIT_UNEXPECTED)
 
     return score_mentions
+
+
+def declare_timer(
+    app: faust.App, interval_s: float, timer: WatermarkTimer, liveness: PartitionLiveness
+) -> Any:
+    """Register the wall-clock watermark (see :mod:`streams.watermark_timer`) every
+    ``interval_s`` seconds; like the agent, it stops the worker on an unexpected error. Every
+    rebalance marks all partitions not live: it may hand this worker a backlog."""
+
+    def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        liveness.forget()
+
+    app.on_partitions_revoked.connect(forget)
+    app.on_partitions_assigned.connect(forget)
+
+    @app.timer(interval=interval_s)  # type: ignore[untyped-decorator]
+    async def advance_watermarks() -> None:
+        try:
+            await timer.tick()
+        except Exception:
+            log.exception("listenwell worker: unexpected error, exiting so nothing is lost")
+            os._exit(EXIT_UNEXPECTED)
+
+    return advance_watermarks

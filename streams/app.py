@@ -8,6 +8,7 @@ Where each part lives:
 - ``streams/tables.py``: the ``brands`` and ``customers`` tables and their write order;
 - ``streams/offsets.py``: the consumer adapter and recovery of raw records the consumer skipped;
 - ``streams/lag.py``: the consumer-lag probe;
+- ``streams/watermark_timer.py``: the wall-clock watermark, for live partitions only;
 - ``streams/metrics.py``: metric declarations and what a batch adds to them.
 """
 
@@ -23,20 +24,26 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from streams import topics
-from streams.agents import BatchStep, declare_agent
+from streams.agents import BatchStep, declare_agent, declare_timer
 from streams.brand_scoring import scorer_for
 from streams.clock import SYSTEM_CLOCK, Clock
 from streams.cs_sentiment import CsSentiment
 from streams.engine import Engine
 from streams.lag import EndOffsets, LagProbe
 from streams.metrics import WorkerMetrics
-from streams.offsets import FaustConsumerPosition, SkippedRecordRecovery, read_offsets
+from streams.offsets import (
+    FaustConsumerPosition,
+    SkippedRecordRecovery,
+    owned_partitions,
+    read_offsets,
+)
 from streams.pipeline import Pipeline
 from streams.producer import FaustProducer
 from streams.publish import OutputTopics, Publisher
 from streams.rules import RuleSet, load_rules
 from streams.settings import Settings
 from streams.tables import BrandStore, declare_tables
+from streams.watermark_timer import PartitionLiveness, WatermarkTimer
 
 __all__ = ["LAG_INTERVAL_S", "Worker", "faust_app", "make_app"]
 
@@ -63,9 +70,10 @@ def make_app(
     """Build the streams worker for ``settings`` (nothing connects until the app starts)."""
     rules = rules if rules is not None else load_rules(settings.rules_path)
     metrics = WorkerMetrics(registry if registry is not None else CollectorRegistry())
+    lateness = timedelta(seconds=settings.allowed_lateness_s)
     pipeline = Pipeline(
         scorer_for(settings.rules_path, sentiment_layer=CsSentiment.load()),
-        Engine(rules, allowed_lateness=timedelta(seconds=settings.allowed_lateness_s)),
+        Engine(rules, allowed_lateness=lateness),
         clock=clock,
     )
     app = faust_app(settings)
@@ -89,10 +97,24 @@ def make_app(
         metrics.skipped_recovered,
     )
     publisher = Publisher(sink, OutputTopics.named(settings.topic_prefix))
-    step = BatchStep(pipeline, store, publisher, recovery, metrics, asyncio.Lock())
+    lock, liveness = asyncio.Lock(), PartitionLiveness(settings.live_horizon_s)
+    step = BatchStep(pipeline, store, publisher, recovery, metrics, lock, liveness)
     declare_agent(
         app, raw_topic, step, batch_size=settings.batch_size, within_s=settings.batch_within_s
     )
+    if settings.live_horizon_s > 0:
+        timer = WatermarkTimer(
+            pipeline=pipeline,
+            store=store,
+            publisher=publisher,
+            liveness=liveness,
+            owned=functools.partial(owned_partitions, consumer, raw_name),
+            allowed_lateness=lateness,
+            lock=lock,
+            metrics=metrics,
+            clock=clock,
+        )
+        declare_timer(app, settings.watermark_interval_s, timer, liveness)
 
     logical = {topics.topic_name(s, settings.topic_prefix): s.name for s in topics.REGISTRY}
     probe = LagProbe(consumer, EndOffsets(settings.kafka_bootstrap), logical, metrics.consumer_lag)

@@ -160,6 +160,17 @@ class WorkerMetrics:
             ["brand"],
             registry=registry,
         )
+        self.live_partitions = Gauge(
+            "listenwell_live_partitions",
+            "Raw partitions this worker consumes whose latest mentions are within the live horizon "
+            "of the wall clock: their brands' watermarks follow the wall clock.",
+            registry=registry,
+        )
+        self.watermark_advances = Counter(
+            "listenwell_watermark_advances_total",
+            "Times the wall-clock watermark closed minutes of a brand that had no new mention.",
+            registry=registry,
+        )
         for reason in DEAD_LETTER_REASONS:
             self.dead_lettered.labels(reason)
         # listenwell_process_start_time_seconds (restarts), CPU, memory and open file descriptors.

@@ -27,6 +27,7 @@ __all__ = [
     "OffsetGap",
     "SkippedRecordRecovery",
     "find_gaps",
+    "owned_partitions",
     "read_offsets",
 ]
 
@@ -65,6 +66,11 @@ class FaustConsumerPosition:
         offsets: Any = self._app.consumer._committed_offset
         offset: int | None = offsets.get(tp)
         return offset
+
+
+def owned_partitions(consumer: ConsumerPosition, topic: str) -> set[int]:
+    """The partitions of ``topic`` this worker actively consumes."""
+    return {tp.partition for tp in consumer.assignment() if tp.topic == topic}
 
 
 @dataclass(frozen=True)

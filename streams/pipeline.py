@@ -25,7 +25,7 @@ import itertools
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, PrivateAttr, ValidationError
 
@@ -43,7 +43,7 @@ from streams.records import (
     ScoredMention,
 )
 from streams.scoring import Scorer
-from streams.state import BrandState, CustomerState
+from streams.state import BrandState, CustomerState, EngineOutput
 
 MAX_RAW_BYTES = 4 * MAX_TEXT_CHARS + 16_384
 """Raw records above this size are dead-lettered as ``oversize`` before any parsing."""
@@ -150,6 +150,9 @@ class BatchResult:
     erased_examples: int = 0
     """Kept copies of mentions removed by them."""
     erased_customers: int = 0
+    event_lag_s: dict[int, float] = field(default_factory=dict)
+    """Per raw partition, the largest distance in seconds between the clock and the event time
+    of the batch's mentions (whether new, replayed or duplicate): how live the partition is."""
 
 
 _event_time = operator.itemgetter(1)
@@ -194,6 +197,8 @@ class Pipeline:
         partition_of: dict[str, int] = {}
         replayed_from: dict[str, int] = {}
         scored_at = self._clock.now()
+        scored_at_s = scored_at.timestamp()
+        event_lag = result.event_lag_s
         erasures: list[tuple[int, int, ErasureCommand]] = []
         for record in records:
             mention = self._parse(record, result)
@@ -202,6 +207,9 @@ class Pipeline:
             if isinstance(mention, ErasureCommand):
                 erasures.append((record.partition, record.offset, mention))
                 continue
+            lag = abs(scored_at_s - mention.created_at.timestamp())
+            if lag > event_lag.get(record.partition, -1.0):
+                event_lag[record.partition] = lag
             brand = mention.brand
             state = result.states.get(brand) or stored(brand) or self._new_record(brand)
             result.states[brand] = state
@@ -243,32 +251,85 @@ class Pipeline:
 
         for brand, batch in new_by_brand.items():
             state = result.states[brand]
-            customers = state.engine.customers
-            known = set(customers)
+            known = set(state.engine.customers)
             output = self._engine.process(state.engine, batch)
             # In batch order (a set's order would depend on the hash seed, and so would the order
             # customers load back after a restart).
             touched = dict.fromkeys(s.mention.customer_id for s in batch if s.mention.customer_id)
-            touched.update(dict.fromkeys(h.customer_id for h in output.customers))
-            result.customer_changes[brand] = CustomerChanges(
-                partition=partition_of[brand],
-                upserts={c: customers[c] for c in touched if c in customers},
-                deletes=known - set(customers),
+            self._collect(
+                brand,
+                state,
+                output,
+                known,
+                touched,
+                partition_of[brand],
+                last_offset[brand],
+                result,
             )
-            result.alerts.extend(output.alerts)
-            result.customers.extend(output.customers)
-            result.incidents.extend(output.incidents)
-            result.late += output.late
-            state.outbox.extend(
-                OutboxEntry(offset=last_offset[brand], alert=a) for a in output.alerts
-            )
-            del state.outbox[:-OUTBOX_SIZE]
             state.applied_offset = last_offset[brand]
             state.partition = partition_of[brand]
             self._prune_seen(state)
         for partition, offset, command in erasures:
             self._erase(partition, offset, command, brands_in(partition), stored, result)
         return result
+
+    def advance(
+        self,
+        brands: Iterable[str],
+        watermark: datetime,
+        stored: Callable[[str], BrandRecord | None],
+    ) -> BatchResult:
+        """Advance each of ``brands`` to ``watermark`` without a mention (the wall-clock timer).
+
+        Closes the minutes it passes, so a quiet brand's alerts resolve, its incidents close and
+        its customers' risk decays. The alerts it raises are tied to no raw offset of their own:
+        they go into the outbox at the brand's ``applied_offset``, so a replay of that offset
+        sends them again. A brand whose watermark does not move is left out of the result.
+        """
+        result = BatchResult()
+        for brand in brands:
+            state = stored(brand)
+            if state is None or state.partition < 0:
+                continue
+            engine_state = state.engine
+            before = engine_state.watermark
+            known = set(engine_state.customers)
+            output = self._engine.advance(engine_state, watermark)
+            if engine_state.watermark == before:
+                continue
+            result.states[brand] = state
+            self._collect(
+                brand, state, output, known, {}, state.partition, state.applied_offset, result
+            )
+        return result
+
+    @staticmethod
+    def _collect(
+        brand: str,
+        state: BrandRecord,
+        output: EngineOutput,
+        known: set[str],
+        touched: dict[str, None],
+        partition: int,
+        offset: int,
+        result: BatchResult,
+    ) -> None:
+        """Add an engine output for ``brand`` to ``result``: the customers to store (``touched``
+        and those whose health changed) or delete (``known`` before, gone now), the records to
+        publish, and its alerts to the brand's outbox at ``offset``."""
+        customers = state.engine.customers
+        touched.update(dict.fromkeys(h.customer_id for h in output.customers))
+        result.customer_changes[brand] = CustomerChanges(
+            partition=partition,
+            upserts={c: customers[c] for c in touched if c in customers},
+            deletes=known - set(customers),
+        )
+        result.alerts.extend(output.alerts)
+        result.customers.extend(output.customers)
+        result.incidents.extend(output.incidents)
+        result.late += output.late
+        state.outbox.extend(OutboxEntry(offset=offset, alert=a) for a in output.alerts)
+        del state.outbox[:-OUTBOX_SIZE]
 
     def _erase(
         self,

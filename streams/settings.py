@@ -54,6 +54,19 @@ class Settings(BaseSettings):
     allowed_lateness_s: int = Field(
         default=120, ge=0, description="event-time lateness tolerated before a minute is closed"
     )
+    live_horizon_s: float = Field(
+        default=300.0,
+        ge=0.0,
+        description=(
+            "a raw partition is live while the mentions it delivers are at most this many seconds "
+            "from the wall clock; the worker then advances its brands' watermarks to wall time "
+            "minus the allowed lateness, so quiet brands close minutes and resolve alerts on "
+            "time (0 turns the wall-clock watermark off)"
+        ),
+    )
+    watermark_interval_s: float = Field(
+        default=5.0, gt=0.0, description="seconds between two runs of the wall-clock watermark"
+    )
     data_dir: Path = Field(default=Path(".listenwell"), description="local state (Faust, logs)")
     public_url: str | None = Field(
         default=None,

@@ -48,12 +48,13 @@ class Run:
             **extra,
         )
 
-    def start_worker(self) -> Worker:
+    def start_worker(self, **settings: str) -> Worker:
+        """A worker process of this run; ``settings`` are extra ``LISTENWELL_*`` variables."""
         port = free_port()
         log = (self.workdir / f"worker-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "--log-level", "INFO", "worker"],
-            env=self.env(LISTENWELL_WORKER_METRICS_PORT=str(port)),
+            env=self.env(LISTENWELL_WORKER_METRICS_PORT=str(port), **settings),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
