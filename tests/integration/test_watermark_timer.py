@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.runner import MentionProducer
+from connectors.producer import MentionProducer
 from streams import topics
-from streams.records import Alert, AlertState, Mention, MentionKind
+from streams.records import Alert, AlertState
+from tests.factories import mention
 from tests.integration.harness import REPO, Run, wait_for
 
 pytestmark = pytest.mark.integration
@@ -32,16 +33,7 @@ def test_a_brand_that_stops_talking_gets_its_resolved_without_another_mention(
     )
     now = datetime.now(UTC)
     mentions = [
-        Mention(
-            id=f"test:quiet-{n}",
-            source="test",
-            kind=MentionKind.POST,
-            brand=BRAND,
-            text="Boarding now, see you on the other side.",
-            author=f"a{n}",
-            created_at=now,
-            fetched_at=now,
-        )
+        mention(f"quiet-{n}", at=now, brand=BRAND, text="Boarding now, see you on the other side.")
         for n in range(3)
     ]
     with MentionProducer(run.bootstrap) as producer:

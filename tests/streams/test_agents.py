@@ -18,31 +18,22 @@ from streams.metrics import WorkerMetrics
 from streams.offsets import OffsetGap, SkippedRecordRecovery
 from streams.pipeline import BrandRecord, Pipeline, RawRecord
 from streams.publish import OutputTopics, Publisher
-from streams.records import Alert, Mention, MentionKind, ScoredMention
+from streams.records import Alert, Mention, ScoredMention
 from streams.rules import load_rules
 from streams.scoring import Scorer
 from streams.tables import BrandStore
+from tests import factories
 from tests.streams.fakes import FakeConsumer, FakeSink, FakeTable
 
 RULES = Path(__file__).resolve().parents[2] / "alert_rules" / "default.yaml"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 RAW = "p.mentions.raw"
 NAMES = OutputTopics.named("p.")
+COMPLAINT = "Flight cancelled, on hold for hours, nobody cares. I'm done."
 
 
 def complaint(n: int, customer: str = "cust-1") -> Mention:
-    at = T0 + timedelta(minutes=n)
-    return Mention(
-        id=f"test:{n}",
-        source="test",
-        kind=MentionKind.POST,
-        brand="acme",
-        text="Flight cancelled, on hold for hours, nobody cares. I'm done.",
-        author=f"a{n}",
-        customer_id=customer,
-        created_at=at,
-        fetched_at=at,
-    )
+    return factories.mention(n, at=T0, minutes=n, text=COMPLAINT, customer=customer)
 
 
 def raw(offset: int, value: bytes, key: bytes = b"acme") -> RawRecord:

@@ -14,6 +14,7 @@ from streams.records import (
     DeadLetter,
     Incident,
 )
+from tests import factories
 from tests.streams.fakes import FakeSink
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -31,15 +32,7 @@ def test_topic_names_follow_the_registry_and_the_prefix() -> None:
 
 
 def test_each_record_goes_to_its_topic_under_its_key_and_its_delivery_can_be_awaited() -> None:
-    alert = Alert.model_validate(
-        {
-            "labels": {"alertname": "X", "brand": "acme"},
-            "state": "firing",
-            "value": 1.0,
-            "starts_at": T0,
-            "fingerprint": "fp1",
-        }
-    )
+    alert = factories.alert("X", brand="acme")
     health = CustomerHealth(
         brand="acme",
         customer_id="c1",
@@ -79,7 +72,7 @@ def test_each_record_goes_to_its_topic_under_its_key_and_its_delivery_can_be_awa
     asyncio.run(scenario())
     assert [(s.topic, s.key) for s in sink.sent] == [
         ("p.mentions.dlq", b"p.mentions.raw"),
-        ("p.alerts", b"fp1"),
+        ("p.alerts", alert.fingerprint.encode()),
         ("p.customers.health", b"acme/c1"),
         ("p.incidents", b"inc-1"),
     ]

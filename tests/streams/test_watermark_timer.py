@@ -18,11 +18,12 @@ from streams.metrics import WorkerMetrics
 from streams.offsets import OffsetGap, SkippedRecordRecovery
 from streams.pipeline import BrandRecord, Pipeline, RawRecord
 from streams.publish import OutputTopics, Publisher
-from streams.records import Alert, CustomerHealth, Mention, MentionKind
+from streams.records import Alert, CustomerHealth, Mention
 from streams.rules import load_rules
 from streams.scoring import Scorer
 from streams.tables import BrandStore
 from streams.watermark_timer import PartitionLiveness, WatermarkTimer, due_brands
+from tests import factories
 from tests.streams.fakes import FakeSink, FakeTable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,20 +33,11 @@ T0 = datetime(2026, 3, 2, 9, 0, 10, tzinfo=UTC)
 LATENESS = timedelta(seconds=5)
 RAW = "p.mentions.raw"
 NAMES = OutputTopics.named("p.")
+COMPLAINT = "Flight cancelled, on hold for hours, nobody cares. I'm done."
 
 
 def said(n: int, at: datetime, *, brand: str = "acme", customer: str | None = None) -> Mention:
-    return Mention(
-        id=f"test:{brand}:{n}",
-        source="test",
-        kind=MentionKind.POST,
-        brand=brand,
-        text="Flight cancelled, on hold for hours, nobody cares. I'm done.",
-        author=f"a{n}",
-        customer_id=customer,
-        created_at=at,
-        fetched_at=at,
-    )
+    return factories.mention(f"{brand}:{n}", at=at, brand=brand, customer=customer, text=COMPLAINT)
 
 
 def raw(offset: int, mention: Mention, partition: int = 1) -> RawRecord:
@@ -282,7 +274,7 @@ def test_a_failed_delivery_stores_nothing() -> None:
         future.set_exception(ConnectionError("broker gone"))
         return future
 
-    worker.sink.send = failing_send  # type: ignore[method-assign,assignment]
+    worker.sink.send = failing_send  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
         worker.tick()
     assert len(worker.published("brands-cl")) == writes_before
