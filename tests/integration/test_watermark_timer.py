@@ -10,7 +10,7 @@ import pytest
 from connectors.producer import MentionProducer
 from streams import topics
 from streams.records import Alert, AlertState
-from tests.factories import mention
+from tests import factories
 from tests.integration.harness import REPO, Run, wait_for
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,9 @@ def test_a_brand_that_stops_talking_gets_its_resolved_without_another_mention(
     )
     now = datetime.now(UTC)
     mentions = [
-        mention(f"quiet-{n}", at=now, brand=BRAND, text="Boarding now, see you on the other side.")
+        factories.mention(
+            f"quiet-{n}", at=now, brand=BRAND, text="Boarding now, see you on the other side."
+        )
         for n in range(3)
     ]
     with MentionProducer(run.bootstrap) as producer:
