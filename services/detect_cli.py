@@ -5,16 +5,23 @@ by default) runs through :func:`run_volume_rule`: the same detector
 (:meth:`streams.rule_kinds.VolumeSurgeRule.detect`) and the same state machine
 (:func:`streams.alert_lifecycle.run`: ``for``, ``keep_firing_for``, ``cooldown``) that raise
 ``MentionVolumeSurge`` alerts in the worker. Every row is judged from the rows before it only, so
-the output for a prefix of a series is the prefix of the output for the whole series.
+the output for a prefix of a series is the prefix of the output for the whole series. The detector's
+parameters are durations, so it judges a series of 5-minute rows as the worker judges per-minute
+sums of the last 5 minutes.
 
 Output CSV: ``timestamp,value,anomaly_score,alert`` (``alert`` is 1 on the row where an alert starts
-firing), plus ``baseline,reason`` with ``--explain``.
+firing). ``--explain`` adds the evidence of each verdict: ``expected`` (count expected for the row),
+``sustained`` (the count judged: the median over the rule's ``sustain``), ``ratio``, ``z`` (robust
+z-score), ``largest_recent`` (largest recent excess over expected), ``same_hour_last_7_days``
+(mean count at that hour on each of the last 7 days, yesterday first, ``;``-separated, ``-`` when
+unknown), ``level_24h``, ``surge`` (1 while a surge is in progress) and ``reason`` (a sentence).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -36,6 +43,19 @@ class DetectError(ValueError):
     """A series or rule that cannot be used; the message says which and why."""
 
 
+EXPLAIN_COLUMNS = (
+    "expected",
+    "sustained",
+    "ratio",
+    "z",
+    "largest_recent",
+    "same_hour_last_7_days",
+    "level_24h",
+    "surge",
+    "reason",
+)
+
+
 @dataclass(frozen=True)
 class DetectRow:
     """The verdict on one row of a series."""
@@ -44,8 +64,36 @@ class DetectRow:
     value: float
     anomaly_score: float
     alert: bool
-    baseline: float
-    reason: str
+    detection: Detection
+    """The detector's verdict with its evidence."""
+
+    @property
+    def baseline(self) -> float:
+        """Count expected for this row."""
+        return self.detection.baseline
+
+    @property
+    def reason(self) -> str:
+        """Why, in one sentence."""
+        return self.detection.reason
+
+    def evidence(self) -> list[str]:
+        """The ``--explain`` columns of this row."""
+        d = self.detection
+        ratio = f"{d.ratio:.2f}" if math.isfinite(d.ratio) else "inf"
+        same_hour = ";".join("-" if c is None else f"{c:.1f}" for c in d.same_hour)
+        level = "" if d.level_24h is None else f"{d.level_24h:.1f}"
+        return [
+            f"{d.baseline:.2f}",
+            f"{d.sustained:g}",
+            ratio,
+            f"{d.z:.2f}",
+            f"{d.largest_recent:.1f}",
+            same_hour,
+            level,
+            str(int(d.condition)),
+            d.reason,
+        ]
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -77,6 +125,8 @@ def read_series(stream: TextIO, name: str = "<series>") -> list[tuple[str, datet
             value = float(row["value"] or "")
         except ValueError:
             raise DetectError(f"{name}:{number}: invalid value {row['value']!r}") from None
+        if not math.isfinite(value):
+            raise DetectError(f"{name}:{number}: value {row['value']!r} is not a finite number")
         if previous is not None and at < previous:
             raise DetectError(f"{name}:{number}: timestamp {text} is before the previous row")
         previous = at
@@ -140,8 +190,7 @@ def detect(
             value=value,
             anomaly_score=detection.score,
             alert=started,
-            baseline=detection.baseline,
-            reason=detection.reason,
+            detection=detection,
         )
 
 
@@ -149,12 +198,12 @@ def write_rows(out: TextIO, rows: Iterable[DetectRow], *, explain: bool = False)
     """Write the output CSV; returns the number of alerts."""
     writer = csv.writer(out, lineterminator="\n")
     header = ["timestamp", "value", "anomaly_score", "alert"]
-    writer.writerow([*header, "baseline", "reason"] if explain else header)
+    writer.writerow([*header, *EXPLAIN_COLUMNS] if explain else header)
     alerts = 0
     for row in rows:
         alerts += row.alert
-        line = [row.timestamp, f"{row.value:g}", f"{row.anomaly_score:.4f}", int(row.alert)]
-        writer.writerow([*line, f"{row.baseline:.2f}", row.reason] if explain else line)
+        line = [row.timestamp, f"{row.value:g}", f"{row.anomaly_score:.4f}", str(int(row.alert))]
+        writer.writerow([*line, *row.evidence()] if explain else line)
     return alerts
 
 
@@ -198,5 +247,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--rules", help="rule file or folder (default: the shipped alert_rules/)")
     p.add_argument("--output", required=True, help="CSV to write")
-    p.add_argument("--explain", action="store_true", help="add baseline and reason columns")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="add the evidence of each verdict (expected, sustained, ratio, z, history, reason)",
+    )
     p.set_defaults(func=cmd_detect)

@@ -52,7 +52,7 @@ class VolumeSurgeRule(BrandRule):
     def evaluate(self, rs: RuleState, stats: WindowStats, end: datetime) -> Verdict:
         slot = slot_of(self.baseline.seasonality, end - MINUTE)
         detector = self.detector(rs, slot)
-        detection = detector.step(float(stats.count))
+        detection = detector.step(end, float(stats.count))
         rs.detectors[str(slot)] = detector.to_state()
         return self.judge(float(stats.count), detection)
 
@@ -69,7 +69,7 @@ class VolumeSurgeRule(BrandRule):
             detector = detectors.get(slot)
             if detector is None:
                 detector = detectors[slot] = self.detector(rs, slot)
-            detector.step(0.0)
+            detector.step(first + (i + 1) * MINUTE, 0.0)
         for slot, detector in detectors.items():
             rs.detectors[str(slot)] = detector.to_state()
 
@@ -84,5 +84,5 @@ class VolumeSurgeRule(BrandRule):
             detector = detectors.get(slot)
             if detector is None:
                 detector = detectors[slot] = VolumeSurgeDetector(self.params)
-            detection = detector.step(value)
+            detection = detector.step(at, value)
             yield at, value, detection, self.judge(value, detection)

@@ -1,78 +1,204 @@
-"""The volume-surge detector: causal, restartable, explains itself, fires on surges only."""
+"""The surge detector on small synthetic series: what a marketing team would notice.
+
+Series are 5-minute counts with a daily cycle and Poisson-like noise (seeded), stepped as
+``listenwell detect`` steps them, one row at a time.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
-from streams.detectors import VolumeSurgeDetector, VolumeSurgeParams
+import pytest
+from pydantic import ValidationError
+
+from streams.detectors import Detection, VolumeSurgeDetector, VolumeSurgeParams
+from streams.rules import RuleFileError, parse_rules
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday, midnight
+STEP = timedelta(minutes=5)
+DAY = 288  # 5-minute rows
 
 
-def calm_counts(n: int, mean: float = 40.0, seed: int = 3) -> list[float]:
-    """A daily-ish cycle with Poisson-like noise, no surge."""
+def cycle(row: int, mean: float, swing: float) -> float:
+    """Daily cycle: lowest at 03:00, highest at 15:00, ``swing`` times the mean between them."""
+    hour = (row % DAY) / 12.0
+    return mean * (1.0 + swing * math.sin(2.0 * math.pi * (hour - 9.0) / 24.0))
+
+
+def counts(
+    rows: int,
+    mean: float = 40.0,
+    *,
+    swing: float = 0.5,
+    seed: int = 1,
+    shape: Callable[[int], float] | None = None,
+) -> list[float]:
+    """Poisson-like counts around a daily cycle, times ``shape(row)`` if given."""
     rng = random.Random(seed)
     out = []
-    for i in range(n):
-        level = mean * (1.0 + 0.5 * ((i % 288) / 288.0))
-        out.append(float(max(0, round(rng.gauss(level, level**0.5)))))
+    for row in range(rows):
+        level = cycle(row, mean, swing) * (shape(row) if shape else 1.0)
+        out.append(float(max(0, round(rng.gauss(level, math.sqrt(level))))))
     return out
 
 
-def test_a_tenfold_surge_fires_and_calm_traffic_does_not() -> None:
-    detector = VolumeSurgeDetector(VolumeSurgeParams())
-    verdicts = [detector.step(v) for v in calm_counts(2000)]
-    assert not any(d.condition for d in verdicts)
-    surge = detector.step(600.0)
-    assert surge.condition
-    assert 30 < surge.baseline < 80
-    assert "600 mentions" in surge.reason and "baseline" in surge.reason and "z" in surge.reason
-    assert surge.score > 0.5
+def run(values: Sequence[float], params: VolumeSurgeParams | None = None) -> list[Detection]:
+    detector = VolumeSurgeDetector(params or VolumeSurgeParams())
+    return [detector.step(T0 + i * STEP, v) for i, v in enumerate(values)]
 
 
-def test_no_verdict_before_warmup() -> None:
-    detector = VolumeSurgeDetector(VolumeSurgeParams(warmup=50))
-    verdicts = [detector.step(v) for v in [10.0] * 20 + [5000.0]]
-    assert not verdicts[-1].condition
-    assert "warming up" in verdicts[-1].reason
+def starts(verdicts: Sequence[Detection]) -> list[int]:
+    return [i for i, d in enumerate(verdicts) if d.started]
 
 
-def test_sparse_brand_needs_min_volume() -> None:
-    detector = VolumeSurgeDetector(VolumeSurgeParams(warmup=10, min_volume=5))
-    for _ in range(300):
-        detector.step(0.0)
-    assert not detector.step(4.0).condition
-    assert detector.step(30.0).condition
+def at(day: int, hour: float) -> int:
+    """Row of ``hour`` o'clock on ``day`` (0-based)."""
+    return day * DAY + round(hour * 12)
 
 
-def test_prefix_of_the_output_is_the_output_of_the_prefix() -> None:
-    values = [*calm_counts(800), 900.0, 700.0, *calm_counts(300, seed=5)]
-    reference = VolumeSurgeDetector(VolumeSurgeParams())
-    whole = [reference.step(v) for v in values]
-    for cut in (1, 299, 801, 1000):
-        detector = VolumeSurgeDetector(VolumeSurgeParams())
-        assert [detector.step(v) for v in values[:cut]] == whole[:cut]
+def surge(start: int, rows: int, factor: float) -> Callable[[int], float]:
+    return lambda row: factor if start <= row < start + rows else 1.0
 
 
-def test_state_round_trips_through_json_mid_stream() -> None:
-    values = [*calm_counts(600), 800.0, *calm_counts(50, seed=9)]
+def test_a_surge_fires_once_at_its_start_and_calm_days_never_do() -> None:
+    begin = at(4, 14)
+    verdicts = run(counts(6 * DAY, shape=surge(begin, 12, 10.0)))
+    assert starts(verdicts) == [begin + 1]  # on its second row: most of the last 10 minutes
+    alert = verdicts[begin + 1]
+    assert alert.condition and alert.direction == "up" and alert.score > 0.5
+    assert alert.ratio > 5 and alert.z >= 4.0
+    assert 30 < alert.baseline < 90  # the 14:00 expectation of a mean-40 cycle
+    assert alert.reason.startswith("surge: ") and "expected" in alert.reason
+    assert "same hour on the last 7 days" in alert.reason
+    assert len(alert.same_hour) == 7 and sum(c is not None for c in alert.same_hour) == 4
+    assert all(30 < c < 90 for c in alert.same_hour if c is not None)
+    assert alert.level_24h is not None and 20 < alert.level_24h < 60
+    # The surge is over (and the detector re-armed) within two hours of its end.
+    assert not verdicts[begin + 12 + 24].condition
+
+
+def test_nothing_fires_before_a_day_of_history() -> None:
+    verdicts = run(counts(DAY, shape=surge(at(0, 20), 12, 20.0)))
+    assert starts(verdicts) == []
+    assert verdicts[at(0, 20) + 3].reason.startswith("warming up")
+
+
+def test_a_level_shift_is_one_alert_then_the_new_normal() -> None:
+    shift = at(3, 12)
+    verdicts = run(counts(10 * DAY, shape=lambda row: 3.0 if row >= shift else 1.0))
+    assert starts(verdicts) == [shift + 1]
+    # Not a surge for days: the episode ends within a day and nothing fires after it.
+    assert not any(d.condition for d in verdicts[shift + DAY :])
+    later = verdicts[at(6, 15)]
+    assert later.reason.startswith("normal")
+    assert 0.7 < later.ratio < 1.4  # the expectation has become the new level
+
+
+def test_two_surges_a_few_hours_apart_are_two_alerts() -> None:
+    first, second = at(4, 10), at(4, 15)
+    shape = lambda row: surge(first, 12, 8.0)(row) * surge(second, 12, 8.0)(row)  # noqa: E731
+    verdicts = run(counts(5 * DAY, shape=shape))
+    assert starts(verdicts) == [first + 1, second + 1]
+
+
+def test_a_surge_far_smaller_than_a_recent_one_is_not_notable() -> None:
+    big, small = at(4, 10), at(5, 10)
+    shape = lambda row: surge(big, 12, 30.0)(row) * surge(small, 12, 4.0)(row)  # noqa: E731
+    verdicts = run(counts(6 * DAY, shape=shape))
+    assert starts(verdicts) == [big + 1]
+    small_verdict = verdicts[small + 4]
+    assert small_verdict.z >= 4.0 and small_verdict.reason.startswith("not notable")
+
+
+def test_the_daily_peak_is_not_a_surge() -> None:
+    # Ten times more mentions at 15:00 than at 03:00, every day for two weeks.
+    verdicts = run(counts(14 * DAY, mean=50.0, swing=0.8))
+    assert starts(verdicts) == []
+
+
+def test_a_steep_daily_edge_is_not_a_surge() -> None:
+    # A show at 20:00 every day: eight times the volume from 20:00 to 22:00, starting sharply.
+    def show(row: int) -> float:
+        return 8.0 if at(0, 20) <= row % DAY < at(0, 22) else 1.0
+
+    verdicts = run(counts(10 * DAY, swing=0.0, shape=show))
+    assert [i for i in starts(verdicts) if i >= 2 * DAY] == []
+
+
+def test_a_weekly_evening_is_learnt() -> None:
+    # Every Friday from 18:00 to 23:00 the brand gets four times its usual volume.
+    def friday(row: int) -> float:
+        day, minute = divmod(row, DAY)
+        return 4.0 if day % 7 == 4 and at(0, 18) <= minute < at(0, 23) else 1.0
+
+    verdicts = run(counts(6 * 7 * DAY, shape=friday))
+    fridays = [i // (7 * DAY) for i in starts(verdicts)]
+    # New on the first Friday; the hour-of-week offsets have learnt it within three weeks.
+    assert fridays[:1] == [0] and all(week <= 2 for week in fridays)
+    assert all(i % DAY > at(0, 18) for i in starts(verdicts))
+
+
+def test_a_collapse_is_watched_only_when_asked() -> None:
+    outage = at(4, 12)
+    values = counts(5 * DAY, mean=80.0, shape=surge(outage, 24, 0.0))
+    assert starts(run(values)) == []
+    down = run(values, VolumeSurgeParams(direction="down"))
+    assert starts(down) == [outage + 1]
+    assert down[outage + 1].direction == "down" and down[outage + 1].z <= -4.0
+    assert down[outage + 1].reason.startswith("collapse: ")
+
+
+def test_state_round_trips_through_json_with_identical_verdicts() -> None:
+    values = counts(6 * DAY, shape=surge(at(4, 14), 12, 10.0))
     params = VolumeSurgeParams()
-    straight = VolumeSurgeDetector(params)
-    expected = [straight.step(v) for v in values]
-    first = VolumeSurgeDetector(params)
-    got = [first.step(v) for v in values[:400]]
-    state = json.loads(json.dumps(first.to_state()))
-    resumed = VolumeSurgeDetector.from_state(params, state)
-    got += [resumed.step(v) for v in values[400:]]
-    assert got == expected
+    expected = run(values, params)
+    for cut in (1, 7, DAY + 5, at(4, 14) + 3, 6 * DAY - 1):
+        first = VolumeSurgeDetector(params)
+        got = [first.step(T0 + i * STEP, v) for i, v in enumerate(values[:cut])]
+        text = json.dumps(first.to_state(), separators=(",", ":"))
+        assert len(text) < 2048
+        resumed = VolumeSurgeDetector.from_state(params, json.loads(text))
+        got += [resumed.step(T0 + i * STEP, v) for i, v in enumerate(values[cut:], start=cut)]
+        assert got == expected
 
 
-def test_a_second_smaller_wave_is_not_news_but_a_larger_one_is() -> None:
-    detector = VolumeSurgeDetector(VolumeSurgeParams(warmup=100))
-    for v in calm_counts(1000):
-        detector.step(v)
-    assert detector.step(2000.0).condition
-    for v in calm_counts(300, seed=11):
-        detector.step(v)
-    smaller = detector.step(900.0)
-    assert not smaller.condition and "not news" in smaller.reason
-    assert detector.step(5000.0).condition
+def test_the_verdicts_on_a_prefix_do_not_depend_on_what_follows() -> None:
+    values = counts(5 * DAY, shape=surge(at(4, 14), 12, 10.0))
+    whole = run(values)
+    for cut in (DAY, at(4, 14) + 2):
+        assert run(values[:cut]) == whole[:cut]
+
+
+def test_a_state_of_the_old_format_starts_afresh() -> None:
+    old = {"level": 3.2, "dev": 0.4, "seen": 5000, "peak": 1.0}
+    detector = VolumeSurgeDetector.from_state(VolumeSurgeParams(), old)
+    assert detector.to_state() == VolumeSurgeDetector(VolumeSurgeParams()).to_state()
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    detector = VolumeSurgeDetector(VolumeSurgeParams())
+    detector.step(T0, 3.0)
+    with pytest.raises(ValueError, match="finite"):
+        detector.step(T0 + STEP, math.nan)
+    with pytest.raises(ValueError, match="before the previous step"):
+        detector.step(T0 - STEP, 3.0)
+    with pytest.raises(ValidationError, match="rearm"):
+        VolumeSurgeParams(threshold=2.0, rearm=2.0)
+
+
+def test_bad_parameters_in_a_rule_file_name_the_line() -> None:
+    text = """groups:
+  - name: g
+    rules:
+      - alert: Surge
+        kind: volume_surge
+        params:
+          threshold: 3
+          sustain: ten minutes
+"""
+    with pytest.raises(RuleFileError, match=r"rules\.yaml:8: params\.sustain"):
+        parse_rules(text, "rules.yaml")

@@ -266,9 +266,7 @@ VOLUME = rule("""
 - alert: Surge
   kind: volume_surge
   window: 1m
-  min_volume: 20
-  params: {threshold: 3.0, min_volume: 20, min_ratio: 2.0, warmup: 60, half_life: 120,
-           novelty_half_life: 0}
+  params: {threshold: 3.0, min_volume: 20, warmup: 1h, sustain: 2m, smoothing: 2m}
   for: 3m
   keep_firing_for: 2m
 """)
@@ -284,7 +282,8 @@ def test_volume_surge_fires_on_a_sustained_surge_and_not_on_noise() -> None:
     states = [(a.state, a.value) for a in alerts]
     assert [s for s, _ in states] == [AlertState.FIRING, AlertState.RESOLVED]
     firing = alerts[0]
-    assert firing.starts_at == T0 + 124 * MIN  # condition from 08:01, held 3 minutes
+    # The median of the last 3 one-minute counts is 40 from 08:02; held 3 minutes.
+    assert firing.starts_at == T0 + 125 * MIN
     assert firing.value == 40 and firing.baseline is not None and firing.baseline < 10
     assert incidents and incidents[0].peak_value == 40
 
@@ -297,7 +296,9 @@ def test_run_volume_rule_drives_the_same_state_machine_causally() -> None:
     ]
     rows = list(run_volume_rule(parsed, counts))
     started = [at for at, _, _, alert in rows if alert]
-    assert started == [T0 + 123 * MIN]  # `for: 3m` counted on the rows' own timestamps
+    # Surging from the row at 08:01 (median of 07:59-08:01 is 40): `for: 3m` counted on the rows'
+    # own timestamps.
+    assert started == [T0 + 124 * MIN]
     assert all(0.0 <= d.score <= 1.0 for _, _, d, _ in rows)
     # Causal: the verdicts on a prefix do not depend on what follows it.
     prefix = list(run_volume_rule(parsed, counts[:100]))
