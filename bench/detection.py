@@ -1,25 +1,33 @@
-"""Detection quality benchmark: ``listenwell detect`` against a windowed-Gaussian baseline, on NAB.
+"""Detection quality benchmark: ``listenwell detect`` against baselines on NAB, in one run.
 
-For every series of ``../shared/data/nab-dev`` (mention volume per 5 minutes, with labelled anomaly
-windows), in one run:
+Detectors, each scored by the project's NAB implementation (``bench/nab.py``) under the three
+profiles of ``profiles.json`` (standard, low FP, low FN), normalised over a corpus:
 
-1. ``listenwell detect`` — the shipped ``MentionVolumeSurge`` rule through the engine's
-   ``run_volume_rule``, i.e. the code path that raises volume alerts in the worker (called as a
-   function here; ``--subprocess`` runs the real command line instead). Its ``alert`` column (1 on
-   the row where an alert starts firing) is the set of detections.
-2. The windowed-Gaussian baseline of NAB: mean and standard deviation of the last 6,400 values
-   (updated every 100 rows once the window is full), anomaly score ``1 - tail probability`` of the
-   value under that normal (two-sided). As in NAB, every row whose score reaches the threshold is a
-   detection, and the threshold is the one that maximises the benchmark score of each profile (a
-   sweep over a fixed grid).
+1. **listenwell** -- the shipped ``MentionVolumeSurge`` rule through ``listenwell detect``'s code
+   path (``services.detect_cli.detect`` -> ``streams.engine.run_volume_rule``: the detector and
+   the state machine that raise the alert in the worker; ``--subprocess`` runs the real command
+   line on nab-dev). Its ``alert`` column (1 where an alert starts) is the set of detections.
+2. **listenwell, both directions** -- the same rule with ``direction: both`` (surges and
+   collapses), nothing else changed: NAB's other series have as many drops as rises.
+3. **old rule** -- the detector and 36 h cooldown shipped before issue 12
+   (``bench/legacy_volume_rule.py``).
+4. **windowed Gaussian** -- NAB's baseline (mean and standard deviation of the last 6,400 values,
+   refreshed every 100 rows; score ``1 - tail probability``); every row at or above the threshold
+   is a detection, with the threshold that scores best per corpus and profile (optimistic for it).
+5. On nab-extra, **ARTime** and **Numenta HTM** -- their published per-row scores
+   (``nab-extra/results``) at NAB's thresholds (``thresholds.json``), every row at or above the
+   threshold a detection, as NAB scores them.
+6. On nab-extra, **upward windows only (oracle)** -- fires at the left edge of every window whose
+   middle lies above the 600 rows before it (median) more than below: the best any detector that
+   sees only rises can do there.
 
-Both are scored with the project's NAB implementation (``bench/nab.py``) under the three profiles of
-``profiles.json``: raw score per series, then the normalised score over all series.
-Published references on the full 10-series realTweets set (standard profile): windowed Gaussian
-51.4, Twitter ADVec 59.6, Numenta HTM 68.0, contextOSE 74.5, ARTime 81.8.
+Corpora: ``../shared/data/nab-dev`` (3 realTweets series, 9 windows; the threshold was chosen on
+them: the *in-sample* figure) with the *cross-validated* figure from ``bench/tune_detector.py``
+(leave one series out; the one that counts) cited from ``bench/results/tune_detector.json``, and
+``../shared/data/nab-extra`` (48 series of other kinds, 83 windows, never used for a choice).
 
-Usage: ``.venv/bin/python bench/detection.py [--data DIR] [--subprocess]``.
-Figures also go to ``bench/results/detection.json``.
+Usage: ``.venv/bin/python bench/detection.py [--data DIR] [--extra DIR] [--subprocess]``.
+Figures go to ``bench/results/detection.json``.
 """
 
 from __future__ import annotations
@@ -29,10 +37,12 @@ import csv
 import json
 import math
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,20 +50,22 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.legacy_volume_rule import legacy_alerts  # noqa: E402
 from bench.nab import (  # noqa: E402
+    CorpusScore,
     Profile,
+    Series,
+    load_corpus,
     load_profiles,
-    load_windows,
-    normalised,
-    null_score,
-    perfect_score,
-    score_series,
-    window_indices,
+    score_corpus,
 )
-from services.detect_cli import DEFAULT_RULE, SHIPPED_RULES, detect, find_rule, read_series  # noqa: E402
+from services.detect_cli import DEFAULT_RULE, SHIPPED_RULES, detect, find_rule  # noqa: E402
+from streams.rule_kinds import VolumeSurgeRule  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "nab-dev"
+EXTRA = REPO.parent / "shared" / "data" / "nab-extra"
 RESULTS = REPO / "bench" / "results" / "detection.json"
+TUNING = REPO / "bench" / "results" / "tune_detector.json"
 WG_WINDOW = 6400
 WG_STEP = 100
 WG_THRESHOLDS = (
@@ -77,16 +89,19 @@ WG_THRESHOLDS = (
     1 - 1e-14,
     1.0,
 )
-PUBLISHED = {
+PUBLISHED_REALTWEETS = {
     "ARTime": 81.8,
     "contextOSE": 74.5,
     "Numenta HTM": 68.0,
     "Twitter ADVec": 59.6,
     "windowed Gaussian": 51.4,
 }
+"""Published standard-profile scores on the full 10-series realTweets set."""
+PUBLISHED_RESULTS = {"ARTime": "ARTime", "Numenta HTM": "numenta"}
+ORACLE_CONTEXT = 600
 
 
-def windowed_gaussian(values: list[float]) -> list[float]:
+def windowed_gaussian(values: Sequence[float]) -> list[float]:
     """NAB's windowed-Gaussian anomaly scores (causal)."""
     scores: list[float] = []
     window: list[float] = []
@@ -121,113 +136,208 @@ def windowed_gaussian(values: list[float]) -> list[float]:
     return scores
 
 
-def run_detect_subprocess(series: Path) -> list[bool]:
+def rule_alerts(rule: VolumeSurgeRule, series: Series) -> list[bool]:
+    """The ``alert`` column of ``listenwell detect`` with ``rule`` (called as a function)."""
+    rows = list(zip(series.texts, series.times, series.values, strict=True))
+    return [row.alert for row in detect(rule, rows)]
+
+
+def run_detect_subprocess(path: Path) -> list[bool]:
     """Alerts from the real ``listenwell detect`` command line."""
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(tmp) / "out.csv"
         command = [sys.executable, "-m", "services.cli", "detect"]
-        command += ["--series", str(series), "--output", str(output)]
+        command += ["--series", str(path), "--output", str(output)]
         subprocess.run(command, check=True, cwd=REPO, capture_output=True)
         with output.open(encoding="utf-8") as stream:
             return [row["alert"] == "1" for row in csv.DictReader(stream)]
 
 
-def score_all(
-    detections: dict[str, list[bool]],
-    windows: dict[str, list[tuple[int, int]]],
-    profile: Profile,
-) -> dict[str, Any]:
-    """Per-series raw scores and the normalised score over all series."""
-    raw = null = perfect = 0.0
-    per_series: dict[str, Any] = {}
-    for name, fired in detections.items():
-        result = score_series(fired, windows[name], profile)
-        raw += result.score
-        null += null_score(windows[name], profile)
-        perfect += perfect_score(windows[name], profile, len(fired))
-        per_series[name] = {
-            "raw": round(result.score, 4),
-            "tp": result.true_positives,
-            "fp": result.false_positives,
-            "fn": result.false_negatives,
-        }
-    return {
-        "normalised": round(normalised(raw, null, perfect), 2),
-        "raw": round(raw, 4),
-        "null": null,
-        "perfect": round(perfect, 4),
-        "series": per_series,
-    }
+def published_scores(folder: Path, detector: str, series: Series) -> list[float]:
+    """Per-row anomaly scores NAB published for ``detector`` on one series."""
+    path = folder / "results" / detector / series.category / series.name
+    with path.open(encoding="utf-8", newline="") as stream:
+        scores = [float(row["anomaly_score"]) for row in csv.DictReader(stream)]
+    if len(scores) != len(series.values):
+        raise ValueError(f"{path}: {len(scores)} scores for {len(series.values)} rows")
+    return scores
+
+
+def upward_oracle(series: Series) -> list[bool]:
+    """Fire at the left edge of every window whose middle third rises further above the median of
+    the rows before the window than it falls below it."""
+    fired = [False] * len(series.values)
+    for first, last in series.windows:
+        before = series.values[max(0, first - ORACLE_CONTEXT) : first] or series.values[:50]
+        median = statistics.median(before)
+        third = (last - first + 1) // 3
+        middle = series.values[first + third : last + 1 - third] or series.values[first : last + 1]
+        if max(middle) - median > median - min(middle):
+            fired[first] = True
+    return fired
+
+
+def best_threshold(
+    scores: Mapping[str, Sequence[float]], corpus: Sequence[Series], profile: Profile
+) -> tuple[float, CorpusScore]:
+    """The windowed Gaussian at the threshold that scores best on this corpus and profile."""
+    best: tuple[float, CorpusScore] | None = None
+    for threshold in WG_THRESHOLDS:
+        fired = {name: [s >= threshold for s in values] for name, values in scores.items()}
+        candidate = score_corpus(fired, corpus, profile)
+        if best is None or candidate.normalised > best[1].normalised:
+            best = (threshold, candidate)
+    assert best is not None
+    return best
+
+
+def timed(label: str, run: Callable[[], dict[str, list[bool]]], rows: int) -> dict[str, list[bool]]:
+    started = time.perf_counter()
+    out = run()
+    elapsed = time.perf_counter() - started
+    print(f"  {label}: {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s)")
+    return out
+
+
+def counts(score: CorpusScore) -> str:
+    return f"{score.true_positives}/{score.false_positives}/{score.false_negatives}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA, help="NAB-style data folder")
-    parser.add_argument("--subprocess", action="store_true", help="run the CLI as a process")
+    parser.add_argument("--data", type=Path, default=DATA, help="nab-dev style folder")
+    parser.add_argument("--extra", type=Path, default=EXTRA, help="nab-extra style folder")
+    parser.add_argument("--subprocess", action="store_true", help="run the CLI on nab-dev")
     args = parser.parse_args()
-    data: Path = args.data
-    profiles = load_profiles(data / "profiles.json")
-    all_windows = load_windows(data / "windows.json")
     rule = find_rule(SHIPPED_RULES, DEFAULT_RULE)
+    both = rule.model_copy(update={"params": rule.params.model_copy(update={"direction": "both"})})
+    profiles = load_profiles(args.data / "profiles.json")
+    dev = load_corpus(args.data)
+    extra = load_corpus(args.extra) if (args.extra / "windows.json").is_file() else []
+    tuning = json.loads(TUNING.read_text(encoding="utf-8")) if TUNING.is_file() else None
 
-    ours: dict[str, list[bool]] = {}
-    wg_scores: dict[str, list[float]] = {}
-    windows: dict[str, list[tuple[int, int]]] = {}
-    elapsed = 0.0
-    rows = 0
-    for path in sorted(data.glob("*.csv")):
-        with path.open(encoding="utf-8", newline="") as stream:
-            series = read_series(stream, str(path))
-        rows += len(series)
-        windows[path.name] = window_indices(
-            [at.replace(tzinfo=None) for _, at, _ in series], all_windows.get(path.name, [])
+    def rows(corpus: Sequence[Series]) -> int:
+        return sum(len(s.values) for s in corpus)
+
+    def ours(r: VolumeSurgeRule, corpus: Sequence[Series]) -> Callable[[], dict[str, list[bool]]]:
+        return lambda: {s.name: rule_alerts(r, s) for s in corpus}
+
+    print(
+        f"nab-dev: {len(dev)} series, {rows(dev):,} rows; nab-extra: {len(extra)} series, "
+        f"{rows(extra):,} rows ({sum(s.held for s in extra)} row(s) stamped before the previous "
+        f"one held at its time)"
+    )
+    runs: dict[str, dict[str, dict[str, list[bool]]]] = {"nab-dev": {}, "nab-extra": {}}
+    if args.subprocess:
+        runs["nab-dev"]["listenwell"] = timed(
+            "listenwell detect (command line), nab-dev",
+            lambda: {s.name: run_detect_subprocess(args.data / s.name) for s in dev},
+            rows(dev),
         )
-        started = time.perf_counter()
-        if args.subprocess:
-            ours[path.name] = run_detect_subprocess(path)
-        else:
-            ours[path.name] = [row.alert for row in detect(rule, series)]
-        elapsed += time.perf_counter() - started
-        wg_scores[path.name] = windowed_gaussian([value for _, _, value in series])
+    else:
+        runs["nab-dev"]["listenwell"] = timed("listenwell, nab-dev", ours(rule, dev), rows(dev))
+    runs["nab-dev"]["listenwell, both directions"] = timed(
+        "listenwell both directions, nab-dev", ours(both, dev), rows(dev)
+    )
+    runs["nab-dev"]["old rule"] = {s.name: legacy_alerts(s.times, s.values) for s in dev}
+    if extra:
+        runs["nab-extra"]["listenwell"] = timed(
+            "listenwell, nab-extra", ours(rule, extra), rows(extra)
+        )
+        runs["nab-extra"]["listenwell, both directions"] = timed(
+            "listenwell both directions, nab-extra", ours(both, extra), rows(extra)
+        )
+        runs["nab-extra"]["old rule"] = {s.name: legacy_alerts(s.times, s.values) for s in extra}
+        runs["nab-extra"]["upward windows only (oracle)"] = {
+            s.name: upward_oracle(s) for s in extra
+        }
+    gaussian = {
+        "nab-dev": {s.name: windowed_gaussian(s.values) for s in dev},
+        "nab-extra": {s.name: windowed_gaussian(s.values) for s in extra},
+    }
+    thresholds = json.loads((args.extra / "thresholds.json").read_text()) if extra else {}
+    published = {
+        label: {s.name: published_scores(args.extra, key, s) for s in extra}
+        for label, key in PUBLISHED_RESULTS.items()
+        if extra
+    }
 
     results: dict[str, Any] = {
         "benchmark": "detection",
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
-        "data": str(data),
-        "rows": rows,
+        "command": ".venv/bin/python bench/detection.py",
+        "data": {"nab-dev": str(args.data), "nab-extra": str(args.extra)},
         "rule": rule.alert,
-        "params": rule.params.model_dump(),
+        "params": rule.params.model_dump(mode="json"),
         "cooldown_s": rule.cooldown.total_seconds(),
-        "detect_seconds": round(elapsed, 3),
-        "published_standard": PUBLISHED,
+        "published_realtweets_standard": PUBLISHED_REALTWEETS,
+        "cross_validated_from": str(TUNING.relative_to(REPO)),
         "profiles": {},
     }
-    print(f"NAB scoring of {len(ours)} series, {rows} rows ({data})")
-    print(f"listenwell detect ({rule.alert}): {elapsed:.2f} s, {rows / elapsed:,.0f} rows/s")
     for name, profile in profiles.items():
-        listenwell = score_all(ours, windows, profile)
-        best: dict[str, Any] | None = None
-        for threshold in WG_THRESHOLDS:
-            fired = {k: [s >= threshold for s in v] for k, v in wg_scores.items()}
-            candidate = score_all(fired, windows, profile)
-            if best is None or candidate["normalised"] > best["normalised"]:
-                best = {**candidate, "threshold": threshold}
-        assert best is not None
-        results["profiles"][name] = {"listenwell": listenwell, "windowed_gaussian": best}
+        table: dict[str, dict[str, Any]] = {}
+        for corpus_name, corpus in (("nab-dev", dev), ("nab-extra", extra)):
+            if not corpus:
+                continue
+            for label, fired in runs[corpus_name].items():
+                score = score_corpus(fired, corpus, profile)
+                table.setdefault(label, {})[corpus_name] = score.summary()
+            threshold, wg = best_threshold(gaussian[corpus_name], corpus, profile)
+            table.setdefault("windowed Gaussian", {})[corpus_name] = {
+                **wg.summary(),
+                "threshold": threshold,
+            }
+            if corpus_name == "nab-extra":
+                for label, scores in published.items():
+                    key = PUBLISHED_RESULTS[label]
+                    cut = float(thresholds[key][name]["threshold"])
+                    fired = {n: [s >= cut for s in values] for n, values in scores.items()}
+                    table.setdefault(label, {})[corpus_name] = {
+                        **score_corpus(fired, corpus, profile).summary(),
+                        "threshold": cut,
+                    }
+        if tuning is not None:
+            table["listenwell"]["nab-dev cross-validated"] = tuning["cross_validated"][
+                "normalised"
+            ][name]
+        results["profiles"][name] = table
+
+    print("\nNormalised NAB scores (TP/FP/FN); nab-dev in-sample: its threshold was chosen there;")
+    print("cross-validated: leave one series out (bench/tune_detector.py), the figure that counts.")
+    for name, table in results["profiles"].items():
         print(f"\nprofile {name}:")
-        print(f"  {'series':28} {'listenwell raw':>15} {'TP/FP/FN':>9}   {'w-Gaussian raw':>15}")
-        for series_name, mine in listenwell["series"].items():
-            theirs = best["series"][series_name]
-            counts = f"{mine['tp']}/{mine['fp']}/{mine['fn']}"
-            print(f"  {series_name:28} {mine['raw']:15.3f} {counts:>9}   {theirs['raw']:15.3f}")
+        print(f"  {'detector':32} {'nab-dev':>16} {'nab-dev CV':>11} {'nab-extra':>18}")
+        for label, cells in table.items():
+            dev_cell = cells.get("nab-dev")
+            extra_cell = cells.get("nab-extra")
+            cv = cells.get("nab-dev cross-validated")
+            d = (
+                f"{dev_cell['normalised']:6.1f} {dev_cell['tp']}/{dev_cell['fp']}/{dev_cell['fn']}"
+                if dev_cell
+                else "-"
+            )
+            e = (
+                f"{extra_cell['normalised']:6.1f} "
+                f"{extra_cell['tp']}/{extra_cell['fp']}/{extra_cell['fn']}"
+                if extra_cell
+                else "-"
+            )
+            c = f"{cv:.1f}" if cv is not None else "-"
+            print(f"  {label:32} {d:>16} {c:>11} {e:>18}")
+    standard = results["profiles"]["standard"]["listenwell"]["nab-dev"]["series"]
+    print("\nlistenwell on nab-dev, per series (standard):")
+    for series_name, cell in standard.items():
+        tally = f"{cell['tp']}/{cell['fp']}/{cell['fn']}"
+        print(f"  {series_name:28} raw {cell['raw']:7.3f}  TP/FP/FN {tally}")
+    if tuning is not None and tuning["chosen"].get("threshold") != rule.params.threshold:
         print(
-            f"  normalised: listenwell {listenwell['normalised']:.1f}   windowed Gaussian "
-            f"{best['normalised']:.1f} (threshold {best['threshold']:.12g})"
+            f"WARNING: the shipped threshold {rule.params.threshold} is not the one "
+            f"bench/tune_detector.py chose ({tuning['chosen']}); rerun it"
         )
     print(
         "\npublished (standard, full realTweets): "
-        + ", ".join(f"{k} {v}" for k, v in PUBLISHED.items())
+        + ", ".join(f"{k} {v}" for k, v in PUBLISHED_REALTWEETS.items())
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -19,11 +19,12 @@ the null detector never fires and the perfect one fires at the left edge of ever
 
 from __future__ import annotations
 
+import csv
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 PROBATION_FRACTION = 0.15
@@ -170,3 +171,140 @@ def load_windows(path: Path) -> dict[str, list[tuple[datetime, datetime]]]:
         Path(key).name: [(parse_timestamp(a), parse_timestamp(b)) for a, b in spans]
         for key, spans in data.items()
     }
+
+
+@dataclass(frozen=True)
+class Series:
+    """One labelled NAB series, ready to be run and scored."""
+
+    name: str
+    """File name (the key of its windows)."""
+    category: str
+    """NAB category (the folder it came from)."""
+    texts: list[str]
+    """Timestamps as written in the file."""
+    times: list[datetime]
+    """Aware UTC timestamps that never go back: a row stamped before the previous one (one row
+    of NAB's machine_temperature_system_failure goes back an hour) is held at the previous row's
+    time, as a stream's watermark is."""
+    values: list[float]
+    windows: list[tuple[int, int]]
+    """Labelled windows as (first row, last row)."""
+    held: int
+    """Rows whose time was held."""
+
+
+def load_series(path: Path, windows: Sequence[tuple[datetime, datetime]], category: str) -> Series:
+    """A ``timestamp,value`` CSV of NAB with its labelled windows."""
+    texts: list[str] = []
+    stamps: list[datetime] = []
+    values: list[float] = []
+    with path.open(encoding="utf-8", newline="") as stream:
+        for row in csv.DictReader(stream):
+            texts.append(row["timestamp"])
+            stamps.append(parse_timestamp(row["timestamp"]))
+            values.append(float(row["value"]))
+    times: list[datetime] = []
+    held = 0
+    for stamp in stamps:
+        at = stamp.replace(tzinfo=UTC)
+        if times and at < times[-1]:
+            at, held = times[-1], held + 1
+        times.append(at)
+    return Series(
+        name=path.name,
+        category=category,
+        texts=texts,
+        times=times,
+        values=values,
+        windows=window_indices(stamps, windows),
+        held=held,
+    )
+
+
+def load_corpus(folder: Path) -> list[Series]:
+    """Every series labelled in ``folder/windows.json``: NAB's layout (``data/<category>/x.csv``,
+    as in nab-extra) or flat (``x.csv``, as in nab-dev). Sorted by category and name."""
+    labels = json.loads((folder / "windows.json").read_text(encoding="utf-8"))
+    corpus: list[Series] = []
+    for key, spans in labels.items():
+        category, _, name = key.rpartition("/")
+        path = folder / "data" / key
+        if not path.is_file():
+            path = folder / name
+        windows = [(parse_timestamp(a), parse_timestamp(b)) for a, b in spans]
+        corpus.append(load_series(path, windows, category))
+    return sorted(corpus, key=lambda s: (s.category, s.name))
+
+
+@dataclass(frozen=True)
+class CorpusScore:
+    """A detector's NAB score over a corpus under one profile."""
+
+    normalised: float
+    raw: float
+    null: float
+    perfect: float
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    series: dict[str, SeriesScore]
+
+    def summary(self) -> dict[str, object]:
+        """JSON-ready figures."""
+        return {
+            "normalised": round(self.normalised, 2),
+            "raw": round(self.raw, 4),
+            "null": self.null,
+            "perfect": round(self.perfect, 4),
+            "tp": self.true_positives,
+            "fp": self.false_positives,
+            "fn": self.false_negatives,
+            "series": {
+                name: {
+                    "raw": round(s.score, 4),
+                    "tp": s.true_positives,
+                    "fp": s.false_positives,
+                    "fn": s.false_negatives,
+                }
+                for name, s in self.series.items()
+            },
+        }
+
+
+def score_corpus(
+    detections: Mapping[str, Sequence[bool]], corpus: Sequence[Series], profile: Profile
+) -> CorpusScore:
+    """Raw score per series and the normalised score over the series in ``detections``."""
+    raw = null = perfect = 0.0
+    per_series: dict[str, SeriesScore] = {}
+    for series in corpus:
+        if series.name not in detections:
+            continue
+        fired = detections[series.name]
+        result = score_series(fired, series.windows, profile)
+        per_series[series.name] = result
+        raw += result.score
+        null += null_score(series.windows, profile)
+        perfect += perfect_score(series.windows, profile, len(fired))
+    scores = per_series.values()
+    return CorpusScore(
+        normalised=normalised(raw, null, perfect),
+        raw=raw,
+        null=null,
+        perfect=perfect,
+        true_positives=sum(s.true_positives for s in scores),
+        false_positives=sum(s.false_positives for s in scores),
+        false_negatives=sum(s.false_negatives for s in scores),
+        series=per_series,
+    )
+
+
+def alert_starts(conditions: Iterable[bool]) -> list[bool]:
+    """Detections of a detector whose condition holds over an episode: its rising edges."""
+    out: list[bool] = []
+    before = False
+    for now in conditions:
+        out.append(now and not before)
+        before = now
+    return out

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bench.nab import (
     Profile,
+    alert_starts,
+    load_corpus,
     load_profiles,
     load_windows,
     normalised,
     null_score,
     perfect_score,
     probation_rows,
+    score_corpus,
     score_series,
     window_indices,
 )
@@ -105,3 +108,56 @@ def test_windows_and_profiles_load_from_nab_files(tmp_path: Path) -> None:
         json.dumps({"standard": {"CostMatrix": {"tpWeight": 1, "fpWeight": 0.11, "fnWeight": 1.0}}})
     )
     assert load_profiles(tmp_path / "profiles.json")["standard"] == STANDARD
+
+
+def write_series(path: Path, values: list[float], start: datetime, step: timedelta) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["timestamp,value"] + [f"{start + i * step},{v:g}" for i, v in enumerate(values)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_corpus_loads_in_either_layout_and_holds_time_that_goes_back(tmp_path: Path) -> None:
+    start, step = datetime(2015, 3, 1), timedelta(minutes=5)
+    write_series(tmp_path / "flat.csv", [1, 2, 3, 4], start, step)
+    nested = tmp_path / "data" / "realTraffic" / "nested.csv"
+    nested.parent.mkdir(parents=True)
+    nested.write_text(
+        "timestamp,value\n2015-03-01 01:00:00,5\n2015-03-01 00:00:00,6\n2015-03-01 01:05:00,7\n"
+    )
+    (tmp_path / "windows.json").write_text(
+        json.dumps(
+            {
+                "realTweets/flat.csv": [["2015-03-01 00:05:00", "2015-03-01 00:10:00"]],
+                "realTraffic/nested.csv": [],
+            }
+        )
+    )
+    flat, back = sorted(load_corpus(tmp_path), key=lambda s: s.name)
+    assert (flat.name, flat.category, flat.windows, flat.held) == (
+        "flat.csv",
+        "realTweets",
+        [(1, 2)],
+        0,
+    )
+    assert flat.values == [1.0, 2.0, 3.0, 4.0] and flat.times[0].tzinfo is UTC
+    assert back.category == "realTraffic" and back.held == 1
+    assert back.times[1] == back.times[0]  # held at the previous row's time
+    assert back.texts[1] == "2015-03-01 00:00:00"
+
+
+def test_a_corpus_score_sums_raw_scores_and_normalises_once(tmp_path: Path) -> None:
+    start, step = datetime(2015, 3, 1), timedelta(minutes=5)
+    for name in ("a.csv", "b.csv"):
+        write_series(tmp_path / name, [0.0] * 40, start, step)
+    window = [["2015-03-01 00:50:00", "2015-03-01 01:10:00"]]  # rows 10-14
+    (tmp_path / "windows.json").write_text(json.dumps({"t/a.csv": window, "t/b.csv": window}))
+    corpus = load_corpus(tmp_path)
+    result = score_corpus({"a.csv": fired(40, 10), "b.csv": fired(40)}, corpus, STANDARD)
+    assert (result.true_positives, result.false_positives, result.false_negatives) == (1, 0, 1)
+    assert result.raw == pytest.approx(1.0 - 1.0)
+    assert result.normalised == pytest.approx(50.0)
+    assert result.summary()["series"]["b.csv"] == {"raw": -1.0, "tp": 0, "fp": 0, "fn": 1}
+
+
+def test_alert_starts_are_the_rising_edges_of_a_condition() -> None:
+    assert alert_starts([False, True, True, False, True]) == [False, True, False, False, True]
