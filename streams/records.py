@@ -2,6 +2,11 @@
 
 Records are serialised as JSON (``to_json``/``from_json``). Each carries ``schema_version`` so a
 reader can refuse what it does not understand; unknown fields are rejected (``extra="forbid"``).
+
+The models are the contract; the hot path moves them with a faster codec (msgspec) that gives the
+same bytes and the same objects (see "Fast codec" at the end): :func:`decode_mention` for raw
+mentions, :func:`encode_json` behind ``to_json``, and :func:`trusted` to build a model from values
+that are already valid for it without validating them again.
 """
 
 from __future__ import annotations
@@ -9,10 +14,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from enum import Enum, StrEnum
+from types import NoneType, UnionType
+from typing import Annotated, Any, Literal, Self, TypeVar, get_args, get_origin
 
+import annotated_types
+import msgspec
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -37,7 +47,10 @@ class Record(BaseModel):
     schema_version: Literal[1] = 1
 
     def to_json(self) -> bytes:
-        """Serialise to compact UTF-8 JSON."""
+        """Serialise to compact UTF-8 JSON (the bytes ``model_dump_json`` gives, made faster)."""
+        return encode_json(self, self._pydantic_json)
+
+    def _pydantic_json(self) -> bytes:
         return self.model_dump_json().encode()
 
     @classmethod
@@ -296,3 +309,203 @@ class ErasureCommand(Record):
     mention_ids: tuple[str, ...] = Field(default=(), max_length=MAX_ERASURE_IDS)
     customer_id: str | None = Field(default=None, min_length=1, max_length=200)
     brand: str | None = Field(default=None, min_length=1, max_length=80)
+
+
+# --- Fast codec ----------------------------------------------------------------------------------
+# The worker decodes every raw mention and encodes every record it publishes or stores, so the
+# codec is on the hot path. msgspec does both several times faster than pydantic; the models above
+# stay the contract: msgspec is used only where it gives what pydantic gives, byte for byte and
+# value for value (tests/streams/test_codec.py compares the two on the crisis scenario and on
+# hostile inputs), and everything else goes through pydantic, which also words every error.
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_new_instance = object.__new__
+_set_slot = object.__setattr__
+
+
+_ALL_FIELDS: dict[type[BaseModel], set[str]] = {}
+
+
+def trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
+    """An instance of ``cls`` holding ``values`` as given, without validating them.
+
+    Only for values already valid for the model (taken from validated records, or checked by the
+    caller): ``values`` names every field, in the model's field order, with the types validation
+    would give (``float`` for a float field, an enum member for an enum field). A lighter
+    ``model_construct`` (no defaults, no aliases) for models without private attributes. Every
+    field counts as set (``model_fields_set``), in one set shared by the instances of ``cls``
+    (pydantic only ever adds field names to it, or copies it), which keeps the garbage
+    collector's work per instance down.
+    """
+    fields_set = _ALL_FIELDS.get(cls)
+    if fields_set is None:
+        fields_set = _ALL_FIELDS[cls] = set(cls.__pydantic_fields__)
+    model = _new_instance(cls)
+    _set_slot(model, "__dict__", values)
+    _set_slot(model, "__pydantic_fields_set__", fields_set)
+    _set_slot(model, "__pydantic_extra__", None)
+    _set_slot(model, "__pydantic_private__", None)
+    return model
+
+
+def field_values(model: BaseModel) -> dict[str, Any]:
+    """A model's field values by name, in field order (its ``__dict__``, less any cached
+    property): what :func:`encode_json` writes for it."""
+    values = model.__dict__
+    names = type(model).__pydantic_fields__
+    if len(values) == len(names):
+        return values
+    return {name: values[name] for name in names}
+
+
+def _encode_hook(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return field_values(value)
+    raise TypeError(f"not encoded by the fast codec: {type(value).__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_encode_hook)
+# The one difference found between the two encoders: floats of 1e16 and more, which msgspec writes
+# as 1e16 and pydantic as 1e+16. Output holding a digit, "e" and a digit (also in a text such as
+# "1e5") is left to pydantic.
+_UNSIGNED_EXPONENT = re.compile(rb"[0-9]e[0-9]")
+
+
+def encode_json(value: Any, pydantic_json: Callable[[], bytes]) -> bytes:
+    """``value`` (a model, or dicts and lists of models and plain values) as compact JSON.
+
+    Gives the bytes ``pydantic_json()`` gives (pydantic's ``model_dump_json``), faster; falls back
+    to calling it when msgspec cannot encode the value or its output might differ.
+    """
+    try:
+        data = _ENCODER.encode(value)
+    except Exception:  # anything msgspec refuses (a lone surrogate, a huge int): pydantic decides
+        return pydantic_json()
+    if _UNSIGNED_EXPONENT.search(data) is not None:
+        return pydantic_json()
+    return data
+
+
+# Decoding raw mentions. The wire struct is generated from Mention's fields so the constraints
+# have one source. Timestamps are decoded as text and parsed only in the one shape whose parse is
+# known to equal pydantic's (RFC 3339 with "T", up to 6 decimals, "Z" or a valid offset): msgspec
+# would accept naive times and round a 7th decimal where pydantic refuses or truncates.
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+_MAX_CACHED_SEGMENTS = 1024
+
+
+def _wire_type(annotation: Any, metadata: list[Any]) -> Any:
+    """The msgspec type that accepts a subset of what pydantic accepts for one field."""
+    if get_origin(annotation) is UnionType:
+        members = [a for a in get_args(annotation) if a is not NoneType]
+        if len(members) != 1 or len(get_args(annotation)) != 2:
+            raise TypeError(f"no fast decoding for {annotation}")
+        return _wire_type(members[0], metadata) | None
+    if annotation is datetime:
+        if [type(m) for m in metadata] != [AfterValidator]:
+            raise TypeError("no fast decoding for a datetime with other validators")
+        return str
+    if get_origin(annotation) is Literal or (
+        isinstance(annotation, type) and issubclass(annotation, Enum)
+    ):
+        if metadata:
+            raise TypeError(f"no fast decoding for constraints on {annotation}")
+        return annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _wire_struct(annotation)
+    constraints: dict[str, Any] = {}
+    for item in metadata:
+        if isinstance(item, annotated_types.MinLen):
+            constraints["min_length"] = item.min_length
+        elif isinstance(item, annotated_types.MaxLen):
+            constraints["max_length"] = item.max_length
+        elif isinstance(item, annotated_types.Ge):
+            constraints["ge"] = item.ge
+        elif isinstance(item, annotated_types.Le):
+            constraints["le"] = item.le
+        elif getattr(item, "pattern", None) is not None:
+            # pydantic matches with Rust's regex, where "$" is the end of the text; Python's "$"
+            # also matches before a final newline, so the anchors become \A and \Z.
+            pattern: str = item.pattern
+            if not (pattern.startswith("^") and pattern.endswith("$")):
+                raise TypeError(f"no fast decoding for the unanchored pattern {pattern!r}")
+            constraints["pattern"] = r"\A" + pattern[1:-1] + r"\Z"
+        else:
+            raise TypeError(f"no fast decoding for the constraint {item!r}")
+    if annotation not in (str, int) or (
+        annotation is int and not constraints.keys() <= {"ge", "le"}
+    ):
+        raise TypeError(f"no fast decoding for {annotation} with {constraints}")
+    return Annotated[annotation, msgspec.Meta(**constraints)] if constraints else annotation
+
+
+def _wire_struct(model: type[BaseModel]) -> type[msgspec.Struct]:
+    """A msgspec struct with ``model``'s fields, defaults and constraints (no unknown fields)."""
+    if model.model_config.get("extra") != "forbid":
+        raise TypeError(f"{model.__name__} must forbid extra fields")
+    fields: list[tuple[str, Any, Any]] = []
+    for name, info in model.model_fields.items():
+        wire = _wire_type(info.annotation, info.metadata)
+        if info.is_required():
+            fields.append((name, wire, msgspec.NODEFAULT))
+        elif isinstance(info.default, BaseModel):
+            fields.append((name, wire, msgspec.convert(field_values(info.default), wire)))
+        elif info.default is None or isinstance(info.default, int | str):
+            fields.append((name, wire, info.default))
+        else:
+            raise TypeError(f"no fast decoding for the default of {model.__name__}.{name}")
+    return msgspec.defstruct(
+        f"{model.__name__}Wire", fields, forbid_unknown_fields=True, frozen=True, kw_only=True
+    )
+
+
+class _MentionDecoder:
+    """Raw bytes → :class:`Mention`: msgspec for what it validates exactly as pydantic does,
+    pydantic for everything else (and so for every error)."""
+
+    def __init__(self) -> None:
+        self._wire = _wire_struct(Mention)
+        self._decoder = msgspec.json.Decoder(self._wire)
+        self._segments: dict[Any, Segment] = {}
+
+    def __call__(self, data: bytes) -> Mention:
+        try:
+            wire = self._decoder.decode(data)
+        except msgspec.DecodeError:
+            return Mention.from_json(data)
+        values = msgspec.structs.asdict(wire)
+        created_at = _utc_timestamp(values["created_at"])
+        fetched_at = _utc_timestamp(values["fetched_at"])
+        if created_at is None or fetched_at is None:
+            return Mention.from_json(data)
+        values["created_at"] = created_at
+        values["fetched_at"] = fetched_at
+        values["segment"] = self._segment(values["segment"])
+        return trusted(Mention, values)
+
+    def _segment(self, wire: Any) -> Segment:
+        # Segments are few (bounded sets from configuration) and frozen, so one object each.
+        segment = self._segments.get(wire)
+        if segment is None:
+            segment = trusted(Segment, msgspec.structs.asdict(wire))
+            if len(self._segments) < _MAX_CACHED_SEGMENTS:
+                self._segments[wire] = segment
+        return segment
+
+
+def _utc_timestamp(text: str) -> datetime | None:
+    """``text`` as an aware UTC datetime if it has the one shape parsed here, else None."""
+    if _TIMESTAMP.fullmatch(text) is None:
+        return None
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+decode_mention: Callable[[bytes], Mention] = _MentionDecoder()
+"""Parse and validate a raw mention: ``Mention.from_json``, faster. Raises the same
+``pydantic.ValidationError`` for bad input."""

@@ -1,0 +1,354 @@
+"""The fast record codec (msgspec) against the contract's own (pydantic), on the same inputs.
+
+Consumers and tests read the JSON the worker writes, and dead letters quote pydantic's errors, so
+the faster codec must change nothing: the same objects from the same raw bytes, the same errors
+for bad ones, and the same bytes out. Checked on the crisis scenario end to end (every raw
+mention, every published record, every changelog payload) and on generated hostile inputs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from connectors.simulate import generate
+from streams.engine import Engine
+from streams.pipeline import BrandRecord, Pipeline, RawRecord, customer_changelog
+from streams.records import (
+    Alert,
+    AlertState,
+    CustomerHealth,
+    CustomerTier,
+    Example,
+    Mention,
+    MentionKind,
+    ScoredMention,
+    decode_mention,
+    encode_json,
+    trusted,
+)
+from streams.rules import load_rules
+from streams.scoring import Scorer
+
+RULES = Path(__file__).resolve().parents[2] / "alert_rules" / "default.yaml"
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def outcome(decode: Any, raw: bytes) -> Any:
+    """The mention, or the error: pydantic's error list (what dead letters quote), or any other
+    exception's type and text."""
+    try:
+        mention: Mention = decode(raw)
+    except ValidationError as exc:
+        return exc.errors(include_url=False, include_context=False)
+    except Exception as exc:
+        return (type(exc), str(exc))
+    return mention
+
+
+def pydantic_decode(raw: bytes) -> Any:
+    return outcome(Mention.from_json, raw)
+
+
+def fast_decode(raw: bytes) -> Any:
+    return outcome(decode_mention, raw)
+
+
+def assert_same_decoding(raw: bytes) -> None:
+    expected, actual = pydantic_decode(raw), fast_decode(raw)
+    assert actual == expected
+    if isinstance(expected, Mention):
+        assert isinstance(actual, Mention)
+        assert actual.to_json() == expected.model_dump_json().encode()
+        # Same types too (a UTC tzinfo, enum members), not merely equal values.
+        assert {k: type(v) for k, v in actual.__dict__.items()} == {
+            k: type(v) for k, v in expected.__dict__.items()
+        }
+        assert actual.created_at.tzinfo is UTC and actual.fetched_at.tzinfo is UTC
+
+
+def assert_same_bytes(record: Any) -> None:
+    assert record.to_json() == record.model_dump_json().encode()
+
+
+# --- the crisis scenario, end to end -------------------------------------------------------------
+
+
+def test_the_crisis_scenario_decodes_and_encodes_byte_for_byte_as_pydantic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pipeline = Pipeline(
+        Scorer(),
+        Engine(load_rules(RULES), allowed_lateness=timedelta(minutes=2)),
+        now=lambda: datetime(2026, 1, 6, tzinfo=UTC),
+        epoch_now=lambda: 0.0,
+    )
+    mentions = generate("crisis", seed=7)
+    raws = [m.to_json() for m in mentions]
+    assert raws == [m.model_dump_json().encode() for m in mentions]
+    brands: dict[str, BrandRecord] = {}
+    published = changelogs = 0
+    for start in range(0, len(raws), 500):
+        records = [
+            RawRecord("mentions.raw", 0, start + i, None, raw)
+            for i, raw in enumerate(raws[start : start + 500])
+        ]
+        for raw in raws[start : start + 500]:
+            assert_same_decoding(raw)
+        with monkeypatch.context() as patch:
+            # Good mentions never need pydantic's parser: the fast path is the one taken.
+            patch.setattr(Mention, "from_json", None)
+            result = pipeline.process(records, brands.get)
+        assert len(result.scored) == len(records)
+        outputs = [*result.scored, *result.alerts, *result.customers, *result.incidents]
+        for record in outputs:
+            assert_same_bytes(record)
+            assert type(record).model_validate_json(record.to_json()) == record
+        published += len(outputs)
+        for changes in result.customer_changes.values():
+            for customer in changes.upserts.values():
+                assert customer_changelog(customer) == customer.model_dump_json().encode()
+                changelogs += 1
+        for brand, state in result.states.items():
+            expected = state.model_dump_json(exclude={"engine": {"customers"}}).encode()
+            assert state.to_changelog() == expected
+            changelogs += 1
+            brands[brand] = state
+    assert published > len(raws) and changelogs > 1000
+
+
+# --- hostile raw mentions ------------------------------------------------------------------------
+
+
+def good_doc(n: int = 1) -> dict[str, Any]:
+    at = T0 + timedelta(seconds=n)
+    mention = Mention(
+        id=f"good:{n}",
+        source="test",
+        kind=MentionKind.REVIEW,
+        brand="acme",
+        text="Refund still missing.",
+        author="a1",
+        customer_id="c1",
+        created_at=at,
+        fetched_at=at,
+        rating=2,
+        nps=3,
+    )
+    doc: dict[str, Any] = json.loads(mention.to_json())
+    return doc
+
+
+# Timestamps of every shape near the one parsed fast: offsets, separators, decimals, bad dates.
+DATES = ["2026-01-05", "2024-02-29", "2026-02-29", "0001-01-01", "9999-12-31", "2026-1-05"]
+TIMES = ["00:00:00", "23:59:59", "23:59:60", "24:00:00", "12:30", "9:30:00", "12:60:00"]
+FRACTIONS = ["", ".", ".1", ".123", ".123456", ".1234567", ".123456789", ",5"]
+ZONES = [
+    "",
+    "Z",
+    "z",
+    "+00:00",
+    "-00:00",
+    "+05:30",
+    "-12:00",
+    "+23:59",
+    "+24:00",
+    "+0530",
+    "+00:60",
+]
+TIMESTAMPS = [
+    date + sep + time + fraction + zone
+    for date, sep, time, fraction, zone in itertools.product(
+        DATES, ["T", "t", " "], TIMES, FRACTIONS, ZONES
+    )
+]
+
+
+def test_timestamps_of_every_shape_parse_as_pydantic_parses_them() -> None:
+    accepted = 0
+    for stamp in TIMESTAMPS:
+        doc = good_doc()
+        doc["created_at"] = stamp
+        assert_same_decoding(json.dumps(doc).encode())
+        accepted += isinstance(pydantic_decode(json.dumps(doc).encode()), Mention)
+    assert 0 < accepted < len(TIMESTAMPS)
+
+
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "post",
+            "POST",
+            "acme\n",
+            "acme",
+            "a:b",
+            "a:b\n",
+            "A:b",
+            "x" * 201,
+            "é",
+            "2026-01-05T09:00:00Z",
+            "2026-01-05T09:00:00",
+            "1",
+            "1.0",
+            "",
+        ]
+    ),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.sampled_from(["product", "region", "channel", "x"]), st.text(max_size=3)),
+    st.sampled_from(TIMESTAMPS),
+)
+
+
+@st.composite
+def hostile_mention(draw: st.DrawFn) -> bytes:
+    """A good mention with some fields replaced, removed or added, some JSON twists."""
+    doc = good_doc(draw(st.integers(0, 10**6)))
+    for field in draw(st.lists(st.sampled_from(sorted(doc)), max_size=3)):
+        action = draw(st.integers(0, 2))
+        if action == 0:
+            doc[field] = draw(VALUES)
+        elif action == 1:
+            doc.pop(field, None)
+        else:
+            doc[draw(st.text(min_size=1, max_size=8))] = draw(VALUES)
+    raw = json.dumps(doc, ensure_ascii=draw(st.booleans())).encode()
+    twist = draw(st.integers(0, 5))
+    if twist == 0:  # a duplicate key: the last one wins in both
+        raw = raw[:-1] + b', "brand": ' + json.dumps(draw(VALUES)).encode() + b"}"
+    elif twist == 1:  # an escaped surrogate, paired or not
+        raw = raw.replace(b'"Refund', draw(st.sampled_from([b'"\\ud83d\\ude00', b'"\\ud800'])))
+    elif twist == 2:  # numbers written other ways
+        raw = raw.replace(
+            b'"rating": 2', draw(st.sampled_from([b'"rating": 2.0', b'"rating": 2e0']))
+        )
+    return raw
+
+
+@settings(
+    max_examples=3000,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(hostile_mention())
+def test_hostile_mentions_decode_to_the_same_mention_or_the_same_errors(raw: bytes) -> None:
+    assert_same_decoding(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"[]",
+        b"null",
+        b"\xef\xbb\xbf{}",
+        b'{"id": "\xc3\x28"}',
+        b"[" * 100_000,
+        b'{"a":' * 15_000 + b"1" + b"}" * 15_000,
+    ],
+    ids=["empty", "array", "null", "bom", "bad-utf8", "deep-array", "deep-object"],
+)
+def test_malformed_json_gives_pydantics_errors(raw: bytes) -> None:
+    assert_same_decoding(raw)
+
+
+# --- encoding ------------------------------------------------------------------------------------
+
+FLOATS = st.one_of(
+    st.floats(),
+    st.sampled_from([0.0, -0.0, 1e15, 1e16, 1.5e300, 5e-324, 1e-7, math.inf, -math.inf]),
+)
+TEXTS = st.text(
+    alphabet=st.characters(codec="utf-8", categories=None, exclude_categories=["Cs"]), max_size=40
+)
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(
+    value=FLOATS,
+    baseline=st.none() | FLOATS,
+    labels=st.dictionaries(TEXTS, TEXTS, max_size=3),
+    text=TEXTS | st.sampled_from(["1e5", "x 2e16 y", '\u2028\x7f\x00\x1f"\\/']),
+    offset_minutes=st.integers(-23 * 60, 23 * 60),
+    micro=st.integers(0, 999_999),
+)
+def test_records_encode_to_pydantics_bytes(
+    value: float,
+    baseline: float | None,
+    labels: dict[str, str],
+    text: str,
+    offset_minutes: int,
+    micro: int,
+) -> None:
+    at = datetime(2026, 1, 5, 9, 0, 0, micro, tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    alert = Alert(
+        labels=labels,
+        annotations={"summary": text},
+        state=AlertState.FIRING,
+        value=value,
+        baseline=baseline,
+        starts_at=at,
+        ends_at=None,
+        fingerprint="f",
+        examples=(Example(id="x:1", text=text),),
+    )
+    assert_same_bytes(alert)
+    health = CustomerHealth(
+        brand="acme",
+        customer_id=text,
+        risk_score=min(100.0, abs(value)) if math.isfinite(value) else 0.0,
+        tier=CustomerTier.WATCH,
+        reasons=(text,),
+        updated_at=at,
+    )
+    assert_same_bytes(health)
+
+
+def test_what_msgspec_cannot_encode_or_might_write_otherwise_goes_through_pydantic() -> None:
+    lone_surrogate = Example.model_construct(id="x:1", text="\ud800")
+    assert encode_json(lone_surrogate, lambda: b"pydantic") == b"pydantic"
+    assert encode_json(2**70, lambda: b"pydantic") == b"1180591620717411303424"
+    assert encode_json(object(), lambda: b"pydantic") == b"pydantic"
+    assert encode_json({"v": 1e16}, lambda: b"pydantic") == b"pydantic"
+    assert encode_json({"v": 1e15}, lambda: b"pydantic") == b'{"v":1000000000000000.0}'
+
+
+# --- records built without validation ------------------------------------------------------------
+
+
+def test_a_trusted_record_equals_the_validated_one() -> None:
+    mention = Mention.model_validate(good_doc())
+    scored = Scorer().score(mention, scored_at=T0)
+    validated = ScoredMention.model_validate(scored.model_dump())
+    assert scored == validated
+    assert scored.to_json() == validated.to_json()
+    copy = scored.model_copy(update={"pii_redacted": 2})
+    assert copy.pii_redacted == 2 and scored.pii_redacted == 0
+    assert trusted(Example, {"id": "x:1", "text": "t"}) == Example(id="x:1", text="t")
+
+
+class OutOfRange:
+    """A sentiment layer with a bug: a compound outside -1..1."""
+
+    def compound(self, text: str, vader: tuple[float, float, float, float]) -> float:
+        return 1.5
+
+
+def test_a_scoring_bug_out_of_bounds_still_fails_validation() -> None:
+    mention = Mention.model_validate(good_doc())
+    with pytest.raises(ValidationError, match="less than or equal to 1"):
+        Scorer(sentiment_layer=OutOfRange()).score(mention, scored_at=T0)
