@@ -6,13 +6,14 @@ Pure functions and JSON-serialisable records only; the time to score at is alway
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from streams.records import AwareDatetime, ScoredMention, SentimentLabel
+from streams.records import AwareDatetime, ScoredMention, SentimentLabel, trusted
 from streams.windows import TEXT_CHARS
 
 __all__ = ["CustomerMention", "RiskScore", "risk_score", "scores_nothing"]
@@ -35,17 +36,25 @@ class CustomerMention(BaseModel):
 
     @classmethod
     def of(cls, scored: ScoredMention) -> CustomerMention:
+        """What to remember of ``scored`` (built from its validated values, not validated again:
+        this runs for every mention of a known customer)."""
         mention = scored.mention
-        return cls(
-            at=mention.created_at,
-            id=mention.id,
-            text=mention.text[:TEXT_CHARS],
-            label=scored.sentiment.label,
-            compound=scored.sentiment.compound,
-            churn=scored.churn.phrases[0] if scored.churn.phrases else None,
-            deficit=scored.empathy.deficit[0] if scored.empathy.deficit else None,
-            rating=mention.rating,
-            nps=mention.nps,
+        sentiment = scored.sentiment
+        churn = scored.churn.phrases
+        deficit = scored.empathy.deficit
+        return trusted(
+            cls,
+            {
+                "at": mention.created_at,
+                "id": mention.id,
+                "text": mention.text[:TEXT_CHARS],
+                "label": sentiment.label,
+                "compound": sentiment.compound,
+                "churn": churn[0] if churn else None,
+                "deficit": deficit[0] if deficit else None,
+                "rating": mention.rating,
+                "nps": mention.nps,
+            },
         )
 
 
@@ -76,6 +85,7 @@ CHURN_POINTS = 35.0
 DEFICIT_POINTS = 8.0
 
 
+@functools.cache
 def _span(lookback: timedelta) -> str:
     if lookback % timedelta(days=1) == timedelta(0):
         return f"{lookback.days}d"

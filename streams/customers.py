@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from streams.customer_risk import CustomerMention, RiskScore, risk_score, scores_nothing
+from streams.customer_risk import CustomerMention, RiskScore, risk_score
 from streams.records import (
+    SCHEMA_VERSION,
     Alert,
     AlertState,
     CustomerHealth,
@@ -23,6 +24,7 @@ from streams.records import (
     Example,
     ScoredMention,
     fingerprint,
+    trusted,
 )
 from streams.rule_kinds.base import render_template
 from streams.rule_kinds.customer import CustomerAtRiskRule
@@ -66,23 +68,31 @@ class CustomerTracker:
         at = scored.mention.created_at
         cs = state.customers.get(customer)
         if cs is None:
-            # Empty containers passed explicitly: pydantic deep-copies mutable defaults, which made
-            # creating a customer cost more than scoring the mention. Same state, same JSON.
-            cs = state.customers[customer] = CustomerState(
-                last_mention_at=at,
-                mentions=[],
-                reasons=[],
-                firing={},
-                last_resolved_at={},
-                pending={},
-                clear_since={},
+            # Built from known-valid values without validation (pydantic would also deep-copy the
+            # mutable defaults): creating a customer cost more than scoring the mention.
+            cs = state.customers[customer] = trusted(
+                CustomerState,
+                {
+                    "mentions": [],
+                    "last_mention_at": at,
+                    "evaluated_at": None,
+                    "risk_score": 0.0,
+                    "tier": CustomerTier.HEALTHY,
+                    "reasons": [],
+                    "firing": {},
+                    "last_resolved_at": {},
+                    "pending": {},
+                    "clear_since": {},
+                },
             )
-        if any(m.id == scored.mention.id for m in cs.mentions):
+        mention_id = scored.mention.id
+        if any(m.id == mention_id for m in cs.mentions):
             return  # already applied: customer state is stored apart (see streams/pipeline.py)
         cs.mentions.append(CustomerMention.of(scored))
-        cs.mentions.sort(key=lambda m: (m.at, m.id))
+        cs.mentions.sort(key=_mention_order)
         del cs.mentions[: -self.max_mentions]
-        cs.last_mention_at = max(cs.last_mention_at, at)
+        if at > cs.last_mention_at:
+            vars(cs)["last_mention_at"] = at  # a plain field write (no validation on assignment)
         # Evaluation time never goes backwards for a customer, so every kept mention is in its past.
         when = at if cs.evaluated_at is None else max(at, cs.evaluated_at)
         self._evaluate(state, customer, cs, when, out)
@@ -100,14 +110,43 @@ class CustomerTracker:
                 if cs.evaluated_at is None or end > cs.evaluated_at:
                     self._evaluate(state, customer, cs, end, out)
             return
-        for customer, cs in list(state.customers.items()):
+        # Customers known quiet are re-scored to no effect: they get what re-scoring would do to
+        # them (below), without it. The others are re-scored in the customers' order, so outputs
+        # come in the same order as when everyone was.
+        quiet = list(state.quiet_customers) if self._zero_is_quiet else []
+        customers = state.customers
+        others = [c for c in customers if c not in state.quiet_customers] if quiet else customers
+        for customer, cs in [(c, customers[c]) for c in others]:
             if cs.evaluated_at is None or end > cs.evaluated_at:
                 self._evaluate(state, customer, cs, end, out)
             if end - cs.last_mention_at > self.horizon:
                 for rule in self.rules:
                     if rule.alert in cs.firing:
                         self._resolve(rule, state, customer, cs, end, cs.risk_score, out)
-                del state.customers[customer]
+                del customers[customer]
+                state.track(customer, None)
+        self._sweep_quiet(state, quiet, end)
+
+    def _sweep_quiet(self, state: BrandState, quiet: list[str], end: datetime) -> None:
+        """A full sweep at ``end`` for customers that were :attr:`CustomerState.quiet`: what
+        :meth:`_evaluate` does to them (``evaluated_at``, mentions past the lookback dropped;
+        they stay quiet, so no output) and forgetting the long silent. Order does not matter:
+        nothing is output."""
+        oldest_kept = end - self._max_lookback
+        forget_before = end - self.horizon
+        customers = state.customers
+        for customer in quiet:
+            # Plain field writes (no validation on assignment): this runs hourly for most
+            # customers of every brand.
+            fields = vars(customers[customer])
+            evaluated_at = fields["evaluated_at"]
+            if evaluated_at is None or end > evaluated_at:
+                fields["evaluated_at"] = end
+                mentions = fields["mentions"]
+                if mentions and mentions[0].at < oldest_kept:
+                    fields["mentions"] = [m for m in mentions if m.at >= oldest_kept]
+            if fields["last_mention_at"] < forget_before:
+                del customers[customer]
                 state.track(customer, None)
 
     def erase(
@@ -140,22 +179,15 @@ class CustomerTracker:
     def _evaluate(
         self, state: BrandState, customer: str, cs: CustomerState, at: datetime, out: EngineOutput
     ) -> None:
-        cs.evaluated_at = at
+        vars(cs)["evaluated_at"] = at  # a plain field write: this runs hourly for every customer
         # Mentions are kept oldest first, so only a too-old first one means some must go.
         if cs.mentions and at - cs.mentions[0].at > self._max_lookback:
             cs.mentions = [m for m in cs.mentions if at - m.at <= self._max_lookback]
-        if (
-            self._zero_is_quiet
-            and cs.risk_score == 0.0
-            and not cs.reasons
-            and cs.tier is CustomerTier.HEALTHY
-            and not (cs.firing or cs.pending or cs.clear_since)
-            and all(map(scores_nothing, cs.mentions))
-        ):
+        if self._zero_is_quiet and cs.quiet:
             # Most customers only ever said something neutral or positive. Their score is 0 with
             # no reasons at any time, which fires nothing, resolves nothing and changes nothing
             # they were last told: skip the scoring (every customer is re-scored hourly).
-            state.track(customer, cs)
+            state.track(customer, cs, quiet=True)
             return
         risk = risk_score(cs.mentions, at=at, lookback=self._lookback)
         for rule in self.rules:
@@ -176,17 +208,7 @@ class CustomerTracker:
         reasons = list(risk.reasons)
         if (risk.score, tier, reasons) != (cs.risk_score, cs.tier, cs.reasons):
             cs.risk_score, cs.tier, cs.reasons = risk.score, tier, reasons
-            out.customers.append(
-                CustomerHealth(
-                    brand=state.brand,
-                    customer_id=customer,
-                    risk_score=risk.score,
-                    tier=tier,
-                    reasons=tuple(reasons),
-                    last_mentions=_last_mentions(cs),
-                    updated_at=at,
-                )
-            )
+            out.customers.append(_health(state.brand, customer, cs, at))
         state.track(customer, cs)
 
     def _judge(
@@ -261,6 +283,30 @@ class CustomerTracker:
         )
 
 
+def _mention_order(mention: CustomerMention) -> tuple[datetime, str]:
+    return (mention.at, mention.id)
+
+
 def _last_mentions(cs: CustomerState) -> tuple[Example, ...]:
     latest = cs.mentions[-LAST_MENTIONS:][::-1]
-    return tuple(Example(id=m.id, text=m.text) for m in latest)
+    # Built without validation: the ids and texts come from validated mentions.
+    return tuple(trusted(Example, {"id": m.id, "text": m.text}) for m in latest)
+
+
+def _health(brand: str, customer: str, cs: CustomerState, at: datetime) -> CustomerHealth:
+    """The customer's health record at ``at``, from the score, tier and reasons just set."""
+    values = {
+        "schema_version": SCHEMA_VERSION,
+        "brand": brand,
+        "customer_id": customer,
+        "risk_score": cs.risk_score,
+        "tier": cs.tier,
+        "reasons": tuple(cs.reasons),
+        "last_mentions": _last_mentions(cs),
+        "updated_at": at,
+    }
+    if at.tzinfo is UTC and 0.0 <= cs.risk_score <= 100.0:
+        # Every value is known valid (a score from risk_score, a UTC time): built without
+        # validation, as one is made for most customers' mentions.
+        return trusted(CustomerHealth, values)
+    return CustomerHealth.model_validate(values)

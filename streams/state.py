@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from streams.customer_risk import CustomerMention
+from streams.customer_risk import CustomerMention, scores_nothing
 from streams.records import (
     Alert,
     AwareDatetime,
@@ -120,6 +120,19 @@ class CustomerState(BaseModel):
         """Firing, pending or not healthy: re-scored every quarter hour, not only hourly."""
         return bool(self.firing or self.pending) or self.tier is not CustomerTier.HEALTHY
 
+    @property
+    def quiet(self) -> bool:
+        """Nothing against this customer: score 0, no reasons, healthy, no customer rule pending,
+        firing or clearing, and only mentions that score nothing at any age. Re-scoring such a
+        customer changes nothing but ``evaluated_at`` (see :mod:`streams.customers`)."""
+        return (
+            self.risk_score == 0.0
+            and not self.reasons
+            and self.tier is CustomerTier.HEALTHY
+            and not (self.firing or self.pending or self.clear_since)
+            and all(map(scores_nothing, self.mentions))
+        )
+
 
 class BrandState(BaseModel):
     """Everything the engine remembers about one brand; JSON round-trips losslessly."""
@@ -151,19 +164,35 @@ class BrandState(BaseModel):
         field, so never stored, compared or serialised; :meth:`reindex` drops it."""
         return {c for c, cs in self.customers.items() if cs.watched}
 
-    def reindex(self) -> None:
-        """Drop the watched index; call after changing ``customers`` other than by the engine."""
-        self.__dict__.pop("watched_customers", None)
+    @functools.cached_property
+    def quiet_customers(self) -> set[str]:
+        """Ids of customers known to be :attr:`CustomerState.quiet`: an index like
+        :attr:`watched_customers` (never stored), so the hourly sweep need not re-score them.
+        Kept by the engine as a subset of the quiet customers: one that turns quiet joins it at
+        its next evaluation."""
+        return {c for c, cs in self.customers.items() if cs.quiet}
 
-    def track(self, customer: str, cs: CustomerState | None) -> None:
-        """Update the watched index after ``customer`` was re-scored (``cs``) or removed (None)."""
-        watched: set[str] | None = self.__dict__.get("watched_customers")
-        if watched is None:
-            return  # not built yet: it will be, from the customers themselves
-        if cs is not None and cs.watched:
-            watched.add(customer)
-        else:
-            watched.discard(customer)
+    def reindex(self) -> None:
+        """Drop the customer indexes; call after changing ``customers`` other than by the engine."""
+        self.__dict__.pop("watched_customers", None)
+        self.__dict__.pop("quiet_customers", None)
+
+    def track(self, customer: str, cs: CustomerState | None, *, quiet: bool = False) -> None:
+        """Update the customer indexes after ``customer`` was re-scored (``cs``; ``quiet`` if it
+        was found :attr:`CustomerState.quiet`) or removed (None)."""
+        built = self.__dict__
+        watched: set[str] | None = built.get("watched_customers")
+        if watched is not None:  # not built yet: it will be, from the customers themselves
+            if cs is not None and cs.watched:
+                watched.add(customer)
+            else:
+                watched.discard(customer)
+        known_quiet: set[str] | None = built.get("quiet_customers")
+        if known_quiet is not None:
+            if cs is not None and quiet:
+                known_quiet.add(customer)
+            else:
+                known_quiet.discard(customer)
 
     @property
     def last_evaluated_minute(self) -> datetime | None:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from streams.records import AwareDatetime, Example, ScoredMention, SentimentLabel
+from streams.records import AwareDatetime, Example, ScoredMention, SentimentLabel, trusted
 
 MINUTE = timedelta(minutes=1)
 EXAMPLES_PER_BUCKET = 3
@@ -35,7 +35,7 @@ class ExampleMention(BaseModel):
     compound: float
 
     def example(self) -> Example:
-        return Example(id=self.id, text=self.text)
+        return trusted(Example, {"id": self.id, "text": self.text})
 
 
 def _most_negative(examples: Iterable[ExampleMention], limit: int) -> list[ExampleMention]:
@@ -60,22 +60,32 @@ class MinuteBucket(BaseModel):
 
     def add(self, scored: ScoredMention) -> None:
         """Count one mention into this bucket."""
-        self.count += 1
-        self.compound_sum += scored.sentiment.compound
-        if scored.sentiment.label is SentimentLabel.NEGATIVE:
-            self.negative += 1
-            candidate = ExampleMention(
-                id=scored.mention.id,
-                text=scored.mention.text[:TEXT_CHARS],
-                compound=scored.sentiment.compound,
+        # Runs for every mention (and again for each scope it is in): the counts are written to
+        # the fields directly, which is all pydantic's __setattr__ does for this model (no
+        # validation on assignment), and the example is built from already valid values.
+        fields = self.__dict__
+        sentiment = scored.sentiment
+        fields["count"] += 1
+        fields["compound_sum"] += sentiment.compound
+        if sentiment.label is SentimentLabel.NEGATIVE:
+            fields["negative"] += 1
+            mention = scored.mention
+            candidate = trusted(
+                ExampleMention,
+                {
+                    "id": mention.id,
+                    "text": mention.text[:TEXT_CHARS],
+                    "compound": sentiment.compound,
+                },
             )
-            self.examples = _most_negative([*self.examples, candidate], EXAMPLES_PER_BUCKET)
-        if scored.empathy.deficit:
-            self.deficit += 1
-        if scored.churn.intent:
-            self.churn += 1
-        if scored.empathy.positive:
-            self.empathy_positive += 1
+            fields["examples"] = _most_negative([*self.examples, candidate], EXAMPLES_PER_BUCKET)
+        empathy = scored.empathy
+        if empathy.deficit:
+            fields["deficit"] += 1
+        if scored.churn.phrases:
+            fields["churn"] += 1
+        if empathy.positive:
+            fields["empathy_positive"] += 1
 
 
 class WindowStats(BaseModel):
@@ -126,14 +136,18 @@ def window_stats(
         deficit += b.deficit
         churn += b.churn
         empathy_positive += b.empathy_positive
-    return WindowStats(
-        count=count,
-        negative=negative,
-        compound_sum=compound_sum,
-        deficit=deficit,
-        churn=churn,
-        empathy_positive=empathy_positive,
-        examples=tuple(e.example() for e in picked),
+    # Built without validation (every rule at every closed minute): the sums of valid buckets.
+    return trusted(
+        WindowStats,
+        {
+            "count": count,
+            "negative": negative,
+            "compound_sum": compound_sum,
+            "deficit": deficit,
+            "churn": churn,
+            "empathy_positive": empathy_positive,
+            "examples": tuple(e.example() for e in picked),
+        },
     )
 
 
@@ -165,20 +179,25 @@ class Baseline(BaseModel):
             return
         step = math.exp(-MINUTE / time_constant)
         decay = step**times
-        self.weight = self.weight * decay + (times if step >= 1.0 else (1.0 - decay) / (1.0 - step))
-        self.count *= decay
-        self.negative *= decay
-        self.compound_sum *= decay
-        self.deficit *= decay
-        self.churn *= decay
-        self.minutes += times
+        # Plain field writes, which is all pydantic's __setattr__ does here (no validation on
+        # assignment): every rule's baseline is fed at every closed minute.
+        sums = self.__dict__
+        sums["weight"] = sums["weight"] * decay + (
+            times if step >= 1.0 else (1.0 - decay) / (1.0 - step)
+        )
+        sums["count"] *= decay
+        sums["negative"] *= decay
+        sums["compound_sum"] *= decay
+        sums["deficit"] *= decay
+        sums["churn"] *= decay
+        sums["minutes"] += times
         if bucket is not None:
-            self.count += bucket.count
-            self.negative += bucket.negative
-            self.compound_sum += bucket.compound_sum
-            self.deficit += bucket.deficit
-            self.churn += bucket.churn
-            self.volume += bucket.count
+            sums["count"] += bucket.count
+            sums["negative"] += bucket.negative
+            sums["compound_sum"] += bucket.compound_sum
+            sums["deficit"] += bucket.deficit
+            sums["churn"] += bucket.churn
+            sums["volume"] += bucket.count
 
     @property
     def negative_share(self) -> float | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.customers import CustomerTracker
 from streams.engine import Engine
 from streams.records import (
     Alert,
@@ -537,3 +538,71 @@ def test_crisis_scenario_gives_the_same_alerts_in_big_batches() -> None:
 def test_calm_scenario_has_no_spike() -> None:
     alerts, _ = _run_scenario("calm")
     assert spikes(EngineOutput(alerts=alerts)) == []
+
+
+# --- the hourly customer sweep -------------------------------------------------------------------
+
+
+class EveryoneRescored(CustomerTracker):
+    """The sweep as it was before quiet customers were indexed: everyone through ``_evaluate``."""
+
+    def sweep(self, state: BrandState, end: datetime, out: EngineOutput, *, full: bool) -> None:
+        if not full:
+            super().sweep(state, end, out, full=False)
+            return
+        for customer, cs in list(state.customers.items()):
+            if cs.evaluated_at is None or end > cs.evaluated_at:
+                self._evaluate(state, customer, cs, end, out)
+            if end - cs.last_mention_at > self.horizon:
+                for rule in self.rules:
+                    if rule.alert in cs.firing:
+                        self._resolve(rule, state, customer, cs, end, cs.risk_score, out)
+                del state.customers[customer]
+                state.track(customer, None)
+
+
+def test_quiet_customers_swept_without_rescoring_end_as_if_rescored() -> None:
+    from connectors.simulate import generate
+    from streams.rules import load_rules
+    from streams.scoring import Scorer
+
+    ruleset = load_rules(Path(__file__).parents[2] / "alert_rules" / "default.yaml")
+    indexed = Engine(ruleset, allowed_lateness=timedelta(minutes=2))
+    reference = Engine(ruleset, allowed_lateness=timedelta(minutes=2))
+    tracker = reference.customers
+    reference.customers = EveryoneRescored(
+        tracker.rules, horizon=tracker.horizon, max_mentions=tracker.max_mentions
+    )
+    scorer = Scorer()
+    mentions = [
+        scorer.score(m, scored_at=m.created_at) for m in generate("crisis", seed=7, rate_scale=0.5)
+    ]
+    brand = "northwind-air"
+    batch = [s for s in mentions if s.mention.brand == brand]
+    fast, slow = indexed.new_state(brand), reference.new_state(brand)
+    quiet_seen = 0
+    for i in range(0, len(batch), 200):
+        out_fast = indexed.process(fast, batch[i : i + 200])
+        out_slow = reference.process(slow, batch[i : i + 200])
+        assert out_fast == out_slow
+        assert fast.model_dump_json() == slow.model_dump_json()
+        # The index only ever names customers that are quiet.
+        assert fast.quiet_customers <= {c for c, cs in fast.customers.items() if cs.quiet}
+        quiet_seen = max(quiet_seen, len(fast.quiet_customers))
+    end = batch[-1].mention.created_at + timedelta(days=8)
+    assert indexed.advance(fast, end) == reference.advance(slow, end)
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert quiet_seen > 100 and not fast.customers
+
+
+def test_a_quiet_customer_is_swept_hourly_and_its_old_mentions_dropped() -> None:
+    eng = engine()
+    state = eng.new_state(BRAND)
+    eng.process(state, [scored(T0, customer="fan"), scored(T0 + 5 * MIN, customer="other")])
+    assert state.quiet_customers == {"fan", "other"}
+    eng.advance(state, T0 + timedelta(hours=2, minutes=30))  # a quiet brand: one full sweep
+    assert state.customers["fan"].evaluated_at == T0 + timedelta(hours=2, minutes=30)
+    eng.process(state, [scored(T0 + timedelta(days=7, minutes=1), customer="fan")])
+    eng.advance(state, T0 + timedelta(days=7, hours=1))
+    assert [m.at for m in state.customers["fan"].mentions] == [T0 + timedelta(days=7, minutes=1)]
+    assert "other" not in state.customers  # silent past the horizon: forgotten
