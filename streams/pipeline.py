@@ -42,8 +42,6 @@ from streams.records import (
     Mention,
     ScoredMention,
     decode_mention,
-    encode_json,
-    field_values,
 )
 from streams.scoring import Scorer
 from streams.state import BrandState, CustomerState, EngineOutput
@@ -109,13 +107,6 @@ class BrandRecord(BaseModel):
 
     def to_changelog(self) -> bytes:
         """JSON of everything but the customers (they have their own table)."""
-        payload = dict(field_values(self))
-        payload["engine"] = {
-            name: value for name, value in field_values(self.engine).items() if name != "customers"
-        }
-        return encode_json(payload, self._pydantic_changelog)
-
-    def _pydantic_changelog(self) -> bytes:
         return self.model_dump_json(exclude={"engine": {"customers"}}).encode()
 
     @classmethod
@@ -129,12 +120,6 @@ class BrandRecord(BaseModel):
         self.engine.customers.update(customers)
         self.engine.reindex()
         self._customers_attached = True
-
-
-def customer_changelog(state: CustomerState) -> bytes:
-    """JSON of one customer's state, the value of the customers table (``model_dump_json``'s
-    bytes, faster)."""
-    return encode_json(state, lambda: state.model_dump_json().encode())
 
 
 @dataclass

@@ -3,10 +3,11 @@
 Records are serialised as JSON (``to_json``/``from_json``). Each carries ``schema_version`` so a
 reader can refuse what it does not understand; unknown fields are rejected (``extra="forbid"``).
 
-The models are the contract; the hot path moves them with a faster codec (msgspec) that gives the
-same bytes and the same objects (see "Fast codec" at the end): :func:`decode_mention` for raw
-mentions, :func:`encode_json` behind ``to_json``, and :func:`trusted` to build a model from values
-that are already valid for it without validating them again.
+The models are the contract. On the hot path raw mentions are decoded by a faster parser that
+gives the same objects and the same errors (:func:`decode_mention`, msgspec), and records are built
+from values already valid for them without validating them again (:func:`trusted`); see "Fast
+paths" at the end. Encoding stays pydantic's: its serializer (Rust) was faster than msgspec
+reaching into pydantic models through a hook.
 """
 
 from __future__ import annotations
@@ -47,10 +48,7 @@ class Record(BaseModel):
     schema_version: Literal[1] = 1
 
     def to_json(self) -> bytes:
-        """Serialise to compact UTF-8 JSON (the bytes ``model_dump_json`` gives, made faster)."""
-        return encode_json(self, self._pydantic_json)
-
-    def _pydantic_json(self) -> bytes:
+        """Serialise to compact UTF-8 JSON."""
         return self.model_dump_json().encode()
 
     @classmethod
@@ -311,12 +309,12 @@ class ErasureCommand(Record):
     brand: str | None = Field(default=None, min_length=1, max_length=80)
 
 
-# --- Fast codec ----------------------------------------------------------------------------------
-# The worker decodes every raw mention and encodes every record it publishes or stores, so the
-# codec is on the hot path. msgspec does both several times faster than pydantic; the models above
-# stay the contract: msgspec is used only where it gives what pydantic gives, byte for byte and
-# value for value (tests/streams/test_codec.py compares the two on the crisis scenario and on
-# hostile inputs), and everything else goes through pydantic, which also words every error.
+# --- Fast paths ----------------------------------------------------------------------------------
+# The worker decodes every raw mention and builds several records per mention, so both are on the
+# hot path. The models above stay the contract: msgspec decodes only what it validates exactly as
+# pydantic does, value for value (tests/streams/test_codec.py compares the two on the crisis
+# scenario and on hostile inputs), everything else goes through pydantic, which also words every
+# error.
 
 _Model = TypeVar("_Model", bound=BaseModel)
 _new_instance = object.__new__
@@ -348,42 +346,9 @@ def trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
     return model
 
 
-def field_values(model: BaseModel) -> dict[str, Any]:
-    """A model's field values by name, in field order (its ``__dict__``, less any cached
-    property): what :func:`encode_json` writes for it."""
-    values = model.__dict__
-    names = type(model).__pydantic_fields__
-    if len(values) == len(names):
-        return values
-    return {name: values[name] for name in names}
-
-
-def _encode_hook(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return field_values(value)
-    raise TypeError(f"not encoded by the fast codec: {type(value).__name__}")
-
-
-_ENCODER = msgspec.json.Encoder(enc_hook=_encode_hook)
-# The one difference found between the two encoders: floats of 1e16 and more, which msgspec writes
-# as 1e16 and pydantic as 1e+16. Output holding a digit, "e" and a digit (also in a text such as
-# "1e5") is left to pydantic.
-_UNSIGNED_EXPONENT = re.compile(rb"[0-9]e[0-9]")
-
-
-def encode_json(value: Any, pydantic_json: Callable[[], bytes]) -> bytes:
-    """``value`` (a model, or dicts and lists of models and plain values) as compact JSON.
-
-    Gives the bytes ``pydantic_json()`` gives (pydantic's ``model_dump_json``), faster; falls back
-    to calling it when msgspec cannot encode the value or its output might differ.
-    """
-    try:
-        data = _ENCODER.encode(value)
-    except Exception:  # anything msgspec refuses (a lone surrogate, a huge int): pydantic decides
-        return pydantic_json()
-    if _UNSIGNED_EXPONENT.search(data) is not None:
-        return pydantic_json()
-    return data
+def _field_values(model: BaseModel) -> dict[str, Any]:
+    """A model's field values by name, in field order (its ``__dict__``)."""
+    return {name: model.__dict__[name] for name in type(model).__pydantic_fields__}
 
 
 # Decoding raw mentions. The wire struct is generated from Mention's fields so the constraints
@@ -452,7 +417,7 @@ def _wire_struct(model: type[BaseModel]) -> type[msgspec.Struct]:
         if info.is_required():
             fields.append((name, wire, msgspec.NODEFAULT))
         elif isinstance(info.default, BaseModel):
-            fields.append((name, wire, msgspec.convert(field_values(info.default), wire)))
+            fields.append((name, wire, msgspec.convert(_field_values(info.default), wire)))
         elif info.default is None or isinstance(info.default, int | str):
             fields.append((name, wire, info.default))
         else:
