@@ -71,6 +71,8 @@ class RiskScore:
     reasons: tuple[str, ...]
     mentions: int
     """Mentions inside the lookback."""
+    total: float = 0.0
+    """The decayed points before capping and rounding: ``score`` is ``round(min(100, total))``."""
 
 
 # Points one fresh mention contributes; older ones count less (half-life = lookback / 2).
@@ -164,4 +166,4 @@ def risk_score(
     if deficits:
         reasons.append(f"empathy deficit: '{deficits[-1]}'")
     score = float(round(min(100.0, total)))
-    return RiskScore(score=score, reasons=tuple(reasons), mentions=recent)
+    return RiskScore(score=score, reasons=tuple(reasons), mentions=recent, total=total)

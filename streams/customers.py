@@ -10,6 +10,8 @@ longer than the horizon are forgotten. Pure; the time is the mention's or the cl
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
@@ -28,7 +30,7 @@ from streams.records import (
 )
 from streams.rule_kinds.base import render_template
 from streams.rule_kinds.customer import CustomerAtRiskRule
-from streams.state import BrandState, CustomerState, EngineOutput, Erased
+from streams.state import BrandState, CustomerState, EngineOutput, Erased, LastScore
 
 __all__ = ["CUSTOMER_DECAY_MINUTES", "CustomerTracker"]
 
@@ -60,6 +62,9 @@ class CustomerTracker:
         # A score of 0 can neither fire a customer rule nor put a customer on watch: see
         # ``_evaluate``'s shortcut for customers with nothing against them.
         self._zero_is_quiet = self._watch_at > 0.0 and all(r.fire_at > 0.0 for r in self.rules)
+        # One lookback for every rule: one score per customer, which a sweep can foresee.
+        self._one_lookback = all(r.lookback == self._lookback for r in self.rules)
+        self._half_life = self._lookback / 2
 
     def mention(
         self, state: BrandState, customer: str, scored: ScoredMention, out: EngineOutput
@@ -107,7 +112,8 @@ class CustomerTracker:
                 return
             for customer in [c for c in state.customers if c in watched]:
                 cs = state.customers[customer]
-                if cs.evaluated_at is None or end > cs.evaluated_at:
+                due = cs.evaluated_at is None or end > cs.evaluated_at
+                if due and not self._unchanged_at(state, customer, cs, end):
                     self._evaluate(state, customer, cs, end, out)
             return
         # Customers known quiet are re-scored to no effect: they get what re-scoring would do to
@@ -117,7 +123,8 @@ class CustomerTracker:
         customers = state.customers
         others = [c for c in customers if c not in state.quiet_customers] if quiet else customers
         for customer, cs in [(c, customers[c]) for c in others]:
-            if cs.evaluated_at is None or end > cs.evaluated_at:
+            due = cs.evaluated_at is None or end > cs.evaluated_at
+            if due and not self._unchanged_at(state, customer, cs, end):
                 self._evaluate(state, customer, cs, end, out)
             if end - cs.last_mention_at > self.horizon:
                 for rule in self.rules:
@@ -148,6 +155,42 @@ class CustomerTracker:
             if fields["last_mention_at"] < forget_before:
                 del customers[customer]
                 state.track(customer, None)
+
+    def _unchanged_at(
+        self, state: BrandState, customer: str, cs: CustomerState, end: datetime
+    ) -> bool:
+        """Whether scoring ``customer`` at ``end`` (a sweep) would change nothing but
+        ``evaluated_at``, known without scoring; if so, sets ``evaluated_at`` as scoring would.
+
+        True when no customer rule is pending, firing or clearing, the customer still has the
+        mentions of their last scoring, the same of them lie inside the lookback at ``end`` as
+        then (all older than that scoring, none leaving the lookback), and the score they make at
+        ``end``, which is then the last total decayed by the time passed, rounds to the score
+        held, below every rule's ``fire_at``. The reasons depend only on which mentions are
+        inside the lookback, and the tier only on the score, so they stay. The decayed total is
+        computed otherwise than :func:`risk_score` would, so a total within 1e-9 of a rounding
+        boundary (far beyond the float error, ~1e-13) is left to scoring.
+        """
+        last = state.last_scores.get(customer)
+        if last is None or cs.firing or cs.pending or cs.clear_since or not self._one_lookback:
+            return False
+        mentions = cs.mentions
+        if (
+            not mentions
+            or len(mentions) != len(last.mentions)
+            or not all(map(operator.is_, mentions, last.mentions))
+            or mentions[-1].at > last.at
+            or mentions[0].at < end - self._lookback
+        ):
+            return False
+        total = min(100.0, last.total * 0.5 ** ((end - last.at) / self._half_life))
+        score = float(round(total))
+        if abs(total - math.floor(total) - 0.5) < 1e-9 or score != cs.risk_score:
+            return False
+        if any(score >= rule.fire_at for rule in self.rules if rule.applies_to(state.brand)):
+            return False
+        vars(cs)["evaluated_at"] = end
+        return True
 
     def erase(
         self,
@@ -190,6 +233,7 @@ class CustomerTracker:
             state.track(customer, cs, quiet=True)
             return
         risk = risk_score(cs.mentions, at=at, lookback=self._lookback)
+        state.last_scores[customer] = LastScore(at, risk.total, tuple(cs.mentions))
         for rule in self.rules:
             if not rule.applies_to(state.brand):
                 continue

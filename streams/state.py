@@ -36,6 +36,7 @@ __all__ = [
     "EngineOutput",
     "Erased",
     "IncidentState",
+    "LastScore",
     "RuleState",
     "RuleStatus",
 ]
@@ -172,10 +173,17 @@ class BrandState(BaseModel):
         its next evaluation."""
         return {c for c, cs in self.customers.items() if cs.quiet}
 
+    @functools.cached_property
+    def last_scores(self) -> dict[str, LastScore]:
+        """Customer → :class:`LastScore` of their last full scoring, kept by the engine in memory
+        (never stored) so an hourly sweep can tell when scoring again would change nothing."""
+        return {}
+
     def reindex(self) -> None:
         """Drop the customer indexes; call after changing ``customers`` other than by the engine."""
         self.__dict__.pop("watched_customers", None)
         self.__dict__.pop("quiet_customers", None)
+        self.__dict__.pop("last_scores", None)
 
     def track(self, customer: str, cs: CustomerState | None, *, quiet: bool = False) -> None:
         """Update the customer indexes after ``customer`` was re-scored (``cs``; ``quiet`` if it
@@ -193,11 +201,23 @@ class BrandState(BaseModel):
                 known_quiet.add(customer)
             else:
                 known_quiet.discard(customer)
+        if cs is None and "last_scores" in built:
+            built["last_scores"].pop(customer, None)
 
     @property
     def last_evaluated_minute(self) -> datetime | None:
         """Start of the last closed (and evaluated) minute."""
         return None if self.closed_until is None else self.closed_until - MINUTE
+
+
+@dataclass(frozen=True, slots=True)
+class LastScore:
+    """A customer's last full scoring: when, the decayed points before rounding, and the very
+    mention objects it was computed from (so any change to them is seen)."""
+
+    at: datetime
+    total: float
+    mentions: tuple[CustomerMention, ...]
 
 
 @dataclass

@@ -22,7 +22,7 @@ from streams.records import (
     fingerprint,
 )
 from streams.rules import RuleSet, parse_rules
-from streams.state import BrandState, EngineOutput, RuleStatus
+from streams.state import BrandState, CustomerState, EngineOutput, RuleStatus
 from tests import factories
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -544,11 +544,15 @@ def test_calm_scenario_has_no_spike() -> None:
 
 
 class EveryoneRescored(CustomerTracker):
-    """The sweep as it was before quiet customers were indexed: everyone through ``_evaluate``."""
+    """The sweeps as they were before they skipped customers known to be unchanged: everyone
+    (hourly) and the watched (quarter-hourly) through ``_evaluate``."""
 
     def sweep(self, state: BrandState, end: datetime, out: EngineOutput, *, full: bool) -> None:
         if not full:
-            super().sweep(state, end, out, full=False)
+            for customer in [c for c, cs in state.customers.items() if cs.watched]:
+                cs = state.customers[customer]
+                if cs.evaluated_at is None or end > cs.evaluated_at:
+                    self._evaluate(state, customer, cs, end, out)
             return
         for customer, cs in list(state.customers.items()):
             if cs.evaluated_at is None or end > cs.evaluated_at:
@@ -561,7 +565,7 @@ class EveryoneRescored(CustomerTracker):
                 state.track(customer, None)
 
 
-def test_quiet_customers_swept_without_rescoring_end_as_if_rescored() -> None:
+def test_customers_swept_without_rescoring_end_as_if_rescored() -> None:
     from connectors.simulate import generate
     from streams.rules import load_rules
     from streams.scoring import Scorer
@@ -571,6 +575,20 @@ def test_quiet_customers_swept_without_rescoring_end_as_if_rescored() -> None:
     reference = Engine(ruleset, allowed_lateness=timedelta(minutes=2))
     tracker = reference.customers
     reference.customers = EveryoneRescored(
+        tracker.rules, horizon=tracker.horizon, max_mentions=tracker.max_mentions
+    )
+    foreseen = 0
+
+    class Counting(CustomerTracker):
+        def _unchanged_at(
+            self, state: BrandState, customer: str, cs: CustomerState, end: datetime
+        ) -> bool:
+            nonlocal foreseen
+            unchanged = super()._unchanged_at(state, customer, cs, end)
+            foreseen += unchanged
+            return unchanged
+
+    indexed.customers = Counting(
         tracker.rules, horizon=tracker.horizon, max_mentions=tracker.max_mentions
     )
     scorer = Scorer()
@@ -592,7 +610,7 @@ def test_quiet_customers_swept_without_rescoring_end_as_if_rescored() -> None:
     end = batch[-1].mention.created_at + timedelta(days=8)
     assert indexed.advance(fast, end) == reference.advance(slow, end)
     assert fast.model_dump_json() == slow.model_dump_json()
-    assert quiet_seen > 100 and not fast.customers
+    assert quiet_seen > 100 and foreseen > 100 and not fast.customers
 
 
 def test_a_quiet_customer_is_swept_hourly_and_its_old_mentions_dropped() -> None:
