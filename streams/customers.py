@@ -119,9 +119,12 @@ class CustomerTracker:
         # Customers known quiet are re-scored to no effect: they get what re-scoring would do to
         # them (below), without it. The others are re-scored in the customers' order, so outputs
         # come in the same order as when everyone was.
-        quiet = list(state.quiet_customers) if self._zero_is_quiet else []
         customers = state.customers
-        others = [c for c in customers if c not in state.quiet_customers] if quiet else customers
+        quiet: list[str] = []
+        others: list[str] = []
+        known_quiet = state.quiet_customers if self._zero_is_quiet else set()
+        for customer in customers:  # both in the customers' order: no hash-seed dependence
+            (quiet if customer in known_quiet else others).append(customer)
         for customer, cs in [(c, customers[c]) for c in others]:
             due = cs.evaluated_at is None or end > cs.evaluated_at
             if due and not self._unchanged_at(state, customer, cs, end):
@@ -132,9 +135,12 @@ class CustomerTracker:
                         self._resolve(rule, state, customer, cs, end, cs.risk_score, out)
                 del customers[customer]
                 state.track(customer, None)
-        self._sweep_quiet(state, quiet, end)
+                out.forgotten.append(customer)
+        self._sweep_quiet(state, quiet, end, out)
 
-    def _sweep_quiet(self, state: BrandState, quiet: list[str], end: datetime) -> None:
+    def _sweep_quiet(
+        self, state: BrandState, quiet: list[str], end: datetime, out: EngineOutput
+    ) -> None:
         """A full sweep at ``end`` for customers that were :attr:`CustomerState.quiet`: what
         :meth:`_evaluate` does to them (``evaluated_at``, mentions past the lookback dropped;
         they stay quiet, so no output) and forgetting the long silent. Order does not matter:
@@ -155,6 +161,7 @@ class CustomerTracker:
             if fields["last_mention_at"] < forget_before:
                 del customers[customer]
                 state.track(customer, None)
+                out.forgotten.append(customer)
 
     def _unchanged_at(
         self, state: BrandState, customer: str, cs: CustomerState, end: datetime

@@ -232,6 +232,9 @@ class EngineOutput:
     """Incidents that opened or changed (one per rule and brand per closed minute at most)."""
     late: int = 0
     """Mentions dropped because their minute was already closed."""
+    forgotten: list[str] = field(default_factory=list)
+    """Customers removed for having been silent longer than the horizon (one may come back later
+    in the same call, with a new mention); the order carries no meaning."""
 
 
 @dataclass

@@ -152,6 +152,22 @@ def test_customer_state_survives_apart_from_the_brand_record(pipeline: Pipeline)
     ]
 
 
+def test_customers_silent_past_the_horizon_are_deleted_from_the_store(pipeline: Pipeline) -> None:
+    store = Store()
+
+    def of(n: int, customer: str, days: float) -> RawRecord:
+        m = mention(n, minutes=days * 24 * 60, text="Thanks, all sorted.")
+        return record(n, m.model_copy(update={"customer_id": customer}))
+
+    store.process(pipeline, [of(0, "early", 0), of(1, "kept", 6)])
+    assert store.customers.keys() == {("acme", "early"), ("acme", "kept")}
+    # A week later: "early" is forgotten; "passing" comes and goes inside this one batch (never
+    # stored, so nothing to delete); "kept" spoke within the horizon.
+    result = store.process(pipeline, [of(2, "passing", 7.5), of(3, "kept", 12), of(4, "new", 15)])
+    assert result.customer_changes["acme"].deletes == {"early"}
+    assert store.customers.keys() == {("acme", "kept"), ("acme", "new")}
+
+
 def test_alerts_triggered_by_replayed_records_are_sent_again(pipeline: Pipeline) -> None:
     store = Store()
     fake = Alert.model_validate(
