@@ -104,27 +104,30 @@ class CustomerTracker:
 
     def sweep(self, state: BrandState, end: datetime, out: EngineOutput, *, full: bool) -> None:
         """Re-score customers as time passes (``full``: everyone, and forget the long quiet)."""
+        customers = state.customers
         if not full:
             # Only the watched customers, from the state's index rather than by testing every
-            # customer; still in the customers' own order, so outputs come in the same order.
-            watched = state.watched_customers
-            if not watched:
-                return
-            for customer in [c for c in state.customers if c in watched]:
-                cs = state.customers[customer]
+            # customer, and of those only the ones whose scoring may change something; these in
+            # the customers' own order, so outputs come in the same order as when all were
+            # scored (found by a pass over all customers only when there are several).
+            rescore = []
+            for customer in state.watched_customers:
+                cs = customers[customer]
                 due = cs.evaluated_at is None or end > cs.evaluated_at
                 if due and not self._unchanged_at(state, customer, cs, end):
-                    self._evaluate(state, customer, cs, end, out)
+                    rescore.append(customer)
+            if len(rescore) > 1:
+                chosen = set(rescore)
+                rescore = [c for c in customers if c in chosen]
+            for customer in rescore:
+                self._evaluate(state, customer, customers[customer], end, out)
             return
         # Customers known quiet are re-scored to no effect: they get what re-scoring would do to
         # them (below), without it. The others are re-scored in the customers' order, so outputs
         # come in the same order as when everyone was.
-        customers = state.customers
-        quiet: list[str] = []
-        others: list[str] = []
         known_quiet = state.quiet_customers if self._zero_is_quiet else set()
-        for customer in customers:  # both in the customers' order: no hash-seed dependence
-            (quiet if customer in known_quiet else others).append(customer)
+        quiet = list(known_quiet)  # their order does not matter: nothing is output
+        others = [c for c in customers if c not in known_quiet] if quiet else list(customers)
         for customer, cs in [(c, customers[c]) for c in others]:
             due = cs.evaluated_at is None or end > cs.evaluated_at
             if due and not self._unchanged_at(state, customer, cs, end):

@@ -400,32 +400,19 @@ class Pipeline:
 
     def _parse(self, record: RawRecord, result: BatchResult) -> Mention | ErasureCommand | None:
         value = record.value or b""
-
-        def park(reason: str, detail: str) -> None:
-            kept = value
-            if len(value) > MAX_DEAD_LETTER_BYTES:
-                digest = hashlib.sha256(value).hexdigest()
-                kept = value[:MAX_DEAD_LETTER_BYTES]
-                detail += f" (raw truncated to {len(kept)} of {len(value)} bytes, sha256 {digest})"
-            result.dead_letters.append(
-                DeadLetter.of(
-                    kept,
-                    reason=reason,
-                    detail=detail,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                )
-            )
-
         if len(value) > MAX_RAW_BYTES:
-            park(DeadLetterReason.OVERSIZE, f"{len(value)} bytes > limit {MAX_RAW_BYTES}")
+            _park(
+                record,
+                result,
+                DeadLetterReason.OVERSIZE,
+                f"{len(value)} bytes > limit {MAX_RAW_BYTES}",
+            )
             return None
         if record.key == ERASURE_KEY:
             try:
                 command = ErasureCommand.from_json(value)
             except ValidationError as exc:
-                park(DeadLetterReason.INVALID_RECORD, _describe(exc))
+                _park(record, result, DeadLetterReason.INVALID_RECORD, _describe(exc))
                 return None
             return command
         try:
@@ -433,17 +420,39 @@ class Pipeline:
         except ValidationError as exc:
             errors = exc.errors(include_input=False, include_url=False)
             if any(e["type"] == "json_invalid" for e in errors):
-                park(DeadLetterReason.INVALID_JSON, _describe(exc))
+                _park(record, result, DeadLetterReason.INVALID_JSON, _describe(exc))
             else:
-                park(DeadLetterReason.INVALID_RECORD, _describe(exc))
+                _park(record, result, DeadLetterReason.INVALID_RECORD, _describe(exc))
             return None
         if record.key is not None and record.key != mention.brand.encode():
-            park(
+            _park(
+                record,
+                result,
                 DeadLetterReason.KEY_MISMATCH,
                 f"record key {record.key[:80]!r} is not the mention's brand {mention.brand!r}",
             )
             return None
         return mention
+
+
+def _park(record: RawRecord, result: BatchResult, reason: str, detail: str) -> None:
+    """Add ``record`` to the batch's dead letters, its bytes whole up to a limit."""
+    value = record.value or b""
+    kept = value
+    if len(value) > MAX_DEAD_LETTER_BYTES:
+        digest = hashlib.sha256(value).hexdigest()
+        kept = value[:MAX_DEAD_LETTER_BYTES]
+        detail += f" (raw truncated to {len(kept)} of {len(value)} bytes, sha256 {digest})"
+    result.dead_letters.append(
+        DeadLetter.of(
+            kept,
+            reason=reason,
+            detail=detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+    )
 
 
 def _describe(exc: ValidationError) -> str:
