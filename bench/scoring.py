@@ -5,8 +5,10 @@
    texts/s of ``vaderSentiment.polarity_scores`` (the baseline), of ``FastVader.scores`` (the
    sentiment core alone), of ``Scorer.score_text`` (sentiment + empathy + churn, what
    ``listenwell score`` computes) and of ``Scorer.score`` (PII redaction + records, what the worker
-   calls). Rounds are interleaved so machine noise hits all alike; the figure is the best round
-   (token caches warm, as in a running worker) and the first round is reported too (cold caches).
+   calls), and decoding a raw mention's JSON with pydantic (``Mention.from_json``) and with the
+   worker's fast path (``decode_mention``). Rounds are interleaved so machine noise hits all
+   alike; the figure is the best round (token caches warm, as in a running worker) and the first
+   round is reported too (cold caches).
 2. Identity: for every text, listenwell's ``vader_compound`` against vaderSentiment's compound (all
    must be identical), and FastVader's full ``polarity_scores`` dict against vaderSentiment's.
 3. Length scaling: one text of 1k, 10k, 100k and 1M characters (development texts joined):
@@ -36,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E402
 
 from streams.fastvader import FastVader  # noqa: E402
-from streams.records import Mention, MentionKind  # noqa: E402
+from streams.records import Mention, MentionKind, decode_mention  # noqa: E402
 from streams.scoring import Scorer  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "sentiment-dev"
@@ -100,11 +102,16 @@ def throughput(texts: list[str], rounds: int) -> dict[str, dict[str, float]]:
 
         return run
 
+    raws = [m.to_json() for m in mentions]
     runs: dict[str, Callable[[], object]] = {
         "vaderSentiment": each(vader.polarity_scores, texts),
         "FastVader.scores": each(fast.scores, texts),
         "Scorer.score_text": each(scorer.score_text, texts),
         "Scorer.score": each(lambda m: scorer.score(m, scored_at=scored_at), mentions),
+        # Decoding the raw mention JSON, as the worker does before scoring: pydantic's parser
+        # (the contract) and the fast path the worker uses (same objects, same errors).
+        "Mention.from_json": each(Mention.from_json, raws),
+        "decode_mention": each(decode_mention, raws),
     }
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
