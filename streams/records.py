@@ -34,7 +34,10 @@ MAX_TEXT_CHARS = 40_000
 def _require_aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("datetime must carry a timezone (UTC)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError("datetime is out of range in UTC") from None
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_require_aware_utc)]

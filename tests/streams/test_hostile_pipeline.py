@@ -198,3 +198,21 @@ def test_one_megabyte_text_is_parked_and_a_long_allowed_text_is_scored() -> None
         DeadLetterReason.INVALID_RECORD,
     }
     assert [s.mention.id for s in result.scored] == ["good:3"]
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:30:00+05:30", "9999-12-31T23:59:59-01:00"])
+def test_a_time_outside_the_calendar_in_utc_is_parked_not_fatal(stamp: str) -> None:
+    doc = good_dict(4)
+    doc["created_at"] = stamp
+    records = [
+        RawRecord("mentions.raw", 0, 0, b"acme", json.dumps(doc).encode()),
+        RawRecord("mentions.raw", 0, 1, b"acme", json.dumps(good_dict(5)).encode()),
+    ]
+    result = _pipeline.process(records, lambda brand: None)
+    assert [(d.offset, d.reason) for d in result.dead_letters] == [
+        (0, DeadLetterReason.INVALID_RECORD)
+    ]
+    assert (
+        "created_at: Value error, datetime is out of range in UTC" in result.dead_letters[0].detail
+    )
+    assert [s.mention.id for s in result.scored] == ["good:5"]
