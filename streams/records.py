@@ -373,8 +373,9 @@ def _wire_type(annotation: Any, metadata: list[Any]) -> Any:
             raise TypeError(f"no fast decoding for {annotation}")
         return _wire_type(members[0], metadata) | None
     if annotation is datetime:
-        if [type(m) for m in metadata] != [AfterValidator]:
-            raise TypeError("no fast decoding for a datetime with other validators")
+        # Parsed by _utc_timestamp, which does what _require_aware_utc does (AwareDatetime).
+        if [getattr(m, "func", None) for m in metadata] != [_require_aware_utc]:
+            raise TypeError("no fast decoding for a datetime other than AwareDatetime")
         return str
     if get_origin(annotation) is Literal or (
         isinstance(annotation, type) and issubclass(annotation, Enum)
