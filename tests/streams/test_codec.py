@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from connectors.simulate import generate
+from streams.clock import FakeClock
 from streams.engine import Engine
 from streams.pipeline import BrandRecord, Pipeline, RawRecord
 from streams.records import (
@@ -88,8 +89,7 @@ def test_the_crisis_scenario_decodes_and_builds_records_as_pydantic_does(
     pipeline = Pipeline(
         Scorer(),
         Engine(load_rules(RULES), allowed_lateness=timedelta(minutes=2)),
-        now=lambda: datetime(2026, 1, 6, tzinfo=UTC),
-        epoch_now=lambda: 0.0,
+        clock=FakeClock(datetime(2026, 1, 6, tzinfo=UTC)),
     )
     mentions = generate("crisis", seed=7, rate_scale=0.5)
     raws = [m.to_json() for m in mentions]
