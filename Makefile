@@ -35,7 +35,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 bench: install
-	$(PY) bench/pipeline.py && $(PY) bench/core.py && $(PY) bench/scoring.py && $(PY) bench/sentiment.py && $(PY) bench/detection.py
+	$(PY) bench/pipeline.py && $(PY) bench/core.py && $(PY) bench/scoring.py && $(PY) bench/sentiment.py && $(PY) bench/detection.py && $(PY) bench/spikes.py
 
 # Fault injection: 50,000 mentions through runner → Kafka → workers → notifier → Slack-like
 # receiver while the driver kill -9s each part and the broker; figures in bench/results/chaos.json.

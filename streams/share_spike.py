@@ -1,0 +1,342 @@
+"""Is a brand's negative (or empathy-deficit) share above its normal? A sequential test per minute.
+
+The ``sentiment_spike`` and ``empathy_deficit`` rule kinds ask whether the share of a brand's
+mentions that are *hits* (negative, or with an empathy-deficit phrase) has risen above the brand's
+usual share ``p0`` (its baseline). A fixed window and a fixed increase cannot answer that for every
+brand: 15 minutes of a brand with 10 mentions an hour hold two or three mentions, and for a brand
+with 10,000 an hour a noise-sized move is "significant". This module answers it with a one-sided
+Bernoulli CUSUM on the mention stream, whose false-alarm rate is set per brand-week at every volume:
+
+- **The alternative.** The test is tuned to a rise of the share to ``p1``: the usual share with its
+  odds multiplied by ``odds_ratio`` (2.0 turns 35% into 52% and 2% into 4%), and at least
+  ``min_increase`` above it. It reacts to any rise past about the midpoint of ``p0`` and ``p1``
+  (the share where the evidence stops drifting down), fastest to rises of ``p1`` and more.
+- **The evidence.** Each closed minute with ``n`` mentions, ``k`` of them hits, adds their
+  log-likelihood ratio ``k·ln(p1/p0) + (n−k)·ln((1−p1)/(1−p0))`` to the evidence ``S``, which
+  never goes below 0 (Page's CUSUM, batched by minute). ``S`` is in nats: ``e^S`` is how many times
+  likelier the mentions since ``S`` last was 0 (the *run*: the CUSUM's estimate of when the rise
+  began) are under the raised share than under the usual one. A quiet brand accumulates it over
+  hours, a loud one within minutes, with the same meaning.
+- **The threshold** ``h`` comes from the false-alarm budget, not from examples of spikes: on a calm
+  stream, the mean number of mentions between false alarms of a CUSUM is, by Siegmund's corrected
+  diffusion approximation, ``ARL0 ≈ (e^h' − h' − 1) / I0`` with ``I0 = KL(p0 ‖ p1)`` and
+  ``h' = h + c·σ`` (``σ``: standard deviation of one step's increment, ``c ≈ 1.166`` for normal
+  increments). A brand with ``r`` mentions a minute sees ``r·10080`` mentions a week, so
+  ``false_alarms_per_week`` fixes ``ARL0`` and hence ``h``. With :data:`OVERSHOOT` ``c = 1.0``,
+  simulated calm streams with a known share (``tests/streams/test_share_spike.py``) give 0.7 to
+  1.05 times the budget from 6 mentions an hour to 80 a minute; ``bench/spikes.py`` measures the
+  whole rule (estimated baseline, daily cycles, ``for``) on streams of real texts.
+- **Uncertain baselines.** ``p0`` is the baseline's share raised by ``reference_margin`` standard
+  errors of it (``sqrt(p0(1−p0)/n0)`` for a baseline of ``n0`` mentions), so a quiet brand's
+  under-estimated normal does not read as a rise; no verdict before ``min_reference`` mentions.
+  :func:`reference_time_constant` gives a quiet brand's baseline a memory of enough mentions.
+- **Episodes.** The test is *in alarm* from the minute ``S`` reaches ``h``; while in alarm ``S`` is
+  capped at ``h + headroom``, and the alarm ends when calm mentions have brought ``S`` back below
+  ``h`` (about ``headroom`` nats of evidence that the share is back to normal). Then ``S`` restarts
+  from 0, so one rise gives one alarm. The alarm is the rule's condition: ``for``,
+  ``keep_firing_for``, cooldown and the seasonal baseline slots of the engine work on top of it.
+
+Everything is pure, causal and deterministic; a step is O(1) and the state (:meth:`to_state`) is
+five JSON values. A verdict explains itself (:meth:`ShareVerdict.explain`): "37 of 48 mentions
+negative in the last 75 min (77%) against a usual 35%", and the evidence against its threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "MINUTES_PER_WEEK",
+    "OVERSHOOT",
+    "Reference",
+    "ShareSpikeParams",
+    "ShareSpikeTest",
+    "ShareVerdict",
+    "expected_false_alarms_per_week",
+    "reference_time_constant",
+    "target_share",
+    "threshold",
+]
+
+MINUTES_PER_WEEK = 7 * 24 * 60
+OVERSHOOT = 1.0
+"""``c`` of ``h' = h + c·σ`` in the threshold (see the module docstring). Fitted ARLs of Bernoulli
+CUSUMs give 1.0 to 1.9 (1.166 for normal steps); the low end errs towards fewer false alarms."""
+MIN_THRESHOLD = 1.0
+"""The threshold never goes below 1 nat, whatever the budget."""
+SHARE_FLOOR = 1e-4
+SHARE_CEILING = 1.0 - 1e-4
+_MINUTE = timedelta(minutes=1)
+
+
+class ShareSpikeParams(BaseModel):
+    """Parameters of the share test (what a rule kind's YAML sets)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    odds_ratio: float = Field(default=2.0, gt=1.0, le=100.0)
+    """The rise the test is tuned to: the usual share's odds times this (2.0: 35% → 52%)."""
+    min_increase: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """... and at least this much above the usual share (absolute), for rare hits."""
+    false_alarms_per_week: float = Field(default=0.5, gt=0.0, le=100.0)
+    """The budget the threshold is derived from, on a calm stream at the brand's volume."""
+    headroom: float = Field(default=3.0, gt=0.0, le=50.0)
+    """Nats the evidence may rise above the threshold in an alarm; about as much calm evidence
+    ends the alarm."""
+    reference_margin: float = Field(default=0.5, ge=0.0, le=5.0)
+    """Standard errors of the baseline share added to it before it is tested against."""
+    min_reference: float = Field(default=200.0, ge=1.0)
+    """Mentions (decayed) the baseline must hold before any verdict."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A brand's usual share, from a baseline's exponentially weighted sums."""
+
+    share: float
+    """Usual share of hits (smoothed: never exactly 0 or 1)."""
+    mentions: float
+    """Mentions the share is estimated from (the decayed count)."""
+    rate_per_minute: float
+    """Usual mentions per minute."""
+
+    @classmethod
+    def from_sums(cls, hits: float, count: float, weight: float) -> Self:
+        """From ``streams.windows.Baseline`` sums: decayed hits and mentions, decayed minutes."""
+        share = (hits + 0.5) / (count + 1.0)
+        rate = count / weight if weight > 0.0 else 0.0
+        return cls(share=share, mentions=count, rate_per_minute=rate)
+
+
+def _clamp(share: float) -> float:
+    return min(SHARE_CEILING, max(SHARE_FLOOR, share))
+
+
+def target_share(usual: float, params: ShareSpikeParams) -> float:
+    """``p1``: the share the test is tuned to, for a usual share ``usual``."""
+    odds = usual / (1.0 - usual) * params.odds_ratio
+    return _clamp(max(odds / (1.0 + odds), usual + params.min_increase))
+
+
+def _kl(p: float, q: float) -> float:
+    """Kullback-Leibler divergence of Bernoulli(q) from Bernoulli(p), in nats."""
+    return p * math.log(p / q) + (1.0 - p) * math.log((1.0 - p) / (1.0 - q))
+
+
+def _step_sigma(p0: float, p1: float, rate_per_minute: float) -> float:
+    """Standard deviation of one step's increment under ``p0`` (a minute holding at least one
+    mention: below one mention a minute the steps are single mentions)."""
+    a = math.log(p1 / p0)
+    b = math.log((1.0 - p1) / (1.0 - p0))
+    per_mention = p0 * a * a + (1.0 - p0) * b * b
+    return math.sqrt(max(rate_per_minute, 1.0) * per_mention)
+
+
+def threshold(p0: float, p1: float, rate_per_minute: float, false_alarms_per_week: float) -> float:
+    """Evidence (nats) at which the test alarms, for about ``false_alarms_per_week`` false alarms
+    a week on a calm stream of ``rate_per_minute`` mentions a minute with share ``p0``.
+
+    Solves ``(e^h' − h' − 1) / KL(p0‖p1) = mentions a week / budget`` for ``h'`` and subtracts the
+    overshoot correction ``OVERSHOOT·σ`` (see the module docstring); at least ``MIN_THRESHOLD``.
+    """
+    mentions = max(rate_per_minute, 1e-9) * MINUTES_PER_WEEK
+    target = mentions * _kl(p0, p1) / false_alarms_per_week
+    shifted = math.log1p(target)
+    for _ in range(50):  # fixed point of h' = ln(1 + target + h'); converges in a few rounds
+        nxt = math.log1p(target + shifted)
+        if abs(nxt - shifted) < 1e-9:
+            break
+        shifted = nxt
+    return max(MIN_THRESHOLD, shifted - OVERSHOOT * _step_sigma(p0, p1, rate_per_minute))
+
+
+def expected_false_alarms_per_week(h: float, p0: float, p1: float, rate_per_minute: float) -> float:
+    """The inverse of :func:`threshold`: false alarms a week a calm stream gives at threshold
+    ``h`` (Siegmund's approximation with the same overshoot correction)."""
+    shifted = h + OVERSHOOT * _step_sigma(p0, p1, rate_per_minute)
+    arl0 = math.expm1(shifted) - shifted
+    return rate_per_minute * MINUTES_PER_WEEK * _kl(p0, p1) / max(arl0, 1e-300)
+
+
+def reference_time_constant(
+    rate_per_minute: float | None,
+    *,
+    base: timedelta,
+    min_mentions: float = 2000.0,
+    longest: timedelta = timedelta(days=7),
+) -> timedelta:
+    """Memory for a share baseline: ``base``, or long enough to hold ``min_mentions`` mentions at
+    ``rate_per_minute`` (at most ``longest``). A quiet brand's usual share is then known to a few
+    points (2,000 mentions: ±1 point at 35%) rather than guessed from the last few hours."""
+    if rate_per_minute is None or rate_per_minute <= 0.0:
+        return max(base, longest)
+    needed = timedelta(minutes=min_mentions / rate_per_minute)
+    return max(base, min(needed, longest))
+
+
+@dataclass(frozen=True, slots=True)
+class ShareVerdict:
+    """The test's verdict after one closed minute, with what an alert needs to explain it."""
+
+    condition: bool
+    """In alarm: the share has risen (the rule's condition)."""
+    evidence: float
+    """``S``, nats of evidence for the raised share over the run."""
+    threshold: float
+    """``h`` for this minute (0 while warming up)."""
+    usual: float
+    """``p0`` tested against: the baseline share plus its margin."""
+    baseline: float
+    """The baseline share itself."""
+    target: float
+    """``p1``: the raised share the test is tuned to."""
+    run_mentions: int
+    run_hits: int
+    run_since: datetime | None
+    """Start of the run (the first minute of the current rise), None when ``evidence`` is 0."""
+    end: datetime
+    """End of the minute judged."""
+    warm: bool
+    """The baseline holds enough mentions for a verdict."""
+    false_alarms_per_week: float
+    """The budget ``threshold`` was derived from."""
+
+    @property
+    def elevated(self) -> bool:
+        """Evidence favours the raised share (for an incident's recovery band)."""
+        return self.evidence > 0.0
+
+    @property
+    def run_share(self) -> float | None:
+        """Share of hits in the run."""
+        return self.run_hits / self.run_mentions if self.run_mentions else None
+
+    @property
+    def run_minutes(self) -> int:
+        return 0 if self.run_since is None else int((self.end - self.run_since) / _MINUTE)
+
+    def explain(self, hits: str = "negative") -> str:
+        """One line for an alert: counts, shares, evidence and threshold."""
+        if not self.warm:
+            return f"warming up: too few mentions in the baseline (usual share {self.baseline:.0%})"
+        if self.run_since is None or not self.run_mentions:
+            return f"no rise: evidence 0, share at its usual {self.baseline:.0%}"
+        share = self.run_share or 0.0
+        state = "above" if self.evidence >= self.threshold else "below"
+        return (
+            f"{self.run_hits} of {self.run_mentions} mentions {hits} in the last "
+            f"{self.run_minutes} min ({share:.0%}) against a usual {self.baseline:.0%}; "
+            f"evidence {self.evidence:.1f} {state} threshold {self.threshold:.1f} "
+            f"(likelihood ratio {math.exp(min(self.evidence, 700.0)):.3g}:1 for a rise to "
+            f"{self.target:.0%}; threshold set for {self.false_alarms_per_week:g} false alarms "
+            f"a week)"
+        )
+
+
+class ShareSpikeTest:
+    """The sequential share test of one rule for one brand (see the module docstring).
+
+    ``step`` takes each closed minute in order; minutes without mentions may be skipped (they
+    change nothing). State round-trips through ``to_state``/``from_state`` (JSON).
+    """
+
+    def __init__(self, params: ShareSpikeParams) -> None:
+        self.params = params
+        self.evidence = 0.0
+        self.alarm = False
+        self.run_since: datetime | None = None
+        self.run_mentions = 0
+        self.run_hits = 0
+
+    def _restart(self) -> None:
+        self.evidence = 0.0
+        self.run_since = None
+        self.run_mentions = self.run_hits = 0
+
+    def design(self, reference: Reference) -> tuple[float, float]:
+        """``(p0, p1)`` for a reference: the share tested against and the share tuned to."""
+        margin = self.params.reference_margin * math.sqrt(
+            reference.share * (1.0 - reference.share) / max(reference.mentions, 1.0)
+        )
+        p0 = _clamp(reference.share + margin)
+        return p0, target_share(p0, self.params)
+
+    def step(self, end: datetime, count: int, hits: int, reference: Reference) -> ShareVerdict:
+        """Judge the minute ending at ``end`` with ``count`` mentions, ``hits`` of them hits,
+        against ``reference`` (the baseline before this minute)."""
+        if not 0 <= hits <= count:
+            raise ValueError(f"need 0 <= hits <= count, got {hits} of {count}")
+        p = self.params
+        p0, p1 = self.design(reference)
+        warm = reference.mentions >= p.min_reference and p1 > p0
+        if not warm:
+            # No verdict without a known normal; evidence from before a gap is not carried over.
+            self.alarm = False
+            self._restart()
+            return self._verdict(end, 0.0, p0, p1, reference, warm=False)
+        h = threshold(p0, p1, reference.rate_per_minute, p.false_alarms_per_week)
+        if count:
+            step = hits * math.log(p1 / p0) + (count - hits) * math.log((1.0 - p1) / (1.0 - p0))
+            evidence = self.evidence + step
+            if evidence <= 0.0:
+                self._restart()
+            else:
+                if self.run_since is None:
+                    self.run_since = end - _MINUTE
+                self.evidence = evidence
+                self.run_mentions += count
+                self.run_hits += hits
+        if not self.alarm and self.evidence >= h:
+            self.alarm = True
+        if self.alarm:
+            if self.evidence < h:
+                self.alarm = False
+                self._restart()
+            else:
+                self.evidence = min(self.evidence, h + p.headroom)
+        return self._verdict(end, h, p0, p1, reference, warm=True)
+
+    def _verdict(
+        self, end: datetime, h: float, p0: float, p1: float, reference: Reference, *, warm: bool
+    ) -> ShareVerdict:
+        return ShareVerdict(
+            condition=self.alarm,
+            evidence=self.evidence,
+            threshold=h,
+            usual=p0,
+            baseline=reference.share,
+            target=p1,
+            run_mentions=self.run_mentions,
+            run_hits=self.run_hits,
+            run_since=self.run_since,
+            end=end,
+            warm=warm,
+            false_alarms_per_week=self.params.false_alarms_per_week,
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-serialisable memory of the test."""
+        return {
+            "evidence": self.evidence,
+            "alarm": self.alarm,
+            "run_since": None if self.run_since is None else self.run_since.isoformat(),
+            "run_mentions": self.run_mentions,
+            "run_hits": self.run_hits,
+        }
+
+    @classmethod
+    def from_state(cls, params: ShareSpikeParams, state: dict[str, Any]) -> Self:
+        """A test with ``params`` that remembers ``state`` (from ``to_state``)."""
+        test = cls(params)
+        test.evidence = float(state.get("evidence", 0.0))
+        test.alarm = bool(state.get("alarm", False))
+        since = state.get("run_since")
+        test.run_since = None if since is None else datetime.fromisoformat(since)
+        test.run_mentions = int(state.get("run_mentions", 0))
+        test.run_hits = int(state.get("run_hits", 0))
+        return test
