@@ -22,15 +22,17 @@ text scored once). A stream has:
 
 Two rule sets run on every stream, in one run:
 
-- **old**: the shipped ``NegativeSentimentSpike`` and ``EmpathyDeficit`` rules as of issue 13
-  (``OLD_RULES_YAML``: min_volume 40, fixed shares and increases over the engine's 6-hour baseline,
-  ``for``/``keep_firing_for``/``cooldown``). A faithful per-minute copy of the engine's condition
-  and state machine runs on every stream; the real ``streams.engine.Engine`` runs the same rules
-  on the streams up to ``--engine-max-rate`` and its alerts are checked to be identical to the
-  copy's (while ``OLD_RULES_YAML`` still loads).
-- **new**: :mod:`streams.share_spike` through a small adapter (minute buckets → the module), with
-  the guards the engine gives a rule (a baseline fed with the minutes leaving the windows while the
-  rule is inactive, ``for``, ``keep_firing_for``, ``cooldown``), parameters in ``NEW_RULES``.
+- **old**: the ``NegativeSentimentSpike`` and ``EmpathyDeficit`` rules shipped before issue 13
+  (:func:`old_rules`: min_volume 40, fixed shares and increases over the engine's 6-hour
+  baseline, ``for``/``keep_firing_for``/``cooldown``), as a faithful per-minute copy of the
+  engine's old condition and state machine (:class:`OldRule`). Those keys no longer load; while
+  they did (commit b983734), the copy's alerts were identical to the real ``Engine``'s on 12
+  streams of 5 to 1,000 mentions an hour (706,280 mentions, 28 alert transitions).
+- **new**: the same two rules of the shipped ``alert_rules/default.yaml`` (the ``sentiment_spike``
+  and ``empathy_deficit`` kinds, i.e. :mod:`streams.share_spike`) through a small per-minute
+  adapter (:class:`NewShareRule`: minute buckets → the test, with the engine's guards). The real
+  ``streams.engine.Engine`` runs the shipped rules on the streams up to ``--engine-max-rate`` and
+  its alerts are checked to be identical to the adapter's.
 
 A burst is detected when its rule starts firing after the burst begins and at most ``GRACE``
 after it ends; the delay is from the burst's start. False alarms are firings per brand-week of calm
@@ -72,11 +74,12 @@ from streams.records import (  # noqa: E402
     ScoredMention,
     SentimentLabel,
 )
-from streams.rules import RuleFileError, parse_rules  # noqa: E402
+from streams.rule_kinds import BrandRule  # noqa: E402
+from streams.rule_kinds.shares import ShareSpikeRule  # noqa: E402
+from streams.rules import RuleGroup, RuleSet, load_rules  # noqa: E402
 from streams.scoring import Scorer  # noqa: E402
 from streams.share_spike import (  # noqa: E402
     Reference,
-    ShareSpikeParams,
     ShareSpikeTest,
     reference_time_constant,
 )
@@ -140,34 +143,6 @@ DEFICIT_SUFFIXES = (
     " No one cares about customers.",
 )
 
-OLD_RULES_YAML = """\
-groups:
-  - name: brand-health
-    rules:
-      - alert: NegativeSentimentSpike
-        kind: sentiment_spike
-        window: 15m
-        min_volume: 40
-        min_negative_share: 0.40
-        min_increase: 0.20
-        warmup: 2h
-        warmup_volume: 100
-        for: 10m
-        keep_firing_for: 10m
-        cooldown: 30m
-      - alert: EmpathyDeficit
-        kind: empathy_deficit
-        window: 30m
-        min_volume: 40
-        min_share: 0.12
-        min_increase: 0.10
-        warmup: 2h
-        warmup_volume: 100
-        for: 15m
-        keep_firing_for: 15m
-        cooldown: 1h
-"""
-"""The two share rules of ``alert_rules/default.yaml`` before issue 13 (annotations aside)."""
 OLD_RETENTION = 30
 """Minutes a closed minute stays in the windows before the baselines get it: the longest window
 of the old shipped brand rules (EmpathyDeficit's 30m)."""
@@ -175,30 +150,23 @@ BASELINE_TIME_CONSTANT = timedelta(hours=6)
 """The engine's default ``baseline_time_constant``."""
 
 
-@dataclass(frozen=True)
-class NewRule:
-    """A share rule of the new kind: the test's parameters and the engine's guards."""
-
-    params: ShareSpikeParams
-    for_: int
-    keep_firing_for: int
-    cooldown: int
+SHIPPED_RULES = REPO / "alert_rules" / "default.yaml"
+SHARE_ALERTS: dict[Kind, str] = {"negative": "NegativeSentimentSpike", "deficit": "EmpathyDeficit"}
 
 
-NEW_RULES: dict[Kind, NewRule] = {
-    "negative": NewRule(
-        ShareSpikeParams(odds_ratio=1.75, min_increase=0.05, false_alarms_per_week=0.5),
-        for_=5,
-        keep_firing_for=10,
-        cooldown=30,
-    ),
-    "deficit": NewRule(
-        ShareSpikeParams(odds_ratio=2.0, min_increase=0.02, false_alarms_per_week=0.5),
-        for_=5,
-        keep_firing_for=15,
-        cooldown=60,
-    ),
-}
+def shipped_rules(path: Path = SHIPPED_RULES) -> tuple[dict[Kind, ShareSpikeRule], int]:
+    """The shipped share rules by what they watch, and the engine's window retention (minutes)
+    for the shipped rule set."""
+    ruleset = load_rules(path)
+    found: dict[Kind, ShareSpikeRule] = {}
+    for rule in ruleset.rules:
+        for kind, name in SHARE_ALERTS.items():
+            if rule.alert == name and isinstance(rule, ShareSpikeRule):
+                found[kind] = rule
+    if set(found) != set(SHARE_ALERTS):
+        raise SystemExit(f"{path}: expected the share rules {sorted(SHARE_ALERTS.values())}")
+    retention = max(r.window_minutes for r in ruleset.rules if isinstance(r, BrandRule))
+    return found, retention
 
 
 # --- texts ---
@@ -479,7 +447,7 @@ class MinuteRule:
         self.baseline = Baseline()
         self.history: deque[MinuteBucket | None] = deque()
 
-    def time_constant(self) -> timedelta:
+    def time_constant(self, leaving: MinuteBucket | None) -> timedelta:
         return BASELINE_TIME_CONSTANT
 
     def condition(self, end: int, count: int, hits: int) -> bool:
@@ -497,7 +465,7 @@ class MinuteRule:
         if len(self.history) > self.retention:
             leaving = self.history.popleft()
             if self.machine.state == "inactive":
-                self.baseline.feed(leaving, self.time_constant())
+                self.baseline.feed(leaving, self.time_constant(leaving))
 
 
 class OldRule(MinuteRule):
@@ -546,7 +514,20 @@ class OldRule(MinuteRule):
 
 
 def old_rules() -> dict[Kind, OldRule]:
-    """The rules of ``OLD_RULES_YAML`` as per-minute copies."""
+    """The share rules of ``alert_rules/default.yaml`` before issue 13, as per-minute copies::
+
+    - alert: NegativeSentimentSpike         - alert: EmpathyDeficit
+      kind: sentiment_spike                   kind: empathy_deficit
+      window: 15m                             window: 30m
+      min_volume: 40                          min_volume: 40
+      min_negative_share: 0.40                min_share: 0.12
+      min_increase: 0.20                      min_increase: 0.10
+      warmup: 2h                              warmup: 2h
+      warmup_volume: 100                      warmup_volume: 100
+      for: 10m                                for: 15m
+      keep_firing_for: 10m                    keep_firing_for: 15m
+      cooldown: 30m                           cooldown: 1h
+    """
     return {
         "negative": OldRule(
             "negative",
@@ -572,29 +553,43 @@ def old_rules() -> dict[Kind, OldRule]:
 
 
 class NewShareRule(MinuteRule):
-    """The adapter: minute buckets → :class:`streams.share_spike.ShareSpikeTest`."""
+    """The adapter: minute buckets → :class:`streams.share_spike.ShareSpikeTest`, with the guards
+    the engine gives a ``sentiment_spike``/``empathy_deficit`` rule (a flat baseline that forgets
+    by mentions, fed as the windows release minutes while the rule is inactive; ``warmup`` and
+    ``warmup_volume``; ``for``, ``keep_firing_for``, ``cooldown``)."""
 
-    def __init__(self, hits: Kind, rule: NewRule, retention: int = OLD_RETENTION) -> None:
-        super().__init__(
-            hits, RuleMachine(rule.for_, rule.keep_firing_for, rule.cooldown), retention
+    def __init__(self, hits: Kind, rule: ShareSpikeRule, retention: int) -> None:
+        if rule.baseline.seasonality != "flat":
+            raise SystemExit(f"{rule.alert}: the adapter follows flat baselines only")
+        machine = RuleMachine(
+            _minutes(rule.for_), _minutes(rule.keep_firing_for), _minutes(rule.cooldown)
         )
+        super().__init__(hits, machine, retention)
+        self.rule = rule
         self.test = ShareSpikeTest(rule.params)
 
-    def time_constant(self) -> timedelta:
-        return reference_time_constant(self.baseline.count_per_minute, base=BASELINE_TIME_CONSTANT)
-
-    def reference(self) -> Reference:
-        b = self.baseline
-        hits = b.negative if self.hits == "negative" else b.deficit
-        return Reference.from_sums(hits, b.count, b.weight)
+    def time_constant(self, leaving: MinuteBucket | None) -> timedelta:
+        return reference_time_constant(
+            0 if leaving is None else leaving.count,
+            base=BASELINE_TIME_CONSTANT,
+            min_mentions=self.rule.params.baseline_mentions,
+        )
 
     def condition(self, end: int, count: int, hits: int) -> bool:
-        verdict = self.test.step(T0 + end * MINUTE, count, hits, self.reference())
-        return verdict.condition
+        b = self.baseline
+        base_hits = b.negative if self.hits == "negative" else b.deficit
+        reference = Reference.from_sums(base_hits, b.count, b.weight)
+        if b.minutes * MINUTE < self.rule.warmup or b.volume < self.rule.warmup_volume:
+            return False
+        return self.test.step(T0 + end * MINUTE, count, hits, reference).condition
 
 
-def new_rules() -> dict[Kind, NewShareRule]:
-    return {kind: NewShareRule(kind, rule) for kind, rule in NEW_RULES.items()}
+def _minutes(span: timedelta) -> int:
+    return int(span / MINUTE)
+
+
+def new_rules(shipped: dict[Kind, ShareSpikeRule], retention: int) -> dict[Kind, NewShareRule]:
+    return {kind: NewShareRule(kind, rule, retention) for kind, rule in shipped.items()}
 
 
 def run_rules(stream: Stream, rules: dict[Kind, MinuteRule]) -> None:
@@ -623,10 +618,11 @@ def run_rules(stream: Stream, rules: dict[Kind, MinuteRule]) -> None:
 # --- the real engine (old rules) ---
 
 
-def engine_firings(stream: Stream, pool: Pool, scorer: Scorer) -> dict[str, list[tuple[str, int]]]:
-    """Run ``OLD_RULES_YAML`` through the real ``Engine``: alertname → [(state, minute end)]."""
+def engine_firings(
+    stream: Stream, pool: Pool, scorer: Scorer, rules: RuleSet
+) -> dict[str, list[tuple[str, int]]]:
+    """Run ``rules`` through the real ``Engine``: alertname → [(state, minute end)]."""
     assert stream.texts is not None
-    rules = parse_rules(OLD_RULES_YAML, "bench/spikes.py:OLD_RULES_YAML")
     engine = Engine(rules, allowed_lateness=timedelta(0))
     state = engine.new_state(BRAND)
     templates: dict[int, ScoredMention] = {}
@@ -664,7 +660,7 @@ def engine_firings(stream: Stream, pool: Pool, scorer: Scorer) -> dict[str, list
 
 
 def copy_firings(rules: dict[Kind, MinuteRule]) -> dict[str, list[tuple[str, int]]]:
-    names = {"negative": "NegativeSentimentSpike", "deficit": "EmpathyDeficit"}
+    names = SHARE_ALERTS
     out: dict[str, list[tuple[str, int]]] = {}
     for kind, rule in rules.items():
         events = [("firing", e) for e in rule.machine.firings]
@@ -812,7 +808,7 @@ def run_volume(
     plan: Plan,
     seed: int,
     scorer: Scorer,
-    engine_ok: bool,
+    shipped: tuple[dict[Kind, ShareSpikeRule], int],
     log: Callable[[str], None],
 ) -> VolumeResult:
     result = VolumeResult()
@@ -831,19 +827,21 @@ def run_volume(
         for i in range(plan.burst_streams)
     ]
     engine_left = {"calm": plan.engine_streams, "bursts": plan.engine_streams}
+    share_rules, retention = shipped
+    engine_rules = RuleSet(groups=(RuleGroup(name="shares", rules=tuple(share_rules.values())),))
     for what, spec in specs:
-        check = engine_ok and engine_left[what] > 0
+        check = engine_left[what] > 0
         stream = generate(spec, pool, keep_texts=check)
         rule_sets: dict[str, dict[Kind, MinuteRule]] = {
             "old": dict(old_rules()),
-            "new": dict(new_rules()),
+            "new": dict(new_rules(share_rules, retention)),
         }
         for rules in rule_sets.values():
             run_rules(stream, rules)
         if check:
             engine_left[what] -= 1
-            real = engine_firings(stream, pool, scorer)
-            copy = copy_firings(rule_sets["old"])
+            real = engine_firings(stream, pool, scorer, engine_rules)
+            copy = copy_firings(rule_sets["new"])
             result.engine_checks.append(
                 {
                     "stream": what,
@@ -853,7 +851,7 @@ def run_volume(
                 }
             )
             if real != copy:
-                log(f"  ! old-rule copy differs from the Engine at {rate}/h: {real} vs {copy}")
+                log(f"  ! the adapter differs from the Engine at {rate}/h: {real} vs {copy}")
         if what == "calm":
             result.calm_weeks += (spec.minutes - spec.warmup_minutes) / (7 * 1440)
             for name, rules in rule_sets.items():
@@ -899,7 +897,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--engine-max-rate",
         type=float,
         default=100.0,
-        help="run the real Engine (old rules) on a calm and a burst stream per volume up to this",
+        help="run the real Engine (shipped rules) on a calm and a burst stream per volume to this",
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -921,12 +919,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{pool.appended_deficit} human-negative test texts with a complaint appended "
         f"({q_def:.0%} scored negative)."
     )
-    try:
-        parse_rules(OLD_RULES_YAML, "bench/spikes.py:OLD_RULES_YAML")
-        engine_ok = True
-    except RuleFileError as exc:
-        engine_ok = False
-        print(f"Old rules no longer load in the Engine ({exc}); the in-bench copy runs alone.")
+    shipped = shipped_rules()
     oracle = oracle_rows(pool, rates)
     results: dict[str, Any] = {
         "machine": platform.platform(),
@@ -953,13 +946,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "grace_min": GRACE,
         },
         "new_rules": {
-            kind: {
-                **rule.params.model_dump(),
-                "for_min": rule.for_,
-                "keep_firing_for_min": rule.keep_firing_for,
-                "cooldown_min": rule.cooldown,
-            }
-            for kind, rule in NEW_RULES.items()
+            rule.alert: rule.model_dump(mode="json", by_alias=True, exclude={"annotations"})
+            for rule in shipped[0].values()
         },
         "volumes": {},
     }
@@ -969,14 +957,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'outside':>7} | {'oracle x2 2h (scorer / perfect labels)':>38}"
     )
     print()
-    print("Detection per volume (old = rules before issue 13, new = streams.share_spike)")
+    print(
+        "Detection per volume (old = share rules before issue 13, new = the shipped "
+        "sentiment_spike / empathy_deficit rules, streams/share_spike.py)"
+    )
     print(header)
     print("-" * len(header))
     details: list[str] = []
     for rate in rates:
         plan = plan_for(rate, args.full, args.engine_max_rate)
         t = time.perf_counter()
-        res = run_volume(rate, pool, plan, args.seed, scorer, engine_ok, print)
+        res = run_volume(rate, pool, plan, args.seed, scorer, shipped, print)
         row: dict[str, Any] = {
             "calm_brand_weeks": round(res.calm_weeks, 2),
             "burst_stream_weeks": round(res.burst_weeks, 2),
@@ -1022,8 +1013,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             same = sum(c["identical"] for c in checks)
             transitions = sum(c["transitions"] for c in checks)
             details.append(
-                f"{rate:>6g}/h old-rule copy vs the real Engine: identical on {same}/{len(checks)} "
-                f"streams ({sum(c['mentions'] for c in checks):,} mentions, "
+                f"{rate:>6g}/h new rules, adapter vs the real Engine: identical on "
+                f"{same}/{len(checks)} streams ({sum(c['mentions'] for c in checks):,} mentions, "
                 f"{transitions} transitions)"
             )
         results["volumes"][f"{rate:g}"] = row

@@ -105,6 +105,7 @@ def brand_alert(
     assert rs.firing_since is not None and rs.value is not None
     labels = rule.alert_labels(brand)
     values = {
+        **rule.template_values(rs),
         "brand": brand,
         "value": rule.format_value(rs.value),
         "baseline": rule.format_value(rs.baseline),

@@ -214,7 +214,9 @@ class Engine:
                         rs.baselines,
                         start=state.baseline_until,
                         minutes=skipped,
-                        time_constant=self.baseline_time_constant,
+                        time_constant=rule.baseline_memory(
+                            self.baseline_time_constant, rs.baselines, 0
+                        ),
                     )
             state.baseline_until = leave
         for rule, rs in self._rules_of(state):
@@ -225,7 +227,7 @@ class Engine:
         end = minute + MINUTE
         for rule, rs in self._rules_of(state):
             buckets = state.scopes.get(rule.scope_key, []) if rule.scope_key else state.buckets
-            stats = window_stats(buckets, end=end, minutes=rule.window_minutes, examples=0)
+            stats = window_stats(buckets, end=end, minutes=rule.evaluated_minutes, examples=0)
             verdict = rule.evaluate(rs, stats, end)
             alert_lifecycle.step(
                 rule, rs, state.brand, end, verdict, self._examples(rule, buckets, end), out
@@ -253,9 +255,10 @@ class Engine:
                 )
                 seasonality = rule.baseline.seasonality
                 rs.baselines = baseline_slots(seasonality, rs.baselines)
-                rs.baselines[slot_of(seasonality, leaving_minute)].feed(
-                    mine, self.baseline_time_constant
+                memory = rule.baseline_memory(
+                    self.baseline_time_constant, rs.baselines, 0 if mine is None else mine.count
                 )
+                rs.baselines[slot_of(seasonality, leaving_minute)].feed(mine, memory)
             state.baseline_until += MINUTE
         state.buckets = [b for b in state.buckets if b.minute >= keep_from]
         for key, buckets in state.scopes.items():

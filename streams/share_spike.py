@@ -9,7 +9,7 @@ Bernoulli CUSUM on the mention stream, whose false-alarm rate is set per brand-w
 
 - **The alternative.** The test is tuned to a rise of the share to ``p1``: the usual share with its
   odds multiplied by ``odds_ratio`` (2.0 turns 35% into 52% and 2% into 4%), and at least
-  ``min_increase`` above it. It reacts to any rise past about the midpoint of ``p0`` and ``p1``
+  ``min_rise`` above it. It reacts to any rise past about the midpoint of ``p0`` and ``p1``
   (the share where the evidence stops drifting down), fastest to rises of ``p1`` and more.
 - **The evidence.** Each closed minute with ``n`` mentions, ``k`` of them hits, adds their
   log-likelihood ratio ``k·ln(p1/p0) + (n−k)·ln((1−p1)/(1−p0))`` to the evidence ``S``, which
@@ -26,19 +26,23 @@ Bernoulli CUSUM on the mention stream, whose false-alarm rate is set per brand-w
   simulated calm streams with a known share (``tests/streams/test_share_spike.py``) give 0.7 to
   1.05 times the budget from 6 mentions an hour to 80 a minute; ``bench/spikes.py`` measures the
   whole rule (estimated baseline, daily cycles, ``for``) on streams of real texts.
-- **Uncertain baselines.** ``p0`` is the baseline's share raised by ``reference_margin`` standard
+- **Uncertain baselines.** ``p0`` is the baseline's share raised by ``baseline_margin`` standard
   errors of it (``sqrt(p0(1−p0)/n0)`` for a baseline of ``n0`` mentions), so a quiet brand's
-  under-estimated normal does not read as a rise; no verdict before ``min_reference`` mentions.
+  under-estimated normal does not read as a rise; no verdict before ``min_baseline_mentions``.
   :func:`reference_time_constant` gives a quiet brand's baseline a memory of enough mentions.
 - **Episodes.** The test is *in alarm* from the minute ``S`` reaches ``h``; while in alarm ``S`` is
-  capped at ``h + headroom``, and the alarm ends when calm mentions have brought ``S`` back below
-  ``h`` (about ``headroom`` nats of evidence that the share is back to normal). Then ``S`` restarts
-  from 0, so one rise gives one alarm. The alarm is the rule's condition: ``for``,
+  capped at ``h``, and the alarm ends when calm mentions have brought it down to ``h − release``
+  (``release`` nats of evidence that the share is back to normal: no flapping at the threshold,
+  and a loud brand's alarm ends within minutes of the rise, a quiet one's after hours). Then ``S``
+  restarts from 0, so one rise gives one alarm. The alarm is the rule's condition: ``for``,
   ``keep_firing_for``, cooldown and the seasonal baseline slots of the engine work on top of it.
+  How strong the evidence of an episode is, is the most it reached uncapped
+  (:attr:`ShareVerdict.peak_evidence`).
 
 Everything is pure, causal and deterministic; a step is O(1) and the state (:meth:`to_state`) is
-five JSON values. A verdict explains itself (:meth:`ShareVerdict.explain`): "37 of 48 mentions
-negative in the last 75 min (77%) against a usual 35%", and the evidence against its threshold.
+seven JSON values and the latest episode's verdict. A verdict explains itself
+(:meth:`ShareVerdict.explain`): "37 of 48 mentions negative in the last 75 min (77%) against a
+usual 35%", and the evidence against its threshold.
 """
 
 from __future__ import annotations
@@ -75,23 +79,25 @@ _MINUTE = timedelta(minutes=1)
 
 
 class ShareSpikeParams(BaseModel):
-    """Parameters of the share test (what a rule kind's YAML sets)."""
+    """Parameters of the share test (a share rule's ``params:`` mapping in YAML)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     odds_ratio: float = Field(default=2.0, gt=1.0, le=100.0)
     """The rise the test is tuned to: the usual share's odds times this (2.0: 35% → 52%)."""
-    min_increase: float = Field(default=0.0, ge=0.0, lt=1.0)
+    min_rise: float = Field(default=0.0, ge=0.0, lt=1.0)
     """... and at least this much above the usual share (absolute), for rare hits."""
     false_alarms_per_week: float = Field(default=0.5, gt=0.0, le=100.0)
     """The budget the threshold is derived from, on a calm stream at the brand's volume."""
-    headroom: float = Field(default=3.0, gt=0.0, le=50.0)
-    """Nats the evidence may rise above the threshold in an alarm; about as much calm evidence
-    ends the alarm."""
-    reference_margin: float = Field(default=0.5, ge=0.0, le=5.0)
+    release: float = Field(default=3.0, gt=0.0, le=50.0)
+    """Nats of evidence for the usual share, counted from the threshold, that end an alarm."""
+    baseline_margin: float = Field(default=1.0, ge=0.0, le=5.0)
     """Standard errors of the baseline share added to it before it is tested against."""
-    min_reference: float = Field(default=200.0, ge=1.0)
+    min_baseline_mentions: float = Field(default=200.0, ge=1.0)
     """Mentions (decayed) the baseline must hold before any verdict."""
+    baseline_mentions: float = Field(default=2000.0, ge=0.0)
+    """A flat baseline remembers at least this many mentions (see
+    :func:`reference_time_constant`): days for a quiet brand, hours for a loud one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +126,7 @@ def _clamp(share: float) -> float:
 def target_share(usual: float, params: ShareSpikeParams) -> float:
     """``p1``: the share the test is tuned to, for a usual share ``usual``."""
     odds = usual / (1.0 - usual) * params.odds_ratio
-    return _clamp(max(odds / (1.0 + odds), usual + params.min_increase))
+    return _clamp(max(odds / (1.0 + odds), usual + params.min_rise))
 
 
 def _kl(p: float, q: float) -> float:
@@ -164,19 +170,23 @@ def expected_false_alarms_per_week(h: float, p0: float, p1: float, rate_per_minu
 
 
 def reference_time_constant(
-    rate_per_minute: float | None,
+    mentions: int,
     *,
     base: timedelta,
     min_mentions: float = 2000.0,
     longest: timedelta = timedelta(days=7),
 ) -> timedelta:
-    """Memory for a share baseline: ``base``, or long enough to hold ``min_mentions`` mentions at
-    ``rate_per_minute`` (at most ``longest``). A quiet brand's usual share is then known to a few
-    points (2,000 mentions: ±1 point at 35%) rather than guessed from the last few hours."""
-    if rate_per_minute is None or rate_per_minute <= 0.0:
+    """Time constant with which a minute holding ``mentions`` mentions is folded into a share
+    baseline, so that it forgets by mentions rather than by minutes.
+
+    A minute of ``n`` mentions decays the baseline by ``n / min_mentions`` (it remembers about
+    ``min_mentions`` mentions), but never faster than ``base`` (a loud brand: hours) nor slower
+    than ``longest`` (a silent minute; a silent week costs a share of ``1 − e^-1`` of the
+    memory). A quiet brand's usual share is then known to a point or two (2,000 mentions: ±1
+    point at 35%) rather than guessed from the last few hours."""
+    if mentions <= 0 or min_mentions >= mentions * (longest / _MINUTE):
         return max(base, longest)
-    needed = timedelta(minutes=min_mentions / rate_per_minute)
-    return max(base, min(needed, longest))
+    return max(base, timedelta(minutes=min_mentions / mentions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +209,8 @@ class ShareVerdict:
     run_hits: int
     run_since: datetime | None
     """Start of the run (the first minute of the current rise), None when ``evidence`` is 0."""
+    peak_evidence: float
+    """The most evidence the run reached, had it not been capped: how strong it is."""
     end: datetime
     """End of the minute judged."""
     warm: bool
@@ -208,8 +220,9 @@ class ShareVerdict:
 
     @property
     def elevated(self) -> bool:
-        """Evidence favours the raised share (for an incident's recovery band)."""
-        return self.evidence > 0.0
+        """Evidence of at least half the threshold (an incident's recovery band): a calm stream's
+        evidence is above 0 about half the time, above ``h / 2`` seldom."""
+        return self.warm and self.evidence >= self.threshold / 2.0
 
     @property
     def run_share(self) -> float | None:
@@ -220,6 +233,49 @@ class ShareVerdict:
     def run_minutes(self) -> int:
         return 0 if self.run_since is None else int((self.end - self.run_since) / _MINUTE)
 
+    def to_state(self) -> dict[str, Any]:
+        """JSON-serialisable copy (for the episode a test remembers)."""
+        return {
+            "condition": self.condition,
+            "evidence": self.evidence,
+            "threshold": self.threshold,
+            "usual": self.usual,
+            "baseline": self.baseline,
+            "target": self.target,
+            "run_mentions": self.run_mentions,
+            "run_hits": self.run_hits,
+            "run_since": None if self.run_since is None else self.run_since.isoformat(),
+            "peak_evidence": self.peak_evidence,
+            "end": self.end.isoformat(),
+            "warm": self.warm,
+            "false_alarms_per_week": self.false_alarms_per_week,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ShareVerdict:
+        """The verdict ``to_state`` copied."""
+        since = state.get("run_since")
+        return cls(
+            condition=bool(state["condition"]),
+            evidence=float(state["evidence"]),
+            threshold=float(state["threshold"]),
+            usual=float(state["usual"]),
+            baseline=float(state["baseline"]),
+            target=float(state["target"]),
+            run_mentions=int(state["run_mentions"]),
+            run_hits=int(state["run_hits"]),
+            run_since=None if since is None else datetime.fromisoformat(since),
+            peak_evidence=float(state["peak_evidence"]),
+            end=datetime.fromisoformat(state["end"]),
+            warm=bool(state["warm"]),
+            false_alarms_per_week=float(state["false_alarms_per_week"]),
+        )
+
+    @property
+    def expected_hits(self) -> float:
+        """Hits the run would hold at the usual share."""
+        return self.run_mentions * self.baseline
+
     def explain(self, hits: str = "negative") -> str:
         """One line for an alert: counts, shares, evidence and threshold."""
         if not self.warm:
@@ -227,12 +283,12 @@ class ShareVerdict:
         if self.run_since is None or not self.run_mentions:
             return f"no rise: evidence 0, share at its usual {self.baseline:.0%}"
         share = self.run_share or 0.0
-        state = "above" if self.evidence >= self.threshold else "below"
+        strength = self.peak_evidence
         return (
             f"{self.run_hits} of {self.run_mentions} mentions {hits} in the last "
             f"{self.run_minutes} min ({share:.0%}) against a usual {self.baseline:.0%}; "
-            f"evidence {self.evidence:.1f} {state} threshold {self.threshold:.1f} "
-            f"(likelihood ratio {math.exp(min(self.evidence, 700.0)):.3g}:1 for a rise to "
+            f"evidence {strength:.1f} (threshold {self.threshold:.1f}; "
+            f"likelihood ratio {math.exp(min(strength, 700.0)):.3g}:1 for a rise to "
             f"{self.target:.0%}; threshold set for {self.false_alarms_per_week:g} false alarms "
             f"a week)"
         )
@@ -252,15 +308,21 @@ class ShareSpikeTest:
         self.run_since: datetime | None = None
         self.run_mentions = 0
         self.run_hits = 0
+        self.capped = 0.0
+        """Evidence cut off by the cap in this run (``evidence + capped``: uncapped)."""
+        self.peak = 0.0
+        self.episode: ShareVerdict | None = None
+        """The verdict of the last minute in alarm (the latest episode, for alerts that resolve
+        after the run has restarted)."""
 
     def _restart(self) -> None:
-        self.evidence = 0.0
+        self.evidence = self.capped = self.peak = 0.0
         self.run_since = None
         self.run_mentions = self.run_hits = 0
 
     def design(self, reference: Reference) -> tuple[float, float]:
         """``(p0, p1)`` for a reference: the share tested against and the share tuned to."""
-        margin = self.params.reference_margin * math.sqrt(
+        margin = self.params.baseline_margin * math.sqrt(
             reference.share * (1.0 - reference.share) / max(reference.mentions, 1.0)
         )
         p0 = _clamp(reference.share + margin)
@@ -273,7 +335,7 @@ class ShareSpikeTest:
             raise ValueError(f"need 0 <= hits <= count, got {hits} of {count}")
         p = self.params
         p0, p1 = self.design(reference)
-        warm = reference.mentions >= p.min_reference and p1 > p0
+        warm = reference.mentions >= p.min_baseline_mentions and p1 > p0
         if not warm:
             # No verdict without a known normal; evidence from before a gap is not carried over.
             self.alarm = False
@@ -289,17 +351,26 @@ class ShareSpikeTest:
                 if self.run_since is None:
                     self.run_since = end - _MINUTE
                 self.evidence = evidence
+                self.peak = max(self.peak, evidence + self.capped)
                 self.run_mentions += count
                 self.run_hits += hits
         if not self.alarm and self.evidence >= h:
             self.alarm = True
         if self.alarm:
-            if self.evidence < h:
+            if self.evidence <= h - p.release:
                 self.alarm = False
                 self._restart()
-            else:
-                self.evidence = min(self.evidence, h + p.headroom)
-        return self._verdict(end, h, p0, p1, reference, warm=True)
+            elif self.evidence > h:
+                self.capped += self.evidence - h
+                self.evidence = h
+        verdict = self._verdict(end, h, p0, p1, reference, warm=True)
+        if verdict.condition:
+            self.episode = verdict
+        return verdict
+
+    def describe(self) -> ShareVerdict | None:
+        """What an alert should tell: the episode in progress or the latest one."""
+        return self.episode
 
     def _verdict(
         self, end: datetime, h: float, p0: float, p1: float, reference: Reference, *, warm: bool
@@ -314,6 +385,7 @@ class ShareSpikeTest:
             run_mentions=self.run_mentions,
             run_hits=self.run_hits,
             run_since=self.run_since,
+            peak_evidence=self.peak,
             end=end,
             warm=warm,
             false_alarms_per_week=self.params.false_alarms_per_week,
@@ -327,6 +399,9 @@ class ShareSpikeTest:
             "run_since": None if self.run_since is None else self.run_since.isoformat(),
             "run_mentions": self.run_mentions,
             "run_hits": self.run_hits,
+            "capped": self.capped,
+            "peak": self.peak,
+            "episode": None if self.episode is None else self.episode.to_state(),
         }
 
     @classmethod
@@ -339,4 +414,8 @@ class ShareSpikeTest:
         test.run_since = None if since is None else datetime.fromisoformat(since)
         test.run_mentions = int(state.get("run_mentions", 0))
         test.run_hits = int(state.get("run_hits", 0))
+        test.capped = float(state.get("capped", 0.0))
+        test.peak = float(state.get("peak", 0.0))
+        episode = state.get("episode")
+        test.episode = None if episode is None else ShareVerdict.from_state(episode)
         return test

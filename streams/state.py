@@ -90,7 +90,8 @@ class RuleState(BaseModel):
     """The rule's own baseline: one slot (flat) or 168 (``hour_of_week``), fed by the minutes
     that leave its window while it is inactive."""
     detectors: dict[str, dict[str, Any]] = {}
-    """Volume-surge detector state per baseline slot."""
+    """State of kinds with a detector of their own: a volume surge's per baseline slot, a share
+    kind's sequential test under ``"share"``."""
     recent: list[IncidentPoint] = []
     """The last minutes before firing (for the onset of an incident's series)."""
     incident: IncidentState | None = None

@@ -13,6 +13,13 @@ verdicts into alerts and incidents. A brand-level kind implements
 - :attr:`BrandRule.feeds_baseline` — whether minutes leaving the window feed the rule's seasonal
   baseline (kinds with a detector of their own keep their state in ``RuleState.detectors``);
 - :meth:`BrandRule.pass_silence` — what a long silent stretch does to the kind's own state;
+- :attr:`BrandRule.evaluated_minutes` — the closed minutes whose sums ``evaluate`` gets (the
+  window by default; a sequential kind reads each closed minute on its own, and its window is then
+  the span of the alert's example mentions);
+- :meth:`BrandRule.baseline_memory` — the time constant a minute is fed into the rule's baseline
+  with (the engine's by default);
+- :meth:`BrandRule.template_values` — annotation placeholders beyond ``brand``, ``value`` and
+  ``baseline`` (the evidence behind an alert);
 - :meth:`RuleBase.problems` — checks across fields, reported by the loader as ``file:line: reason``.
 
 A new kind is one subclass and its tests, plus one line in :data:`streams.rule_kinds.KINDS`.
@@ -33,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from streams.records import Mention
 from streams.state import RuleState
-from streams.windows import WindowStats
+from streams.windows import Baseline, WindowStats
 from streams.yamlfile import Duration
 
 __all__ = [
@@ -170,6 +177,23 @@ class BrandRule(RuleBase):
     def pass_silence(self, rs: RuleState, start: datetime, resume: datetime) -> None:
         """The minutes from ``start`` to ``resume`` held no mention at all and were skipped in
         one step: bring the kind's own state (a detector) up to ``resume``. Nothing by default."""
+
+    @property
+    def evaluated_minutes(self) -> int:
+        """Closed minutes (ending at the evaluation) whose sums :meth:`evaluate` judges."""
+        return self.window_minutes
+
+    def baseline_memory(
+        self, default: timedelta, slots: list[Baseline], mentions: int
+    ) -> timedelta:
+        """Time constant with which a minute holding ``mentions`` mentions of the rule's scope
+        (0: silent, also for skipped silences) is fed into the rule's baseline ``slots``;
+        ``default`` is the engine's ``baseline_time_constant``."""
+        return default
+
+    def template_values(self, rs: RuleState) -> dict[str, str]:
+        """Values of the kind's own annotation placeholders (declared in ``placeholders``)."""
+        return {}
 
     # --- shared by every brand kind -------------------------------------------------------------
 

@@ -1,114 +1,168 @@
-"""Share-spike kinds: a share of the window's mentions far above the brand's own baseline share.
+"""Share-spike kinds: the share of a brand's mentions that are negative (or unheard) has risen.
 
 ``sentiment_spike`` watches the negative share, ``empathy_deficit`` the share of mentions with
 empathy-deficit phrases ("nobody answers", "no one cares"); both are judged the same way, by
-:class:`ShareSpikeRule`.
+:class:`ShareSpikeRule`: each closed minute's mentions go through the sequential test of
+:mod:`streams.share_spike` against the rule's own baseline share, so a brand with a few mentions an
+hour accumulates evidence over hours and one with thousands reacts within minutes, at the same
+false-alarm budget per brand-week (``params.false_alarms_per_week``).
+
+The test's alarm is the condition; ``for``, ``keep_firing_for``, ``cooldown``, ``warmup`` and
+the ``hour_of_week`` baseline work on top of it as for every kind. ``window`` is the span the
+alert's example mentions come from. The keys of the fixed-window condition these kinds had before
+(``min_volume``, ``min_negative_share``, ``min_share``, ``min_increase``) are rejected at load with
+what replaces them.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from streams.rule_kinds.base import BrandRule, Verdict
-from streams.state import RuleState
-from streams.windows import (
-    MINUTE,
-    Baseline,
-    WindowStats,
-    baseline_slots,
-    window_baseline,
+from streams.rule_kinds.base import BrandRule, Problem, Verdict, format_share
+from streams.share_spike import (
+    Reference,
+    ShareSpikeParams,
+    ShareSpikeTest,
+    ShareVerdict,
+    reference_time_constant,
 )
+from streams.state import RuleState
+from streams.windows import MINUTE, Baseline, WindowStats, baseline_slots, slot_of
 from streams.yamlfile import Duration
 
 __all__ = ["EmpathyDeficitRule", "SentimentSpikeRule", "ShareSpikeRule"]
 
+STATE_KEY = "share"
+"""Where the test's state lives in ``RuleState.detectors``."""
+
+_RETIRED = {
+    "min_volume": "the test weighs every mention's evidence itself, at any volume; remove it "
+    "(params.min_baseline_mentions sets how much history it needs)",
+    "min_increase": "use params.min_rise (the least rise, absolute, the test is tuned to) and "
+    "params.odds_ratio (the relative rise)",
+    "min_negative_share": "the test fires on a rise above the brand's own usual share; set the "
+    "rise with params.odds_ratio and params.min_rise",
+    "min_share": "the test fires on a rise above the brand's own usual share; set the rise with "
+    "params.odds_ratio and params.min_rise",
+}
+
 
 class ShareSpikeRule(BrandRule):
-    """True at a closed minute when the window holds at least ``min_volume`` mentions, its share
-    reaches the kind's floor and exceeds the baseline share by ``min_increase`` (absolute), and
-    the baseline is warm (``warmup`` of minutes and ``warmup_volume`` mentions)."""
+    """A share of the brand's mentions above its usual share, by the sequential test of
+    :mod:`streams.share_spike` (parameters: ``params``)."""
 
-    def share(self, stats: WindowStats) -> float:
-        """The window's share this kind watches."""
+    window: Duration = timedelta(minutes=30)
+    """The span the alert's example mentions come from."""
+    params: ShareSpikeParams = ShareSpikeParams()
+    min_increase: float | None = None
+    """Retired (the fixed-window condition): rejected at load, see :data:`_RETIRED`."""
+
+    hits_name: ClassVar[str] = "hits"
+    """How the explanation names a hit ("negative")."""
+    placeholders: ClassVar[frozenset[str]] = BrandRule.placeholders | {
+        "mentions",
+        "hits",
+        "share",
+        "expected",
+        "minutes",
+        "since",
+        "evidence",
+        "threshold",
+        "explanation",
+    }
+
+    def hits(self, sums: WindowStats | Baseline) -> float:
+        """The hits (negative or deficit mentions) among ``sums``."""
         raise NotImplementedError
 
-    def base_share(self, baseline: Baseline) -> float | None:
-        """The same share in the baseline (None before any mention)."""
-        raise NotImplementedError
+    def problems(self) -> Iterator[Problem]:
+        yield from super().problems()
+        for key, replacement in _RETIRED.items():
+            if key in self.model_fields_set and (key != "min_volume" or self.min_volume):
+                yield (key,), f"{key} is no longer used by {self.kind}: {replacement}"
 
     @property
-    def floor(self) -> float:
-        """The least share that may fire, whatever the baseline."""
-        raise NotImplementedError
+    def evaluated_minutes(self) -> int:
+        return 1
 
-    @property
-    def increase(self) -> float:
-        """The least absolute increase over the baseline share that may fire."""
-        raise NotImplementedError
+    def baseline_memory(
+        self, default: timedelta, slots: list[Baseline], mentions: int
+    ) -> timedelta:
+        """A flat baseline forgets by mentions (it remembers about ``params.baseline_mentions``:
+        days for a quiet brand, never less than ``default``); hour-of-week slots keep the engine's
+        memory (each already spans weeks)."""
+        if len(slots) != 1:
+            return default
+        return reference_time_constant(
+            mentions, base=default, min_mentions=self.params.baseline_mentions
+        )
+
+    def test(self, rs: RuleState) -> ShareSpikeTest:
+        """The rule's test as ``rs`` remembers it."""
+        return ShareSpikeTest.from_state(self.params, rs.detectors.get(STATE_KEY, {}))
 
     def evaluate(self, rs: RuleState, stats: WindowStats, end: datetime) -> Verdict:
         seasonality = self.baseline.seasonality
         rs.baselines = baseline_slots(seasonality, rs.baselines)
-        base_sums = window_baseline(seasonality, rs.baselines, end=end, minutes=self.window_minutes)
-        warm = base_sums.minutes * MINUTE >= self.warmup and base_sums.volume >= self.warmup_volume
-        value, base = self.share(stats), self.base_share(base_sums)
-        condition = (
-            warm
-            and base is not None
-            and stats.count >= self.min_volume
-            and value >= self.floor
-            and value - base >= self.increase
-        )
-        elevated = base is None or value - base >= self.increase / 2
-        return Verdict(value, base, condition, elevated)
+        base = rs.baselines[slot_of(seasonality, end - MINUTE)]
+        reference = Reference.from_sums(self.hits(base), base.count, base.weight)
+        if base.minutes * MINUTE < self.warmup or base.volume < self.warmup_volume:
+            return Verdict(reference.share, reference.share, condition=False, elevated=False)
+        test = self.test(rs)
+        verdict = test.step(end, stats.count, int(self.hits(stats)), reference)
+        rs.detectors[STATE_KEY] = test.to_state()
+        # In an episode the value is the share of its run ("since the rise began"); otherwise
+        # the usual share: a run of a mention or two outside an episode is noise, not news.
+        value = reference.share
+        if verdict.condition and verdict.run_share is not None:
+            value = verdict.run_share
+        return Verdict(value, reference.share, verdict.condition, verdict.elevated)
+
+    def template_values(self, rs: RuleState) -> dict[str, str]:
+        episode = self.test(rs).describe()
+        if episode is None:
+            return {}
+        since = episode.run_since
+        return {
+            "mentions": str(episode.run_mentions),
+            "hits": str(episode.run_hits),
+            "expected": f"{episode.expected_hits:.0f}",
+            "minutes": str(episode.run_minutes),
+            "since": "n/a" if since is None else f"{since:%H:%M} UTC",
+            "evidence": f"{episode.peak_evidence:.1f}",
+            "share": format_share(episode.run_share),
+            "threshold": f"{episode.threshold:.1f}",
+            "explanation": episode.explain(self.hits_name),
+        }
+
+    def explain(self, rs: RuleState) -> ShareVerdict | None:
+        """The latest episode's verdict (for tools and tests)."""
+        return self.test(rs).describe()
 
 
 class SentimentSpikeRule(ShareSpikeRule):
-    """Negative share over a sliding window of closed minutes, against the brand's own baseline:
-    at least ``min_negative_share`` and ``min_increase`` above the baseline share."""
+    """The negative share has risen above the brand's usual negative share."""
 
     kind: Literal["sentiment_spike"]
-    window: Duration
-    min_volume: int = Field(ge=1)
-    min_negative_share: float = Field(ge=0.0, le=1.0)
-    min_increase: float = Field(ge=0.0, le=1.0)
+    min_negative_share: float | None = None
+    """Retired: rejected at load."""
+    hits_name: ClassVar[str] = "negative"
 
-    def share(self, stats: WindowStats) -> float:
-        return stats.negative_share
-
-    def base_share(self, baseline: Baseline) -> float | None:
-        return baseline.negative_share
-
-    @property
-    def floor(self) -> float:
-        return self.min_negative_share
-
-    @property
-    def increase(self) -> float:
-        return self.min_increase
+    def hits(self, sums: WindowStats | Baseline) -> float:
+        return sums.negative
 
 
 class EmpathyDeficitRule(ShareSpikeRule):
-    """Share of mentions with empathy-deficit phrases: at least ``min_share`` and ``min_increase``
-    above the baseline share."""
+    """The share of mentions with empathy-deficit phrases has risen above the brand's usual."""
 
     kind: Literal["empathy_deficit"]
-    min_share: float = Field(ge=0.0, le=1.0)
-    min_increase: float = Field(ge=0.0, le=1.0)
+    min_share: float | None = Field(default=None)
+    """Retired: rejected at load."""
+    hits_name: ClassVar[str] = "complaining nobody listens"
 
-    def share(self, stats: WindowStats) -> float:
-        return stats.deficit_share
-
-    def base_share(self, baseline: Baseline) -> float | None:
-        return baseline.deficit_share
-
-    @property
-    def floor(self) -> float:
-        return self.min_share
-
-    @property
-    def increase(self) -> float:
-        return self.min_increase
+    def hits(self, sums: WindowStats | Baseline) -> float:
+        return sums.deficit

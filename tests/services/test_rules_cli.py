@@ -66,16 +66,22 @@ def test_shipped_rule_tests_pass_and_cover_every_shipped_rule(
             "sensitivity",
         ),
         (
-            "      - alert: X\n        kind: empathy_deficit\n        min_share: 0.2\n"
-            "        min_increase: 0.1\n        cooldown: soon\n",
+            "      - alert: X\n        kind: empathy_deficit\n        params: {odds_ratio: 2}\n"
+            "        window: 30m\n        cooldown: soon\n",
             8,
             "invalid duration",
         ),
         (
-            "      - alert: X\n        kind: empathy_deficit\n        min_share: 0.2\n"
-            "        min_increase: 0.1\n        baseline: {seasonality: monthly}\n",
+            "      - alert: X\n        kind: empathy_deficit\n        params: {odds_ratio: 2}\n"
+            "        window: 30m\n        baseline: {seasonality: monthly}\n",
             8,
             "seasonality",
+        ),
+        (
+            "      - alert: X\n        kind: empathy_deficit\n        params: {odds_ratio: 2}\n"
+            "        min_share: 0.2\n",
+            7,
+            "min_share is no longer used by empathy_deficit",
         ),
         (
             "      - alert: X\n        kind: volume_surge\n        annotations:\n"
@@ -142,7 +148,7 @@ def test_test_reports_a_failing_case_with_a_diff(
     out = capsys.readouterr().out
     assert "FAIL" in out and "expects the wrong time" in out
     assert "-2026-01-05T10:15:00Z firing   NegativeSentimentSpike brand=acme" in out
-    assert "+2026-01-05T10:17:00Z firing   NegativeSentimentSpike brand=acme" in out
+    assert "+2026-01-05T10:08:00Z firing   NegativeSentimentSpike brand=acme" in out
     assert "1 failed" in out
 
 

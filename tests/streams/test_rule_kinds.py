@@ -61,14 +61,16 @@ def rule(kind_yaml: str) -> str:
     return f"groups:\n  - name: t\n    rules:\n{body}\n"
 
 
+# The lifecycle every kind shares, on a plain threshold of the deficit share (the share kinds'
+# sequential test has its own tests in test_share_spike_rules.py).
 DEFICIT = rule("""
 - alert: Deficit
-  kind: empathy_deficit
+  kind: threshold
+  metric: deficit_share
+  op: ">="
+  value: 0.2
   window: 10m
   min_volume: 50
-  min_share: 0.2
-  min_increase: 0.15
-  warmup: 1h
   for: 5m
   keep_firing_for: 5m
   cooldown: 1h
@@ -95,8 +97,8 @@ def test_empathy_deficit_pends_fires_resolves_and_recovers() -> None:
     assert last.onset == T0 + 183 * MIN  # the minute the condition first held
     assert last.peak_value == pytest.approx(0.5)
     assert last.resolved_at == T0 + 222 * MIN
-    # Back inside the band (share under baseline + min_increase / 2) from 09:38, for 20m.
-    assert last.recovered_at == T0 + 218 * MIN + 20 * MIN
+    # Back inside the band (the threshold no longer holds) from the minute 09:36-09:37, for 20m.
+    assert last.recovered_at == T0 + 216 * MIN + 20 * MIN
     assert last.time_to_recover_s == (last.recovered_at - last.onset).total_seconds()
     assert [p.minute for p in last.series][:2] == [T0 + 183 * MIN, T0 + 184 * MIN]
     assert all(p.baseline is not None for p in last.series)
@@ -235,10 +237,6 @@ def test_scoped_rules_see_only_their_sources_segments_and_brands() -> None:
 SEASONAL = rule("""
 - alert: Spike
   kind: sentiment_spike
-  window: 5m
-  min_volume: 20
-  min_negative_share: 0.4
-  min_increase: 0.2
   warmup: 30m
   warmup_volume: 100
   baseline: {seasonality: hour_of_week}
@@ -247,7 +245,8 @@ SEASONAL = rule("""
 
 def test_hour_of_week_baseline_learns_each_hour_separately() -> None:
     # Every Monday 06:00-07:00 is normally 50% negative (a daily ritual of complaints); 07:00-08:00
-    # is calm. After a week of history, Monday 06:00 at 50% is normal for its slot.
+    # is calm. After a week of history, Monday 06:00 at 50% is normal for its slot; against a flat
+    # baseline (about 25% negative) it is a spike.
     batch: list[ScoredMention] = []
     for week in range(2):
         start = T0 + timedelta(days=7 * week)
@@ -259,7 +258,8 @@ def test_hour_of_week_baseline_learns_each_hour_separately() -> None:
     assert alerts == []
     flat = SEASONAL.replace("hour_of_week", "flat")
     flat_alerts, _, _ = run(flat, batch, T0 + timedelta(days=7, hours=3))
-    assert any(a.state is AlertState.FIRING for a in flat_alerts)
+    assert [a.state for a in flat_alerts] == [AlertState.FIRING, AlertState.RESOLVED]
+    assert flat_alerts[0].starts_at < T0 + timedelta(days=7, minutes=30)
 
 
 VOLUME = rule("""

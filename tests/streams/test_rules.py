@@ -21,9 +21,9 @@ groups:
       - alert: NegativeSentimentSpike
         kind: sentiment_spike
         window: 15m
-        min_volume: 20
-        min_negative_share: 0.35
-        min_increase: 0.15
+        warmup_volume: 20
+        params: {odds_ratio: 1.5, min_rise: 0.15}
+        warmup: 1h
         for: 10m
         keep_firing_for: 10m
         cooldown: 30m
@@ -79,7 +79,9 @@ def test_good_file_parses_into_typed_rules() -> None:
     assert spike.window == timedelta(minutes=15)
     assert spike.window_minutes == 15
     assert spike.for_ == timedelta(minutes=10)
-    assert spike.min_volume == 20
+    assert spike.warmup_volume == 20 and spike.warmup == timedelta(hours=1)
+    assert spike.params.odds_ratio == 1.5 and spike.params.min_rise == 0.15
+    assert spike.params.false_alarms_per_week == 0.5  # the default budget
     assert customer.lookback == timedelta(days=7)
     assert [g.name for g in ruleset.groups] == ["brand-health"]
 
@@ -88,7 +90,10 @@ def test_good_file_parses_into_typed_rules() -> None:
     ("text", "line", "reason"),
     [
         pytest.param(
-            broken("min_volume: 20", "min_volume: lots"), 7, "min_volume", id="wrong-type"
+            broken("warmup_volume: 20", "warmup_volume: lots"),
+            7,
+            "warmup_volume",
+            id="wrong-type",
         ),
         pytest.param(
             broken("kind: sentiment_spike", "kind: sentiment_spiek"),
@@ -139,10 +144,16 @@ def test_good_file_parses_into_typed_rules() -> None:
             id="inverted-hysteresis",
         ),
         pytest.param(
-            broken("min_negative_share: 0.35", "min_negative_share: 1.5"),
+            broken("min_rise: 0.15}", "min_rise: 1.5}"),
             8,
-            "min_negative_share",
+            "params.min_rise",
             id="share-out-of-range",
+        ),
+        pytest.param(
+            broken("warmup: 1h", "min_increase: 0.15"),
+            9,
+            "min_increase is no longer used by sentiment_spike: use params.min_rise",
+            id="retired-key",
         ),
         pytest.param(
             broken("window: 15m", "window: 90s"), 6, "whole number of minutes", id="window-90s"
