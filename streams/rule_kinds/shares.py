@@ -20,14 +20,11 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal
 
-from pydantic import Field
-
 from streams.rule_kinds.base import BrandRule, Problem, Verdict, format_share
 from streams.share_spike import (
     Reference,
     ShareSpikeParams,
     ShareSpikeTest,
-    ShareVerdict,
     reference_time_constant,
 )
 from streams.state import RuleState
@@ -101,7 +98,7 @@ class ShareSpikeRule(BrandRule):
             mentions, base=default, min_mentions=self.params.baseline_mentions
         )
 
-    def test(self, rs: RuleState) -> ShareSpikeTest:
+    def share_test(self, rs: RuleState) -> ShareSpikeTest:
         """The rule's test as ``rs`` remembers it."""
         return ShareSpikeTest.from_state(self.params, rs.detectors.get(STATE_KEY, {}))
 
@@ -112,7 +109,7 @@ class ShareSpikeRule(BrandRule):
         reference = Reference.from_sums(self.hits(base), base.count, base.weight)
         if base.minutes * MINUTE < self.warmup or base.volume < self.warmup_volume:
             return Verdict(reference.share, reference.share, condition=False, elevated=False)
-        test = self.test(rs)
+        test = self.share_test(rs)
         verdict = test.step(end, stats.count, int(self.hits(stats)), reference)
         rs.detectors[STATE_KEY] = test.to_state()
         # In an episode the value is the share of its run ("since the rise began"); otherwise
@@ -123,7 +120,7 @@ class ShareSpikeRule(BrandRule):
         return Verdict(value, reference.share, verdict.condition, verdict.elevated)
 
     def template_values(self, rs: RuleState) -> dict[str, str]:
-        episode = self.test(rs).describe()
+        episode = self.share_test(rs).describe()
         if episode is None:
             return {}
         since = episode.run_since
@@ -138,10 +135,6 @@ class ShareSpikeRule(BrandRule):
             "threshold": f"{episode.threshold:.1f}",
             "explanation": episode.explain(self.hits_name),
         }
-
-    def explain(self, rs: RuleState) -> ShareVerdict | None:
-        """The latest episode's verdict (for tools and tests)."""
-        return self.test(rs).describe()
 
 
 class SentimentSpikeRule(ShareSpikeRule):
@@ -160,7 +153,7 @@ class EmpathyDeficitRule(ShareSpikeRule):
     """The share of mentions with empathy-deficit phrases has risen above the brand's usual."""
 
     kind: Literal["empathy_deficit"]
-    min_share: float | None = Field(default=None)
+    min_share: float | None = None
     """Retired: rejected at load."""
     hits_name: ClassVar[str] = "complaining nobody listens"
 
