@@ -26,8 +26,9 @@ Two rule sets run on every stream, in one run:
   (:func:`old_rules`: min_volume 40, fixed shares and increases over the engine's 6-hour
   baseline, ``for``/``keep_firing_for``/``cooldown``), as a faithful per-minute copy of the
   engine's old condition and state machine (:class:`OldRule`). Those keys no longer load; while
-  they did (commit b983734), the copy's alerts were identical to the real ``Engine``'s on 12
-  streams of 5 to 1,000 mentions an hour (706,280 mentions, 28 alert transitions).
+  they did (the first commit of this benchmark), the copy's alerts were identical to the real
+  ``Engine``'s on 12 streams of 5 to 1,000 mentions an hour (706,280 mentions, 28 alert
+  transitions).
 - **new**: the same two rules of the shipped ``alert_rules/default.yaml`` (the ``sentiment_spike``
   and ``empathy_deficit`` kinds, i.e. :mod:`streams.share_spike`) through a small per-minute
   adapter (:class:`NewShareRule`: minute buckets → the test, with the engine's guards). The real
