@@ -72,7 +72,7 @@ def step(
                 None,
             )
             rs.peak, rs.peak_at, rs.examples = value, end, list(examples())
-            alert = brand_alert(rule, brand, rs, AlertState.FIRING, None)
+            alert = brand_alert(rule, brand, rs, AlertState.FIRING, None, verdict.facts())
             out.alerts.append(alert)
             open_incident(rule, rs, brand, alert, end, out)
             return
@@ -85,7 +85,9 @@ def step(
             if rs.clear_since is None:
                 rs.clear_since = end
             if end - rs.clear_since >= rule.keep_firing_for:
-                out.alerts.append(brand_alert(rule, brand, rs, AlertState.RESOLVED, end))
+                out.alerts.append(
+                    brand_alert(rule, brand, rs, AlertState.RESOLVED, end, verdict.facts())
+                )
                 rs.state, rs.since, rs.last_resolved_at = RuleStatus.INACTIVE, end, end
                 rs.pending_since = rs.firing_since = rs.clear_since = None
                 if rs.incident is not None:
@@ -100,12 +102,14 @@ def brand_alert(
     rs: RuleState,
     kind: AlertState,
     ends_at: datetime | None,
+    facts: dict[str, str] | None = None,
 ) -> Alert:
-    """The alert record of ``rule``'s current episode for ``brand``."""
+    """The alert record of ``rule``'s current episode for ``brand``; ``facts`` are the kind's
+    evidence at this minute (extra annotation template values)."""
     assert rs.firing_since is not None and rs.value is not None
     labels = rule.alert_labels(brand)
     values = {
-        **rule.template_values(rs),
+        **(facts or {}),
         "brand": brand,
         "value": rule.format_value(rs.value),
         "baseline": rule.format_value(rs.baseline),

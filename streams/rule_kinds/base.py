@@ -18,9 +18,13 @@ verdicts into alerts and incidents. A brand-level kind implements
   the span of the alert's example mentions);
 - :meth:`BrandRule.baseline_memory` — the time constant a minute is fed into the rule's baseline
   with (the engine's by default);
-- :meth:`BrandRule.template_values` — annotation placeholders beyond ``brand``, ``value`` and
-  ``baseline`` (the evidence behind an alert);
 - :meth:`RuleBase.problems` — checks across fields, reported by the loader as ``file:line: reason``.
+
+A verdict may carry ``facts``: the kind's evidence as annotation template values beyond
+``brand``, ``value`` and ``baseline`` (e.g. ``{{ evidence }}`` of a volume surge: count against
+expected, z-score, the same hour on the last days; ``{{ hits }} of {{ mentions }}`` of a share
+spike), computed only when an alert is written; a kind lists the names in its ``placeholders``, so
+rule files are checked at load.
 
 A new kind is one subclass and its tests, plus one line in :data:`streams.rule_kinds.KINDS`.
 Customer-level kinds (:class:`streams.rule_kinds.customer.CustomerAtRiskRule`) are judged by
@@ -122,6 +126,11 @@ class BaselineSpec(BaseModel):
     seasonality: Literal["flat", "hour_of_week"] = "flat"
 
 
+def no_facts() -> dict[str, str]:
+    """The facts of a kind that has none beyond value and baseline."""
+    return {}
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """One brand rule's evaluation at one closed minute."""
@@ -132,6 +141,8 @@ class Verdict:
     """The rule's condition, with its kind's guards (volume, warm-up); ``for`` etc. come after."""
     elevated: bool
     """Outside the baseline band (for incident recovery), guards aside."""
+    facts: Callable[[], dict[str, str]] = no_facts
+    """The kind's evidence as annotation template values, computed only for an alert."""
 
 
 class BrandRule(RuleBase):
@@ -190,10 +201,6 @@ class BrandRule(RuleBase):
         (0: silent, also for skipped silences) is fed into the rule's baseline ``slots``;
         ``default`` is the engine's ``baseline_time_constant``."""
         return default
-
-    def template_values(self, rs: RuleState) -> dict[str, str]:
-        """Values of the kind's own annotation placeholders (declared in ``placeholders``)."""
-        return {}
 
     # --- shared by every brand kind -------------------------------------------------------------
 

@@ -108,7 +108,13 @@ class ShareSpikeRule(BrandRule):
         base = rs.baselines[slot_of(seasonality, end - MINUTE)]
         reference = Reference.from_sums(self.hits(base), base.count, base.weight)
         if base.minutes * MINUTE < self.warmup or base.volume < self.warmup_volume:
-            return Verdict(reference.share, reference.share, condition=False, elevated=False)
+            return Verdict(
+                reference.share,
+                reference.share,
+                condition=False,
+                elevated=False,
+                facts=lambda: self.facts(self.share_test(rs)),
+            )
         test = self.share_test(rs)
         verdict = test.step(end, stats.count, int(self.hits(stats)), reference)
         rs.detectors[STATE_KEY] = test.to_state()
@@ -117,10 +123,17 @@ class ShareSpikeRule(BrandRule):
         value = reference.share
         if verdict.condition and verdict.run_share is not None:
             value = verdict.run_share
-        return Verdict(value, reference.share, verdict.condition, verdict.elevated)
+        return Verdict(
+            value,
+            reference.share,
+            verdict.condition,
+            verdict.elevated,
+            facts=lambda: self.facts(test),
+        )
 
-    def template_values(self, rs: RuleState) -> dict[str, str]:
-        episode = self.share_test(rs).describe()
+    def facts(self, test: ShareSpikeTest) -> dict[str, str]:
+        """The evidence of the test's episode as annotation template values."""
+        episode = test.describe()
         if episode is None:
             return {}
         since = episode.run_since

@@ -7,6 +7,7 @@ Each closed minute, the count of the rule's window goes through the detector of 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal
@@ -23,6 +24,23 @@ MAX_ZERO_STEPS = 7 * 24 * 60
 """Silent minutes a volume detector is stepped through after a long gap (a week at most)."""
 
 
+def evidence(detection: Detection) -> dict[str, str]:
+    """A detection's evidence as annotation template values."""
+
+    def count(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+    ratio = detection.ratio
+    return {
+        "evidence": detection.reason,
+        "expected": count(detection.expected),
+        "ratio": f"{ratio:.1f}x" if math.isfinite(ratio) else "none expected",
+        "z": f"{detection.z:.1f}",
+        "same_hour": ", ".join(count(c) for c in detection.same_hour),
+        "level_24h": count(detection.level_24h),
+    }
+
+
 class VolumeSurgeRule(BrandRule):
     """Mention volume far above its baseline: each closed minute's count goes through the
     volume-surge detector (``params``), whose verdict is the condition."""
@@ -32,6 +50,16 @@ class VolumeSurgeRule(BrandRule):
     params: VolumeSurgeParams = VolumeSurgeParams()
 
     feeds_baseline: ClassVar[bool] = False
+    placeholders: ClassVar[frozenset[str]] = BrandRule.placeholders | {
+        "evidence",
+        "expected",
+        "ratio",
+        "z",
+        "same_hour",
+        "level_24h",
+    }
+    """Besides brand, value and baseline: the detector's evidence (``{{ evidence }}`` is one
+    sentence with all of it, as ``listenwell detect --explain`` writes it)."""
 
     def detector(self, rs: RuleState, slot: int) -> VolumeSurgeDetector:
         """The detector of baseline slot ``slot`` as ``rs`` remembers it (new if never used)."""
@@ -47,6 +75,7 @@ class VolumeSurgeRule(BrandRule):
             baseline=detection.baseline,
             condition=detection.condition and value >= self.min_volume,
             elevated=detection.score >= 0.5,
+            facts=lambda: evidence(detection),
         )
 
     def evaluate(self, rs: RuleState, stats: WindowStats, end: datetime) -> Verdict:
