@@ -30,6 +30,7 @@ from streams.state import BrandState, EngineOutput, Erased, RuleState, RuleStatu
 from streams.windows import (
     MINUTE,
     MinuteBucket,
+    WindowView,
     baseline_slots,
     feed_silence,
     floor_minute,
@@ -227,8 +228,7 @@ class Engine:
         end = minute + MINUTE
         for rule, rs in self._rules_of(state):
             buckets = state.scopes.get(rule.scope_key, []) if rule.scope_key else state.buckets
-            stats = window_stats(buckets, end=end, minutes=rule.evaluated_minutes, examples=0)
-            verdict = rule.evaluate(rs, stats, end)
+            verdict = rule.evaluate(rs, WindowView(buckets, end))
             alert_lifecycle.step(
                 rule, rs, state.brand, end, verdict, self._examples(rule, buckets, end), out
             )

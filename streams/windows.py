@@ -160,6 +160,27 @@ def window_stats(
     )
 
 
+class WindowView:
+    """The closed minutes a rule sees, ending at ``end`` (exclusive): their sums over any span,
+    computed when a rule kind asks for them and kept for the rest of the minute's evaluation."""
+
+    __slots__ = ("_buckets", "_sums", "end")
+
+    def __init__(self, buckets: Sequence[MinuteBucket], end: datetime) -> None:
+        self._buckets = buckets
+        self._sums: dict[int, WindowStats] = {}
+        self.end = end
+
+    def sums(self, minutes: int) -> WindowStats:
+        """Sums of the ``minutes`` closed minutes before ``end`` (without examples)."""
+        stats = self._sums.get(minutes)
+        if stats is None:
+            stats = self._sums[minutes] = window_stats(
+                self._buckets, end=self.end, minutes=minutes, examples=0
+            )
+        return stats
+
+
 class Baseline(BaseModel):
     """Exponentially weighted per-minute sums: a brand's normal, in constant memory.
 

@@ -6,16 +6,14 @@ closed minute it computes the window sums a brand rule sees and asks the rule fo
 :class:`Verdict`; the state machine every brand rule shares (:mod:`streams.alert_lifecycle`) turns
 verdicts into alerts and incidents. A brand-level kind implements
 
-- :meth:`BrandRule.evaluate` — the value, its baseline, whether the condition holds, whether the
-  value is outside the baseline band (for incident recovery);
+- :meth:`BrandRule.evaluate` — given the closed minutes it sees (a :class:`WindowView`: sums over
+  any span, e.g. its ``window``), the value, its baseline, whether the condition holds, whether
+  the value is outside the baseline band (for incident recovery);
 - :meth:`BrandRule.format_value` — how ``{{ value }}`` and ``{{ baseline }}`` read in annotations;
 - :meth:`BrandRule.worse` — the severity ordering, for an episode's and an incident's peak;
 - :attr:`BrandRule.feeds_baseline` — whether minutes leaving the window feed the rule's seasonal
   baseline (kinds with a detector of their own keep their state in ``RuleState.detectors``);
 - :meth:`BrandRule.pass_silence` — what a long silent stretch does to the kind's own state;
-- :attr:`BrandRule.evaluated_minutes` — the closed minutes whose sums ``evaluate`` gets (the
-  window by default; a sequential kind reads each closed minute on its own, and its window is then
-  the span of the alert's example mentions);
 - :meth:`BrandRule.baseline_memory` — the time constant a minute is fed into the rule's baseline
   with (the engine's by default);
 - :meth:`RuleBase.problems` — checks across fields, reported by the loader as ``file:line: reason``.
@@ -44,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from streams.records import Mention
 from streams.state import RuleState
-from streams.windows import Baseline, WindowStats
+from streams.windows import Baseline, WindowView
 from streams.yamlfile import Duration
 
 __all__ = [
@@ -170,8 +168,9 @@ class BrandRule(RuleBase):
 
     # --- the interface --------------------------------------------------------------------------
 
-    def evaluate(self, rs: RuleState, stats: WindowStats, end: datetime) -> Verdict:
-        """Judge the window of closed minutes ending at ``end`` (its sums: ``stats``).
+    def evaluate(self, rs: RuleState, window: WindowView) -> Verdict:
+        """Judge the closed minutes ending at ``window.end``; ``window.sums(n)`` gives the sums of
+        the last ``n`` of them (the rule's ``window_minutes`` for most kinds).
 
         May update the kind's own part of ``rs`` (baselines slots, detector state).
         """
@@ -188,11 +187,6 @@ class BrandRule(RuleBase):
     def pass_silence(self, rs: RuleState, start: datetime, resume: datetime) -> None:
         """The minutes from ``start`` to ``resume`` held no mention at all and were skipped in
         one step: bring the kind's own state (a detector) up to ``resume``. Nothing by default."""
-
-    @property
-    def evaluated_minutes(self) -> int:
-        """Closed minutes (ending at the evaluation) whose sums :meth:`evaluate` judges."""
-        return self.window_minutes
 
     def baseline_memory(
         self, default: timedelta, slots: list[Baseline], mentions: int

@@ -17,7 +17,7 @@ what replaces them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import ClassVar, Literal
 
 from streams.rule_kinds.base import BrandRule, Problem, Verdict, format_share
@@ -28,7 +28,14 @@ from streams.share_spike import (
     reference_time_constant,
 )
 from streams.state import RuleState
-from streams.windows import MINUTE, Baseline, WindowStats, baseline_slots, slot_of
+from streams.windows import (
+    MINUTE,
+    Baseline,
+    WindowStats,
+    WindowView,
+    baseline_slots,
+    slot_of,
+)
 from streams.yamlfile import Duration
 
 __all__ = ["EmpathyDeficitRule", "SentimentSpikeRule", "ShareSpikeRule"]
@@ -82,10 +89,6 @@ class ShareSpikeRule(BrandRule):
             if key in self.model_fields_set and (key != "min_volume" or self.min_volume):
                 yield (key,), f"{key} is no longer used by {self.kind}: {replacement}"
 
-    @property
-    def evaluated_minutes(self) -> int:
-        return 1
-
     def baseline_memory(
         self, default: timedelta, slots: list[Baseline], mentions: int
     ) -> timedelta:
@@ -102,27 +105,28 @@ class ShareSpikeRule(BrandRule):
         """The rule's test as ``rs`` remembers it."""
         return ShareSpikeTest.from_state(self.params, rs.detectors.get(STATE_KEY, {}))
 
-    def evaluate(self, rs: RuleState, stats: WindowStats, end: datetime) -> Verdict:
+    def evaluate(self, rs: RuleState, window: WindowView) -> Verdict:
+        """The test steps on the last closed minute alone; the value a reader sees (alert, incident
+        curve) is the share over the rule's ``window``, against the usual share."""
+        end = window.end
         seasonality = self.baseline.seasonality
         rs.baselines = baseline_slots(seasonality, rs.baselines)
         base = rs.baselines[slot_of(seasonality, end - MINUTE)]
         reference = Reference.from_sums(self.hits(base), base.count, base.weight)
+        recent = window.sums(self.window_minutes)
+        value = self.hits(recent) / recent.count if recent.count else reference.share
         if base.minutes * MINUTE < self.warmup or base.volume < self.warmup_volume:
             return Verdict(
-                reference.share,
+                value,
                 reference.share,
                 condition=False,
                 elevated=False,
                 facts=lambda: self.facts(self.share_test(rs)),
             )
+        minute = window.sums(1)
         test = self.share_test(rs)
-        verdict = test.step(end, stats.count, int(self.hits(stats)), reference)
+        verdict = test.step(end, minute.count, int(self.hits(minute)), reference)
         rs.detectors[STATE_KEY] = test.to_state()
-        # In an episode the value is the share of its run ("since the rise began"); otherwise
-        # the usual share: a run of a mention or two outside an episode is noise, not news.
-        value = reference.share
-        if verdict.condition and verdict.run_share is not None:
-            value = verdict.run_share
         return Verdict(
             value,
             reference.share,

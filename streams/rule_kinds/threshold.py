@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from streams.rule_kinds.base import BrandRule, Verdict, format_share
 from streams.state import RuleState
-from streams.windows import Baseline, WindowStats, baseline_slots, window_baseline
+from streams.windows import (
+    Baseline,
+    WindowStats,
+    WindowView,
+    baseline_slots,
+    window_baseline,
+)
 
 __all__ = ["Metric", "ThresholdRule"]
 
@@ -46,10 +51,13 @@ class ThresholdRule(BrandRule):
         value: float | None = getattr(baseline, self.metric)
         return value
 
-    def evaluate(self, rs: RuleState, stats: WindowStats, end: datetime) -> Verdict:
+    def evaluate(self, rs: RuleState, window: WindowView) -> Verdict:
+        stats = window.sums(self.window_minutes)
         seasonality = self.baseline.seasonality
         rs.baselines = baseline_slots(seasonality, rs.baselines)
-        base_sums = window_baseline(seasonality, rs.baselines, end=end, minutes=self.window_minutes)
+        base_sums = window_baseline(
+            seasonality, rs.baselines, end=window.end, minutes=self.window_minutes
+        )
         value = self.measure(stats)
         condition = stats.count >= self.min_volume and self.holds(value)
         return Verdict(value, self.expected(base_sums), condition, self.holds(value))

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from streams.detectors import Detection, VolumeSurgeDetector, VolumeSurgeParams
 from streams.rule_kinds.base import BrandRule, Verdict
 from streams.state import RuleState
-from streams.windows import MINUTE, WindowStats, slot_of
+from streams.windows import MINUTE, WindowView, slot_of
 from streams.yamlfile import Duration
 
 __all__ = ["MAX_ZERO_STEPS", "VolumeSurgeRule"]
@@ -78,7 +78,8 @@ class VolumeSurgeRule(BrandRule):
             facts=lambda: evidence(detection),
         )
 
-    def evaluate(self, rs: RuleState, stats: WindowStats, end: datetime) -> Verdict:
+    def evaluate(self, rs: RuleState, window: WindowView) -> Verdict:
+        stats, end = window.sums(self.window_minutes), window.end
         slot = slot_of(self.baseline.seasonality, end - MINUTE)
         detector = self.detector(rs, slot)
         detection = detector.step(end, float(stats.count))

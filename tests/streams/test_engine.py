@@ -494,7 +494,8 @@ def test_crisis_scenario_fires_and_resolves_the_spike_for_the_crisis_brand_only(
     assert resolved.ends_at is not None
     assert day + timedelta(hours=13) < resolved.ends_at < day + timedelta(hours=17)
     assert firing.baseline is not None and firing.baseline < 0.3
-    assert firing.value >= 0.4 and firing.examples
+    # The value is the window's negative share, well above the usual share.
+    assert firing.value >= firing.baseline + 0.1 and firing.examples
 
     at_risk = [a for a in alerts if a.alertname == "CustomerAtRisk"]
     assert any(

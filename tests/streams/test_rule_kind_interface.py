@@ -15,7 +15,7 @@ from streams.rule_kinds import KINDS, BrandRule, RuleBase, Verdict
 from streams.rules import RuleGroup, RuleSet
 from streams.ruletests import SeriesInput, series_mentions
 from streams.state import EngineOutput, RuleState, RuleStatus
-from streams.windows import WindowStats
+from streams.windows import WindowView
 
 T0 = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -27,8 +27,8 @@ class ChurnShareRule(BrandRule):
     kind: Literal["churn_share"] = "churn_share"
     above: float
 
-    def evaluate(self, rs: RuleState, stats: WindowStats, end: datetime) -> Verdict:
-        value = stats.churn_share
+    def evaluate(self, rs: RuleState, window: WindowView) -> Verdict:
+        value = window.sums(self.window_minutes).churn_share
         return Verdict(value, None, value > self.above, value > self.above)
 
 

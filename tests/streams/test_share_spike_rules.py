@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def test_shipped_rules_fire_when_a_30_an_hour_brand_s_negative_share_doubles(see
     assert firing.state is AlertState.FIRING and resolved.state is AlertState.RESOLVED
     assert resolved.ends_at is not None and over < resolved.ends_at < over + timedelta(hours=6)
     assert firing.baseline == pytest.approx(0.3, abs=0.05)
-    assert firing.value > 0.45  # the share since the rise began
+    assert firing.value > firing.baseline  # the share of the last 30 minutes
     assert spikes(alerts, "EmpathyDeficit") == []
 
 
@@ -145,20 +146,22 @@ def test_the_alert_carries_its_evidence() -> None:
     _, alerts = run(shipped_engine(), batch, rise + timedelta(hours=3))
     firing = spikes(alerts)[0]
     text = firing.annotations["description"]
-    # "<k> of <n> mentions of acme in the last <m> minutes are negative (<share>), where <e>
-    # would be usual (a baseline of <b>); evidence <s> against a threshold of <h>."
-    words = text.split()
-    hits, mentions, minutes = int(words[0]), int(words[2]), int(words[9])
-    assert words[1] == "of" and words[3:9] == ["mentions", "of", "acme", "in", "the", "last"]
-    assert 0 < hits <= mentions and minutes > 0
-    assert f"are negative ({hits / mentions:.0%})" in text  # the episode's share
-    assert f"(a baseline of {firing.baseline:.0%})" in text
-    expected = int(text.split("where ")[1].split()[0])
-    assert expected == round(mentions * firing.baseline)  # a usual share of the same mentions
-    evidence = float(text.split("evidence ")[1].split()[0])
-    limit = float(text.split("threshold of ")[1].rstrip("."))
-    assert evidence >= limit > 0
-    assert firing.value == pytest.approx(hits / mentions, abs=1e-3)
+    shape = re.fullmatch(
+        r"(\d+)% of mentions of acme in the last 30 minutes are negative, against a usual "
+        r"(\d+)%\. Since the rise began \((\d\d:\d\d) UTC\): (\d+) of (\d+) mentions "
+        r"negative \((\d+)%\) where (\d+) would be usual; evidence ([\d.]+) against a "
+        r"threshold of ([\d.]+)\.",
+        text,
+    )
+    assert shape is not None, text
+    value, base, _, hits, mentions, share, expected, evidence, limit = shape.groups()
+    assert int(value) == round(firing.value * 100)  # the last 30 minutes' share
+    assert int(base) == round(firing.baseline * 100)
+    assert firing.value > firing.baseline
+    assert 0 < int(hits) <= int(mentions)
+    assert int(share) == round(int(hits) / int(mentions) * 100)  # the episode's share
+    assert int(expected) == round(int(mentions) * firing.baseline)  # usual share, same mentions
+    assert float(evidence) >= float(limit) > 0
     assert firing.examples  # the window's most negative mentions
 
 
