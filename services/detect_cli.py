@@ -12,7 +12,8 @@ sums of the last 5 minutes.
 Output CSV: ``timestamp,value,anomaly_score,alert`` (``alert`` is 1 on the row where an alert starts
 firing). ``--explain`` adds the evidence of each verdict: ``expected`` (count expected for the row),
 ``sustained`` (the count judged: the median over the rule's ``sustain``), ``ratio``, ``z`` (robust
-z-score), ``largest_recent`` (largest recent excess over expected), ``same_hour_last_7_days``
+z-score), ``needed`` (the z-score a surge needed: the threshold or the brand's usual peak),
+``usual_peak`` (the brand's usual peak z-score, empty while unknown), ``same_hour_last_7_days``
 (mean count at that hour on each of the last 7 days, yesterday first, ``;``-separated, ``-`` when
 unknown), ``level_24h``, ``surge`` (1 while a surge is in progress) and ``reason`` (a sentence).
 """
@@ -48,7 +49,8 @@ EXPLAIN_COLUMNS = (
     "sustained",
     "ratio",
     "z",
-    "largest_recent",
+    "needed",
+    "usual_peak",
     "same_hour_last_7_days",
     "level_24h",
     "surge",
@@ -83,12 +85,14 @@ class DetectRow:
         ratio = f"{d.ratio:.2f}" if math.isfinite(d.ratio) else "inf"
         same_hour = ";".join("-" if c is None else f"{c:.1f}" for c in d.same_hour)
         level = "" if d.level_24h is None else f"{d.level_24h:.1f}"
+        usual = "" if d.usual_peak is None else f"{d.usual_peak:.2f}"
         return [
             f"{d.baseline:.2f}",
             f"{d.sustained:g}",
             ratio,
             f"{d.z:.2f}",
-            f"{d.largest_recent:.1f}",
+            f"{d.needed:.2f}",
+            usual,
             same_hour,
             level,
             str(int(d.condition)),

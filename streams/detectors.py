@@ -3,7 +3,7 @@
 A detector sees one bucket's count at a time, with its time (``step(at, value)``), and decides from
 the past only. Its constants are durations or plain numbers with a meaning, so the worker (which
 steps it every closed minute on the count of the last 5 minutes) and ``listenwell detect`` (one step
-per 5-minute row) agree. Its memory is small (about 1.5 KB of JSON through ``to_state`` /
+per 5-minute row) agree. Its memory is small (about 1.7 KB of JSON through ``to_state`` /
 ``from_state``), so the engine keeps it in a brand's state.
 
 How a step is judged (on the log scale, ``x = log(1 + count)``, so a surge is a *ratio*):
@@ -14,7 +14,10 @@ How a step is judged (on the log scale, ``x = log(1 + count)``, so a surge is a 
    (``weekly_half_life``: Friday evenings may differ from other evenings), times the level of the
    last 24 hours (the median ratio of each hour to its expectation: a story of a few hours does
    not move it, a new normal does within 12 hours). Between hours it is a straight line from one
-   hour's centre to the next. A new normal is thus one alert, not one a day.
+   hour's centre to the next. A new normal is thus one alert, not one a day. Until there is a
+   daily shape (the first day), the expectation is the level of the hours seen so far, and a
+   surge must be ``first_day_ratio`` (10) times it: the daily cycle is not known yet, and a
+   day's own rise from night to afternoon is several times its level.
 2. **Sustained count.** The median count over the last ``sustain`` (10 minutes: three 5-minute
    rows, or eleven per-minute sums in the worker), so the volume must have been high for most of
    it: a bot's burst of retweets that is over in five minutes is not a surge. It is compared with
@@ -23,23 +26,27 @@ How a step is judged (on the log scale, ``x = log(1 + count)``, so a surge is a 
 3. **Significance.** Its robust z-score: the log ratio to that expectation over the spread of such
    ratios (an exponentially weighted mean absolute deviation, ``spread_half_life``). A surge
    needs ``z >= threshold``.
-4. **Notability.** Its excess over the expectation (in mentions) must reach ``notability`` times
-   the largest excess seen lately (a running maximum that halves every ``memory``). A brand whose
-   stories bring 5,000 extra mentions is not paged for 200; a brand that never surged is paged
-   for its first. Two surges a few hours apart are two alerts when the second is at least that
-   fraction of the first.
+4. **Unusual for this brand.** The z-score must also reach the brand's *usual peak*: the
+   ``peak_rank``-th (4th) highest of its daily peak z-scores over ``peak_window`` (28 days), i.e. a
+   height the brand reaches on fewer than one day a week. A brand whose mentions jump every day
+   (news, launches, retweet storms) is paged for its exceptional days; a quiet brand for any
+   significant surge. A story is one peak (an episode is counted once, on the day it started),
+   and a rank, unlike a decaying maximum, is not raised for weeks by one big story: a story ten
+   days ago does not mute today's. With fewer days of history than ``peak_rank``, there is no
+   usual peak yet and significance alone decides.
 5. **Episodes (re-arm).** A surge starts an episode: ``condition`` stays true until the volume is
    back near normal (a smoothed ratio, half-life ``smoothing``, within ``rearm`` spreads of the
-   expectation); only then can the next surge start. There is no fixed cooldown.
+   expectation); only then can the next surge start, so two surges a few hours apart are two
+   alerts. There is no fixed cooldown.
 
 ``direction: down`` (or ``both``) watches for collapses the same way. Every verdict carries its
 evidence (:class:`Detection`): count against expected, the sustained count, ratio, z-score, the
-largest recent excess, the same hour on the last 7 days and the level over the last 24 hours, as
+brand's usual peak, the same hour on the last 7 days and the level over the last 24 hours, as
 fields and as one sentence.
 
-The defaults are the one configuration shipped for every brand; ``threshold`` and ``sustain`` were
-chosen by leave-one-series-out cross-validation on the NAB development series
-(``bench/tune_detector.py``, figures in ``bench/results/tune_detector.json``).
+The defaults are the one configuration shipped for every brand; ``threshold`` was chosen by
+leave-one-series-out cross-validation on the NAB development series (``bench/tune_detector.py``,
+figures in ``bench/results/tune_detector.json``); the others have a meaning and are fixed.
 """
 
 from __future__ import annotations
@@ -57,12 +64,13 @@ from streams.yamlfile import Duration
 
 __all__ = ["Detection", "VolumeSurgeDetector", "VolumeSurgeParams"]
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 HOUR = 3600.0
+DAY = 86400.0
 DAYS = 7
 """Days of hourly history kept (the same hour on each is the expectation's evidence)."""
 HOURS_KEPT = 24 * DAYS
-WEEK = 7 * 86400.0
+WEEK = 7 * DAY
 MIN_HOURS_PER_DAY = 6
 """A day's level is known once it has this many hourly means."""
 CLIP = 3.0
@@ -74,6 +82,7 @@ MIN_SPREAD = 0.05
 """No spread is taken to be below 5% (a log unit of 0.05): counts are never that regular."""
 SCALE = 100
 """Hourly means and hour-of-week offsets are kept in hundredths of a log unit (1%)."""
+MAX_PEAK_DAYS = 90
 
 Direction = Literal["up", "down", "both"]
 
@@ -85,11 +94,12 @@ class VolumeSurgeParams(BaseModel):
 
     threshold: float = Field(default=4.5, gt=0.0)
     """Robust z-score of the sustained count against the expectation at which it is significant."""
-    notability: float = Field(default=0.5, ge=0.0)
-    """A surge's excess (mentions above expected) must reach this fraction of the largest recent
-    excess (0 turns the test off)."""
-    memory: Duration = timedelta(days=30)
-    """Half-life of the largest recent excess."""
+    peak_rank: int = Field(default=4, ge=0)
+    """The z-score must also reach the brand's usual peak: the ``peak_rank``-th highest of its
+    daily peaks over ``peak_window`` (an episode counted once, on the day it started). 0 turns
+    the test off."""
+    peak_window: Duration = timedelta(days=28)
+    """The days whose peaks give the usual peak (whole days, at most 90)."""
     sustain: Duration = timedelta(minutes=10)
     """The count judged is the median over this long (0s: the current count)."""
     rearm: float = Field(default=1.0, ge=0.0)
@@ -100,8 +110,12 @@ class VolumeSurgeParams(BaseModel):
     """How fast the spread of the residuals follows a change in noise."""
     weekly_half_life: Duration = timedelta(days=7)
     """How fast the hour-of-week offsets follow a change in the weekly pattern."""
-    warmup: Duration = timedelta(days=1)
-    """History needed before the first surge (the first hour only learns)."""
+    warmup: Duration = timedelta(hours=3)
+    """History needed before the first surge."""
+    first_day_ratio: float = Field(default=10.0, gt=1.0)
+    """While the expectation has no daily shape yet (the first day: it is the level of the hours
+    seen so far), a surge needs ``(1 + sustained) / (1 + expected)`` at least this high instead
+    of the z-score: the spread learnt so far mixes noise with the day's own rise."""
     min_volume: float = Field(default=0.0, ge=0.0)
     """A sustained count below this never starts a surge."""
     direction: Direction = "up"
@@ -111,11 +125,16 @@ class VolumeSurgeParams(BaseModel):
     def _check(self) -> Self:
         if self.rearm >= self.threshold:
             raise ValueError(f"rearm ({self.rearm:g}) must be below threshold ({self.threshold:g})")
-        for name in ("memory", "smoothing", "spread_half_life"):
+        for name in ("smoothing", "spread_half_life", "weekly_half_life"):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"{name} must be a positive duration")
-        if self.weekly_half_life <= timedelta(0):
-            raise ValueError("weekly_half_life must be a positive duration")
+        days = self.peak_window / timedelta(days=1)
+        if days != int(days) or not 1 <= days <= MAX_PEAK_DAYS:
+            raise ValueError(f"peak_window must be whole days from 1d to {MAX_PEAK_DAYS}d")
+        if self.peak_rank > days:
+            raise ValueError(
+                f"peak_rank ({self.peak_rank}) must not exceed the days of peak_window ({days:g})"
+            )
         return self
 
 
@@ -132,20 +151,26 @@ class Detection:
     """Expected count for this step, from the past only (also ``expected``)."""
     verdict: str = "normal"
     """What this step is: ``surge`` or ``collapse`` (it starts one), ``surge continues`` or
-    ``collapse continues``, ``normal``, ``not notable`` (significant but small beside the
-    largest recent one), ``too few`` (below ``min_volume``) or ``warming up``."""
+    ``collapse continues``, ``normal``, ``not unusual`` (significant, but below the brand's usual
+    peak), ``too few`` (below ``min_volume``) or ``warming up``."""
     started: bool = False
     """This step started a surge."""
     value: float = 0.0
     """The count of this step."""
     sustained: float = 0.0
-    """The count judged: the lowest (a collapse: the highest) over the last ``sustain``."""
+    """The count judged: the median over the last ``sustain``."""
     ratio: float = 1.0
     """``sustained / expected`` (``inf`` when nothing was expected)."""
     z: float = 0.0
     """Robust z-score of the sustained count (positive: above expected)."""
-    largest_recent: float = 0.0
-    """Largest recent excess over expected in the watched direction, decayed (mentions)."""
+    needed: float = 0.0
+    """The z-score a surge needed at this step: the threshold or the usual peak, whichever is
+    higher (the first day: the z-score of ``first_day_ratio``)."""
+    usual_peak: float | None = None
+    """The brand's usual peak z-score (the ``peak_rank``-th highest daily peak over
+    ``peak_window``); ``None`` while there are fewer days of history."""
+    shaped: bool = True
+    """Whether the expectation rests on a daily shape (false on the first day)."""
     same_hour: tuple[float | None, ...] = ()
     """Mean count per step at this hour on each of the last 7 days, yesterday first."""
     level_24h: float | None = None
@@ -180,25 +205,32 @@ def _explain(d: Detection, p: VolumeSurgeParams) -> str:
     context = f"same hour on the last 7 days: {history}"
     if d.level_24h is not None:
         context += f"; level over the last 24 h: {_fmt(d.level_24h)}"
-    beyond = abs(d.sustained - d.baseline)
+    usual = (
+        f"usual peak z {d.usual_peak:.1f} (the {_ordinal(p.peak_rank)} highest daily peak of the "
+        f"last {p.peak_window.days} days)"
+        if d.usual_peak is not None
+        else None
+    )
+    bar = f"{d.needed:.1f}"
+    if not d.shaped:
+        bar += f" ({p.first_day_ratio:g}x the level so far: no daily shape yet)"
     if d.verdict in ("surge", "collapse"):
-        reason = f"{d.verdict}: {facts} >= {p.threshold:g}; {context}"
-        if d.largest_recent > 0.0:
-            reason += f"; {_fmt(beyond)} beyond expected, largest recent {_fmt(d.largest_recent)}"
-        return reason
+        reason = f"{d.verdict}: {facts} >= {bar}; {context}"
+        return reason + (f"; {usual}" if usual else "")
     if d.verdict.endswith("continues"):
         return f"{d.verdict}: {facts}; over once back within {p.rearm:g} spread of normal"
     if d.verdict == "warming up":
         return f"warming up: {facts}; {context}"
     if d.verdict == "normal":
-        return f"normal: {facts} < {p.threshold:g}; {context}"
+        return f"normal: {facts} < {bar}; {context}"
     if d.verdict == "too few":
         return f"too few: {facts}, below min_volume {p.min_volume:g}"
-    bar = p.notability * d.largest_recent
-    return (
-        f"not notable: {facts}; {_fmt(beyond)} beyond expected is below {p.notability:g} x "
-        f"the largest recent ({_fmt(d.largest_recent)}) = {_fmt(bar)}"
-    )
+    return f"not unusual: {facts}; below this brand's {usual}"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -228,23 +260,8 @@ class _Side:
     expected: float
     """The expectation it is judged against: the highest (up) or lowest (down) over
     ``sustain``."""
-    largest: float
-    """Largest recent ``beyond`` (decayed)."""
     watched: bool
     sign: int
-
-    @property
-    def beyond(self) -> float:
-        """Mentions beyond the expectation in this direction."""
-        return self.sign * (self.judged - self.expected)
-
-    def surges(self, p: VolumeSurgeParams) -> bool:
-        return (
-            self.watched
-            and self.z >= p.threshold
-            and self.beyond >= p.notability * self.largest
-            and self.judged >= p.min_volume
-        )
 
 
 def _slog(value: float) -> float:
@@ -277,20 +294,22 @@ def _fmt(count: float) -> str:
 
 
 class VolumeSurgeDetector:
-    """Seasonal, level-following expectation; sustained, significant and notable surges.
+    """Seasonal, level-following expectation; sustained, significant surges, unusual for the
+    brand.
 
     ``step`` is causal (the verdict on a step uses only earlier steps and this one's count) and
-    costs O(1) time and memory, except a median of 7 numbers once an hour.
+    costs O(1) time and memory, except a median of 7 numbers once an hour and a sort of
+    ``peak_window`` numbers once a day.
     """
 
     def __init__(self, params: VolumeSurgeParams) -> None:
         self.params = params
         self._sustain = params.sustain.total_seconds()
         self._smoothing = params.smoothing.total_seconds()
-        self._memory = params.memory.total_seconds()
         self._spread_half_life = params.spread_half_life.total_seconds()
         self._warmup = params.warmup.total_seconds()
         self._weekly_rate = 1.0 - _decay(WEEK, params.weekly_half_life.total_seconds())
+        self._peak_days = params.peak_window.days
         self.first_at: float | None = None
         self.last_at: float | None = None
         self.hour: int | None = None
@@ -309,14 +328,18 @@ class VolumeSurgeDetector:
         """How much history the spreads rest on (1 - 0.5^(time / spread_half_life))."""
         self.smooth = 0.0
         """Smoothed residual (log scale)."""
-        self.largest_up = 0.0
-        self.largest_down = 0.0
-        """Largest recent excess above / shortfall below the expectation (counts), decaying."""
         self.surge = 0
         """+1 / -1 while a surge up / down is in progress, else 0."""
+        self.peaks: list[list[float]] = []
+        """``[day, peak z]`` of the last ``peak_window`` days (days since the epoch, UTC), oldest
+        first: the highest z-score of each day in the watched directions, an episode's counted
+        on the day it started."""
+        self.episode_day: int | None = None
+        """The day the surge in progress started."""
         self.recent: list[tuple[float, float]] = []
         """(time, count) of the steps within ``sustain``."""
         self._hourly_cache: _Hourly | None = None
+        self._usual_cache: tuple[int, float | None] | None = None
 
     # --- the expectation --------------------------------------------------------------------
 
@@ -344,9 +367,11 @@ class VolumeSurgeDetector:
             levels.append(median / SCALE if enough and median is not None else None)
         level = levels[0]
         bases: list[float | None] = []
+        shapes: list[float | None] = []
         for offset in (-1, 0, 1):
             if level is None:
                 bases.append(None)
+                shapes.append(None)
                 continue
             ratios = []
             for day in range(1, DAYS + 1 if offset >= 0 else DAYS):
@@ -355,10 +380,12 @@ class VolumeSurgeDetector:
                 if value is not None and day_level is not None:
                     ratios.append(value / SCALE - day_level)
             shape = _median(ratios)
+            shapes.append(shape)
             weekly = self.weekly[(hour + offset) % HOURS_KEPT] / SCALE
-            base = level if shape is None else level + shape + weekly
-            bases.append(round(base, 4))  # short in the state, exact once restored
-        shaped = level is not None and len(ratios) > 0
+            bases.append(None if shape is None else round(level + shape + weekly, 4))
+        shaped = shapes[1] is not None
+        flat = None if level is None else round(level, 4)
+        bases = [flat if b is None else b for b in bases] if shaped else [flat, flat, flat]
         cache = self._with_evidence(hour, bases[0], bases[1], bases[2], shaped, level)
         self._hourly_cache = cache
         return cache
@@ -427,6 +454,40 @@ class VolumeSurgeDetector:
         self.hour, self.hour_sum, self.hour_steps = hour, 0.0, 0
         self._hourly_cache = None
 
+    # --- the brand's usual peak ---------------------------------------------------------------
+
+    def _usual_peak(self, day: int) -> float | None:
+        """The ``peak_rank``-th highest daily peak of the ``peak_window`` days before ``day``
+        (``None`` with fewer days, or when the test is off)."""
+        cache = self._usual_cache
+        if cache is not None and cache[0] == day:
+            return cache[1]
+        rank = self.params.peak_rank
+        window = [z for d, z in self.peaks if day - self._peak_days <= d < day]
+        usual = sorted(window, reverse=True)[rank - 1] if rank and len(window) >= rank else None
+        self._usual_cache = (day, usual)
+        return usual
+
+    def _record_peak(self, day: int, z: float) -> None:
+        """Raise ``day``'s peak to ``z``; forget days that left the window."""
+        peaks = self.peaks
+        for entry in reversed(peaks):
+            if entry[0] == day:
+                if z > entry[1]:
+                    entry[1] = round(z, 2)
+                    if self._usual_cache is not None and day < self._usual_cache[0]:
+                        self._usual_cache = None
+                return
+            if entry[0] < day:
+                break
+        peaks.append([day, round(z, 2)])
+        peaks.sort(key=lambda entry: entry[0])
+        oldest = peaks[-1][0] - self._peak_days
+        if peaks[0][0] < oldest:
+            self.peaks = [entry for entry in peaks if entry[0] >= oldest]
+        if self._usual_cache is not None and day < self._usual_cache[0]:
+            self._usual_cache = None
+
     # --- evidence -----------------------------------------------------------------------------
 
     def same_hour_counts(self, at: datetime) -> tuple[float | None, ...]:
@@ -460,7 +521,8 @@ class VolumeSurgeDetector:
             self._close_hour(hour)
         sustain = self._sustain
         self.recent.append((now, value))
-        self.recent = [(t, v) for t, v in self.recent if t >= now - sustain]
+        if self.recent[0][0] < now - sustain:
+            self.recent = [(t, v) for t, v in self.recent if t >= now - sustain]
         judged = _median([v for _, v in self.recent]) or 0.0
         x = _slog(value)
         hourly = self._hourly(hour)
@@ -474,6 +536,7 @@ class VolumeSurgeDetector:
                 verdict="warming up",
                 value=value,
                 sustained=value,
+                shaped=False,
                 params=p,
             )
         expected_log = self._expectation(hourly, now)
@@ -484,14 +547,10 @@ class VolumeSurgeDetector:
         spread = max(self.spread, MIN_SPREAD)
         smooth_spread = max(self.smooth_spread, MIN_SPREAD)
         self.smooth += (1.0 - _decay(dt, self._smoothing)) * (residual - self.smooth)
-        memory = _decay(dt, self._memory)
-        largest_up = self.largest_up * memory
-        largest_down = self.largest_down * memory
         up = _Side(
             z=residual_high / spread,
             judged=judged,
             expected=_sexp(highest),
-            largest=largest_up,
             watched=p.direction in ("up", "both"),
             sign=1,
         )
@@ -499,32 +558,51 @@ class VolumeSurgeDetector:
             z=-residual_low / spread,
             judged=judged,
             expected=_sexp(lowest),
-            largest=largest_down,
             watched=p.direction in ("down", "both"),
             sign=-1,
         )
+        day = int(now // DAY)
+        usual = self._usual_peak(day)
+        threshold = p.threshold if hourly.shaped else math.log(p.first_day_ratio) / spread
+        needed = threshold if usual is None else max(threshold, usual)
         warm = now - self.first_at >= self._warmup
         started = False
-        if self.surge == 0 and warm and (up.surges(p) or down.surges(p)):
-            started = True
-            self.surge = 1 if up.surges(p) else -1
-            # The smoothed residual starts at least at the level that was sustained.
-            if self.surge > 0:
-                self.smooth = max(self.smooth, residual_high)
-            else:
-                self.smooth = min(self.smooth, residual_low)
+        if self.surge == 0 and warm:
+            for side in (up, down):
+                if side.watched and side.z >= needed and judged >= p.min_volume:
+                    started = True
+                    self.surge = side.sign
+                    self.episode_day = day
+                    # The smoothed residual starts at least at the level that was sustained.
+                    self.smooth = (
+                        max(self.smooth, residual_high)
+                        if side.sign > 0
+                        else min(self.smooth, residual_low)
+                    )
+                    break
         elif self.surge and self.surge * self.smooth / smooth_spread < p.rearm:
             self.surge = 0
+            self.episode_day = None
         if self.surge:
             side = up if self.surge > 0 else down
         elif up.watched and (not down.watched or up.z >= down.z):
             side = up
         else:
             side = down
-        detection = self._verdict(at, value, side, warm=warm, started=started)
+        detection = self._verdict(
+            at,
+            value,
+            side,
+            hourly,
+            warm=warm,
+            started=started,
+            threshold=threshold,
+            needed=needed,
+            usual=usual,
+        )
         # Learn.
-        self.largest_up = max(largest_up, up.beyond)
-        self.largest_down = max(largest_down, down.beyond)
+        watched_z = max(s.z for s in (up, down) if s.watched)
+        self._record_peak(self.episode_day if self.episode_day is not None else day, watched_z)
         centred = 0.5 * (residual_high + residual_low)
         keep = _decay(dt, self._spread_half_life)
         known = self.spread_weight > 0.0
@@ -543,7 +621,17 @@ class VolumeSurgeDetector:
         return detection
 
     def _verdict(
-        self, at: datetime, value: float, side: _Side, *, warm: bool, started: bool
+        self,
+        at: datetime,
+        value: float,
+        side: _Side,
+        hourly: _Hourly,
+        *,
+        warm: bool,
+        started: bool,
+        threshold: float,
+        needed: float,
+        usual: float | None,
     ) -> Detection:
         p = self.params
         judged, expected = side.judged, side.expected
@@ -553,14 +641,13 @@ class VolumeSurgeDetector:
             verdict = "surge continues" if self.surge > 0 else "collapse continues"
         elif not warm:
             verdict = "warming up"
-        elif side.z < p.threshold or not side.watched:
+        elif side.z < threshold or not side.watched:
             verdict = "normal"
         elif judged < p.min_volume:
             verdict = "too few"
         else:
-            verdict = "not notable"
-        score = 1.0 - 2.0 ** (-((side.z / p.threshold) ** 2)) if side.z > 0.0 else 0.0
-        hourly = self._hourly(int(at.timestamp() // HOUR))
+            verdict = "not unusual"
+        score = 1.0 - 2.0 ** (-((side.z / threshold) ** 2)) if side.z > 0.0 else 0.0
         return Detection(
             score=round(score, 4) if side.watched else 0.0,
             condition=self.surge != 0,
@@ -571,7 +658,9 @@ class VolumeSurgeDetector:
             sustained=judged,
             ratio=judged / expected if expected > 0.0 else math.inf,
             z=round(side.sign * side.z, 4),
-            largest_recent=side.largest,
+            needed=needed,
+            usual_peak=usual,
+            shaped=hourly.shaped,
             same_hour=hourly.same_hour,
             level_24h=hourly.level_24h,
             direction={1: "up", -1: "down"}.get(self.surge, ""),
@@ -581,7 +670,7 @@ class VolumeSurgeDetector:
     # --- state ------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-serialisable memory of the detector (about 1.5 KB)."""
+        """JSON-serialisable memory of the detector (about 1.7 KB)."""
         return {
             "v": STATE_VERSION,
             "first": self.first_at,
@@ -595,9 +684,9 @@ class VolumeSurgeDetector:
             "smooth_spread": self.smooth_spread,
             "spread_weight": self.spread_weight,
             "smooth": self.smooth,
-            "largest_up": self.largest_up,
-            "largest_down": self.largest_down,
             "surge": self.surge,
+            "peaks": [list(entry) for entry in self.peaks],
+            "episode_day": self.episode_day,
             # Each step within ``sustain``: [seconds before ``last``, count].
             "recent": [[self.last_at - t if self.last_at else 0.0, v] for t, v in self.recent],
             # Derived from the above, kept so a detector restored every minute need not redo
@@ -609,10 +698,12 @@ class VolumeSurgeDetector:
 
     @classmethod
     def from_state(cls, params: VolumeSurgeParams, state: dict[str, Any]) -> Self:
-        """A detector with ``params`` that remembers ``state`` (from ``to_state``); a state of
-        another format (an older detector's) starts afresh."""
+        """A detector with ``params`` that remembers ``state`` (from ``to_state``). A state of
+        the previous format (version 2) keeps its history and has no daily peaks yet; any other
+        starts afresh."""
         detector = cls(params)
-        if state.get("v") != STATE_VERSION:
+        version = state.get("v")
+        if version not in (2, STATE_VERSION):
             return detector
         detector.first_at = state["first"]
         detector.last_at = state["last"]
@@ -626,15 +717,18 @@ class VolumeSurgeDetector:
         detector.smooth_spread = float(state["smooth_spread"])
         detector.spread_weight = float(state["spread_weight"])
         detector.smooth = float(state["smooth"])
-        detector.largest_up = float(state["largest_up"])
-        detector.largest_down = float(state["largest_down"])
         detector.surge = int(state["surge"])
+        if version == STATE_VERSION:
+            detector.peaks = [[int(d), float(z)] for d, z in state["peaks"]]
+            detector.episode_day = state["episode_day"]
+            hourly = state.get("hourly")
+            if hourly is not None:
+                hour, before, this, after, shaped, level = hourly
+                detector._hourly_cache = detector._with_evidence(
+                    hour, before, this, after, shaped, level
+                )
+        elif detector.surge and detector.last_at is not None:
+            detector.episode_day = int(detector.last_at // DAY)
         last = detector.last_at or 0.0
         detector.recent = [(last - ago, v) for ago, v in state["recent"]]
-        hourly = state.get("hourly")
-        if hourly is not None:
-            hour, before, this, after, shaped, level = hourly
-            detector._hourly_cache = detector._with_evidence(
-                hour, before, this, after, shaped, level
-            )
         return detector

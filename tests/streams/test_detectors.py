@@ -81,10 +81,24 @@ def test_a_surge_fires_once_at_its_start_and_calm_days_never_do() -> None:
     assert not verdicts[begin + 12 + 24].condition
 
 
-def test_nothing_fires_before_a_day_of_history() -> None:
-    verdicts = run(counts(DAY, shape=surge(at(0, 20), 12, 20.0)))
+def test_the_first_day_catches_a_story_but_not_its_own_daily_cycle() -> None:
+    # A brand seen for the first time: no daily shape yet, so its rise from night to afternoon
+    # (three times its level) must not look like a surge, and a story of twenty times must.
+    assert starts(run(counts(DAY, swing=0.5))) == []
+    verdicts = run(counts(DAY, swing=0.5, shape=surge(at(0, 20), 12, 20.0)))
+    assert starts(verdicts) == [at(0, 20) + 1]
+    alert = verdicts[at(0, 20) + 1]
+    assert not alert.shaped and alert.usual_peak is None
+    assert "no daily shape yet" in alert.reason and "10x the level so far" in alert.reason
+    # A five-fold rise on the first day is not enough without a daily shape to judge it by.
+    assert starts(run(counts(DAY, swing=0.5, shape=surge(at(0, 20), 12, 5.0)))) == []
+
+
+def test_nothing_fires_in_the_first_three_hours() -> None:
+    verdicts = run(counts(DAY, shape=surge(at(0, 1), 12, 20.0)))
     assert starts(verdicts) == []
-    assert verdicts[at(0, 20) + 3].reason.startswith("warming up")
+    assert verdicts[5].reason == "warming up: no history yet"
+    assert verdicts[at(0, 1) + 3].reason.startswith("warming up")
 
 
 def test_a_level_shift_is_one_alert_then_the_new_normal() -> None:
@@ -105,13 +119,40 @@ def test_two_surges_a_few_hours_apart_are_two_alerts() -> None:
     assert starts(verdicts) == [first + 1, second + 1]
 
 
-def test_a_surge_far_smaller_than_a_recent_one_is_not_notable() -> None:
+def test_a_big_story_does_not_mute_the_next_one() -> None:
+    # A thirty-fold story, then a four-fold one the next day: both are news (the first round's
+    # "largest recent excess" muted the second for weeks).
     big, small = at(4, 10), at(5, 10)
     shape = lambda row: surge(big, 12, 30.0)(row) * surge(small, 12, 4.0)(row)  # noqa: E731
-    verdicts = run(counts(6 * DAY, shape=shape))
-    assert starts(verdicts) == [big + 1]
-    small_verdict = verdicts[small + 4]
-    assert small_verdict.z >= 4.0 and small_verdict.reason.startswith("not notable")
+    verdicts = run(counts(7 * DAY, shape=shape))
+    assert starts(verdicts) == [big + 1, small + 1]
+
+
+def test_a_brand_that_jumps_every_day_is_paged_about_once_a_week() -> None:
+    # Every day a half-hour burst of a random size (three to eight times normal, at a random
+    # hour): significant each time, but usual for this brand. Over the last three weeks it is
+    # paged for a few of its biggest bursts (about one a week), not daily, and a twenty-fold
+    # story on day 45 is always news.
+    rng = random.Random(5)
+    bursts = {day: (at(day, rng.uniform(10, 18)), rng.uniform(3.0, 8.0)) for day in range(50)}
+    story = at(45, 15)
+
+    def shape(row: int) -> float:
+        start, factor = bursts[row // DAY]
+        burst = factor if start <= row < start + 6 else 1.0
+        return 20.0 if story <= row < story + 12 else burst
+
+    values = counts(50 * DAY, shape=shape)
+    verdicts = run(values)
+    late = [i for i in starts(verdicts) if i >= 28 * DAY]
+    assert story + 1 in late and len(late) <= 1 + 4  # the story and at most ~one a week
+    without_rank = run(values, VolumeSurgeParams(peak_rank=0))
+    assert len([i for i in starts(without_rank) if i >= 28 * DAY]) >= 20  # nearly every day
+    routine = [d for i, d in enumerate(verdicts) if i >= 28 * DAY and d.verdict == "not unusual"]
+    assert routine and all(d.usual_peak is not None and d.z < d.usual_peak for d in routine)
+    assert "usual peak z" in routine[0].reason and "4th highest daily peak" in routine[0].reason
+    alert = verdicts[story + 1]
+    assert alert.usual_peak is not None and alert.z >= alert.needed == alert.usual_peak > 4.5
 
 
 def test_the_daily_peak_is_not_a_surge() -> None:
@@ -173,10 +214,26 @@ def test_the_verdicts_on_a_prefix_do_not_depend_on_what_follows() -> None:
         assert run(values[:cut]) == whole[:cut]
 
 
-def test_a_state_of_the_old_format_starts_afresh() -> None:
+def test_a_state_of_an_unknown_format_starts_afresh() -> None:
     old = {"level": 3.2, "dev": 0.4, "seen": 5000, "peak": 1.0}
     detector = VolumeSurgeDetector.from_state(VolumeSurgeParams(), old)
     assert detector.to_state() == VolumeSurgeDetector(VolumeSurgeParams()).to_state()
+
+
+def test_a_state_of_the_previous_version_keeps_its_history() -> None:
+    # Version 2 (before the usual peak) had "largest_up"/"largest_down" instead of daily peaks.
+    values = counts(6 * DAY, shape=surge(at(5, 14), 12, 10.0))
+    detector = VolumeSurgeDetector(VolumeSurgeParams())
+    for i, v in enumerate(values[: 5 * DAY]):
+        detector.step(T0 + i * STEP, v)
+    state = detector.to_state()
+    old = {k: v for k, v in state.items() if k not in ("peaks", "episode_day", "hourly")}
+    old.update(v=2, largest_up=120.0, largest_down=30.0)
+    resumed = VolumeSurgeDetector.from_state(VolumeSurgeParams(), old)
+    assert resumed.hours == detector.hours and resumed.spread == detector.spread
+    assert resumed.peaks == []
+    rest = [resumed.step(T0 + i * STEP, v) for i, v in enumerate(values[5 * DAY :], 5 * DAY)]
+    assert [i + 5 * DAY for i, d in enumerate(rest) if d.started] == [at(5, 14) + 1]
 
 
 def test_bad_input_is_a_clear_error() -> None:
@@ -188,6 +245,10 @@ def test_bad_input_is_a_clear_error() -> None:
         detector.step(T0 - STEP, 3.0)
     with pytest.raises(ValidationError, match="rearm"):
         VolumeSurgeParams(threshold=2.0, rearm=2.0)
+    with pytest.raises(ValidationError, match="peak_window must be whole days"):
+        VolumeSurgeParams(peak_window=timedelta(hours=36))
+    with pytest.raises(ValidationError, match="peak_rank"):
+        VolumeSurgeParams(peak_rank=8, peak_window=timedelta(days=7))
 
 
 def test_bad_parameters_in_a_rule_file_name_the_line() -> None:
