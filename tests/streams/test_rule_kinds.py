@@ -266,7 +266,10 @@ VOLUME = rule("""
 - alert: Surge
   kind: volume_surge
   window: 1m
-  params: {threshold: 3.0, min_volume: 20, warmup: 1h, sustain: 2m, smoothing: 2m}
+  # Two hours of history: no daily shape yet, so the first-day ratio decides: (1 + 40) / (1 + 5)
+  # is 6.8x the level so far, above the 5x asked here.
+  params: {threshold: 3.0, min_volume: 20, warmup: 1h, sustain: 2m, smoothing: 2m,
+           first_day_ratio: 5}
   for: 3m
   keep_firing_for: 2m
 """)
