@@ -32,6 +32,10 @@ sensitivity checks) cited from ``bench/results/tune_detector.json``, and
 ``../shared/data/nab-extra`` (48 series of other kinds, 83 windows, never used for a choice; a
 third of its windows are drops, out of reach of a detector of rises: see the oracle).
 
+Also the worker's cost of the rule: microseconds per brand-minute of ``VolumeSurgeRule.evaluate``
+(the detector kept alive between minutes, as shipped) beside rebuilding the detector from its state
+and writing it back every minute (as the first round did), in the same run.
+
 Usage: ``.venv/bin/python bench/detection.py [--data DIR] [--extra DIR] [--subprocess]``.
 Figures go to ``bench/results/detection.json``.
 """
@@ -43,13 +47,14 @@ import csv
 import json
 import math
 import platform
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +74,8 @@ from bench.nab import (  # noqa: E402
 )
 from services.detect_cli import DEFAULT_RULE, SHIPPED_RULES, detect, find_rule  # noqa: E402
 from streams.rule_kinds import VolumeSurgeRule  # noqa: E402
+from streams.state import RuleState  # noqa: E402
+from streams.windows import WindowStats  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "nab-dev"
 EXTRA = REPO.parent / "shared" / "data" / "nab-extra"
@@ -165,6 +172,54 @@ def first_round_alerts(series: Series) -> list[bool]:
         detector.step(at, value).condition
         for at, value in zip(series.times, series.values, strict=True)
     )
+
+
+def worker_cost(rule: VolumeSurgeRule, brands: int = 4, days: int = 4) -> dict[str, float]:
+    """Microseconds per brand-minute of ``rule.evaluate`` in the worker (best of 3 runs each):
+    as shipped (the detector kept alive between minutes) and with the detector rebuilt from its
+    stored state every minute (``from_state``, ``step``, ``to_state``, as the first round did)."""
+    rng = random.Random(1)
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    minutes = days * 1440
+    counts = [float(max(0, round(rng.gauss(50, 7)))) for _ in range(minutes)]
+    stats = [
+        WindowStats(
+            count=int(c),
+            negative=0,
+            compound_sum=0.0,
+            deficit=0,
+            churn=0,
+            empathy_positive=0,
+            examples=(),
+        )
+        for c in counts
+    ]
+    ends = [start + timedelta(minutes=i + 1) for i in range(minutes)]
+
+    def shipped() -> None:
+        states = [RuleState() for _ in range(brands)]
+        for i in range(minutes):
+            for rs in states:
+                rule.evaluate(rs, stats[i], ends[i])
+
+    def rebuilt() -> None:
+        # A shallow copy of each stored state is another object: the live detector is not
+        # used and the rule rebuilds it from the state, as a worker restarted every minute would.
+        states = [RuleState() for _ in range(brands)]
+        for i in range(minutes):
+            for rs in states:
+                rs.detectors = {slot: dict(state) for slot, state in rs.detectors.items()}
+                rule.evaluate(rs, stats[i], ends[i])
+
+    out: dict[str, float] = {}
+    for label, run in (("live detector (shipped)", shipped), ("rebuilt every minute", rebuilt)):
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        out[label] = round(min(times) / (minutes * brands) * 1e6, 1)
+    return out
 
 
 def run_detect_subprocess(path: Path) -> list[bool]:
@@ -376,6 +431,11 @@ def main() -> int:
             f"WARNING: the shipped threshold {rule.params.threshold} is not the one "
             f"bench/tune_detector.py chose ({tuning['chosen']}); rerun it"
         )
+    results["worker_cost_us_per_brand_minute"] = cost = worker_cost(rule)
+    print(
+        "\nworker cost of the rule, microseconds per brand-minute (best of 3): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in cost.items())
+    )
     print(
         "\npublished (standard, full realTweets): "
         + ", ".join(f"{k} {v}" for k, v in PUBLISHED_REALTWEETS.items())

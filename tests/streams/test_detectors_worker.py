@@ -96,3 +96,49 @@ def test_the_worker_and_listenwell_detect_catch_the_surge_together() -> None:
     # The detector's memory in the brand's state stays small.
     stored = state.rules[rule.alert].detectors["0"]
     assert len(json.dumps(stored, separators=(",", ":"))) < 2048  # as the changelog stores it
+
+
+def test_live_detectors_change_nothing_a_restarted_worker_would_see() -> None:
+    # The worker keeps each brand's detector alive between minutes (streams/rule_kinds/volume.py)
+    # instead of rebuilding it from the state every minute. A worker restarted before every batch
+    # (each brand state read back from its changelog JSON) rebuilds them all the time: both must
+    # raise the same alerts and leave the same detector state.
+    rule = find_rule(SHIPPED_RULES, DEFAULT_RULE)
+    mentions = per_minute_mentions(nab_like_counts())
+    end = bucket_end(len(nab_like_counts()))
+
+    def run_worker(restart_every_batch: bool) -> tuple[list[object], object]:
+        engine = Engine(load_rule_paths(SHIPPED_RULES), allowed_lateness=timedelta(0))
+        state = engine.new_state("acme")
+        alerts: list[object] = []
+        for i in range(0, len(mentions), 997):
+            if restart_every_batch:
+                state = type(state).model_validate_json(state.model_dump_json())
+            alerts += engine.process(state, mentions[i : i + 997]).alerts
+        alerts += engine.advance(state, end).alerts
+        return alerts, state.rules[rule.alert].detectors
+
+    live_alerts, live_detectors = run_worker(restart_every_batch=False)
+    restarted_alerts, restarted_detectors = run_worker(restart_every_batch=True)
+    assert live_alerts == restarted_alerts
+    assert any(a.alertname == rule.alert for a in live_alerts)  # type: ignore[attr-defined]
+    assert json.dumps(live_detectors) == json.dumps(restarted_detectors)
+
+
+def test_a_state_recovered_from_an_older_changelog_record_is_not_judged_by_a_newer_detector() -> (
+    None
+):
+    # A rebalance: the worker recovers a brand from an older changelog record and replays the
+    # mentions after it. The detector kept alive from the newer minutes must not be used.
+    mentions = per_minute_mentions(nab_like_counts())
+    engine = Engine(load_rule_paths(SHIPPED_RULES), allowed_lateness=timedelta(0))
+    batches = [mentions[i : i + 997] for i in range(0, len(mentions), 997)]
+    cut = len(batches) * 3 // 4  # just before the story
+    state = engine.new_state("acme")
+    for batch in batches[:cut]:
+        engine.process(state, batch)
+    snapshot = state.model_dump_json()
+    uninterrupted = [a for b in batches[cut:] for a in engine.process(state, b).alerts]
+    recovered = type(state).model_validate_json(snapshot)
+    replayed = [a for b in batches[cut:] for a in engine.process(recovered, b).alerts]
+    assert uninterrupted and replayed == uninterrupted
