@@ -1,5 +1,6 @@
 """One detector, two cadences: the worker (every closed minute, on the count of the last 5 minutes)
-and ``listenwell detect`` (one step per 5-minute row) catch the same surge at about the same time.
+and ``listenwell detect`` (one step per 5-minute row) catch the same surge at about the same time;
+the worker's live detectors change nothing a restarted worker would see; the demo's first day.
 
 The series is NAB-like: 5-minute counts of a brand's mentions with a daily cycle and Poisson-like
 noise, four quiet days and then a story. The worker path is the real one: the mentions, spread
@@ -12,7 +13,12 @@ import json
 import math
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+
+from connectors.simulate import generate
+from services.cli import main
 from services.detect_cli import DEFAULT_RULE, SHIPPED_RULES, find_rule, run_volume_rule
 from streams.engine import Engine
 from streams.records import AlertState, ScoredMention
@@ -142,3 +148,27 @@ def test_a_state_recovered_from_an_older_changelog_record_is_not_judged_by_a_new
     recovered = type(state).model_validate_json(snapshot)
     replayed = [a for b in batches[cut:] for a in engine.process(recovered, b).alerts]
     assert uninterrupted and replayed == uninterrupted
+
+
+@pytest.mark.parametrize(("scenario", "seed"), [("crisis", 7), ("calm", 3)])
+def test_the_demo_crisis_is_a_volume_surge_on_its_first_day_and_a_calm_day_is_not(
+    scenario: str, seed: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `make demo` replays one simulated day, the first the engine sees: the crisis brand's
+    # volume (3.5 times its usual from 09:00 to 16:00) must page marketing, and the daily rise
+    # from night to afternoon of every brand must not.
+    path = tmp_path / f"{scenario}.jsonl"
+    with path.open("w") as out:
+        for mention in generate(scenario, seed=seed):
+            out.write(mention.model_dump_json() + "\n")
+    assert main(["rules", "backtest", "--rules", str(SHIPPED_RULES), "--input", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    surges = [line for line in lines if "MentionVolumeSurge brand=" in line]
+    if scenario == "calm":
+        assert surges == []
+        return
+    assert [line.split()[1:4] for line in surges] == [
+        ["10:30", "firing", "MentionVolumeSurge"],
+        ["15:44", "resolved", "MentionVolumeSurge"],
+    ]
+    assert all("brand=northwind-air" in line for line in surges)
