@@ -21,6 +21,9 @@ The final ``compound`` follows the model's label (``>= 0.05`` positive, ``<= -0.
 neutral between) with P(positive) - P(negative) as its magnitude; when a rule fired and says
 negative, the compound is never above ``rule_compound``. Everything is deterministic and linear
 in the text length.
+
+About half of this module's 600-odd lines are the rule tables (complaint, sarcasm and negated-service
+phrases as regular expressions): data kept beside the few functions that read them.
 """
 
 from __future__ import annotations

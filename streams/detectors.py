@@ -47,6 +47,10 @@ fields and as one sentence.
 The defaults are the one configuration shipped for every brand; ``threshold`` was chosen by
 leave-one-series-out cross-validation on the NAB development series (``bench/tune_detector.py``,
 figures in ``bench/results/tune_detector.json``); the others have a meaning and are fixed.
+
+Longer than most modules here (about 700 lines) on purpose: the parameters, the step, the evidence
+and the state format of one detector change together (a new input to a step is a new field of the
+state and of the evidence), and reading them side by side is what keeps them in step.
 """
 
 from __future__ import annotations
