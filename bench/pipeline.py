@@ -5,14 +5,20 @@ Prints, in one run:
 - throughput: a backlog of >= 50,000 simulated mentions is produced first, then one worker drains
   it; mentions/s = backlog / (last ingested − first ingested), read from the worker's own /metrics;
 - latency: afterwards a steady stream at half that rate; p50/p99 of (scored record's Kafka timestamp
-  − raw record's Kafka timestamp), matched by mention id;
+  − raw record's Kafka timestamp), matched by mention id. By default the stream is *live* (each
+  mention's event time is the time it is sent, as in production); ``--latency-stream replay`` sends
+  a slice of another simulated day at the backlog's density instead, where event time runs
+  thousands of times faster than the clock (every batch closes minutes and runs customer sweeps
+  that a live worker runs once a minute or once an hour);
 - the baseline: a bare ``vaderSentiment`` loop over the same texts (texts/s) and the ratio pipeline
   / VADER;
-- with ``--profile``: where the worker's pure core spends its time (cProfile of ``Pipeline.process``
-  on the same records, in-process, no Kafka).
+- with ``--profile``: where the worker process spends its time in each phase (py-spy on it, see
+  ``bench/spy.py``), and where the pure core does (cProfile of ``Pipeline.process`` on the same
+  records, in-process, no Kafka).
 
-Usage: ``.venv/bin/python bench/pipeline.py [--mentions 50000] [--bootstrap HOST:PORT]
-[--profile]``. Figures also go to ``bench/results/pipeline.json``.
+Usage: ``.venv/bin/python bench/pipeline.py [--mentions 50000] [--latency-stream live|replay]
+[--bootstrap HOST:PORT] [--worker-env NAME=VALUE] [--profile]``. Figures also go to
+``bench/results/pipeline.json``.
 """
 
 from __future__ import annotations
@@ -47,16 +53,44 @@ from streams.records import Mention  # noqa: E402
 from streams.rules import load_rules  # noqa: E402
 from streams.scoring import Scorer  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+from spy import Recorder, breakdown, breakdown_table  # noqa: E402
+
 RESULTS = REPO / "bench" / "results" / "pipeline.json"
 
 
-def simulated(at_least: int, seed: int) -> list[Mention]:
+def simulated(at_least: int, seed: int) -> tuple[list[Mention], float]:
+    """The first ``at_least`` mentions of the crisis day scaled to have that many, and the scale."""
     scale = 1.0
     while True:
         mentions = generate("crisis", seed=seed, rate_scale=scale)
         if len(mentions) >= at_least:
-            return mentions[:at_least]
+            return mentions[:at_least], scale
         scale *= at_least / max(1, len(mentions)) * 1.05
+
+
+def steady_stream(count: int, scale: float) -> list[Mention]:
+    """``count`` mentions of another crisis day at the backlog's ``scale``, a contiguous slice
+    from its middle, a day after the backlog, with ids of their own.
+
+    Same event-time density as the backlog: the worker's work per mention depends on it (each
+    event-time minute a batch passes is closed and evaluated for every brand and rule), so a
+    stream that packed a whole day into ``count`` mentions would not be "half the load" of the
+    backlog. Simulated ids are only unique within one seed: give them ids of their own, or the
+    worker would dedupe them.
+    """
+    day = generate("crisis", seed=12, rate_scale=scale)
+    middle = max(0, len(day) // 2 - count // 2)
+    return [
+        m.model_copy(
+            update={
+                "id": f"simulate:latency:{i}",
+                "created_at": m.created_at + timedelta(days=1),
+                "fetched_at": m.fetched_at + timedelta(days=1),
+            }
+        )
+        for i, m in enumerate(day[middle : middle + count])
+    ]
 
 
 def bare_vader(texts: list[str]) -> float:
@@ -101,7 +135,41 @@ def wait_ingested(port: int, count: float, process: subprocess.Popen[bytes]) -> 
         if ingested >= count:
             assert first is not None
             return first, now
-        time.sleep(0.05)
+        time.sleep(0.1)
+
+
+WARM_UP = 200
+
+
+def send_paced(
+    bootstrap: str, topic: str, mentions: list[Mention], rate: float, *, live: bool
+) -> None:
+    """Produce ``mentions`` at ``rate`` per second; ``live``: stamped with the time of sending."""
+    with MentionProducer(bootstrap) as producer:
+        began = time.perf_counter()
+        for i, mention in enumerate(mentions):
+            delay = began + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            if live:
+                now = datetime.now(UTC)
+                mention = mention.model_copy(update={"created_at": now, "fetched_at": now})
+            producer.send(mention, topic=topic)
+
+
+def histogram_delta(
+    before: dict[str, float], after: dict[str, float], name: str
+) -> list[tuple[float, float]]:
+    """Cumulative share of observations per bucket bound of histogram ``name`` between two
+    scrapes (``+Inf`` left out)."""
+    counts: list[tuple[float, float]] = []
+    for key, value in after.items():
+        if key.startswith(name + "_bucket{") and 'le="+Inf"' not in key:
+            le = float(key.split('le="')[1].split('"')[0])
+            counts.append((le, value - before.get(key, 0.0)))
+    counts.sort()
+    n = total(after, name + "_count") - total(before, name + "_count")
+    return [(le, c / n if n else 0.0) for le, c in counts]
 
 
 def profile_core(mentions: list[Mention]) -> str:
@@ -135,11 +203,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mentions", type=int, default=50_000)
     parser.add_argument("--latency-mentions", type=int, default=10_000)
+    parser.add_argument(
+        "--latency-stream",
+        choices=("live", "replay"),
+        default="live",
+        help="event time of the half-load stream: the time of sending (live, as in production: "
+        "minutes close once a minute) or a replayed day at the backlog's density (event time "
+        "runs thousands of times faster than the clock, so every batch closes minutes and runs "
+        "customer sweeps)",
+    )
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
-    parser.add_argument("--profile", action="store_true", help="also profile the pure core")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the worker, cProfile the core"
+    )
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the worker (e.g. LISTENWELL_BATCH_WITHIN_S=0.05)",
+    )
     args = parser.parse_args()
 
-    mentions = simulated(args.mentions, seed=11)
+    mentions, scale = simulated(args.mentions, seed=11)
     texts = [m.text for m in mentions]
     print(
         f"{len(mentions):,} simulated mentions, mean text length "
@@ -165,8 +251,10 @@ def main() -> int:
         "LISTENWELL_APP_ID": f"listenwell-{prefix.rstrip('.')}",
         "LISTENWELL_WORKER_METRICS_PORT": str(port),
         "LISTENWELL_DATA_DIR": str(workdir),
+        **dict(item.split("=", 1) for item in args.worker_env),
     }
     worker = None
+    profiles: dict[str, tuple[dict[str, float], int]] = {}
     try:
         print("producing the backlog …", flush=True)
         with MentionProducer(bootstrap) as producer:
@@ -180,7 +268,12 @@ def main() -> int:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+            spy = None
+            if args.profile:
+                spy = Recorder(worker.pid, workdir / "spy-drain.txt")
             first, last = wait_ingested(port, len(mentions), worker)
+            if spy is not None:
+                profiles["drain"] = breakdown(spy.stop())
             throughput = len(mentions) / (last - first)
             print(
                 f"pipeline: drained {len(mentions):,} in {last - first:.1f} s → "
@@ -189,29 +282,50 @@ def main() -> int:
             )
 
             rate = throughput / 2
-            steady = generate("crisis", seed=12, rate_scale=args.latency_mentions / 15_000)
-            # Simulated ids are only unique within one seed, and the backlog ended a day later:
-            # give the steady stream ids and event times of its own, or the worker would dedupe it.
-            steady = [
-                m.model_copy(
-                    update={
-                        "id": f"simulate:latency:{i}",
-                        "created_at": m.created_at + timedelta(days=1),
-                        "fetched_at": m.fetched_at + timedelta(days=1),
-                    }
-                )
-                for i, m in enumerate(steady[: args.latency_mentions])
-            ]
-            print(f"latency: producing {len(steady):,} mentions at {rate:,.0f}/s …", flush=True)
-            with MentionProducer(bootstrap) as producer:
-                began = time.perf_counter()
-                for i, mention in enumerate(steady):
-                    delay = began + i / rate - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    producer.send(mention, topic=raw)
-            wait_ingested(port, len(mentions) + len(steady), worker)
+            steady = steady_stream(args.latency_mentions + WARM_UP, scale)
+            live = args.latency_stream == "live"
+            if live:
+                # The first live mentions move every brand's watermark from the backlog's day to
+                # today (closing the gap, forgetting the backlog's customers): not counted.
+                send_paced(bootstrap, raw, steady[:WARM_UP], rate, live=True)
+                wait_ingested(port, len(mentions) + WARM_UP, worker)
+            steady = steady[WARM_UP:]
+            warm = WARM_UP if live else 0
+            before_steady = scrape(port)
+            print(
+                f"latency: producing {len(steady):,} mentions at {rate:,.0f}/s, event time "
+                + ("= the time they are sent (live)" if live else "of a replayed day")
+                + " …",
+                flush=True,
+            )
+            if args.profile:
+                spy = Recorder(worker.pid, workdir / "spy-steady.txt")
+            send_paced(bootstrap, raw, steady, rate, live=live)
+            wait_ingested(port, len(mentions) + warm + len(steady), worker)
+            if spy is not None:
+                profiles["half load"] = breakdown(spy.stop())
             time.sleep(2)
+            after_steady = scrape(port)
+            batches = total(after_steady, "listenwell_batch_processing_seconds_count") - total(
+                before_steady, "listenwell_batch_processing_seconds_count"
+            )
+            batch_s = total(after_steady, "listenwell_batch_processing_seconds_sum") - total(
+                before_steady, "listenwell_batch_processing_seconds_sum"
+            )
+            inside = histogram_delta(
+                before_steady, after_steady, "listenwell_processing_latency_seconds"
+            )
+            print(
+                "latency phase, produced → scoring started, as the worker sees it: "
+                + ", ".join(f"<= {le:g} s: {n:.0%}" for le, n in inside),
+                flush=True,
+            )
+            print(
+                f"latency phase: {batches:.0f} batches, {len(steady) / max(batches, 1):.0f} "
+                f"mentions and {batch_s / max(batches, 1) * 1000:.0f} ms each on average; worker "
+                f"busy with batches {batch_s / (len(steady) / rate):.0%} of the phase",
+                flush=True,
+            )
     finally:
         if worker is not None:
             stop_process(worker)  # type: ignore[arg-type]
@@ -253,6 +367,9 @@ def main() -> int:
         + "\n"
     )
     if args.profile:
+        print()
+        print("where the worker's time goes (py-spy on the worker process, share of samples):")
+        print(breakdown_table(profiles))
         print()
         print(profile_core(mentions))
     return 0

@@ -82,13 +82,19 @@ def check_kafka(settings: Settings) -> list[Check]:
                     "LISTENWELL_TOPIC_PREFIX if you use a prefix)",
                 )
             )
-        elif topic.partitions != spec.partitions or topic.cleanup_policy != spec.cleanup_policy:
+        elif (
+            topic.partitions != spec.partition_count(settings.partitions)
+            or topic.cleanup_policy != spec.cleanup_policy
+        ):
+            expected = spec.partition_count(settings.partitions)
+            source = "LISTENWELL_PARTITIONS" if spec.scales else "streams/topics.py"
             checks.append(
                 fail(
                     f"topic {name}: {topic.partitions} partitions, cleanup.policy "
                     f"{topic.cleanup_policy}",
-                    f"expected {spec.partitions} partitions and cleanup.policy "
-                    f"{spec.cleanup_policy} (streams/topics.py); alter the topic or recreate it",
+                    f"expected {expected} partitions ({source}) and cleanup.policy "
+                    f"{spec.cleanup_policy}; set LISTENWELL_PARTITIONS to the topics' count, or "
+                    "recreate the topics (see README, Scaling out)",
                 )
             )
         else:

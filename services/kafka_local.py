@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.topics import REGISTRY, topic_name
+from streams.topics import DEFAULT_PARTITIONS, REGISTRY, topic_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_DEPLOY_DIR = REPO_ROOT / "deploy" / "kafka"
@@ -537,6 +537,25 @@ def list_topics(bootstrap: str) -> list[Topic]:
     ]
 
 
+def partition_mismatches(
+    bootstrap: str, prefix: str, partitions: int, changelogs: Sequence[str] = ()
+) -> list[str]:
+    """What is wrong with the partition counts of the scaling topics on the broker, one sentence
+    each (empty: nothing): each registry topic that scales and each of ``changelogs`` (the
+    worker's table changelog topics) that exists must have ``partitions`` partitions.
+
+    A worker whose topics disagree would put a brand's state in another partition than its
+    mentions, or leave partitions no worker reads: it must not start.
+    """
+    present = {topic.name: topic.partitions for topic in list_topics(bootstrap)}
+    wanted = [topic_name(spec, prefix) for spec in REGISTRY if spec.scales] + list(changelogs)
+    return [
+        f"topic {name} has {present[name]} partitions, LISTENWELL_PARTITIONS is {partitions}"
+        for name in wanted
+        if name in present and present[name] != partitions
+    ]
+
+
 def _config_value(configs: dict[str, Any], key: str) -> str:
     entry = configs.get(key)
     if isinstance(entry, dict):
@@ -544,11 +563,14 @@ def _config_value(configs: dict[str, Any], key: str) -> str:
     return "?" if entry is None else str(entry)
 
 
-def create_topics(bootstrap: str, prefix: str = "") -> list[str]:
+def create_topics(
+    bootstrap: str, prefix: str = "", partitions: int = DEFAULT_PARTITIONS
+) -> list[str]:
     """Create every topic of the registry that the broker lacks; return the names created.
 
     Partitions and topic configuration (cleanup policy, retention) come from
-    :data:`streams.topics.REGISTRY`; replication factor 1 (a single local broker).
+    :data:`streams.topics.REGISTRY`, the scaling topics with ``partitions`` partitions
+    (``LISTENWELL_PARTITIONS``); replication factor 1 (a single local broker).
     """
     with _quiet_kafka_client():
         admin = _admin(bootstrap)
@@ -556,7 +578,7 @@ def create_topics(bootstrap: str, prefix: str = "") -> list[str]:
             existing = set(admin.list_topics())
             wanted = {
                 topic_name(spec, prefix): {
-                    "num_partitions": spec.partitions,
+                    "num_partitions": spec.partition_count(partitions),
                     "replication_factor": 1,
                     "configs": spec.config(),
                 }
@@ -691,7 +713,9 @@ def _cmd_create_topics(kafka: LocalKafka, prefix: str) -> int:
         raise KafkaLocalError(
             f"no broker answers on {kafka.bootstrap}; start one with `listenwell kafka start`"
         )
-    created = create_topics(kafka.bootstrap, prefix)
+    from streams.settings import Settings
+
+    created = create_topics(kafka.bootstrap, prefix, Settings().partitions)
     if created:
         for name in created:
             print(f"kafka: created topic {name}")

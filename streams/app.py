@@ -19,6 +19,7 @@ import functools
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry
@@ -29,6 +30,7 @@ from streams.brand_scoring import scorer_for
 from streams.clock import SYSTEM_CLOCK, Clock
 from streams.cs_sentiment import CsSentiment
 from streams.engine import Engine
+from streams.faust_app import ListenwellApp
 from streams.lag import EndOffsets, LagProbe
 from streams.metrics import WorkerMetrics
 from streams.offsets import (
@@ -59,6 +61,11 @@ class Worker:
     metrics: WorkerMetrics
     rules: RuleSet
 
+    def changelog_topics(self) -> list[str]:
+        """Names of the worker's table changelog topics (Faust creates them when missing)."""
+        tables: Any = self.app.tables
+        return sorted(table.changelog_topic.get_topic_name() for table in tables.values())
+
 
 def make_app(
     settings: Settings,
@@ -84,11 +91,11 @@ def make_app(
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
-        partitions=topics.MENTIONS_RAW.partitions,
+        partitions=settings.partitions,
         internal=False,
     )
     sink = FaustProducer(app)
-    store = BrandStore(*declare_tables(app, topics.MENTIONS_RAW.partitions), sink)
+    store = BrandStore(*declare_tables(app, settings.partitions), sink)
     consumer = FaustConsumerPosition(app)
     recovery = SkippedRecordRecovery(
         raw_name,
@@ -128,11 +135,12 @@ def make_app(
 
 def faust_app(settings: Settings) -> faust.App:
     """The Faust app with the worker's consumer, producer and commit settings."""
-    return faust.App(
+    return ListenwellApp(
         settings.app_id,
+        fetch_max_wait_s=settings.fetch_max_wait_s,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store="memory://",
-        topic_partitions=topics.MENTIONS_RAW.partitions,
+        topic_partitions=settings.partitions,
         topic_replication_factor=1,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",

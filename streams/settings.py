@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.topics import DEFAULT_PARTITIONS
+
 
 class Settings(BaseSettings):
     """Everything a listenwell process needs to know about its environment."""
@@ -27,6 +29,15 @@ class Settings(BaseSettings):
         default="", description="prefix for every topic, so two runs can share one broker"
     )
     app_id: str = Field(default="listenwell-worker", description="Faust app id / consumer group")
+    partitions: int = Field(
+        default=DEFAULT_PARTITIONS,
+        ge=1,
+        le=10_000,
+        description=(
+            "partitions of mentions.raw, mentions.scored, customers.health and the worker's "
+            "table changelogs: the most workers one consumer group can use at once"
+        ),
+    )
     rules_path: Path = Field(
         default=Path("alert_rules/default.yaml"), description="rule file the worker evaluates"
     )
@@ -44,7 +55,20 @@ class Settings(BaseSettings):
     )
     worker_web_port: int = Field(default=6066, ge=1, le=65535, description="Faust's own web port")
     batch_size: int = Field(default=500, ge=1, description="mentions per processing batch")
-    batch_within_s: float = Field(default=0.25, gt=0, description="max seconds to fill a batch")
+    batch_within_s: float = Field(
+        default=0.1,
+        gt=0,
+        description="max seconds to wait for a batch to fill before processing it",
+    )
+    fetch_max_wait_s: float = Field(
+        default=0.05,
+        gt=0.0,
+        le=1.5,
+        description=(
+            "longest a worker's fetch request waits on the broker for new records (Faust's own "
+            "1.5 s held records back for seconds at half load; see streams/faust_app.py)"
+        ),
+    )
     session_timeout_s: float = Field(
         default=10.0,
         ge=6.0,

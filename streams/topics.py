@@ -2,6 +2,11 @@
 
 Topic creation (``listenwell topics create``, ``make kafka-start``) and the Faust app both read this
 registry, so a topic's partitions and cleanup policy are declared in exactly one place.
+
+The topics the workers divide among themselves (``scales``: ``mentions.raw``, ``mentions.scored``,
+``customers.health``, and the worker's table changelogs, which Faust creates to match) have as many
+partitions as ``LISTENWELL_PARTITIONS`` says (:data:`DEFAULT_PARTITIONS`): that count is how many
+workers a consumer group can use at once. The others have the count declared here.
 """
 
 from __future__ import annotations
@@ -27,9 +32,16 @@ class TopicSpec:
     name: str
     record: type[Record] | None
     key: str
-    partitions: int
+    partitions: int = 1
+    """The partition count of a topic that does not scale."""
+    scales: bool = False
+    """Whether the count is the configured one (``LISTENWELL_PARTITIONS``) instead."""
     cleanup_policy: Literal["delete", "compact"] = "delete"
     retention_ms: int | None = None
+
+    def partition_count(self, scaled: int) -> int:
+        """The topic's partition count when the scaling topics have ``scaled`` partitions."""
+        return scaled if self.scales else self.partitions
 
     def config(self) -> dict[str, str]:
         """Topic-level configuration for the admin client."""
@@ -39,12 +51,16 @@ class TopicSpec:
         return config
 
 
-MENTIONS_RAW = TopicSpec("mentions.raw", Mention, key="brand", partitions=4)
-MENTIONS_SCORED = TopicSpec("mentions.scored", ScoredMention, key="brand", partitions=4)
+DEFAULT_PARTITIONS = 12
+"""Partitions of the scaling topics unless ``LISTENWELL_PARTITIONS`` says otherwise: up to 12
+workers per consumer group, and room to grow before a topic must be repartitioned."""
+
+MENTIONS_RAW = TopicSpec("mentions.raw", Mention, key="brand", scales=True)
+MENTIONS_SCORED = TopicSpec("mentions.scored", ScoredMention, key="brand", scales=True)
 MENTIONS_DLQ = TopicSpec("mentions.dlq", DeadLetter, key="source topic", partitions=1)
 ALERTS = TopicSpec("alerts", Alert, key="fingerprint", partitions=1)
 CUSTOMERS_HEALTH = TopicSpec(
-    "customers.health", CustomerHealth, key="brand/customer", partitions=4, cleanup_policy="compact"
+    "customers.health", CustomerHealth, key="brand/customer", scales=True, cleanup_policy="compact"
 )
 INCIDENTS = TopicSpec(
     "incidents", Incident, key="incident id", partitions=1, cleanup_policy="compact"

@@ -57,7 +57,8 @@ def test_ready_installation_is_all_ticks(kafka_bootstrap: str, tmp_path: Path) -
     assert not [line for line in lines if line.startswith("✗")]
     for spec in topics.REGISTRY:
         name = run.topic(spec)
-        assert f"✓ topic {name} ({spec.partitions} partitions, {spec.cleanup_policy})" in lines
+        count = spec.partition_count(topics.DEFAULT_PARTITIONS)
+        assert f"✓ topic {name} ({count} partitions, {spec.cleanup_policy})" in lines
     assert f"✓ Kafka reachable at {kafka_bootstrap}" in lines
     assert "✓ connector sim (simulate) check" in lines
     assert "✓ secret slack.webhook_url present (env DOCTOR_SLACK_URL)" in lines
@@ -83,3 +84,31 @@ def test_missing_topic_is_a_cross_with_a_hint(kafka_bootstrap: str, tmp_path: Pa
     lines = result.stdout.splitlines()
     at = lines.index(f"✗ topic {missing} present")
     assert "listenwell kafka create-topics" in lines[at + 1]
+
+
+def test_partition_count_other_than_the_setting_is_a_cross_and_the_worker_will_not_start(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Topics created with 12 partitions, processes told 6: doctor and the worker both say which
+    topics disagree with LISTENWELL_PARTITIONS; the worker exits 2 before consuming anything."""
+    run = Run(kafka_bootstrap, "doctor-partitions", tmp_path)
+    raw = run.topic(topics.MENTIONS_RAW)
+    result = doctor(run, LISTENWELL_PARTITIONS="6")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    at = lines.index(f"✗ topic {raw}: 12 partitions, cleanup.policy delete")
+    assert "expected 6 partitions (LISTENWELL_PARTITIONS)" in lines[at + 1]
+    alerts = run.topic(topics.ALERTS)
+    assert f"✓ topic {alerts} (1 partitions, delete)" in lines  # fixed counts stay as declared
+
+    worker = subprocess.run(
+        [sys.executable, "-m", "services.cli", "worker"],
+        env=run.env(LISTENWELL_PARTITIONS="6", LISTENWELL_WORKER_METRICS_PORT=str(free_port())),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert worker.returncode == 2, worker.stderr
+    assert f"topic {raw} has 12 partitions, LISTENWELL_PARTITIONS is 6" in worker.stderr
+    assert "set LISTENWELL_PARTITIONS to the topics' count" in worker.stderr

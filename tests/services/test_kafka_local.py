@@ -19,7 +19,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from services import kafka_local
 from services.kafka_local import KafkaLocalError, LocalKafka, create_topics, free_port, main
-from streams.topics import REGISTRY, topic_name
+from streams.topics import DEFAULT_PARTITIONS, REGISTRY, topic_name
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -82,7 +82,8 @@ def test_start_status_create_topics_and_restart_is_a_no_op(
         admin.close()
     for spec in REGISTRY:
         name = topic_name(spec, prefix)
-        assert len(described[name]["partitions"]) == spec.partitions, name
+        expected = spec.partition_count(DEFAULT_PARTITIONS)
+        assert len(described[name]["partitions"]) == expected, name
         assert configs[name]["cleanup.policy"]["value"] == spec.cleanup_policy, name
 
     # status lists them with partitions and cleanup policy

@@ -1,0 +1,35 @@
+"""The worker's Faust app: its consumer's fetch wait comes from the settings, not Faust's 1.5 s."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from streams.app import faust_app
+from streams.settings import Settings
+
+
+def worker_consumer(settings: Settings) -> Any:
+    app = faust_app(settings)
+    consumer: Any = app.consumer
+    thread: Any = consumer._thread
+    return thread._create_worker_consumer(app.transport)
+
+
+def test_the_consumer_waits_for_fetches_as_long_as_the_settings_say(tmp_path: Path) -> None:
+    async def build() -> Any:
+        return worker_consumer(
+            Settings(app_id="fetch-wait", data_dir=tmp_path, fetch_max_wait_s=0.07)
+        )
+
+    consumer = asyncio.run(build())
+    assert consumer._fetch_max_wait_ms == 70
+
+
+def test_the_default_fetch_wait_is_far_below_fausts(tmp_path: Path) -> None:
+    async def build() -> Any:
+        return worker_consumer(Settings(app_id="fetch-wait-default", data_dir=tmp_path))
+
+    consumer = asyncio.run(build())
+    assert consumer._fetch_max_wait_ms == 50
