@@ -58,8 +58,9 @@ workers per consumer group.
 Not 12, as issue 15 suggested: with 12 partitions a freshly started worker was assigned all of
 them and then fetched nothing for minutes, in 2 of 3 runs of
 ``test_duplicate_mentions_are_scored_once`` (``tests/integration/test_pipeline.py``), with main's
-code too (its registry set to 12); with 4 it never did. It looks like faust-streaming issues #629 and #471 (assigned partitions that never
-send a fetch request). Raise it once that is understood."""
+code too (its registry set to 12); with 4 it never did. It looks like faust-streaming issues
+#629 and #471 (assigned partitions that never send a fetch request). Raise it once that is
+understood."""
 
 MENTIONS_RAW = TopicSpec("mentions.raw", Mention, key="brand", scales=True)
 MENTIONS_SCORED = TopicSpec("mentions.scored", ScoredMention, key="brand", scales=True)
