@@ -95,7 +95,13 @@ def make_app(
         internal=False,
     )
     sink = FaustProducer(app)
-    store = BrandStore(*declare_tables(app, settings.partitions), sink)
+    brands, customers, seen = declare_tables(app, settings.partitions)
+    store = BrandStore(brands, customers, sink, seen)
+
+    def reindex(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        store.forget_index()
+
+    app.on_partitions_assigned.connect(reindex)
     consumer = FaustConsumerPosition(app)
     recovery = SkippedRecordRecovery(
         raw_name,
@@ -150,6 +156,10 @@ def faust_app(settings: Settings) -> faust.App:
         # spent ~40% of its time sending tiny requests (py-spy, bench/pipeline.py).
         producer_linger=0.02,
         producer_max_batch_size=512 * 1024,
+        # lz4 batches (cramjam): the changelog entries of a batch repeat their JSON field names,
+        # so the broker stores ~5x fewer bytes of state (bench/core.py); readers of the worker's
+        # topics (kafka-python) decode them with the lz4 package.
+        producer_compression_type="lz4",
         broker_commit_every=settings.batch_size,
         # Faust's default (60 s) keeps a crashed worker's partitions, and a restarted worker that
         # must wait for the dead member to leave the group, idle for a minute. The consumer

@@ -8,21 +8,20 @@ Everything that decides something lives here, with no Kafka and no clock of its 
 Effectively-once on an at-least-once stream
 -------------------------------------------
 Faust commits offsets after the producer has flushed, so a crash replays at most the records since
-the last commit. Each brand's state (a value in a Faust table keyed by brand, written atomically in
-one changelog message) remembers ``applied_offset`` — the last raw offset folded into it — the ids
-it has seen with the offset that carried them, and an *outbox* of recent alert transitions with the
-offset that triggered them. A replayed record is therefore recognised: it is scored and published
-again (consumers of ``mentions.scored`` see at-least-once delivery and dedupe by id) but not counted
-twice, and the alerts it triggered are re-sent (the notifier dedupes by transition id), so a restart
-loses nothing and changes no alert. A *new* record with an id already seen is a duplicate and is
-dropped.
+the last commit. Each brand's state (a value in a Faust table keyed by brand, written in one
+changelog message after the entries it depends on, see :mod:`streams.tables`) remembers
+``applied_offset`` — the last raw offset folded into it — and an *outbox* of recent alert
+transitions with the offset that triggered them; the ids it has seen, with the offset that carried
+them, are kept beside it in chunks (:mod:`streams.dedupe`), and so are its closed minute buckets.
+A replayed record is therefore recognised: it is scored and published again (consumers of
+``mentions.scored`` see at-least-once delivery and dedupe by id) but not counted twice, and the
+alerts it triggered are re-sent (the notifier dedupes by transition id), so a restart loses nothing
+and changes no alert. A *new* record with an id already seen is a duplicate and is dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
-import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from streams.clock import SYSTEM_CLOCK, Clock
+from streams.dedupe import SeenIds, id_digest
 from streams.engine import Engine
 from streams.records import (
     ERASURE_KEY,
@@ -45,6 +45,10 @@ from streams.records import (
 )
 from streams.scoring import Scorer
 from streams.state import BrandState, CustomerState, EngineOutput
+from streams.windows import MinuteBucket
+
+BucketKey = tuple[str, datetime]
+"""A minute bucket's place in a brand's state: scope key ("" for all mentions), minute."""
 
 MAX_RAW_BYTES = 4 * MAX_TEXT_CHARS + 16_384
 """Raw records above this size are dead-lettered as ``oversize`` before any parsing."""
@@ -94,26 +98,123 @@ class BrandRecord(BaseModel):
 
     engine: BrandState
     seen: dict[str, tuple[int, float]] = {}
-    """Digest of a mention id → (raw offset that carried it, its event time as epoch seconds)."""
+    """The format before :mod:`streams.dedupe`: hex digest of a mention id → (raw offset that
+    carried it, its event time). Read from old changelog entries into :attr:`seen_ids`, never
+    written."""
     applied_offset: int = -1
     partition: int = -1
     """The ``mentions.raw`` partition the brand's mentions arrive on (-1 until the first one)."""
     outbox: list[OutboxEntry] = []
     _customers_attached: bool = PrivateAttr(default=True)
+    _seen_ids: SeenIds = PrivateAttr(default_factory=SeenIds)
+    _stored_closed: set[BucketKey] = PrivateAttr(default_factory=set)
+    _closed_changed: bool = PrivateAttr(default=False)
 
     @property
     def customers_attached(self) -> bool:
         return self._customers_attached
 
+    @property
+    def seen_ids(self) -> SeenIds:
+        """The ids this brand counted, with their offsets (stored apart, see
+        :mod:`streams.dedupe`)."""
+        return self._seen_ids
+
     def to_changelog(self) -> bytes:
-        """JSON of everything but the customers (they have their own table)."""
-        return self.model_dump_json(exclude={"engine": {"customers"}}).encode()
+        """JSON of everything but the customers, the seen ids and the closed minute buckets
+        already stored as entries of their own (see :meth:`take_closed_buckets`)."""
+        engine = self.engine.__dict__
+        buckets, scopes = engine["buckets"], engine["scopes"]
+        stored = self._stored_closed
+        if stored:
+            # The dump reads the fields as they are; put the open buckets there for it.
+            engine["buckets"] = [b for b in buckets if ("", b.minute) not in stored]
+            engine["scopes"] = {
+                k: [b for b in bs if (k, b.minute) not in stored] for k, bs in scopes.items()
+            }
+        try:
+            return self.model_dump_json(exclude={"engine": {"customers"}, "seen": True}).encode()
+        finally:
+            engine["buckets"], engine["scopes"] = buckets, scopes
+
+    def take_closed_buckets(self) -> tuple[dict[BucketKey, bytes], list[BucketKey]]:
+        """Closed minute buckets to store as entries of their own (those closed since the last
+        call, or all after :meth:`closed_buckets_changed`) and the stored ones that have left
+        the windows (to delete).
+
+        A closed minute no longer changes (a mention for it is late and dropped), so each is
+        written once instead of with every batch; the brand record keeps the open ones.
+        """
+        state = self.engine
+        closed_until = state.closed_until
+        current: dict[BucketKey, MinuteBucket] = {}
+        if closed_until is not None:
+            for scope, buckets in (("", state.buckets), *state.scopes.items()):
+                for bucket in buckets:
+                    if bucket.minute < closed_until:
+                        current[scope, bucket.minute] = bucket
+        stored = self._stored_closed
+        rewrite = self._closed_changed
+        written = {
+            key: bucket.model_dump_json().encode()
+            for key, bucket in current.items()
+            if rewrite or key not in stored
+        }
+        deleted = sorted(stored - current.keys())
+        self._stored_closed = set(current)
+        self._closed_changed = False
+        return written, deleted
+
+    def closed_buckets_changed(self) -> None:
+        """Closed buckets were edited (an erasure): the next :meth:`take_closed_buckets` writes
+        them all again."""
+        self._closed_changed = True
+
+    def attach_closed_buckets(self, stored: dict[BucketKey, bytes]) -> None:
+        """Take back closed buckets stored as entries of their own (recovery). Entries for
+        minutes the record has not closed (a batch whose record was never stored wrote them)
+        are left out: that minute is open in the record, and closes again. So are minutes that
+        have left the windows (their deletion did not happen before a crash): they are deleted
+        with the next batch."""
+        state = self.engine
+        closed_until = state.closed_until
+        if closed_until is None:
+            return
+        left = state.baseline_until
+        held = {("", b.minute) for b in state.buckets} | {
+            (k, b.minute) for k, bs in state.scopes.items() for b in bs
+        }
+        added: dict[str, list[MinuteBucket]] = {}
+        for (scope, minute), value in stored.items():
+            if left is not None and minute < left:
+                self._stored_closed.add((scope, minute))  # not in the state: deleted next time
+                continue
+            if minute >= closed_until or (scope, minute) in held:
+                continue
+            added.setdefault(scope, []).append(MinuteBucket.model_validate_json(value))
+            self._stored_closed.add((scope, minute))
+        for scope, buckets in added.items():
+            merged = [*buckets, *(state.buckets if scope == "" else state.scopes.get(scope, []))]
+            merged.sort(key=_minute_of)
+            if scope == "":
+                state.buckets = merged
+            else:
+                state.scopes[scope] = merged
 
     @classmethod
     def from_changelog(cls, data: bytes) -> BrandRecord:
-        """The record as stored; its customers must be attached before it is used."""
+        """The record as stored; its customers (and seen ids) must be attached before it is used.
+
+        A record in the format before :mod:`streams.dedupe` carries its seen ids inline: they
+        become one chunk, stored as such with the brand's next batch.
+        """
         record = cls.model_validate_json(data)
         record._customers_attached = False
+        if record.seen:
+            seen = record._seen_ids
+            for digest, (offset, event_time) in sorted(record.seen.items(), key=_by_offset):
+                seen.add(bytes.fromhex(digest), offset, event_time)
+            record.seen = {}
         return record
 
     def attach_customers(self, customers: dict[str, CustomerState]) -> None:
@@ -132,6 +233,25 @@ class CustomerChanges:
 
 
 @dataclass
+class BucketChanges:
+    """Closed minute buckets a batch stored (key → JSON) and dropped, for one brand."""
+
+    partition: int
+    written: dict[BucketKey, bytes] = field(default_factory=dict)
+    deleted: list[BucketKey] = field(default_factory=list)
+
+
+@dataclass
+class SeenChanges:
+    """Chunks of seen ids a batch added (name → changelog value) and dropped, for one brand
+    (see :mod:`streams.dedupe`)."""
+
+    partition: int
+    written: dict[int, bytes] = field(default_factory=dict)
+    deleted: list[int] = field(default_factory=list)
+
+
+@dataclass
 class BatchResult:
     """What one batch produced: records to publish, brand states to store, counts for metrics."""
 
@@ -142,6 +262,8 @@ class BatchResult:
     incidents: list[Incident] = field(default_factory=list)
     states: dict[str, BrandRecord] = field(default_factory=dict)
     customer_changes: dict[str, CustomerChanges] = field(default_factory=dict)
+    seen_changes: dict[str, SeenChanges] = field(default_factory=dict)
+    bucket_changes: dict[str, BucketChanges] = field(default_factory=dict)
     duplicates: int = 0
     replayed: int = 0
     late: int = 0
@@ -156,12 +278,12 @@ class BatchResult:
     of the batch's mentions (whether new, replayed or duplicate): how live the partition is."""
 
 
-_event_time = operator.itemgetter(1)
+def _by_offset(item: tuple[str, tuple[int, float]]) -> int:
+    return item[1][0]
 
 
-def id_digest(mention_id: str) -> str:
-    """A short, stable digest of a mention id, so the dedupe set stays small in the changelog."""
-    return hashlib.blake2b(mention_id.encode(), digest_size=9).hexdigest()
+def _minute_of(bucket: MinuteBucket) -> datetime:
+    return bucket.minute
 
 
 class Pipeline:
@@ -215,9 +337,9 @@ class Pipeline:
             state = result.states.get(brand) or stored(brand) or self._new_record(brand)
             result.states[brand] = state
             digest = id_digest(mention.id)
-            seen = state.seen.get(digest)
+            seen = state.seen_ids.offset_of(digest)
             replay = record.offset <= state.applied_offset
-            if seen is not None and seen[0] != record.offset:
+            if seen is not None and seen != record.offset:
                 result.duplicates += 1
                 continue
             try:
@@ -241,7 +363,7 @@ class Pipeline:
                 result.replayed += 1
                 replayed_from[brand] = min(replayed_from.get(brand, record.offset), record.offset)
                 continue
-            state.seen[digest] = (record.offset, mention.created_at.timestamp())
+            state.seen_ids.add(digest, record.offset, mention.created_at.timestamp())
             new_by_brand.setdefault(brand, []).append(scored)
             last_offset[brand] = record.offset
             partition_of[brand] = record.partition
@@ -270,9 +392,9 @@ class Pipeline:
             )
             state.applied_offset = last_offset[brand]
             state.partition = partition_of[brand]
-            self._prune_seen(state)
         for partition, offset, command in erasures:
             self._erase(partition, offset, command, brands_in(partition), stored, result)
+        self._take_parts(result)
         return result
 
     def advance(
@@ -302,6 +424,7 @@ class Pipeline:
             self._collect(
                 brand, state, output, set(), {}, state.partition, state.applied_offset, result
             )
+        self._take_parts(result)
         return result
 
     @staticmethod
@@ -358,6 +481,7 @@ class Pipeline:
             if offset <= state.applied_offset:
                 result.alerts.extend(e.alert for e in state.outbox if e.offset == offset)
             erased = self._engine.erase(state.engine, ids, command.customer_id)
+            state.closed_buckets_changed()
             gone = set(erased.customers)
             state.outbox = [
                 OutboxEntry(
@@ -387,16 +511,25 @@ class Pipeline:
     def _new_record(self, brand: str) -> BrandRecord:
         return BrandRecord(engine=self._engine.new_state(brand))
 
-    def _prune_seen(self, state: BrandRecord) -> None:
-        if not state.seen:
-            return
-        # Runs for every brand of every batch over hours of ids, so it stays in C (map, max,
-        # compress): the old ids are deleted in place, which keeps the others' order.
-        seen = state.seen
-        times = list(map(_event_time, seen.values()))
-        cutoff = max(times) - self._dedupe_horizon_s
-        for digest in list(itertools.compress(seen, map(cutoff.__gt__, times))):
-            del seen[digest]
+    def _take_parts(self, result: BatchResult) -> None:
+        """What every brand state ``result`` stores beside its record: a chunk of the ids it
+        counted (or took over from an old record), the chunks past the dedupe horizon, its
+        newly closed and its dropped minute buckets."""
+        for brand, state in result.states.items():
+            seen = state.seen_ids
+            chunk = seen.take_new()
+            pruned = seen.prune(self._dedupe_horizon_s)
+            if chunk is not None or pruned:
+                written = {} if chunk is None else {chunk[0]: chunk[1]}
+                result.seen_changes[brand] = SeenChanges(state.partition, written, pruned)
+            closed, dropped = state.take_closed_buckets()
+            if closed or dropped:
+                result.bucket_changes[brand] = BucketChanges(state.partition, closed, dropped)
+
+    @property
+    def dedupe_horizon_s(self) -> float:
+        """How long (event time) a brand remembers the ids it counted."""
+        return self._dedupe_horizon_s
 
     def _parse(self, record: RawRecord, result: BatchResult) -> Mention | ErasureCommand | None:
         value = record.value or b""

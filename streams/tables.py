@@ -8,6 +8,17 @@ State lives in plain Faust tables (not windowed tables: see DESIGN.md, "Windows 
   changelog partition with the same number as its raw partition and moves with it on a rebalance.
 - ``customers``: one :class:`streams.engine.CustomerState` per ``brand/customer`` key, written
   explicitly into the partition of its brand's raw records (its own key would hash elsewhere).
+- ``parts``: the pieces of a brand's state that are written once and then only deleted, in the
+  brand's partition likewise: the ids it counted, one entry per batch that counted any
+  (``brand/s/<name>``, the binary chunks of :mod:`streams.dedupe`; deleted past the dedupe
+  horizon), and its closed minute buckets (``brand/b/<scope>/<minute as epoch seconds>``, JSON;
+  deleted when they leave the windows).
+
+A batch writes only what it changed: the customers it touched, one chunk of new ids and the
+minutes it closed per brand, and each brand's record (its open minutes, rules, baseline, outbox).
+Entries recovered from the changelogs are attached to their brand's record the first time the
+brand is used, through an index of all keys built in one pass (rebuilt after each rebalance), so a
+restart with many brands is linear in the state, not quadratic.
 
 :class:`BrandStore` reads them for :class:`streams.pipeline.Pipeline` and writes what a batch
 changed, in a fixed order, through the app's producer.
@@ -16,11 +27,12 @@ changed, in a fixed order, through the app's producer.
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from faust.serializers import codecs
 
-from streams.pipeline import BatchResult, BrandRecord, CustomerChanges
+from streams.pipeline import BatchResult, BrandRecord, BucketKey, CustomerChanges
 from streams.producer import RecordSink
 from streams.state import CustomerState
 
@@ -34,6 +46,9 @@ __all__ = [
 ]
 
 CUSTOMER_KEY_SEPARATOR = "/"
+SEP = "/"
+SEEN_PART = "s"
+BUCKET_PART = "b"
 BRAND_RECORD_CODEC = "listenwell_brand_record"
 CUSTOMER_STATE_CODEC = "listenwell_customer_state"
 
@@ -81,13 +96,24 @@ def declare_table(
     return table
 
 
-def declare_tables(app: Any, partitions: int) -> tuple[Any, Any]:
-    """The ``brands`` and ``customers`` tables of ``app`` (see the module docstring)."""
+def declare_tables(app: Any, partitions: int) -> tuple[Any, Any, Any]:
+    """The ``brands``, ``customers`` and ``parts`` tables of ``app`` (see the module
+    docstring)."""
     # Keys are the brand's UTF-8 bytes, exactly the raw topic's message key: same partitioner,
     # same partition, and the same type before and after recovery from the changelog.
     brands = declare_table(app, "brands", partitions, BRAND_RECORD_CODEC, use_partitioner=True)
     customers = declare_table(app, "customers", partitions, CUSTOMER_STATE_CODEC)
-    return brands, customers
+    parts = declare_table(app, "parts", partitions, "raw")
+    return brands, customers, parts
+
+
+def _seen_key(brand: str, name: int) -> bytes:
+    return f"{brand}{SEP}{SEEN_PART}{SEP}{name}".encode()
+
+
+def _bucket_key(brand: str, bucket: BucketKey) -> bytes:
+    scope, minute = bucket
+    return f"{brand}{SEP}{BUCKET_PART}{SEP}{scope}{SEP}{int(minute.timestamp())}".encode()
 
 
 class _TopicName(Protocol):
@@ -111,25 +137,68 @@ class BrandStore:
     ``sink`` and awaited (see :meth:`_write`).
     """
 
-    def __init__(self, brands: ChangelogTable, customers: ChangelogTable, sink: RecordSink) -> None:
+    def __init__(
+        self,
+        brands: ChangelogTable,
+        customers: ChangelogTable,
+        sink: RecordSink,
+        parts: ChangelogTable | None = None,
+    ) -> None:
         self._brands = brands
         self._customers = customers
+        self._parts = parts
         self._sink = sink
+        self._index: dict[bytes, tuple[list[bytes], list[bytes]]] | None = None
+
+    def forget_index(self) -> None:
+        """Drop the index of recovered entries (on a rebalance: new partitions recover)."""
+        self._index = None
+
+    def _parts_of(self, brand: bytes) -> tuple[list[bytes], list[bytes]]:
+        """Keys of the brand's customers and parts, from an index of every key."""
+        if self._index is None:
+            index: dict[bytes, tuple[list[bytes], list[bytes]]] = {}
+            separator = CUSTOMER_KEY_SEPARATOR.encode()
+            for key in self._customers.data:
+                index.setdefault(key.partition(separator)[0], ([], []))[0].append(key)
+            if self._parts is not None:
+                for key in self._parts.data:
+                    index.setdefault(key.partition(separator)[0], ([], []))[1].append(key)
+            self._index = index
+        return self._index.get(brand, ([], []))
 
     def stored(self, brand: str) -> BrandRecord | None:
-        """The brand's record with its customers attached, or None for a brand never seen.
+        """The brand's record with its customers and parts attached, or None for a brand never
+        seen.
 
-        A record recovered from the changelog arrives without its customers (they have their own
-        table); they are attached on first use.
+        A record recovered from the changelog arrives without them (they have tables of their
+        own); they are attached on first use.
         """
-        record: BrandRecord | None = self._brands.data.get(brand.encode())
+        key = brand.encode()
+        record: BrandRecord | None = self._brands.data.get(key)
         if record is not None and not record.customers_attached:
-            prefix = (brand + CUSTOMER_KEY_SEPARATOR).encode()
+            customer_keys, part_keys = self._parts_of(key)
+            skip = len(key) + 1
+            customers = self._customers.data
+            if self._parts is not None:
+                parts = self._parts.data
+                buckets: dict[BucketKey, bytes] = {}
+                for part_key in part_keys:
+                    value = parts.get(part_key)
+                    if value is None:
+                        continue
+                    kind, _, name = part_key[skip:].decode().partition(SEP)
+                    if kind == SEEN_PART:
+                        record.seen_ids.load_chunk(int(name), value)
+                    elif kind == BUCKET_PART:
+                        scope, _, minute = name.rpartition(SEP)
+                        buckets[scope, datetime.fromtimestamp(int(minute), UTC)] = value
+                record.attach_closed_buckets(buckets)
             record.attach_customers(
                 {
-                    key[len(prefix) :].decode(): state
-                    for key, state in self._customers.data.items()
-                    if key.startswith(prefix)
+                    customer_key[skip:].decode(): customers[customer_key]
+                    for customer_key in customer_keys
+                    if customer_key in customers
                 }
             )
         return record
@@ -150,15 +219,39 @@ class BrandStore:
     async def save(self, result: BatchResult) -> None:
         """Store the customers and brand records ``result`` changed.
 
-        Customers before their brand: if a crash keeps only some of these writes, a customer
-        ahead of its brand record is harmless (the engine skips mentions a customer already holds
-        when the batch is replayed); the reverse would lose those mentions.
+        New parts and customers before their brand's record, deleted parts after it: if a crash
+        keeps only some of these writes, a customer ahead of its brand record is harmless (the
+        engine skips mentions a customer already holds when the batch is replayed), so is a
+        seen-id chunk (it names the offsets the replay brings back, see :mod:`streams.dedupe`)
+        and a closed minute the record has not closed (left out on recovery, written again when
+        the replay closes it); a part deleted before its record was stored would be missing from
+        the record the replay starts from. A part whose deletion a crash skipped is dropped on
+        recovery (:meth:`BrandRecord.attach_closed_buckets`) or at the next prune.
         """
+        parts = self._parts
+        if parts is not None:
+            for brand, seen in result.seen_changes.items():
+                for name, value in seen.written.items():
+                    key = _seen_key(brand, name)
+                    await self._write(parts, key, value, value, seen.partition)
+            for brand, closed in result.bucket_changes.items():
+                for bucket, value in closed.written.items():
+                    key = _bucket_key(brand, bucket)
+                    await self._write(parts, key, value, value, closed.partition)
         for brand, changes in result.customer_changes.items():
             await self._save_customers(brand, changes)
         for brand, record in result.states.items():
             # partition None: the producer's murmur2 partitioner on the brand key, as for raw.
             await self._write(self._brands, brand.encode(), record, record.to_changelog(), None)
+        if parts is not None:
+            # After the records: until a record is stored, the entries it still names must stay.
+            for brand, seen in result.seen_changes.items():
+                for name in seen.deleted:
+                    await self._write(parts, _seen_key(brand, name), None, None, seen.partition)
+            for brand, closed in result.bucket_changes.items():
+                for bucket in closed.deleted:
+                    key = _bucket_key(brand, bucket)
+                    await self._write(parts, key, None, None, closed.partition)
 
     async def _save_customers(self, brand: str, changes: CustomerChanges) -> None:
         prefix = brand + CUSTOMER_KEY_SEPARATOR

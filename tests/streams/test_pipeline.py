@@ -14,6 +14,7 @@ from streams.engine import Engine
 from streams.pipeline import (
     BatchResult,
     BrandRecord,
+    BucketKey,
     OutboxEntry,
     Pipeline,
     RawRecord,
@@ -48,17 +49,24 @@ def pipeline() -> Pipeline:
 
 class Store:
     """Stands in for the Faust tables as a restarted worker sees them: everything is read back from
-    its changelog form, brand records and customer states apart, and joined as the app does."""
+    its changelog form, brand records, customer states and seen-id chunks apart, and joined as the
+    app does."""
 
     def __init__(self) -> None:
         self.brands: dict[str, bytes] = {}
         self.customers: dict[tuple[str, str], bytes] = {}
+        self.seen: dict[tuple[str, int], bytes] = {}
+        self.buckets: dict[str, dict[BucketKey, bytes]] = {}
 
     def stored(self, brand: str) -> BrandRecord | None:
         if brand not in self.brands:
             return None
         record = BrandRecord.from_changelog(self.brands[brand])
         assert not record.customers_attached
+        for (b, name), value in self.seen.items():
+            if b == brand:
+                record.seen_ids.load_chunk(name, value)
+        record.attach_closed_buckets(self.buckets.get(brand, {}))
         record.attach_customers(
             {
                 c: CustomerState.model_validate_json(v)
@@ -79,6 +87,16 @@ class Store:
                 self.customers[brand, c] = state.model_dump_json().encode()
             for c in changes.deletes:
                 del self.customers[brand, c]
+        for brand, seen in result.seen_changes.items():
+            for name, value in seen.written.items():
+                self.seen[brand, name] = value
+            for name in seen.deleted:
+                del self.seen[brand, name]
+        for brand, closed in result.bucket_changes.items():
+            kept = self.buckets.setdefault(brand, {})
+            kept.update(closed.written)
+            for key in closed.deleted:
+                del kept[key]
         return result
 
 

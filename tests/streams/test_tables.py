@@ -6,8 +6,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from streams.dedupe import encode_chunk, id_digest
 from streams.engine import Engine
-from streams.pipeline import BatchResult, BrandRecord, CustomerChanges
+from streams.pipeline import BatchResult, BrandRecord, BucketChanges, CustomerChanges, SeenChanges
 from streams.rules import load_rules
 from streams.state import CustomerState
 from streams.tables import BrandRecordCodec, BrandStore, CustomerStateCodec
@@ -77,3 +78,68 @@ def test_brands_are_found_by_their_raw_partition() -> None:
         brands.data[name.encode()] = brand_record(name, partition)
     assert sorted(brand_store.brands_in(0)) == ["acme", "initech"]
     assert dict(brand_store.records()).keys() == {"acme", "globex", "initech"}
+
+
+def test_parts_are_written_before_their_brand_and_deleted_after_it() -> None:
+    brands, customers, parts, sink = (
+        FakeTable("brands-cl"),
+        FakeTable("customers-cl"),
+        FakeTable("parts-cl"),
+        FakeSink(),
+    )
+    brand_store = BrandStore(brands, customers, sink, parts)
+    minute = T0 - timedelta(minutes=30)
+    result = BatchResult(
+        states={"acme": brand_record("acme", partition=3)},
+        customer_changes={"acme": CustomerChanges(partition=3, upserts={"c1": customer(1)})},
+        seen_changes={"acme": SeenChanges(3, written={40: b"chunk"}, deleted=[7])},
+        bucket_changes={
+            "acme": BucketChanges(3, written={("", T0): b"{}"}, deleted=[("", minute)])
+        },
+    )
+
+    asyncio.run(brand_store.save(result))
+
+    assert [(s.topic, s.key, s.partition, s.value is None) for s in sink.sent] == [
+        ("parts-cl", b"acme/s/40", 3, False),
+        ("parts-cl", f"acme/b//{int(T0.timestamp())}".encode(), 3, False),
+        ("customers-cl", b"acme/c1", 3, False),
+        ("brands-cl", b"acme", None, False),
+        ("parts-cl", b"acme/s/7", 3, True),
+        ("parts-cl", f"acme/b//{int(minute.timestamp())}".encode(), 3, True),
+    ]
+
+
+def test_a_recovered_record_gets_its_seen_ids_and_closed_minutes_back_through_one_index() -> None:
+    brands, customers, parts, sink = (
+        FakeTable("brands-cl"),
+        FakeTable("customers-cl"),
+        FakeTable("parts-cl"),
+        FakeSink(),
+    )
+    state = ENGINE.new_state("acme")
+    state.closed_until = T0
+    state.baseline_until = T0 - timedelta(minutes=60)
+    record = BrandRecord(engine=state, partition=1)
+    brands.data[b"acme"] = BrandRecordCodec()._loads(record.to_changelog())
+    brands.data[b"globex"] = BrandRecordCodec()._loads(brand_record("globex", 1).to_changelog())
+    closed = T0 - timedelta(minutes=5)
+    parts.data[b"acme/s/12"] = encode_chunk(T0.timestamp(), [(id_digest("test:1"), 12)])
+    parts.data[f"acme/b//{int(closed.timestamp())}".encode()] = (
+        f'{{"minute": "{closed.isoformat()}", "count": 3}}'.encode()
+    )
+    # Written by a batch whose record never landed: that minute is still open in the record.
+    parts.data[f"acme/b//{int(T0.timestamp())}".encode()] = (
+        f'{{"minute": "{T0.isoformat()}", "count": 9}}'.encode()
+    )
+    parts.data[b"globex/s/1"] = encode_chunk(T0.timestamp(), [(id_digest("test:2"), 1)])
+    brand_store = BrandStore(brands, customers, sink, parts)
+
+    acme = brand_store.stored("acme")
+
+    assert acme is not None and acme.customers_attached
+    assert acme.seen_ids.offset_of(id_digest("test:1")) == 12
+    assert acme.seen_ids.offset_of(id_digest("test:2")) is None
+    assert [(b.minute, b.count) for b in acme.engine.buckets] == [(closed, 3)]
+    globex = brand_store.stored("globex")
+    assert globex is not None and globex.seen_ids.offset_of(id_digest("test:2")) == 1
