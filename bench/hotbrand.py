@@ -1,0 +1,149 @@
+"""One hot brand: does a second worker help? Drain throughput with 1 and with 2 workers.
+
+A backlog of ``--mentions`` simulated mentions is drained by 1, then (with a fresh consumer group
+and topics) by 2 workers in one consumer group; throughput = backlog / (last ingested − first
+ingested), summed over the workers' own ``/metrics``. Two backlogs: every mention of **one brand**
+(a brand going viral), and the same mentions spread over the crisis scenario's brands. With
+``mentions.raw`` keyed by brand, one brand's mentions all land on one partition, so one worker
+scores them all however many are started (issue 15's scale-out row). Figures go to
+``bench/results/hotbrand.json``. On 2 shared cores two workers compete for the same two cores, so
+even the spread backlog can only show whether the work is divided, not a doubling.
+
+Usage: ``.venv/bin/python bench/hotbrand.py [--mentions 20000] [--bootstrap HOST:PORT]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from connectors.producer import MentionProducer  # noqa: E402
+from connectors.simulate import generate  # noqa: E402
+from services.demo import scrape, stop_process, total  # noqa: E402
+from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
+from streams import topics  # noqa: E402
+from streams.records import Mention  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "hotbrand.json"
+
+
+def backlog(count: int, *, hot: bool) -> list[Mention]:
+    mentions: list[Mention] = []
+    scale = 1.0
+    while len(mentions) < count:
+        mentions = generate("crisis", seed=21, rate_scale=scale)
+        scale *= 1.5
+    mentions = mentions[:count]
+    if hot:
+        brand = "northwind-air"
+        mentions = [
+            m.model_copy(update={"brand": brand, "id": f"hot:{i}"}) for i, m in enumerate(mentions)
+        ]
+    return mentions
+
+
+def drain(bootstrap: str, mentions: list[Mention], workers: int, name: str) -> dict[str, float]:
+    """Produce ``mentions``, start ``workers`` workers in one group, time the drain."""
+    prefix = f"hot-{name}-{workers}-{int(time.time())}."
+    create_topics(bootstrap, prefix)
+    raw = topics.topic_name(topics.MENTIONS_RAW, prefix)
+    with MentionProducer(bootstrap) as producer:
+        for mention in mentions:
+            producer.send(mention, topic=raw)
+    workdir = REPO / ".listenwell" / "bench" / prefix.rstrip(".")
+    workdir.mkdir(parents=True, exist_ok=True)
+    ports = [free_port() for _ in range(workers)]
+    processes = []
+    try:
+        for i, port in enumerate(ports):
+            env = {
+                **os.environ,
+                "LISTENWELL_KAFKA_BOOTSTRAP": bootstrap,
+                "LISTENWELL_TOPIC_PREFIX": prefix,
+                "LISTENWELL_APP_ID": f"listenwell-{prefix.rstrip('.')}",
+                "LISTENWELL_WORKER_METRICS_PORT": str(port),
+                "LISTENWELL_DATA_DIR": str(workdir / f"w{i}"),
+            }
+            log = (workdir / f"worker-{i}.log").open("wb")
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "services.cli", "worker"],
+                    env=env,
+                    cwd=REPO,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        first = None
+        share: list[float] = [0.0] * workers
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            for i, port in enumerate(ports):
+                with contextlib.suppress(OSError):
+                    share[i] = total(scrape(port), "listenwell_mentions_ingested_total")
+            now = time.perf_counter()
+            if first is None and sum(share) > 0:
+                first = now
+            if sum(share) >= len(mentions):
+                break
+            time.sleep(0.1)
+        else:
+            raise SystemExit(f"{name}: {sum(share):.0f} of {len(mentions)} ingested in time")
+        assert first is not None
+        seconds = now - first
+        return {
+            "mentions_per_s": round(len(mentions) / seconds, 1),
+            "seconds": round(seconds, 2),
+            "share_of_busiest_worker": round(max(share) / sum(share), 3),
+        }
+    finally:
+        for process in processes:
+            stop_process(process)  # type: ignore[arg-type]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mentions", type=int, default=20_000)
+    parser.add_argument("--bootstrap", help="use this broker instead of starting one")
+    args = parser.parse_args()
+    broker = None
+    bootstrap = args.bootstrap
+    if bootstrap is None:
+        broker = LocalKafka(free_port())
+        broker.start()
+        bootstrap = broker.bootstrap
+    figures: dict[str, dict[str, float]] = {}
+    try:
+        for name, hot in (("hot", True), ("spread", False)):
+            mentions = backlog(args.mentions, hot=hot)
+            for workers in (1, 2):
+                key = f"{name}_{workers}_workers"
+                figures[key] = drain(bootstrap, mentions, workers, name)
+                print(f"{key}: {figures[key]}", flush=True)
+    finally:
+        if broker is not None:
+            broker.stop(wipe=True)
+    print()
+    print(f"{'backlog':28}{'1 worker':>12}{'2 workers':>12}{'busiest of 2':>14}")
+    for name, label in (("hot", "one hot brand"), ("spread", "crisis brands (4)")):
+        one, two = figures[f"{name}_1_workers"], figures[f"{name}_2_workers"]
+        print(
+            f"{label:28}{one['mentions_per_s']:>10,.0f}/s{two['mentions_per_s']:>10,.0f}/s"
+            f"{two['share_of_busiest_worker']:>13.0%}"
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"mentions": args.mentions, **figures}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
