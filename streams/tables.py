@@ -101,8 +101,9 @@ def declare_tables(app: Any, partitions: int) -> tuple[Any, Any, Any]:
     docstring)."""
     # Keys are the brand's UTF-8 bytes, exactly the raw topic's message key: same partitioner,
     # same partition, and the same type before and after recovery from the changelog.
-    brands = declare_table(app, "brands", partitions, BRAND_RECORD_CODEC, use_partitioner=True)
-    customers = declare_table(app, "customers", partitions, CUSTOMER_STATE_CODEC)
+    # Values stay raw bytes on recovery and are decoded on first use (see BrandStore._record).
+    brands = declare_table(app, "brands", partitions, "raw", use_partitioner=True)
+    customers = declare_table(app, "customers", partitions, "raw")
     parts = declare_table(app, "parts", partitions, "raw")
     return brands, customers, parts
 
@@ -114,6 +115,13 @@ def _seen_key(brand: str, name: int) -> bytes:
 def _bucket_key(brand: str, bucket: BucketKey) -> bytes:
     scope, minute = bucket
     return f"{brand}{SEP}{BUCKET_PART}{SEP}{scope}{SEP}{int(minute.timestamp())}".encode()
+
+
+def _customer(value: CustomerState | bytes) -> CustomerState:
+    """A customer's state, decoded if it is still the bytes recovery left."""
+    if isinstance(value, bytes):
+        return CustomerState.model_validate_json(value)
+    return value
 
 
 class _TopicName(Protocol):
@@ -175,7 +183,7 @@ class BrandStore:
         own); they are attached on first use.
         """
         key = brand.encode()
-        record: BrandRecord | None = self._brands.data.get(key)
+        record = self._record(key)
         if record is not None and not record.customers_attached:
             customer_keys, part_keys = self._parts_of(key)
             skip = len(key) + 1
@@ -196,25 +204,40 @@ class BrandStore:
                 record.attach_closed_buckets(buckets)
             record.attach_customers(
                 {
-                    customer_key[skip:].decode(): customers[customer_key]
+                    customer_key[skip:].decode(): _customer(customers[customer_key])
                     for customer_key in customer_keys
                     if customer_key in customers
                 }
             )
         return record
 
+    def _record(self, key: bytes) -> BrandRecord | None:
+        """The brand record under ``key``, decoded now if it is still the bytes recovery left
+        (the tables hold raw bytes on the changelog: recovery reads every record ever written
+        for a brand, and only the last one is used)."""
+        data = self._brands.data
+        value = data.get(key)
+        if isinstance(value, bytes):
+            value = data[key] = BrandRecord.from_changelog(value)
+        record: BrandRecord | None = value
+        return record
+
     def brands_in(self, partition: int) -> list[str]:
         """Brands whose mentions arrive on raw partition ``partition``."""
-        return [
-            key.decode()
-            for key, record in self._brands.data.items()
-            if record.partition == partition
-        ]
+        return [key.decode() for key, record in self._all() if record.partition == partition]
 
     def records(self) -> Iterator[tuple[str, BrandRecord]]:
         """Every brand in the table (customers not necessarily attached), for a quick look."""
-        for key, record in list(self._brands.data.items()):
+        for key, record in self._all():
             yield key.decode(), record
+
+    def _all(self) -> list[tuple[bytes, BrandRecord]]:
+        found = []
+        for key in list(self._brands.data):
+            record = self._record(key)
+            if record is not None:
+                found.append((key, record))
+        return found
 
     async def save(self, result: BatchResult) -> None:
         """Store the customers and brand records ``result`` changed.

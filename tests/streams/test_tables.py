@@ -143,3 +143,22 @@ def test_a_recovered_record_gets_its_seen_ids_and_closed_minutes_back_through_on
     assert [(b.minute, b.count) for b in acme.engine.buckets] == [(closed, 3)]
     globex = brand_store.stored("globex")
     assert globex is not None and globex.seen_ids.offset_of(id_digest("test:2")) == 1
+
+
+def test_values_recovery_leaves_as_bytes_are_decoded_on_first_use_only() -> None:
+    """The tables hold raw bytes on the changelog: recovery leaves every brand record and customer
+    state as bytes, and only those used are decoded (a restart reads every record ever written)."""
+    brand_store, brands, customers, _ = store()
+    brands.data[b"acme"] = brand_record("acme", 1).to_changelog()
+    brands.data[b"globex"] = brand_record("globex", 2).to_changelog()
+    customers.data[b"acme/c1"] = customer(1).model_dump_json().encode()
+    customers.data[b"globex/c2"] = customer(2).model_dump_json().encode()
+
+    acme = brand_store.stored("acme")
+
+    assert acme is not None and acme.engine.customers == {"c1": customer(1)}
+    assert brands.data[b"acme"] is acme
+    assert isinstance(brands.data[b"globex"], bytes), "not used yet: not decoded"
+    assert isinstance(customers.data[b"globex/c2"], bytes)
+    assert brand_store.brands_in(2) == ["globex"]
+    assert dict(brand_store.records()).keys() == {"acme", "globex"}
