@@ -1,9 +1,10 @@
 """Back-pressure and overload (issue 9, item 3) against real Kafka and real processes.
 
-* A burst of 10x the sustained rate into ``mentions.raw`` while a worker runs: the lag grows and
-  drains, every mention reaches ``mentions.scored``, the worker's memory does not grow with the
-  burst (a burst twice as long leaves the peak RSS where the first burst put it) and its metrics
-  show all of it. ``bench/overload.py`` runs the same phases, longer, and prints the figures.
+* A burst of 40x the sustained rate (beyond what the worker scores) into ``mentions.raw`` while a
+  worker runs: the lag grows and drains, every mention reaches ``mentions.scored``, the worker's
+  memory does not grow with the burst (a burst twice as long leaves the peak RSS where the first
+  burst put it) and its metrics show all of it. ``bench/overload.py`` runs the same phases,
+  longer, and prints the figures.
 * A burst of alerts into ``alerts`` while the notifier runs: each transition printed exactly once,
   its memory flat as well.
 * The webhook API with its broker stopped mid-test: 503 + ``Retry-After`` and nothing accepted that
@@ -49,7 +50,7 @@ a fixed allowance for allocator noise, far below what buffering the extra backlo
 (~2 KiB per mention: the extra 12,000 mentions would be ~25 MiB more, growing with the burst)."""
 
 
-def test_a_ten_times_burst_is_absorbed_by_the_lag_with_nothing_lost_and_flat_memory(
+def test_a_burst_beyond_capacity_is_absorbed_by_the_lag_with_nothing_lost_and_flat_memory(
     run_factory: Callable[[str], Run],
 ) -> None:
     run = run_factory("overload")
@@ -60,7 +61,9 @@ def test_a_ten_times_burst_is_absorbed_by_the_lag_with_nothing_lost_and_flat_mem
         process=worker.process,
         metrics_port=worker.metrics_port,
         rate=SUSTAINED_RATE,
-        phases=[("sustained", 1.0, 3.0), ("burst", 10.0, 4.0), ("long-burst", 10.0, 8.0)],
+        # 12,000/s asked: above what one worker scores end to end (~3,000/s since the fetch-wait
+        # fix), so the burst must wait in the lag; the producer reaches what it can.
+        phases=[("sustained", 1.0, 3.0), ("burst", 40.0, 1.0), ("long-burst", 40.0, 2.0)],
     )
     sustained, burst, long_burst = phases
     report = "\n".join(str(p) for p in phases)
@@ -74,8 +77,9 @@ def test_a_ten_times_burst_is_absorbed_by_the_lag_with_nothing_lost_and_flat_mem
 
     # The lag gauge shows the burst, and each phase ended with it back at 0 (run_phase waits for
     # that); a longer burst builds a longer backlog instead of more memory.
-    floor = 10 * max(sustained.peak_lag, 100)
-    assert burst.peak_lag > floor and long_burst.peak_lag > floor, report
+    # (At the sustained rate the gauge already shows the records between two commits.)
+    floor = 2 * max(sustained.peak_lag, 100)
+    assert burst.peak_lag > floor and long_burst.peak_lag > burst.peak_lag, report
     assert worker.metric("listenwell_consumer_lag_messages", topic="mentions.raw") == 0
 
     # Memory: twice the burst leaves the peak where the first burst put it, and the process's own
