@@ -51,7 +51,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print(
             "listenwell worker: a brand's state must live in the partition its mentions arrive "
             "on; set LISTENWELL_PARTITIONS to the topics' count, or recreate the topics with the "
-            "new count (README, Scaling out)",
+            "new count (docs/operations.md, Scaling out)",
             file=sys.stderr,
         )
         return 2
@@ -71,7 +71,7 @@ def tune_garbage_collector() -> None:
     long as the process: ``gc.freeze()`` takes it out of every later collection. A batch allocates
     tens of thousands of short-lived objects, so the first generation is collected every 10,000
     allocations instead of 700. The collector took ~15 µs of the core's ~89 µs per mention
-    (``bench/core.py``, README "Performance").
+    (``bench/core.py``, docs/performance.md).
     """
     import gc
 

@@ -94,7 +94,7 @@ def check_kafka(settings: Settings) -> list[Check]:
                     f"{topic.cleanup_policy}",
                     f"expected {expected} partitions ({source}) and cleanup.policy "
                     f"{spec.cleanup_policy}; set LISTENWELL_PARTITIONS to the topics' count, or "
-                    "recreate the topics (see README, Scaling out)",
+                    "recreate the topics (see docs/operations.md, Scaling out)",
                 )
             )
         else:

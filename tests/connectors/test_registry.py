@@ -100,13 +100,13 @@ def test_yaml_instance_runs_against_a_fake(monkeypatch: pytest.MonkeyPatch) -> N
         harness.close()
 
 
-def test_readme_examples_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The YAML example of every source in the README is a valid config."""
+def test_documented_examples_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The YAML example of every source in docs/connectors.md is a valid config."""
     import re
 
     from connectors.config import build_source, parse_config
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[2] / "docs" / "connectors.md").read_text(encoding="utf-8")
     section = readme[readme.index("### Sources and their settings") :]
     match = re.search(r"```yaml\n(.*?)```", section, re.S)
     assert match is not None
@@ -115,7 +115,7 @@ def test_readme_examples_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     text = match.group(1).replace("/run/secrets/mastodon_token", str(token))
     for name in ("REDDIT_CLIENT_SECRET", "LISTENWELL_AUTHOR_SALT", "BSKY_APP_PASSWORD"):
         monkeypatch.setenv(name, "x")
-    config = parse_config(text, "README.md")
+    config = parse_config(text, "docs/connectors.md")
     kinds = {i.source for i in config.instances}
     assert kinds == set(SOURCE_KINDS) - {"simulate", "replay"}
     for instance in config.instances:

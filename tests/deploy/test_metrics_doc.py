@@ -1,8 +1,8 @@
-"""The README's metrics table and the metrics the code registers stay in step.
+"""The metrics table of docs/operations.md and the metrics the code registers stay in step.
 
 Every process declares its metrics in one class taking a registry; each is instantiated here with a
 fresh ``CollectorRegistry`` and its metric names, types and label names are compared with the
-table in the README's "Metrics" section. Label names must come from a bounded allow-list.
+table in the "Metrics" section of docs/operations.md. Label names must come from a bounded allow-list.
 """
 
 from __future__ import annotations
@@ -73,26 +73,26 @@ def registered() -> dict[str, Metric]:
 
 
 def documented() -> dict[str, Metric]:
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "operations.md").read_text()
     section = readme.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
     found: dict[str, Metric] = {}
     for line in section.splitlines():
         match = re.match(r"\|\s*`(listenwell_\w+)`\s*\|\s*(\w+)\s*\|([^|]*)\|", line)
         if match:
             name, kind, labels = match.groups()
-            assert name not in found, f"README lists {name} twice"
+            assert name not in found, f"docs/operations.md lists {name} twice"
             names = frozenset(x.strip() for x in labels.split(",") if x.strip())
             found[name] = Metric(name, kind, names)
     return found
 
 
-def test_readme_metrics_table_matches_the_code() -> None:
+def test_documented_metrics_table_matches_the_code() -> None:
     code, docs = registered(), documented()
     assert len(code) > 20
-    assert sorted(set(docs) - set(code)) == [], "documented in README but registered by no code"
-    assert sorted(set(code) - set(docs)) == [], "registered by code but missing from README"
+    assert sorted(set(docs) - set(code)) == [], "documented in docs/operations.md but registered by no code"
+    assert sorted(set(code) - set(docs)) == [], "registered by code but missing from docs/operations.md"
     for name, metric in code.items():
-        assert docs[name] == metric, f"README row for {name} differs from the code"
+        assert docs[name] == metric, f"docs/operations.md row for {name} differs from the code"
 
 
 def test_metric_names_follow_the_house_rules() -> None:

@@ -158,7 +158,7 @@ def browser(crisis: Crisis, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def shot(driver: Any, name: str) -> Path:
-    """A screenshot of the whole page (up to 4,000 CSS pixels tall) for the README."""
+    """A screenshot of the whole page (up to 4,000 CSS pixels tall) for docs/incident-room.md."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
