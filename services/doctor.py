@@ -108,11 +108,11 @@ def check_kafka(settings: Settings) -> list[Check]:
 
 
 def check_rules(settings: Settings) -> list[Check]:
-    from streams.rules import RuleFileError, load_rules
+    from streams.rules import RuleFileError, load_rule_paths
 
     path = settings.rules_path
     try:
-        rules = load_rules(path)
+        rules = load_rule_paths(path)
     except (RuleFileError, OSError) as exc:
         return [fail(f"rules load from {path}", f"{exc} (check with `listenwell rules check`)")]
     count = len(getattr(rules, "rules", ()))

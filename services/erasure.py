@@ -16,10 +16,10 @@
 * ``erasures`` (compacted, key = request id): one record of the request and what was done,
   so the erasure itself is on record (``listenwell forget`` prints it too).
 
-What it does not reach, and why, is listed in the record's ``not_covered`` field and in docs/security.md
-("Right to erasure"): mentions on ``mentions.raw``, ``mentions.scored``, ``mentions.dlq`` and
-``alerts`` (delete-policy topics: they age out with their retention), and copies outside Kafka
-(delivered notifications, Prometheus, logs).
+What it does not reach, and why, is listed in the record's ``not_covered`` field and in
+docs/security.md ("Right to erasure"): mentions on ``mentions.raw``, ``mentions.scored``,
+``mentions.dlq`` and ``alerts`` (delete-policy topics: they age out with their retention), and
+copies outside Kafka (delivered notifications, Prometheus, logs).
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from streams.offsets import (
 from streams.pipeline import Pipeline
 from streams.producer import FaustProducer
 from streams.publish import OutputTopics, Publisher
-from streams.rules import RuleSet, load_rules
+from streams.rules import RuleSet, load_rule_paths
 from streams.settings import Settings
 from streams.tables import BrandStore, declare_tables
 from streams.watermark_timer import PartitionLiveness, WatermarkTimer
@@ -75,7 +75,7 @@ def make_app(
     clock: Clock = SYSTEM_CLOCK,
 ) -> Worker:
     """Build the streams worker for ``settings`` (nothing connects until the app starts)."""
-    rules = rules if rules is not None else load_rules(settings.rules_path)
+    rules = rules if rules is not None else load_rule_paths(settings.rules_path)
     metrics = WorkerMetrics(registry if registry is not None else CollectorRegistry())
     lateness = timedelta(seconds=settings.allowed_lateness_s)
     pipeline = Pipeline(

@@ -39,7 +39,8 @@ class Settings(BaseSettings):
         ),
     )
     rules_path: Path = Field(
-        default=Path("alert_rules/default.yaml"), description="rule file the worker evaluates"
+        default=Path("alert_rules/default.yaml"),
+        description="rule file, or folder of rule files, the worker evaluates",
     )
     routes_path: Path | None = Field(
         default=None, description="routes file `listenwell doctor` checks (none: not configured)"

@@ -2,7 +2,8 @@
 
 Every process declares its metrics in one class taking a registry; each is instantiated here with a
 fresh ``CollectorRegistry`` and its metric names, types and label names are compared with the
-table in the "Metrics" section of docs/operations.md. Label names must come from a bounded allow-list.
+table in the "Metrics" section of docs/operations.md. Label names must come from a bounded
+allow-list.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ def documented() -> dict[str, Metric]:
 def test_documented_metrics_table_matches_the_code() -> None:
     code, docs = registered(), documented()
     assert len(code) > 20
-    assert sorted(set(docs) - set(code)) == [], "documented in docs/operations.md but registered by no code"
-    assert sorted(set(code) - set(docs)) == [], "registered by code but missing from docs/operations.md"
+    assert sorted(set(docs) - set(code)) == [], "in docs/operations.md but registered by no code"
+    assert sorted(set(code) - set(docs)) == [], "registered by code but not in docs/operations.md"
     for name, metric in code.items():
         assert docs[name] == metric, f"docs/operations.md row for {name} differs from the code"
 

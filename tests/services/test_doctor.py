@@ -111,3 +111,20 @@ def test_the_api_secret_is_checked_from_the_api_settings(tmp_path: Path) -> None
     assert present.status == OK and "whsec-doctor-test" not in present.what
     [unset] = check_api_secret(ApiSettings(webhook_secret=None, webhook_secret_file=None))
     assert unset.status != FAIL
+
+
+def test_a_rules_folder_loads_every_rule_file_and_a_name_clash_is_a_cross(tmp_path: Path) -> None:
+    """``LISTENWELL_RULES_PATH`` may name a folder, as the worker reads it: all its rule files."""
+    from services.doctor import check_rules
+
+    shipped = Path("alert_rules/default.yaml").read_text()
+    (tmp_path / "default.yaml").write_text(shipped)
+    folder = check_rules(Settings(rules_path=tmp_path))
+    single = check_rules(Settings(rules_path=Path("alert_rules/default.yaml")))
+    assert [c.status for c in folder] == [OK]
+    assert folder[0].what.split("(")[-1] == single[0].what.split("(")[-1]
+
+    (tmp_path / "copy.yaml").write_text(shipped)
+    clash = check_rules(Settings(rules_path=tmp_path))
+    assert [c.status for c in clash] == [FAIL]
+    assert "is also defined in" in clash[0].hint
