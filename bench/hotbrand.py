@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,10 +27,12 @@ sys.path.insert(0, str(REPO))
 
 from connectors.producer import MentionProducer  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
-from services.demo import scrape, stop_process, total  # noqa: E402
+from services.demo import child, scrape, total  # noqa: E402
 from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.records import Mention  # noqa: E402
+
+WORKER = [sys.executable, "-m", "services.cli", "worker"]
 
 RESULTS = REPO / "bench" / "results" / "hotbrand.json"
 
@@ -62,8 +63,7 @@ def drain(bootstrap: str, mentions: list[Mention], workers: int, name: str) -> d
     workdir = REPO / ".listenwell" / "bench" / prefix.rstrip(".")
     workdir.mkdir(parents=True, exist_ok=True)
     ports = [free_port() for _ in range(workers)]
-    processes = []
-    try:
+    with contextlib.ExitStack() as stack:
         for i, port in enumerate(ports):
             env = {
                 **os.environ,
@@ -73,16 +73,7 @@ def drain(bootstrap: str, mentions: list[Mention], workers: int, name: str) -> d
                 "LISTENWELL_WORKER_METRICS_PORT": str(port),
                 "LISTENWELL_DATA_DIR": str(workdir / f"w{i}"),
             }
-            log = (workdir / f"worker-{i}.log").open("wb")
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "services.cli", "worker"],
-                    env=env,
-                    cwd=REPO,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+            stack.enter_context(child(WORKER, env, workdir / f"worker-{i}.log", cwd=REPO))
         first = None
         share: list[float] = [0.0] * workers
         deadline = time.monotonic() + 900
@@ -105,9 +96,6 @@ def drain(bootstrap: str, mentions: list[Mention], workers: int, name: str) -> d
             "seconds": round(seconds, 2),
             "share_of_busiest_worker": round(max(share) / sum(share), 3),
         }
-    finally:
-        for process in processes:
-            stop_process(process)  # type: ignore[arg-type]
 
 
 def main() -> int:

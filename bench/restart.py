@@ -30,12 +30,13 @@ sys.path.insert(0, str(REPO))
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
 from connectors.producer import MentionProducer  # noqa: E402
-from services.demo import scrape, stop_process, total  # noqa: E402
+from services.demo import child, scrape, total  # noqa: E402
 from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.records import Mention, MentionKind  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "restart.json"
+WORKER = [sys.executable, "-m", "services.cli", "worker"]
 GOAL_S = 10.0
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 TEXTS = (
@@ -68,7 +69,7 @@ def synthetic(count: int, brands: int) -> list[Mention]:
 
 
 def wait_ingested(
-    port: int, count: float, process: subprocess.Popen[bytes], patience_s: float
+    port: int, count: float, process: subprocess.Popen[str], patience_s: float
 ) -> float:
     """Poll the worker's metrics until it has ingested ``count``; returns that moment."""
     deadline = time.monotonic() + patience_s
@@ -136,18 +137,8 @@ def main() -> int:
             for mention in mentions:
                 producer.send(mention, topic=raw)
         began = time.perf_counter()
-        with (workdir / "worker-build.log").open("wb") as log:
-            builder = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "worker"],
-                env=env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                done = wait_ingested(port, len(mentions), builder, patience_s=1800)
-            finally:
-                stop_process(builder, timeout=30)  # type: ignore[arg-type]
+        with child(WORKER, env, workdir / "worker-build.log", cwd=REPO) as builder:
+            done = wait_ingested(port, len(mentions), builder, patience_s=1800)
         print(f"  built in {done - began:.1f} s")
         records = changelog_records(bootstrap, app_id)
         figures["changelog_records"] = records
@@ -164,18 +155,8 @@ def main() -> int:
         with MentionProducer(bootstrap) as producer:
             producer.send(marker, topic=raw)
         started = time.perf_counter()
-        with (workdir / "worker-restart.log").open("wb") as log:
-            restarted = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "worker"],
-                env=env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                served = wait_ingested(port, 1, restarted, patience_s=600)
-            finally:
-                stop_process(restarted, timeout=30)  # type: ignore[arg-type]
+        with child(WORKER, env, workdir / "worker-restart.log", cwd=REPO) as restarted:
+            served = wait_ingested(port, 1, restarted, patience_s=600)
     finally:
         if broker is not None:
             broker.stop(wipe=True)
