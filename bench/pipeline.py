@@ -270,90 +270,93 @@ def main() -> int:
     worker = None
     profiles: dict[str, tuple[dict[str, float], int]] = {}
     try:
-        print("producing the backlog …", flush=True)
-        with MentionProducer(bootstrap) as producer:
-            for mention in mentions:
-                producer.send(mention, topic=raw)
-        with (workdir / "worker.log").open("wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "worker"],
-                env=env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            spy = None
-            if args.profile:
-                spy = Recorder(worker.pid, workdir / "spy-drain.txt")
-            first, last = wait_ingested(port, len(mentions), worker)
-            if spy is not None:
-                profiles["drain"] = breakdown(spy.stop())
-            throughput = len(mentions) / (last - first)
-            print(
-                f"pipeline: drained {len(mentions):,} in {last - first:.1f} s → "
-                f"{throughput:,.0f} mentions/s",
-                flush=True,
-            )
+        try:
+            print("producing the backlog …", flush=True)
+            with MentionProducer(bootstrap) as producer:
+                for mention in mentions:
+                    producer.send(mention, topic=raw)
+            with (workdir / "worker.log").open("wb") as log:
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "services.cli", "worker"],
+                    env=env,
+                    cwd=REPO,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+                spy = None
+                if args.profile:
+                    spy = Recorder(worker.pid, workdir / "spy-drain.txt")
+                first, last = wait_ingested(port, len(mentions), worker)
+                if spy is not None:
+                    profiles["drain"] = breakdown(spy.stop())
+                throughput = len(mentions) / (last - first)
+                print(
+                    f"pipeline: drained {len(mentions):,} in {last - first:.1f} s → "
+                    f"{throughput:,.0f} mentions/s",
+                    flush=True,
+                )
 
-            rate = throughput / 2
-            steady = steady_stream(args.latency_mentions + WARM_UP, scale)
-            live = args.latency_stream == "live"
-            if live:
-                # The first live mentions move every brand's watermark from the backlog's day to
-                # today (closing the gap, forgetting the backlog's customers): not counted.
-                send_paced(bootstrap, raw, steady[:WARM_UP], rate, live=True)
-                wait_ingested(port, len(mentions) + WARM_UP, worker)
-            steady = steady[WARM_UP:]
-            warm = WARM_UP if live else 0
-            before_steady = scrape(port)
-            print(
-                f"latency: producing {len(steady):,} mentions at {rate:,.0f}/s, event time "
-                + ("= the time they are sent (live)" if live else "of a replayed day")
-                + " …",
-                flush=True,
-            )
-            if args.profile:
-                spy = Recorder(worker.pid, workdir / "spy-steady.txt")
-            send_paced(bootstrap, raw, steady, rate, live=live)
-            wait_ingested(port, len(mentions) + warm + len(steady), worker)
-            if spy is not None:
-                profiles["half load"] = breakdown(spy.stop())
-            time.sleep(2)
-            after_steady = scrape(port)
-            batches = total(after_steady, "listenwell_batch_processing_seconds_count") - total(
-                before_steady, "listenwell_batch_processing_seconds_count"
-            )
-            batch_s = total(after_steady, "listenwell_batch_processing_seconds_sum") - total(
-                before_steady, "listenwell_batch_processing_seconds_sum"
-            )
-            inside = histogram_delta(
-                before_steady, after_steady, "listenwell_processing_latency_seconds"
-            )
-            print(
-                "latency phase, produced → scoring started, as the worker sees it: "
-                + ", ".join(f"<= {le:g} s: {n:.0%}" for le, n in inside),
-                flush=True,
-            )
-            print(
-                f"latency phase: {batches:.0f} batches, {len(steady) / max(batches, 1):.0f} "
-                f"mentions and {batch_s / max(batches, 1) * 1000:.0f} ms each on average; worker "
-                f"busy with batches {batch_s / (len(steady) / rate):.0%} of the phase",
-                flush=True,
-            )
+                rate = throughput / 2
+                steady = steady_stream(args.latency_mentions + WARM_UP, scale)
+                live = args.latency_stream == "live"
+                if live:
+                    # The first live mentions move every brand's watermark from the backlog's day to
+                    # today (closing the gap, forgetting the backlog's customers): not counted.
+                    send_paced(bootstrap, raw, steady[:WARM_UP], rate, live=True)
+                    wait_ingested(port, len(mentions) + WARM_UP, worker)
+                steady = steady[WARM_UP:]
+                warm = WARM_UP if live else 0
+                before_steady = scrape(port)
+                print(
+                    f"latency: producing {len(steady):,} mentions at {rate:,.0f}/s, event time "
+                    + ("= the time they are sent (live)" if live else "of a replayed day")
+                    + " …",
+                    flush=True,
+                )
+                if args.profile:
+                    spy = Recorder(worker.pid, workdir / "spy-steady.txt")
+                send_paced(bootstrap, raw, steady, rate, live=live)
+                wait_ingested(port, len(mentions) + warm + len(steady), worker)
+                if spy is not None:
+                    profiles["half load"] = breakdown(spy.stop())
+                time.sleep(2)
+                after_steady = scrape(port)
+                batches = total(after_steady, "listenwell_batch_processing_seconds_count") - total(
+                    before_steady, "listenwell_batch_processing_seconds_count"
+                )
+                batch_s = total(after_steady, "listenwell_batch_processing_seconds_sum") - total(
+                    before_steady, "listenwell_batch_processing_seconds_sum"
+                )
+                inside = histogram_delta(
+                    before_steady, after_steady, "listenwell_processing_latency_seconds"
+                )
+                print(
+                    "latency phase, produced → scoring started, as the worker sees it: "
+                    + ", ".join(f"<= {le:g} s: {n:.0%}" for le, n in inside),
+                    flush=True,
+                )
+                print(
+                    f"latency phase: {batches:.0f} batches, {len(steady) / max(batches, 1):.0f} "
+                    f"mentions and {batch_s / max(batches, 1) * 1000:.0f} ms each on average; "
+                    f"worker busy with batches {batch_s / (len(steady) / rate):.0%} of the phase",
+                    flush=True,
+                )
+        finally:
+            if worker is not None:
+                stop_process(worker)  # type: ignore[arg-type]
+        produced = timestamps(bootstrap, raw)
+        scored = timestamps(bootstrap, topics.topic_name(topics.MENTIONS_SCORED, prefix))
+        latencies = sorted(
+            (scored[m.id] - produced[m.id]) / 1000
+            for m in steady
+            if m.id in scored and m.id in produced
+        )
+        changelog_bytes = None
+        if broker is not None:
+            changelog_bytes = stored_bytes(broker.data_dir, f"listenwell-{prefix.rstrip('.')}-")
     finally:
-        if worker is not None:
-            stop_process(worker)  # type: ignore[arg-type]
-    produced = timestamps(bootstrap, raw)
-    scored = timestamps(bootstrap, topics.topic_name(topics.MENTIONS_SCORED, prefix))
-    latencies = sorted(
-        (scored[m.id] - produced[m.id]) / 1000
-        for m in steady
-        if m.id in scored and m.id in produced
-    )
-    changelog_bytes = None
-    if broker is not None:
-        changelog_bytes = stored_bytes(broker.data_dir, f"listenwell-{prefix.rstrip('.')}-")
-        broker.stop(wipe=True)
+        if broker is not None:
+            broker.stop(wipe=True)
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[int(len(latencies) * 0.99)]
     vader = bare_vader(texts)
