@@ -158,9 +158,9 @@ class Engine:
 
     # --- minutes ---------------------------------------------------------------------------------
 
-    def _quiet(self, state: BrandState) -> bool:
-        """No closed data in any window, no brand rule active or following an incident, and no
-        customer worth watching."""
+    def _rules_quiet(self, state: BrandState) -> bool:
+        """No closed data in any window and no brand rule active or following an incident: the
+        brand rules' verdicts on silent minutes change nothing."""
         assert state.closed_until is not None
         closed = state.closed_until
         return (
@@ -168,7 +168,6 @@ class Engine:
             and all(rs.incident is None for rs in state.rules.values())
             and all(b.minute >= closed for b in state.buckets)
             and all(b.minute >= closed for bs in state.scopes.values() for b in bs)
-            and not state.watched_customers
         )
 
     def _rules_of(self, state: BrandState) -> Iterator[tuple[BrandRule, RuleState]]:
@@ -189,14 +188,28 @@ class Engine:
             state.baseline_until = state.closed_until
         while state.closed_until < target:
             start = state.closed_until
-            if self._quiet(state):
+            if self._rules_quiet(state):
                 # Long silence: skip the empty minutes in one step (same result, O(1) time).
                 resume = min((b.minute for b in state.buckets), default=target)
                 resume = min(resume, target)
-                if resume - start > MINUTE:
-                    self._skip_silence(state, start, resume)
-                    self.customers.sweep(state, resume, out, full=True)
-                    continue
+                if not state.watched_customers:
+                    if resume - start > MINUTE:
+                        self._skip_silence(state, start, resume)
+                        self.customers.sweep(state, resume, out, full=True)
+                        continue
+                else:
+                    # Watched customers are re-scored every quarter hour (their decay, a customer
+                    # rule's resolve): skip to the next quarter hour and sweep there as closing
+                    # that minute would, without evaluating the brand rules on every silent
+                    # minute. A silence of months costs its sweeps until the customers are
+                    # forgotten (the customer horizon), not one evaluation per minute.
+                    sweep_at = _next_sweep(start)
+                    resume = min(resume, sweep_at)
+                    if resume - start > MINUTE:
+                        self._skip_silence(state, start, resume)
+                        if resume == sweep_at:
+                            self.customers.sweep(state, resume, out, full=resume.minute == 0)
+                        continue
             self._close_minute(state, start, out)
             state.closed_until = start + MINUTE
 
@@ -276,6 +289,14 @@ class Engine:
             ).examples
 
         return examples
+
+
+def _next_sweep(start: datetime) -> datetime:
+    """The first end of a minute from ``start`` on at which closing it sweeps the customers
+    (a multiple of ``CUSTOMER_DECAY_MINUTES`` past the hour)."""
+    end = start + MINUTE
+    past = end.minute % CUSTOMER_DECAY_MINUTES
+    return end if past == 0 else end + (CUSTOMER_DECAY_MINUTES - past) * MINUTE
 
 
 def _alert_active(state: BrandState) -> bool:
