@@ -40,6 +40,9 @@ def main() -> int:
     parser.add_argument("--days", type=float, nargs="+", default=[1.0, 30.0, 300.0])
     parser.add_argument("--via", choices=("mention", "timer"), default="mention")
     parser.add_argument("--brand", help="only this brand's mentions (default: every brand)")
+    parser.add_argument(
+        "--events", type=Path, help="write the gap step's records (one JSON a line) to FILE.N"
+    )
     args = parser.parse_args()
 
     records, _ = records_of(args.scale)
@@ -64,10 +67,14 @@ def main() -> int:
         if args.via == "mention":
             result = pipeline.process(after_gap(records, store, gap), store.stored)
         else:
-            latest = max(r.engine.max_event_time for r in store.brands.values() if r.engine.max_event_time)
+            latest = max(
+                r.engine.max_event_time for r in store.brands.values() if r.engine.max_event_time
+            )
             result = pipeline.advance(sorted(store.brands), latest + gap, store.stored)
         published, events, written = serialise(result, store)
         cpu = time.process_time() - c0
+        if args.events is not None:
+            Path(f"{args.events}.{days:g}").write_bytes(b"".join(e + b"\n" for e in events))
         print(
             f"{days:>10g} {cpu:>8.2f} {closed[0]:>15,} {len(result.alerts):>7,} "
             f"{len(result.customers):>10,} {len(result.incidents):>10,} "
@@ -106,9 +113,7 @@ def after_gap(records: list, store: WorkerStore, gap: timedelta) -> list[RawReco
                 "fetched_at": mention.fetched_at + gap,
             }
         )
-        next_offset = max(
-            f[2] for f in records if f[1] == partition
-        ) + 1
+        next_offset = max(f[2] for f in records if f[1] == partition) + 1
         batch.append(RawRecord(topic, partition, next_offset, key, later.to_json()))
     return batch
 

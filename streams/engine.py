@@ -197,21 +197,33 @@ class Engine:
                         self._skip_silence(state, start, resume)
                         self.customers.sweep(state, resume, out, full=True)
                         continue
-                else:
-                    # Watched customers are re-scored every quarter hour (their decay, a customer
-                    # rule's resolve): skip to the next quarter hour and sweep there as closing
-                    # that minute would, without evaluating the brand rules on every silent
-                    # minute. A silence of months costs its sweeps until the customers are
-                    # forgotten (the customer horizon), not one evaluation per minute.
-                    sweep_at = _next_sweep(start)
-                    resume = min(resume, sweep_at)
-                    if resume - start > MINUTE:
-                        self._skip_silence(state, start, resume)
-                        if resume == sweep_at:
-                            self.customers.sweep(state, resume, out, full=resume.minute == 0)
-                        continue
+                elif resume - start > MINUTE:
+                    self._skip_watched_silence(state, start, resume, out)
+                    continue
             self._close_minute(state, start, out)
             state.closed_until = start + MINUTE
+
+    def _skip_watched_silence(
+        self, state: BrandState, start: datetime, resume: datetime, out: EngineOutput
+    ) -> None:
+        """Close the silent minutes from ``start`` to ``resume`` while customers are watched.
+
+        The brand rules' verdicts on silent minutes change nothing (see :meth:`_rules_quiet`), so
+        the minutes are skipped in one step as for any silence; only the customer sweeps of the
+        minutes' ends are run, at the same times and in the same order as closing each minute
+        would, until no customer is watched any more (then the rest is a plain silence). A silence
+        of months costs its quarter-hourly sweeps until the customers are forgotten (the customer
+        horizon), not one evaluation of every rule per minute.
+        """
+        step = CUSTOMER_DECAY_MINUTES * MINUTE
+        swept = start
+        sweep_at = _next_sweep(start)
+        while sweep_at <= resume and state.watched_customers:
+            self.customers.sweep(state, sweep_at, out, full=sweep_at.minute == 0)
+            swept, sweep_at = sweep_at, sweep_at + step
+        if not state.watched_customers and resume - swept > MINUTE:
+            self.customers.sweep(state, resume, out, full=True)
+        self._skip_silence(state, start, resume)
 
     def _skip_silence(self, state: BrandState, start: datetime, resume: datetime) -> None:
         """Close the silent minutes from ``start`` to ``resume`` in one step."""
