@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from core import BATCH, WorkerStore, batch_of, make_pipeline, records_of, serialise  # noqa: E402
+from core import BATCH, RawFields, WorkerStore, batch_of, make_pipeline, records_of, serialise  # noqa: E402
 
 from streams.engine import Engine  # noqa: E402
 from streams.pipeline import RawRecord  # noqa: E402
@@ -61,17 +61,17 @@ def main() -> int:
         store = WorkerStore()
         for start in range(0, len(records), BATCH):
             serialise(pipeline.process(batch_of(records, start), store.stored), store)
-        closed = count_closed_minutes(pipeline._engine)  # noqa: SLF001 - a bench's probe
+        closed = count_closed_minutes(pipeline._engine)
         gap = timedelta(days=days)
         c0 = time.process_time()
         if args.via == "mention":
-            result = pipeline.process(after_gap(records, store, gap), store.stored)
+            result = pipeline.process(after_gap(records, gap), store.stored)
         else:
             latest = max(
                 r.engine.max_event_time for r in store.brands.values() if r.engine.max_event_time
             )
             result = pipeline.advance(sorted(store.brands), latest + gap, store.stored)
-        published, events, written = serialise(result, store)
+        _published, events, written = serialise(result, store)
         cpu = time.process_time() - c0
         if args.events is not None:
             Path(f"{args.events}.{days:g}").write_bytes(b"".join(e + b"\n" for e in events))
@@ -88,23 +88,23 @@ def main() -> int:
 def count_closed_minutes(engine: Engine) -> list[int]:
     """Count the engine's one-by-one minute closes from now on (a one-element list)."""
     count = [0]
-    close = engine._close_minute  # noqa: SLF001 - a bench's probe
+    close = engine._close_minute
 
     def counted(*args: object, **kwargs: object) -> None:
         count[0] += 1
         close(*args, **kwargs)  # type: ignore[arg-type]
 
-    engine._close_minute = counted  # type: ignore[method-assign]  # noqa: SLF001
+    engine._close_minute = counted  # type: ignore[method-assign]
     return count
 
 
-def after_gap(records: list, store: WorkerStore, gap: timedelta) -> list[RawRecord]:
+def after_gap(records: list[RawFields], gap: timedelta) -> list[RawRecord]:
     """One mention per brand, ``gap`` after that brand's last mention, at the next offset."""
-    last: dict[str, tuple] = {}
+    last: dict[str, RawFields] = {}
     for fields in records:
         last[fields[3].decode()] = fields
     batch = []
-    for brand, (topic, partition, offset, key, value) in sorted(last.items()):
+    for _brand, (topic, partition, _offset, key, value) in sorted(last.items()):
         mention = Mention.model_validate_json(value)
         later = mention.model_copy(
             update={

@@ -609,3 +609,105 @@ def test_a_quiet_customer_is_swept_hourly_and_its_old_mentions_dropped() -> None
     eng.advance(state, T0 + timedelta(days=7, hours=1))
     assert [m.at for m in state.customers["fan"].mentions] == [T0 + timedelta(days=7, minutes=1)]
     assert "other" not in state.customers  # silent past the horizon: forgotten
+
+
+# --- gaps in event time -----------------------------------------------------------------------
+
+
+class MinuteByMinute(Engine):
+    """The engine without skipping silences: every minute of a gap closed and evaluated."""
+
+    def _rules_quiet(self, state: BrandState) -> bool:
+        return False
+
+
+class CountingCloses(Engine):
+    """The engine, counting the minutes it closes one by one (each evaluates every brand rule)."""
+
+    closed = 0
+
+    def _close_minute(self, state: BrandState, minute: datetime, out: EngineOutput) -> None:
+        self.closed += 1
+        super()._close_minute(state, minute, out)
+
+
+def _before_gap() -> list[ScoredMention]:
+    """An hour with a spike, a customer at risk (firing) and one on watch."""
+    batch = traffic(T0, 30, per_minute=10, negative=1)
+    batch += traffic(T0 + 30 * MIN, 10, per_minute=10, negative=6)
+    batch += traffic(T0 + 40 * MIN, 20, per_minute=10, negative=1)
+    batch += [
+        scored(T0 + 41 * MIN, negative=True, customer="c9", deficit=("on hold for hours",)),
+        scored(T0 + 43 * MIN, negative=True, customer="c9", rating=1, text="one star"),
+        scored(T0 + 45 * MIN, negative=True, customer="c9", churn=("cancel my subscription",)),
+        scored(T0 + 50 * MIN, negative=True, customer="c5", compound=-0.95, rating=1),
+    ]
+    return sorted(batch, key=lambda s: s.mention.created_at)
+
+
+def _after_gap(start: datetime) -> list[ScoredMention]:
+    """Normal traffic, then a spike."""
+    return traffic(start, 20, per_minute=10, negative=1) + traffic(
+        start + 20 * MIN, 10, per_minute=10, negative=6
+    )
+
+
+@pytest.mark.parametrize("via", ["mention", "advance"])
+def test_a_gap_of_days_gives_what_closing_every_minute_gives(via: str) -> None:
+    before = _before_gap()
+    resume = T0 + timedelta(days=9, minutes=7)
+    first_after = [scored(resume, customer="c7")]
+    after_gap = _after_gap(resume + MIN)
+    outputs = []
+    every_minute = MinuteByMinute(
+        rules(), allowed_lateness=timedelta(0), baseline_time_constant=timedelta(hours=1)
+    )
+    for eng in (engine(), every_minute):
+        state = eng.new_state(BRAND)
+        out = eng.process(state, before)
+        tail = eng.advance(state, resume) if via == "advance" else eng.process(state, first_after)
+        after = eng.process(state, after_gap)
+        after_tail = eng.advance(state, resume + timedelta(hours=2))
+        outputs.append((out, tail, after, after_tail))
+    fast, slow = outputs
+    gap = fast[1]
+    (resolved,) = gap.alerts
+    for got, expected in zip(fast, slow, strict=True):
+        assert got.alerts == expected.alerts
+        assert got.incidents == expected.incidents
+        assert sorted(got.forgotten) == sorted(expected.forgotten)
+        # Customer health is the same while customers are watched (re-scored every quarter hour
+        # either way). Once none is, a silence is skipped as before with one full re-scoring at
+        # its end instead of hourly ones: the same customers, fewer intermediate records.
+        assert [
+            h for h in got.customers if resolved.ends_at and h.updated_at <= resolved.ends_at
+        ] == [
+            h for h in expected.customers if resolved.ends_at and h.updated_at <= resolved.ends_at
+        ]
+    # The gap did something a user sees: the customer at risk resolved, risks decayed, the
+    # customers were forgotten; and the spike after it fired and resolved.
+    assert [(a.alertname, a.state) for a in gap.alerts] == [("CustomerAtRisk", AlertState.RESOLVED)]
+    assert len(gap.customers) > 10
+    assert {"c9", "c5"} <= set(gap.forgotten)
+    assert [a.state for a in spikes(fast[2]) + spikes(fast[3])] == [
+        AlertState.FIRING,
+        AlertState.RESOLVED,
+    ]
+
+
+def test_a_gap_costs_the_same_few_rule_evaluations_however_long() -> None:
+    closes = {}
+    for days in (9, 30, 300):
+        eng = CountingCloses(
+            rules(), allowed_lateness=timedelta(0), baseline_time_constant=timedelta(hours=1)
+        )
+        state = eng.new_state(BRAND)
+        eng.process(state, _before_gap())
+        eng.closed = 0
+        out = eng.advance(state, T0 + timedelta(days=days))
+        assert [a.state for a in _customer_alerts(out)] == [AlertState.RESOLVED]
+        assert not state.customers
+        closes[days] = eng.closed
+    # What the windows still held and the rules' timing needed, not one per minute of the gap
+    # (9 days: 12,960 minutes).
+    assert closes[9] == closes[30] == closes[300] <= 30
