@@ -37,6 +37,8 @@ __all__ = ["CUSTOMER_DECAY_MINUTES", "CustomerTracker"]
 DEFAULT_LOOKBACK = timedelta(days=7)
 DEFAULT_WATCH_AT = 40.0
 LAST_MENTIONS = 3
+ROUNDING_MARGIN = timedelta(minutes=1)
+"""How much earlier than computed a customer's decaying score is assumed to round otherwise."""
 CUSTOMER_DECAY_MINUTES = 15
 """Watched customers are re-scored for decay every quarter hour, everyone else hourly: a risk that
 decays over days needs no finer step, and per-minute sweeps would dominate the engine's time."""
@@ -102,8 +104,14 @@ class CustomerTracker:
         when = at if cs.evaluated_at is None else max(at, cs.evaluated_at)
         self._evaluate(state, customer, cs, when, out)
 
-    def sweep(self, state: BrandState, end: datetime, out: EngineOutput, *, full: bool) -> None:
-        """Re-score customers as time passes (``full``: everyone, and forget the long quiet)."""
+    def sweep(
+        self, state: BrandState, end: datetime, out: EngineOutput, *, full: bool, quiet: bool = True
+    ) -> None:
+        """Re-score customers as time passes (``full``: everyone, and forget the long quiet).
+
+        ``quiet=False`` leaves the customers known quiet to a later :meth:`sweep_quiet` (they
+        output nothing, so only the last of a run of sweeps with no mention between matters).
+        """
         customers = state.customers
         if not full:
             # Only the watched customers, from the state's index rather than by testing every
@@ -126,8 +134,8 @@ class CustomerTracker:
         # them (below), without it. The others are re-scored in the customers' order, so outputs
         # come in the same order as when everyone was.
         known_quiet = state.quiet_customers if self._zero_is_quiet else set()
-        quiet = list(known_quiet)  # their order does not matter: nothing is output
-        others = [c for c in customers if c not in known_quiet] if quiet else list(customers)
+        quiet_ones = list(known_quiet)  # their order does not matter: nothing is output
+        others = [c for c in customers if c not in known_quiet] if quiet_ones else list(customers)
         for customer, cs in [(c, customers[c]) for c in others]:
             due = cs.evaluated_at is None or end > cs.evaluated_at
             if due and not self._unchanged_at(state, customer, cs, end):
@@ -139,7 +147,13 @@ class CustomerTracker:
                 del customers[customer]
                 state.track(customer, None)
                 out.forgotten.append(customer)
-        self._sweep_quiet(state, quiet, end, out)
+        if quiet:
+            self._sweep_quiet(state, quiet_ones, end, out)
+
+    def sweep_quiet(self, state: BrandState, end: datetime, out: EngineOutput) -> None:
+        """The part of a full sweep at ``end`` that concerns the customers known quiet."""
+        if self._zero_is_quiet:
+            self._sweep_quiet(state, list(state.quiet_customers), end, out)
 
     def _sweep_quiet(
         self, state: BrandState, quiet: list[str], end: datetime, out: EngineOutput
@@ -184,6 +198,12 @@ class CustomerTracker:
         last = state.last_scores.get(customer)
         if last is None or cs.firing or cs.pending or cs.clear_since or not self._one_lookback:
             return False
+        hint = state.unchanged_until.get(customer)
+        if hint is not None and hint[0] is last and end < hint[1]:
+            # Found unchanged before with the same last scoring, and still before the first time
+            # the decayed score could round otherwise or a mention leave the lookback.
+            vars(cs)["evaluated_at"] = end
+            return True
         mentions = cs.mentions
         if (
             not mentions
@@ -200,7 +220,24 @@ class CustomerTracker:
         if any(score >= rule.fire_at for rule in self.rules if rule.applies_to(state.brand)):
             return False
         vars(cs)["evaluated_at"] = end
+        state.unchanged_until[customer] = (last, self._unchanged_before(last, score, mentions))
         return True
+
+    def _unchanged_before(
+        self, last: LastScore, score: float, mentions: Sequence[CustomerMention]
+    ) -> datetime:
+        """A time before which :meth:`_unchanged_at` stays true for a customer it was just true
+        for, with the same last scoring: the first mention stays inside the lookback and the
+        decaying total stays clear (by a margin far beyond float error) of the next rounding
+        boundary below ``score``."""
+        until = mentions[0].at + self._lookback
+        floor = score - 0.5 + 1e-6
+        if floor > 0.0:
+            if last.total <= floor:
+                return last.at
+            half_lives = math.log2(last.total / floor)
+            until = min(until, last.at + half_lives * self._half_life - ROUNDING_MARGIN)
+        return until
 
     def erase(
         self,

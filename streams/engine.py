@@ -217,12 +217,19 @@ class Engine:
         """
         step = CUSTOMER_DECAY_MINUTES * MINUTE
         swept = start
+        last_full: datetime | None = None
         sweep_at = _next_sweep(start)
         while sweep_at <= resume and state.watched_customers:
-            self.customers.sweep(state, sweep_at, out, full=sweep_at.minute == 0)
+            # The hourly sweeps leave the quiet customers (who output nothing) to the last one.
+            full = sweep_at.minute == 0
+            self.customers.sweep(state, sweep_at, out, full=full, quiet=False)
+            if full:
+                last_full = sweep_at
             swept, sweep_at = sweep_at, sweep_at + step
         if not state.watched_customers and resume - swept > MINUTE:
             self.customers.sweep(state, resume, out, full=True)
+        elif last_full is not None:
+            self.customers.sweep_quiet(state, last_full, out)
         self._skip_silence(state, start, resume)
 
     def _skip_silence(self, state: BrandState, start: datetime, resume: datetime) -> None:

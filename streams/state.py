@@ -180,11 +180,20 @@ class BrandState(BaseModel):
         (never stored) so an hourly sweep can tell when scoring again would change nothing."""
         return {}
 
+    @functools.cached_property
+    def unchanged_until(self) -> dict[str, tuple[LastScore, datetime]]:
+        """Customer → (their :class:`LastScore`, a time before which re-scoring them would change
+        nothing while that last scoring stands): kept by the engine in memory (never stored) so
+        the sweeps of a long silence need not test every watched customer at every quarter
+        hour."""
+        return {}
+
     def reindex(self) -> None:
         """Drop the customer indexes; call after changing ``customers`` other than by the engine."""
         self.__dict__.pop("watched_customers", None)
         self.__dict__.pop("quiet_customers", None)
         self.__dict__.pop("last_scores", None)
+        self.__dict__.pop("unchanged_until", None)
 
     def track(self, customer: str, cs: CustomerState | None, *, quiet: bool = False) -> None:
         """Update the customer indexes after ``customer`` was re-scored (``cs``; ``quiet`` if it
@@ -204,6 +213,8 @@ class BrandState(BaseModel):
                 known_quiet.discard(customer)
         if cs is None and "last_scores" in built:
             built["last_scores"].pop(customer, None)
+        if cs is None and "unchanged_until" in built:
+            built["unchanged_until"].pop(customer, None)
 
     @property
     def last_evaluated_minute(self) -> datetime | None:

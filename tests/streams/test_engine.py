@@ -527,7 +527,9 @@ class EveryoneRescored(CustomerTracker):
     """The sweeps as they were before they skipped customers known to be unchanged: everyone
     (hourly) and the watched (quarter-hourly) through ``_evaluate``."""
 
-    def sweep(self, state: BrandState, end: datetime, out: EngineOutput, *, full: bool) -> None:
+    def sweep(
+        self, state: BrandState, end: datetime, out: EngineOutput, *, full: bool, quiet: bool = True
+    ) -> None:
         if not full:
             for customer in [c for c, cs in state.customers.items() if cs.watched]:
                 cs = state.customers[customer]
