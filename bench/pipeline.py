@@ -138,6 +138,28 @@ def wait_ingested(port: int, count: float, process: subprocess.Popen[bytes]) -> 
         time.sleep(0.1)
 
 
+def wait_processed(port: int, count: float, process: subprocess.Popen[bytes]) -> float:
+    """Poll the worker's metrics until ``count`` mentions are processed (scored and published,
+    parked or dropped as duplicates: counted after a batch's state is stored, while
+    ``listenwell_mentions_ingested_total`` counts a batch when it starts); return that time."""
+    names = (
+        "listenwell_mentions_scored_total",
+        "listenwell_mentions_dead_lettered_total",
+        "listenwell_mentions_deduplicated_total",
+    )
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"worker exited with {process.returncode}")
+        try:
+            metrics = scrape(port)
+            processed = sum(total(metrics, name) for name in names)
+        except OSError:
+            processed = 0.0
+        if processed >= count:
+            return time.perf_counter()
+        time.sleep(0.1)
+
+
 WARM_UP = 200
 
 
@@ -301,9 +323,22 @@ def main() -> int:
                 live = args.latency_stream == "live"
                 if live:
                     # The first live mentions move every brand's watermark from the backlog's day to
-                    # today (closing the gap, forgetting the backlog's customers): not counted.
+                    # today (closing the gap, forgetting the backlog's customers): not counted, and
+                    # waited for until processed (ingested counts a batch when it starts: a batch
+                    # still closing the gap would hold up the first mentions measured).
+                    gap_days = (datetime.now(UTC) - mentions[-1].created_at).total_seconds() / 86400
+                    if args.profile:
+                        spy = Recorder(worker.pid, workdir / "spy-warm-up.txt")
+                    began = time.perf_counter()
                     send_paced(bootstrap, raw, steady[:WARM_UP], rate, live=True)
-                    wait_ingested(port, len(mentions) + WARM_UP, worker)
+                    done = wait_processed(port, len(mentions) + WARM_UP, worker)
+                    if spy is not None:
+                        profiles["warm-up (gap)"] = breakdown(spy.stop())
+                    print(
+                        f"warm-up: {WARM_UP} live mentions {gap_days:,.0f} days after the "
+                        f"backlog's last, processed {done - began:.1f} s after the first was sent",
+                        flush=True,
+                    )
                 steady = steady[WARM_UP:]
                 warm = WARM_UP if live else 0
                 before_steady = scrape(port)
