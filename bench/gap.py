@@ -3,10 +3,13 @@
 The crisis day (``generate("crisis", seed=7)``, scaled) is fed through :class:`Pipeline` in
 batches of 500, as ``bench/core.py`` does; then each brand gets one mention ``N`` days after its
 last one (``--via mention``), or the wall-clock watermark advances every brand ``N`` days
-(``--via timer``, :meth:`Pipeline.advance`). Printed per N: the CPU time of that one step, the
-minutes the engine closed one by one (each evaluates every rule of the brand), and what it
-published and stored (alert transitions, customer health, incident updates, their bytes, and the
-changelog bytes). A gap should cost what the rules need, not one evaluation per minute of it.
+(``--via timer``, :meth:`Pipeline.advance`). Printed per N, for the baseline (``before``: the engine
+as it was, closing every minute of a silence while the brand has watched customers) and the
+engine now, in the same run: the CPU time of that one step, the minutes the engine closed one by
+one (each evaluates every rule of the brand), and what it published and stored (alert
+transitions, customer health, incident updates, their bytes, and the changelog bytes). A gap
+should cost what the rules need, not one evaluation per minute of it; both must publish the same
+records (``--events FILE`` writes the engine's now, to compare with another version's).
 
 This is the first step of ``bench/pipeline.py``'s live latency phase: the backlog is the crisis
 day of 2026-01-05 and the live mentions are stamped with today's time, months later.
@@ -18,20 +21,27 @@ Usage: ``.venv/bin/python bench/gap.py [--scale 1.0] [--days 1 30 300] [--via me
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
+RESULTS = REPO / "bench" / "results" / "gap.json"
 
-from core import BATCH, RawFields, WorkerStore, batch_of, make_pipeline, records_of, serialise  # noqa: E402
+from core import BATCH, RawFields, WorkerStore, batch_of, records_of, serialise  # noqa: E402
 
+from streams.clock import FakeClock  # noqa: E402
 from streams.engine import Engine  # noqa: E402
-from streams.pipeline import RawRecord  # noqa: E402
+from streams.pipeline import BatchResult, Pipeline, RawRecord  # noqa: E402
 from streams.records import Mention  # noqa: E402
+from streams.rules import load_rules  # noqa: E402
+from streams.scoring import Scorer  # noqa: E402
+from streams.state import BrandState, EngineOutput  # noqa: E402
+from streams.windows import MINUTE  # noqa: E402
 
 
 def main() -> int:
@@ -53,49 +63,92 @@ def main() -> int:
         f"via {args.via}"
     )
     print(
-        f"{'gap (days)':>10} {'CPU s':>8} {'minutes closed':>15} {'alerts':>7} "
+        f"{'gap (days)':>10} {'engine':>7} {'CPU s':>8} {'minutes closed':>15} {'alerts':>7} "
         f"{'customers':>10} {'incidents':>10} {'events KB':>10} {'changelog KB':>13}"
     )
+    figures: list[dict[str, object]] = []
     for days in args.days:
-        pipeline = make_pipeline()
-        store = WorkerStore()
-        for start in range(0, len(records), BATCH):
-            serialise(pipeline.process(batch_of(records, start), store.stored), store)
-        closed = count_closed_minutes(pipeline._engine)
-        gap = timedelta(days=days)
-        c0 = time.process_time()
-        if args.via == "mention":
-            result = pipeline.process(after_gap(records, gap), store.stored)
-        else:
-            latest = max(
-                r.engine.max_event_time for r in store.brands.values() if r.engine.max_event_time
+        published: dict[str, list[bytes]] = {}
+        for label, engine_class in (("before", EveryMinuteWhileWatched), ("now", Engine)):
+            row = gap_step(records, engine_class, timedelta(days=days), args.via)
+            cpu, closed, result, events, written = row
+            published[label] = events
+            figures.append(
+                {
+                    "gap_days": days,
+                    "engine": label,
+                    "cpu_s": round(cpu, 3),
+                    "minutes_closed": closed,
+                    "alerts": len(result.alerts),
+                    "customer_health": len(result.customers),
+                    "incidents": len(result.incidents),
+                    "published_bytes": sum(map(len, events)),
+                    "changelog_bytes": sum(map(len, written[0] + written[1])),
+                }
             )
-            result = pipeline.advance(sorted(store.brands), latest + gap, store.stored)
-        _published, events, written = serialise(result, store)
-        cpu = time.process_time() - c0
-        if args.events is not None:
-            Path(f"{args.events}.{days:g}").write_bytes(b"".join(e + b"\n" for e in events))
-        print(
-            f"{days:>10g} {cpu:>8.2f} {closed[0]:>15,} {len(result.alerts):>7,} "
-            f"{len(result.customers):>10,} {len(result.incidents):>10,} "
-            f"{sum(map(len, events)) / 1e3:>10,.1f} "
-            f"{sum(map(len, written[0] + written[1])) / 1e3:>13,.1f}",
-            flush=True,
+            if args.events is not None and engine_class is Engine:
+                Path(f"{args.events}.{days:g}").write_bytes(b"".join(e + b"\n" for e in events))
+            print(
+                f"{days:>10g} {label:>7} {cpu:>8.2f} {closed:>15,} {len(result.alerts):>7,} "
+                f"{len(result.customers):>10,} {len(result.incidents):>10,} "
+                f"{sum(map(len, events)) / 1e3:>10,.1f} "
+                f"{sum(map(len, written[0] + written[1])) / 1e3:>13,.1f}",
+                flush=True,
+            )
+        same = published["before"] == published["now"]
+        print(f"{'':>10} the gap's records (alerts, customer health, incidents) identical: {same}")
+        figures.append({"gap_days": days, "records_identical": same})
+    RESULTS.write_text(
+        json.dumps(
+            {"scale": args.scale, "via": args.via, "mentions": len(records), "rows": figures},
+            indent=2,
         )
+        + "\n"
+    )
     return 0
 
 
-def count_closed_minutes(engine: Engine) -> list[int]:
-    """Count the engine's one-by-one minute closes from now on (a one-element list)."""
-    count = [0]
-    close = engine._close_minute
+class EveryMinuteWhileWatched(Engine):
+    """The baseline: the engine as it was before a silence with watched customers was skipped
+    (main at e0ef406 closed, and evaluated every rule at, every minute of it)."""
 
-    def counted(*args: object, **kwargs: object) -> None:
-        count[0] += 1
-        close(*args, **kwargs)  # type: ignore[arg-type]
+    def _skip_watched_silence(
+        self, state: BrandState, start: datetime, resume: datetime, out: EngineOutput
+    ) -> None:
+        self._close_minute(state, start, out)
+        state.closed_until = start + MINUTE
 
-    engine._close_minute = counted  # type: ignore[method-assign]
-    return count
+
+def gap_step(
+    records: list[RawFields], engine_class: type[Engine], gap: timedelta, via: str
+) -> tuple[float, int, BatchResult, list[bytes], tuple[list[bytes], list[bytes]]]:
+    """The backlog, then the gap: CPU seconds and minutes closed one by one by the gap step,
+    what it produced, the records it publishes (events) and the changelog payloads it writes."""
+    closed = [0]
+
+    class Counting(engine_class):  # type: ignore[valid-type,misc]
+        def _close_minute(self, state: BrandState, minute: datetime, out: EngineOutput) -> None:
+            closed[0] += 1
+            super()._close_minute(state, minute, out)
+
+    engine = Counting(
+        load_rules(REPO / "alert_rules" / "default.yaml"), allowed_lateness=timedelta(seconds=120)
+    )
+    pipeline = Pipeline(Scorer(), engine, clock=FakeClock(datetime(2026, 1, 6, tzinfo=UTC)))
+    store = WorkerStore()
+    for start in range(0, len(records), BATCH):
+        serialise(pipeline.process(batch_of(records, start), store.stored), store)
+    closed[0] = 0
+    c0 = time.process_time()
+    if via == "mention":
+        result = pipeline.process(after_gap(records, gap), store.stored)
+    else:
+        latest = max(
+            r.engine.max_event_time for r in store.brands.values() if r.engine.max_event_time
+        )
+        result = pipeline.advance(sorted(store.brands), latest + gap, store.stored)
+    _published, events, written = serialise(result, store)
+    return time.process_time() - c0, closed[0], result, events, written
 
 
 def after_gap(records: list[RawFields], gap: timedelta) -> list[RawRecord]:
