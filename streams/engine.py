@@ -170,6 +170,10 @@ class Engine:
             and all(b.minute >= closed for bs in state.scopes.values() for b in bs)
         )
 
+    def _silence_may_fire(self, brand: str) -> bool:
+        """Whether a rule of ``brand`` could fire on minutes without mentions."""
+        return any(rule.silence_may_fire for rule in self._brand_rules if rule.applies_to(brand))
+
     def _rules_of(self, state: BrandState) -> Iterator[tuple[BrandRule, RuleState]]:
         for rule in self._brand_rules:
             if rule.applies_to(state.brand):
@@ -197,7 +201,7 @@ class Engine:
                         self._skip_silence(state, start, resume)
                         self.customers.sweep(state, resume, out, full=True)
                         continue
-                elif resume - start > MINUTE:
+                elif resume - start > MINUTE and not self._silence_may_fire(state.brand):
                     self._skip_watched_silence(state, start, resume, out)
                     continue
             self._close_minute(state, start, out)

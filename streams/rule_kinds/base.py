@@ -188,6 +188,13 @@ class BrandRule(RuleBase):
         """The minutes from ``start`` to ``resume`` held no mention at all and were skipped in
         one step: bring the kind's own state (a detector) up to ``resume``. Nothing by default."""
 
+    @property
+    def silence_may_fire(self) -> bool:
+        """Whether minutes without any mention could make the condition true (a drop in volume):
+        the engine then closes a silence minute by minute while a brand has customers on watch,
+        as it did before it skipped such silences. False by default."""
+        return False
+
     def baseline_memory(
         self, default: timedelta, slots: list[Baseline], mentions: int
     ) -> timedelta:

@@ -62,6 +62,11 @@ class ThresholdRule(BrandRule):
         condition = stats.count >= self.min_volume and self.holds(value)
         return Verdict(value, self.expected(base_sums), condition, self.holds(value))
 
+    @property
+    def silence_may_fire(self) -> bool:
+        # Every metric of an empty window is 0.
+        return self.min_volume == 0 and self.holds(0.0)
+
     def format_value(self, value: float | None) -> str:
         if value is None:
             return "n/a"

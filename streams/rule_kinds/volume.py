@@ -144,6 +144,11 @@ class VolumeSurgeRule(BrandRule):
     def format_value(self, value: float | None) -> str:
         return "n/a" if value is None else f"{value:.0f}"
 
+    @property
+    def silence_may_fire(self) -> bool:
+        """A detector watching for collapses may judge zero counts one."""
+        return self.params.direction != "up"
+
     def pass_silence(self, rs: RuleState, start: datetime, resume: datetime) -> None:
         """Show the detectors the silent minutes they would have seen (a zero count each)."""
         minutes = min(int((resume - start) / MINUTE), MAX_ZERO_STEPS)

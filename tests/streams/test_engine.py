@@ -713,3 +713,33 @@ def test_a_gap_costs_the_same_few_rule_evaluations_however_long() -> None:
     # What the windows still held and the rules' timing needed, not one per minute of the gap
     # (9 days: 12,960 minutes).
     assert closes[9] == closes[30] == closes[300] <= 30
+
+
+def test_a_collapse_rule_still_fires_in_a_silence_with_watched_customers() -> None:
+    """A volume detector watching for collapses judges runs of zero counts: the rule says so
+    (``silence_may_fire``), and such a brand's silence gives what closing every minute gives."""
+    ruleset = parse_rules(
+        RULES
+        + """
+      - alert: MentionsCollapsed
+        kind: volume_surge
+        params: {direction: down, peak_rank: 0}
+""",
+        "test.yaml",
+    )
+    assert [r.silence_may_fire for r in ruleset.rules if r.alert == "MentionsCollapsed"] == [True]
+    assert not any(r.silence_may_fire for r in rules().rules if r.alert != "CustomerAtRisk")
+    history = traffic(T0 - timedelta(hours=4), 240, per_minute=10, negative=1) + _before_gap()
+    outputs = []
+    for engine_class in (Engine, MinuteByMinute):
+        eng = engine_class(
+            ruleset, allowed_lateness=timedelta(0), baseline_time_constant=timedelta(hours=1)
+        )
+        state = eng.new_state(BRAND)
+        eng.process(state, history)
+        assert state.watched_customers
+        outputs.append(eng.advance(state, T0 + timedelta(days=2)).alerts)
+    fast, slow = outputs
+    assert fast == slow
+    collapsed = [a for a in fast if a.alertname == "MentionsCollapsed"]
+    assert collapsed and collapsed[0].state is AlertState.FIRING
