@@ -40,6 +40,10 @@ from streams.windows import (
 
 __all__ = ["Engine"]
 
+SILENCE_CHUNK = timedelta(days=1)
+"""The piece of a silence passed to :meth:`BrandRule.pass_silence` at once when every minute of
+it counts (shorter than any kind's own limit)."""
+
 
 class Engine:
     """Evaluates a ``RuleSet`` over per-brand state; pure and deterministic.
@@ -213,11 +217,12 @@ class Engine:
         """Close the silent minutes from ``start`` to ``resume`` while customers are watched.
 
         The brand rules' verdicts on silent minutes change nothing (see :meth:`_rules_quiet`), so
-        the minutes are skipped in one step as for any silence; only the customer sweeps of the
-        minutes' ends are run, at the same times and in the same order as closing each minute
-        would, until no customer is watched any more (then the rest is a plain silence). A silence
-        of months costs its quarter-hourly sweeps until the customers are forgotten (the customer
-        horizon), not one evaluation of every rule per minute.
+        the minutes are skipped in one step as for any silence, their own state (a detector)
+        passing through each minute as it did when they were closed one by one; only the customer
+        sweeps of the minutes' ends are run, at the same times and in the same order as closing
+        each minute would, until no customer is watched any more (then the rest is a plain
+        silence). A silence of months costs its quarter-hourly sweeps until the customers are
+        forgotten (the customer horizon), not one evaluation of every rule per minute.
         """
         step = CUSTOMER_DECAY_MINUTES * MINUTE
         swept = start
@@ -230,14 +235,23 @@ class Engine:
             if full:
                 last_full = sweep_at
             swept, sweep_at = sweep_at, sweep_at + step
+        watched_until = swept if not state.watched_customers else resume
         if not state.watched_customers and resume - swept > MINUTE:
             self.customers.sweep(state, resume, out, full=True)
         elif last_full is not None:
             self.customers.sweep_quiet(state, last_full, out)
-        self._skip_silence(state, start, resume)
+        # While customers were watched every minute used to be closed, so the rules' own state
+        # (a volume detector) saw every one of them; the rest is a plain silence.
+        self._skip_silence(state, start, watched_until, every_minute=True)
+        if resume > watched_until:
+            self._skip_silence(state, watched_until, resume)
 
-    def _skip_silence(self, state: BrandState, start: datetime, resume: datetime) -> None:
-        """Close the silent minutes from ``start`` to ``resume`` in one step."""
+    def _skip_silence(
+        self, state: BrandState, start: datetime, resume: datetime, *, every_minute: bool = False
+    ) -> None:
+        """Close the silent minutes from ``start`` to ``resume`` in one step (``every_minute``:
+        the rules' own state passes through all of them, not only as many as a kind keeps up
+        with after a long gap)."""
         assert state.baseline_until is not None
         leave = resume - self._retention * MINUTE
         if leave > state.baseline_until:
@@ -257,7 +271,14 @@ class Engine:
                     )
             state.baseline_until = leave
         for rule, rs in self._rules_of(state):
-            rule.pass_silence(rs, start, resume)
+            if not every_minute:
+                rule.pass_silence(rs, start, resume)
+                continue
+            at = start
+            while at < resume:
+                until = min(resume, at + SILENCE_CHUNK)
+                rule.pass_silence(rs, at, until)
+                at = until
         state.closed_until = resume
 
     def _close_minute(self, state: BrandState, minute: datetime, out: EngineOutput) -> None:
