@@ -37,7 +37,7 @@ typecheck: install
 # Issue 15's table: pipeline.py (end to end, latency, changelog on the broker), core.py (pure core,
 # changelog payloads), restart.py (1,000 brands and 100,000 customers), hotbrand.py (1 vs 2 workers).
 bench: install
-	$(PY) bench/pipeline.py && $(PY) bench/core.py && $(PY) bench/gap.py && $(PY) bench/restart.py && $(PY) bench/hotbrand.py && $(PY) bench/scoring.py && $(PY) bench/sentiment.py && $(PY) bench/detection.py && $(PY) bench/spikes.py
+	$(PY) bench/pipeline.py && $(PY) bench/core.py && $(PY) bench/gap.py --then-replay && $(PY) bench/restart.py && $(PY) bench/hotbrand.py && $(PY) bench/scoring.py && $(PY) bench/sentiment.py && $(PY) bench/detection.py && $(PY) bench/spikes.py
 
 # Fault injection: 50,000 mentions through runner → Kafka → workers → notifier → Slack-like
 # receiver while the driver kill -9s each part and the broker; figures in bench/results/chaos.json.

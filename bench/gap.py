@@ -14,8 +14,12 @@ records (``--events FILE`` writes the engine's now, to compare with another vers
 This is the first step of ``bench/pipeline.py``'s live latency phase: the backlog is the crisis
 day of 2026-01-05 and the live mentions are stamped with today's time, months later.
 
+``--then-replay`` then feeds the backlog's day again (a day after the gap, new ids) and compares
+everything both engines publish while processing it: what the gap did to the rules' state shows
+there.
+
 Usage: ``.venv/bin/python bench/gap.py [--scale 1.0] [--days 1 30 300] [--via mention|timer]
-[--brand NAME]``.
+[--brand NAME] [--then-replay] [--events FILE]``.
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ def main() -> int:
     parser.add_argument("--via", choices=("mention", "timer"), default="mention")
     parser.add_argument("--brand", help="only this brand's mentions (default: every brand)")
     parser.add_argument(
+        "--then-replay",
+        action="store_true",
+        help="after the gap, feed the backlog's day again (a day after the gap) and compare "
+        "everything published then too",
+    )
+    parser.add_argument(
         "--events", type=Path, help="write the gap step's records (one JSON a line) to FILE.N"
     )
     args = parser.parse_args()
@@ -70,9 +80,11 @@ def main() -> int:
     for days in args.days:
         published: dict[str, list[bytes]] = {}
         for label, engine_class in (("before", EveryMinuteWhileWatched), ("now", Engine)):
-            row = gap_step(records, engine_class, timedelta(days=days), args.via)
-            cpu, closed, result, events, written = row
+            then = day_again(records, timedelta(days=days + 1)) if args.then_replay else None
+            row = gap_step(records, engine_class, timedelta(days=days), args.via, then)
+            cpu, closed, result, events, written, afterwards = row
             published[label] = events
+            published[f"{label} afterwards"] = afterwards
             figures.append(
                 {
                     "gap_days": days,
@@ -97,7 +109,15 @@ def main() -> int:
             )
         same = published["before"] == published["now"]
         print(f"{'':>10} the gap's records (alerts, customer health, incidents) identical: {same}")
-        figures.append({"gap_days": days, "records_identical": same})
+        row_figures: dict[str, object] = {"gap_days": days, "records_identical": same}
+        if args.then_replay:
+            later_same = published["before afterwards"] == published["now afterwards"]
+            print(
+                f"{'':>10} then the day again: {len(published['now afterwards']):,} records, "
+                f"identical: {later_same}"
+            )
+            row_figures["records_after_identical"] = later_same
+        figures.append(row_figures)
     RESULTS.write_text(
         json.dumps(
             {"scale": args.scale, "via": args.via, "mentions": len(records), "rows": figures},
@@ -120,10 +140,15 @@ class EveryMinuteWhileWatched(Engine):
 
 
 def gap_step(
-    records: list[RawFields], engine_class: type[Engine], gap: timedelta, via: str
-) -> tuple[float, int, BatchResult, list[bytes], tuple[list[bytes], list[bytes]]]:
+    records: list[RawFields],
+    engine_class: type[Engine],
+    gap: timedelta,
+    via: str,
+    then: list[RawFields] | None = None,
+) -> tuple[float, int, BatchResult, list[bytes], tuple[list[bytes], list[bytes]], list[bytes]]:
     """The backlog, then the gap: CPU seconds and minutes closed one by one by the gap step,
-    what it produced, the records it publishes (events) and the changelog payloads it writes."""
+    what it produced, the records it publishes (events) and the changelog payloads it writes;
+    and, when ``then`` is given, the records published while processing it after the gap."""
     closed = [0]
 
     class Counting(engine_class):  # type: ignore[valid-type,misc]
@@ -148,7 +173,28 @@ def gap_step(
         )
         result = pipeline.advance(sorted(store.brands), latest + gap, store.stored)
     _published, events, written = serialise(result, store)
-    return time.process_time() - c0, closed[0], result, events, written
+    cpu = time.process_time() - c0
+    afterwards: list[bytes] = []
+    for start in range(0, len(then or ()), BATCH):
+        later = pipeline.process(batch_of(then or [], start), store.stored)
+        afterwards += serialise(later, store)[1]
+    return cpu, closed[0], result, events, written, afterwards
+
+
+def day_again(records: list[RawFields], shift: timedelta) -> list[RawFields]:
+    """The backlog's mentions again, ``shift`` later, with ids and offsets of their own."""
+    again = []
+    for topic, partition, offset, key, value in records:
+        mention = Mention.model_validate_json(value)
+        moved = mention.model_copy(
+            update={
+                "id": f"{mention.id}:again",
+                "created_at": mention.created_at + shift,
+                "fetched_at": mention.fetched_at + shift,
+            }
+        )
+        again.append((topic, partition, offset + len(records) + 1, key, moved.to_json()))
+    return again
 
 
 def after_gap(records: list[RawFields], gap: timedelta) -> list[RawRecord]:
