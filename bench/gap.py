@@ -173,12 +173,12 @@ def gap_step(
         )
         result = pipeline.advance(sorted(store.brands), latest + gap, store.stored)
     _published, events, written = serialise(result, store)
-    cpu = time.process_time() - c0
+    cpu, closes = time.process_time() - c0, closed[0]
     afterwards: list[bytes] = []
     for start in range(0, len(then or ()), BATCH):
         later = pipeline.process(batch_of(then or [], start), store.stored)
         afterwards += serialise(later, store)[1]
-    return cpu, closed[0], result, events, written, afterwards
+    return cpu, closes, result, events, written, afterwards
 
 
 def day_again(records: list[RawFields], shift: timedelta) -> list[RawFields]:
