@@ -44,6 +44,7 @@ from streams.producer import FaustProducer
 from streams.publish import OutputTopics, Publisher
 from streams.rules import RuleSet, load_rule_paths
 from streams.settings import Settings
+from streams.table_store import claim_state_dir, store_url
 from streams.tables import BrandStore, declare_tables
 from streams.watermark_timer import PartitionLiveness, WatermarkTimer
 
@@ -145,7 +146,7 @@ def faust_app(settings: Settings) -> faust.App:
         settings.app_id,
         fetch_max_wait_s=settings.fetch_max_wait_s,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
-        store="memory://",
+        store=store_url(settings.table_store),
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         topic_allow_declare=True,
@@ -166,8 +167,14 @@ def faust_app(settings: Settings) -> faust.App:
         # heartbeats from its own thread, so a busy agent does not make it miss heartbeats.
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 3,
-        datadir=str(_ensure_dir(settings.data_dir / "faust" / settings.app_id)),
+        datadir=str(_state_dir(settings)),
     )
+
+
+def _state_dir(settings: Settings) -> Path:
+    """Faust's data dir: with the RocksDB store, a slot of its own (see claim_state_dir)."""
+    base = settings.data_dir / "faust" / settings.app_id
+    return claim_state_dir(base) if settings.table_store == "rocksdb" else _ensure_dir(base)
 
 
 def _ensure_dir(path: Path) -> Path:

@@ -7,11 +7,15 @@ flow one way: services → streams. Secrets are ``SecretStr`` and never logged.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.topics import DEFAULT_PARTITIONS
+
+TableStoreKind = Literal["memory", "rocksdb"]
+"""Values of ``LISTENWELL_TABLE_STORE`` (see :mod:`streams.table_store`)."""
 
 
 class Settings(BaseSettings):
@@ -93,6 +97,15 @@ class Settings(BaseSettings):
         default=5.0, gt=0.0, description="seconds between two runs of the wall-clock watermark"
     )
     data_dir: Path = Field(default=Path(".listenwell"), description="local state (Faust, logs)")
+    table_store: TableStoreKind = Field(
+        default="rocksdb",
+        description=(
+            "where the worker's tables live between restarts: rocksdb (a RocksDB database per "
+            "table partition under data_dir/faust/<app id>; a restart on the same disk reads only "
+            "the changelog written since) or memory (every start reads the whole changelogs). "
+            "Two workers on one machine need distinct data_dirs (RocksDB locks its files)"
+        ),
+    )
     public_url: str | None = Field(
         default=None,
         description="where users reach the API, e.g. https://listen.example.com: Slack and "

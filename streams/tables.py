@@ -35,6 +35,7 @@ from faust.serializers import codecs
 from streams.pipeline import BatchResult, BrandRecord, BucketKey, CustomerChanges
 from streams.producer import RecordSink
 from streams.state import CustomerState
+from streams.table_store import CHANGELOG_TOPIC_CONFIGS, LocalStateStore
 
 __all__ = [
     "CUSTOMER_KEY_SEPARATOR",
@@ -87,7 +88,12 @@ def declare_table(
     Faust derives a table's serializers from key_type/value_type only (json otherwise) and builds
     the changelog topic, which also decodes it on recovery, in the constructor: set both here.
     """
-    table: Any = app.Table(name, partitions=partitions, use_partitioner=use_partitioner)
+    table: Any = app.Table(
+        name,
+        partitions=partitions,
+        use_partitioner=use_partitioner,
+        extra_topic_configs=CHANGELOG_TOPIC_CONFIGS,
+    )
     table.key_serializer = "raw"
     table.value_serializer = value_codec
     changelog: Any = table.changelog_topic
@@ -301,10 +307,14 @@ class BrandStore:
         (``send_soon``) sit in a buffer whose flush gives up after 0.1 s without progress, so a
         commit can overtake them and a kill -9 then loses state for committed records.
         """
+        data = table.data
         if value is None:
-            table.data.pop(key, None)
+            data.pop(key, None)
         else:
-            table.data[key] = value
-        await self._sink.send(
+            data[key] = value
+        delivery = await self._sink.send(
             table.changelog_topic.get_topic_name(), key, payload, partition=partition
         )
+        if isinstance(data, LocalStateStore):
+            # On disk only once the broker has it (see streams/table_store.py).
+            data.written(key, payload, delivery)

@@ -152,24 +152,27 @@ def test_duplicate_mentions_are_scored_once(run_factory: Callable[[str], Run]) -
     )
 
 
+@pytest.mark.parametrize("store", ["rocksdb", "memory"])
 def test_kill9_of_the_worker_loses_nothing_and_changes_no_alert(
-    run_factory: Callable[[str], Run], crisis: list[Mention]
+    run_factory: Callable[[str], Run], crisis: list[Mention], store: str
 ) -> None:
+    """With either table store: the RocksDB one restarts from its own disk, the memory one from
+    the changelogs."""
     reference = run_factory("undisturbed")
     produce(reference, crisis)
     reference.start_worker()
     wait_until_scored(reference, {m.id for m in crisis})
 
-    run = run_factory("killed")
+    run = run_factory(f"killed-{store}")
     produce(run, crisis)
-    worker = run.start_worker()
+    worker = run.start_worker(LISTENWELL_TABLE_STORE=store)
     third = len(crisis) // 3
     wait_for(
         lambda: worker.metric("listenwell_mentions_ingested_total") >= third,
         what="a third of the mentions ingested",
     )
     worker.kill9()
-    run.start_worker()
+    run.start_worker(LISTENWELL_TABLE_STORE=store)
     wait_until_scored(run, {m.id for m in crisis})
 
     expected = settled_transitions(reference)

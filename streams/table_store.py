@@ -1,0 +1,296 @@
+"""Where the worker's tables live between restarts: Faust's memory store, or RocksDB on disk.
+
+With ``memory`` (Faust's ``memory://``) a starting worker rebuilds every table by reading its whole
+changelog. With ``rocksdb`` (:class:`LocalStateStore`) each table partition also lives in a local
+RocksDB database (faust-streaming's store through ``rocksdict``) under the worker's data
+directory, with the changelog offset it holds; a worker restarted on the same disk reads only the
+changelog records written after that offset.
+
+The worker reads and writes its tables through memory in both cases (:mod:`streams.tables` keeps
+decoded objects in them). What reaches RocksDB is only what the broker has acknowledged on the
+changelog, in offset order, each record followed by its offset: the database is always the
+changelog applied up to its stored offset, never ahead of it. A crash anywhere (between a table
+write and its changelog record, between the record and the offset commit of the batch that made
+it) leaves the database behind the changelog at worst, and recovery reads the difference, exactly
+what a memory-store worker would rebuild from the changelog, so the write order and the
+effectively-once argument of :mod:`streams.tables` are unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import itertools
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import rocksdict
+from faust.stores import STORES
+from faust.stores import rocksdb as faust_rocksdb
+from faust.types import TP
+
+from streams.clock import SYSTEM_CLOCK, Clock
+from streams.settings import TableStoreKind
+
+__all__ = [
+    "CHANGELOG_TOPIC_CONFIGS",
+    "STORE_URLS",
+    "LocalStateStore",
+    "TableStoreKind",
+    "claim_state_dir",
+    "store_url",
+]
+
+LOCAL_STORE_SCHEME = "listenwell-rocksdb"
+STORE_URLS: dict[TableStoreKind, str] = {
+    "memory": "memory://",
+    "rocksdb": f"{LOCAL_STORE_SCHEME}://",
+}
+DELETE_RETENTION_S = 24 * 3600
+"""How long the broker keeps a deletion (tombstone) on a compacted changelog."""
+LOCAL_STATE_MAX_AGE_S = DELETE_RETENTION_S / 2
+"""A partition's local database last written longer ago than this is discarded when the partition
+is assigned, and rebuilt from the changelog: a deletion older than ``DELETE_RETENTION_S`` may have
+been compacted away, and an old database would keep what was deleted (an erased customer, say)."""
+CHANGELOG_TOPIC_CONFIGS: dict[str, str] = {
+    # Faust creates the changelogs compacted. A segment is only compacted once it is closed, and
+    # Kafka's default segment (1 GiB, 7 days) would keep a changelog's every record for days: a
+    # worker on a new disk would read them all. Rolling every 10 minutes (or 64 MiB) and cleaning
+    # at 20% dirty keeps about one record per key, plus the last 10 minutes, plus the deletions
+    # of the last day.
+    "segment.ms": str(10 * 60 * 1000),
+    "segment.bytes": str(64 * 1024 * 1024),
+    "min.cleanable.dirty.ratio": "0.2",
+    "delete.retention.ms": str(DELETE_RETENTION_S * 1000),
+}
+STORED_AT_KEY = b"__listenwell\0stored_at__"
+"""Where a local database keeps when it was last written (epoch seconds), beside Faust's offset."""
+STORED_AT_EVERY_S = 60.0
+
+# Per partition database: small memtables and cache (the worker reads from memory; RocksDB is
+# read once, when a partition is assigned). Faust's defaults (64 MiB x 3 memtables, 2 GiB cache)
+# times 3 tables x the partition count would let a worker's memory grow by gigabytes.
+ROCKSDB_OPTIONS: dict[str, int] = {
+    "write_buffer_size": 8 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 32 * 1024 * 1024,
+    "block_cache_compressed_size": 0,
+}
+
+
+def store_url(kind: TableStoreKind) -> str:
+    """The Faust store URL of ``kind`` (``LISTENWELL_TABLE_STORE``)."""
+    return STORE_URLS[kind]
+
+
+_CLAIMED: list[IO[str]] = []
+
+
+def claim_state_dir(base: Path) -> Path:
+    """A folder under ``base`` for this process's RocksDB databases that no running process
+    uses: ``slot-0``, else the first free ``slot-N``, held by a lock on its ``worker.lock`` for
+    the life of the process.
+
+    RocksDB lets one process open a database: two workers on one data dir (two on a machine, or
+    replicas sharing a volume) would otherwise fail on each other's locks when a partition or its
+    standby moves between them. A worker restarted after its predecessor died (the kernel drops
+    the lock with the process) gets ``slot-0`` back, and with it its state.
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count():
+        path = base / f"slot-{number}"
+        path.mkdir(exist_ok=True)
+        handle = (path / "worker.lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _CLAIMED.append(handle)
+        return path
+    raise AssertionError("unreachable")
+
+
+class LocalStateStore(faust_rocksdb.Store):
+    """Faust's RocksDB store with a dict in front of it (see the module docstring).
+
+    Reads and writes of the table's ``data`` go to memory. RocksDB gets what recovery reads from
+    the changelog (Faust's own ``apply_changelog_batch``) and, through :meth:`written`, the
+    worker's own changelog records once the broker acknowledged them. When a partition is
+    assigned its database is loaded into memory; when it is revoked its keys leave memory.
+    """
+
+    clock: Clock = SYSTEM_CLOCK
+    """Tells the age of a local database (a class attribute: Faust builds the stores)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rocksdb_options = faust_rocksdb.RocksDBOptions(
+            **{**ROCKSDB_OPTIONS, **self.rocksdb_options.extra_options},
+            use_rocksdict=True,
+        )
+        self._memory: dict[bytes, Any] = {}
+        self._keys_of: dict[int, set[bytes]] = {}
+        self._loaded: set[int] = set()
+        self._stored_at: dict[int, float] = {}
+
+    # The mapping the worker uses: values are whatever streams.tables put there (objects, or
+    # the bytes recovery read until they are first used).
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._memory[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._memory[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self._memory[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._memory)
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._memory
+
+    def keys(self) -> Any:
+        return self._memory.keys()
+
+    def values(self) -> Any:
+        return self._memory.values()
+
+    def items(self) -> Any:
+        return self._memory.items()
+
+    def _get(self, key: bytes) -> bytes | None:
+        value = self._memory.get(key)
+        return value if value is None or isinstance(value, bytes) else None
+
+    def _contains(self, key: bytes) -> bool:
+        return key in self._memory
+
+    def _iterkeys(self) -> Iterator[bytes]:
+        return iter(list(self._memory))
+
+    def _size(self) -> int:
+        return len(self._memory)
+
+    # RocksDB: what the changelog holds, up to the offset stored with it.
+
+    def written(self, key: bytes, payload: bytes | None, delivery: Awaitable[object]) -> None:
+        """Store ``key``'s new ``payload`` (None: deleted) locally once ``delivery`` (the
+        changelog record's produce future) succeeds, with the record's offset.
+
+        The producer resolves the futures of one partition in offset order, so the database
+        follows the changelog in order. A failed delivery stores nothing (the worker stops on
+        it, and its batch is replayed).
+        """
+        future = asyncio.ensure_future(delivery)
+        future.add_done_callback(lambda done: self._acknowledged(key, payload, done))
+
+    def _acknowledged(self, key: bytes, payload: bytes | None, done: asyncio.Future[Any]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        metadata = done.result()
+        partition: int = metadata.partition
+        db = self._db_for_partition(partition)
+        if payload is None:
+            db.delete(key)
+            self._keys_of.get(partition, set()).discard(key)
+        else:
+            db.put(key, payload)
+            self._keys_of.setdefault(partition, set()).add(key)
+        db.put(self.offset_key, str(metadata.offset).encode())
+        self._mark_stored(partition, db)
+
+    def _mark_stored(self, partition: int, db: Any) -> None:
+        now = self.clock.time()
+        if now - self._stored_at.get(partition, 0.0) >= STORED_AT_EVERY_S:
+            db.put(STORED_AT_KEY, repr(now).encode())
+            self._stored_at[partition] = now
+
+    def apply_changelog_batch(
+        self,
+        batch: Iterable[Any],
+        to_key: Callable[[Any], Any],
+        to_value: Callable[[Any], Any],
+    ) -> None:
+        """Recovery: the changelog records into RocksDB (Faust) and into memory, as raw bytes."""
+        events = list(batch)
+        for partition in {event.message.partition for event in events}:
+            self._load(partition)
+        super().apply_changelog_batch(events, to_key, to_value)
+        for partition in {event.message.partition for event in events}:
+            self._mark_stored(partition, self._db_for_partition(partition))
+        memory = self._memory
+        for event in events:
+            message = event.message
+            keys = self._keys_of.setdefault(message.partition, set())
+            if message.value is None:
+                memory.pop(message.key, None)
+                keys.discard(message.key)
+            else:
+                memory[message.key] = message.value
+                keys.add(message.key)
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        """The changelog offset the local database holds (recovery starts there); loads the
+        partition into memory first, so memory and the database start from the same state."""
+        self._load(tp.partition)
+        offset: int | None = super().persisted_offset(tp)
+        return offset
+
+    async def assign_partitions(self, table: Any, tps: set[TP], generation_id: int = 0) -> None:
+        await super().assign_partitions(table, tps, generation_id)
+        for tp in tps:
+            if tp.topic in table.changelog_topic.topics and tp.partition in self._dbs:
+                self._load(tp.partition)
+
+    def revoke_partitions(self, table: Any, tps: set[TP]) -> None:
+        for tp in tps:
+            if tp.topic in table.changelog_topic.topics:
+                for key in self._keys_of.pop(tp.partition, set()):
+                    self._memory.pop(key, None)
+                self._loaded.discard(tp.partition)
+        super().revoke_partitions(table, tps)
+
+    def _load(self, partition: int) -> None:
+        """The partition's database into memory, once per assignment; a database too old to
+        trust (see ``LOCAL_STATE_MAX_AGE_S``) is emptied first, and recovery rebuilds it."""
+        if partition in self._loaded:
+            return
+        self._loaded.add(partition)
+        db = self._db_for_partition(partition)
+        stored_at = db.get(STORED_AT_KEY)
+        if stored_at is not None and self.clock.time() - float(stored_at) > LOCAL_STATE_MAX_AGE_S:
+            self.log.warning(
+                "local state of partition %d is older than %.0f h: rebuilding it from the "
+                "changelog",
+                partition,
+                LOCAL_STATE_MAX_AGE_S / 3600,
+            )
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for key in db.keys():  # noqa: SIM118 (an Rdict in raw mode does not iterate)
+                batch.delete(key)
+            db.write(batch)
+            return
+        keys = self._keys_of.setdefault(partition, set())
+        memory = self._memory
+        for key, value in self._visible_items(db):
+            if key == STORED_AT_KEY:
+                continue
+            # A key already in memory was written or recovered after the database's state.
+            memory.setdefault(key, value)
+            keys.add(key)
+
+    def reset_state(self) -> None:
+        self._memory.clear()
+        self._keys_of.clear()
+        self._loaded.clear()
+        super().reset_state()
+
+
+STORES.aliases[LOCAL_STORE_SCHEME] = f"{__name__}:LocalStateStore"

@@ -1,0 +1,82 @@
+"""A worker restarted on its own disk serves the state it had from there (RocksDB table store)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+
+from connectors.simulate import generate
+from streams.records import Mention, MentionKind
+from tests.integration.harness import Run, wait_for
+from tests.integration.test_pipeline import produce, wait_until_scored
+
+pytestmark = pytest.mark.integration
+
+
+def empty_the_changelogs(run: Run) -> int:
+    """Delete every record of the run's table changelogs (nothing left to recover from there);
+    returns how many there were."""
+    app_id = run.env()["LISTENWELL_APP_ID"]
+    consumer = KafkaConsumer(bootstrap_servers=run.bootstrap)
+    try:
+        parts = [
+            TopicPartition(topic, partition)
+            for topic in consumer.topics()
+            if topic.startswith(app_id) and topic.endswith("-changelog")
+            for partition in consumer.partitions_for_topic(topic) or ()
+        ]
+        ends = consumer.end_offsets(parts)
+    finally:
+        consumer.close()
+    admin = KafkaAdminClient(bootstrap_servers=run.bootstrap)
+    try:
+        admin.delete_records(ends)
+    finally:
+        admin.close()
+    return sum(ends.values())
+
+
+def last_mention(brand: str) -> Mention:
+    return Mention(
+        id="test:after-restart",
+        source="test",
+        kind=MentionKind.POST,
+        brand=brand,
+        text="the one after the restart",
+        author="a1",
+        created_at=datetime.now(UTC),
+        fetched_at=datetime.now(UTC),
+    )
+
+
+@pytest.mark.parametrize(("store", "duplicates_recognised"), [("rocksdb", 10), ("memory", 0)])
+def test_a_restarted_worker_keeps_the_state_on_its_disk(
+    run_factory: Callable[[str], Run], store: str, duplicates_recognised: int
+) -> None:
+    """With the RocksDB store the state a worker had survives its restart on the same data dir
+    even with nothing on the changelogs to recover from (so a restart reads only the changelog
+    written since); the memory store, the control, has only the changelogs."""
+    run = run_factory(f"restart-{store}")
+    mentions = generate("calm", seed=5)[:30]
+    produce(run, mentions)
+    run.start_worker(LISTENWELL_TABLE_STORE=store)
+    wait_until_scored(run, {m.id for m in mentions})
+    run.stop_all()
+    assert empty_the_changelogs(run) > 0, "the worker wrote its state to the changelogs"
+
+    after = last_mention(mentions[0].brand)
+    produce(run, [*mentions[:10], after])
+    restarted = run.start_worker(LISTENWELL_TABLE_STORE=store)
+    wait_until_scored(run, {after.id})
+    assert wait_for(
+        lambda: restarted.metric("listenwell_mentions_ingested_total") >= 11,
+        what="the 11 mentions after the restart ingested",
+    )
+    deduplicated = restarted.metric("listenwell_mentions_deduplicated_total")
+    assert deduplicated == duplicates_recognised
+    scored = [s.mention.id for s in run.scored()]
+    assert len(scored) == len(mentions) + 1 + (10 - duplicates_recognised)

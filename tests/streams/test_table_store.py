@@ -1,0 +1,208 @@
+"""The RocksDB table store: on disk only what the broker acknowledged, in memory while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import faust
+from faust.types import TP
+
+from streams.clock import FakeClock
+from streams.table_store import LOCAL_STATE_MAX_AGE_S, LocalStateStore, store_url
+from streams.tables import declare_tables
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Delivered:
+    """What the producer's delivery future resolves to (aiokafka's RecordMetadata)."""
+
+    partition: int
+    offset: int
+
+
+@contextmanager
+def customers_store(data_dir: Path) -> Iterator[tuple[LocalStateStore, Any]]:
+    """The ``customers`` table's store of a worker app on ``data_dir`` (no broker needed), and
+    its changelog topic; the databases are closed afterwards, as when the process ends."""
+    app = faust.App(
+        "table-store-test", store=store_url("rocksdb"), datadir=str(data_dir), broker="kafka://"
+    )
+    _brands, customers, _parts = declare_tables(app, 2)
+    store = customers.data
+    assert isinstance(store, LocalStateStore)
+    try:
+        yield store, customers.changelog_topic.get_topic_name()
+    finally:
+        for db in store._dbs.values():
+            db.close()
+
+
+async def acknowledged(future: asyncio.Future[Any], partition: int, offset: int) -> None:
+    future.set_result(Delivered(partition, offset))
+    await asyncio.sleep(0)  # the done-callbacks run
+
+
+def test_a_restarted_store_has_what_the_broker_acknowledged_and_its_offset(tmp_path: Path) -> None:
+    async def first_run() -> None:
+        with customers_store(tmp_path) as (store, _topic):
+            loop = asyncio.get_running_loop()
+            for offset, (key, payload) in enumerate([(b"b/1", b"one"), (b"b/2", b"two")]):
+                store[key] = object()  # what the worker keeps in memory: decoded states
+                delivery = loop.create_future()
+                store.written(key, payload, delivery)
+                await acknowledged(delivery, 1, offset)
+            store.pop(b"b/1")
+            deletion = loop.create_future()
+            store.written(b"b/1", None, deletion)
+            await acknowledged(deletion, 1, 2)
+
+    async def second_run() -> tuple[int | None, int | None, dict[bytes, Any]]:
+        with customers_store(tmp_path) as (store, topic):
+            offsets = store.persisted_offset(TP(topic, 1)), store.persisted_offset(TP(topic, 0))
+            return offsets[0], offsets[1], dict(store.items())
+
+    asyncio.run(first_run())
+    offset_1, offset_0, recovered = asyncio.run(second_run())
+    assert (offset_1, offset_0) == (2, None)
+    assert recovered == {b"b/2": b"two"}
+
+
+def test_a_write_the_broker_did_not_acknowledge_never_reaches_the_disk(tmp_path: Path) -> None:
+    """A crash between a table write and its changelog record (or a failed produce) leaves the
+    database at the last acknowledged record: recovery then reads that record from the
+    changelog if it is there, and the batch is replayed if it is not."""
+
+    async def first_run() -> None:
+        with customers_store(tmp_path) as (store, _topic):
+            loop = asyncio.get_running_loop()
+            stored = loop.create_future()
+            store[b"b/1"] = "first"
+            store.written(b"b/1", b"first", stored)
+            await acknowledged(stored, 0, 10)
+            failed, pending = loop.create_future(), loop.create_future()
+            store[b"b/1"] = "second"
+            store.written(b"b/1", b"second", failed)
+            failed.set_exception(RuntimeError("broker unreachable"))
+            store[b"b/2"] = "third"
+            store.written(b"b/2", b"third", pending)  # the process dies before the ack
+            await asyncio.sleep(0)
+            assert dict(store.items()) == {b"b/1": "second", b"b/2": "third"}
+
+    async def second_run() -> tuple[int | None, dict[bytes, Any]]:
+        with customers_store(tmp_path) as (store, topic):
+            return store.persisted_offset(TP(topic, 0)), dict(store.items())
+
+    asyncio.run(first_run())
+    assert asyncio.run(second_run()) == (10, {b"b/1": b"first"})
+
+
+def test_recovery_fills_disk_and_memory_and_a_revoked_partition_leaves_memory(
+    tmp_path: Path,
+) -> None:
+    @dataclass
+    class Message:
+        topic: str
+        partition: int
+        offset: int
+        key: bytes
+        value: bytes | None
+
+        @property
+        def tp(self) -> TP:
+            return TP(self.topic, self.partition)
+
+    @dataclass
+    class Event:
+        message: Message
+
+    class Table:
+        def __init__(self, topic: str) -> None:
+            self.changelog_topic = type("Changelog", (), {"topics": {topic}})()
+
+    async def run() -> tuple[dict[bytes, Any], dict[bytes, Any], int | None]:
+        with customers_store(tmp_path) as (store, topic):
+            store.apply_changelog_batch(
+                [
+                    Event(Message(topic, 0, 0, b"a/1", b"x")),
+                    Event(Message(topic, 1, 0, b"b/1", b"y")),
+                    Event(Message(topic, 1, 1, b"b/2", b"z")),
+                    Event(Message(topic, 1, 2, b"b/1", None)),
+                ],
+                to_key=lambda k: k,
+                to_value=lambda v: v,
+            )
+            before = dict(store.items())
+            store.revoke_partitions(Table(topic), {TP(topic, 1)})
+            after = dict(store.items())
+            return before, after, store.persisted_offset(TP(topic, 1))
+
+    before, after, offset = asyncio.run(run())
+    assert before == {b"a/1": b"x", b"b/2": b"z"}
+    assert after == {b"a/1": b"x"}
+    assert offset == 2  # on disk all along: assigned again, the partition reads from there
+
+
+def test_local_state_older_than_the_changelog_keeps_deletions_is_rebuilt(tmp_path: Path) -> None:
+    """A database last written more than half of the changelogs' delete retention ago may miss
+    deletions the broker has since compacted away: it is emptied, and recovery rebuilds it."""
+    clock = FakeClock()
+
+    async def write(payload: bytes, offset: int) -> None:
+        with customers_store(tmp_path) as (store, _topic):
+            delivery = asyncio.get_running_loop().create_future()
+            store.written(b"b/1", payload, delivery)
+            await acknowledged(delivery, 0, offset)
+
+    async def restart() -> tuple[int | None, dict[bytes, Any]]:
+        with customers_store(tmp_path) as (store, topic):
+            return store.persisted_offset(TP(topic, 0)), dict(store.items())
+
+    with patch.object(LocalStateStore, "clock", clock):
+        asyncio.run(write(b"erased tomorrow", 4))
+        clock.advance(LOCAL_STATE_MAX_AGE_S - 60)
+        assert asyncio.run(restart()) == (4, {b"b/1": b"erased tomorrow"})
+        clock.advance(120)
+        assert asyncio.run(restart()) == (None, {})
+
+
+def test_two_workers_on_one_data_dir_get_a_folder_each_and_a_restart_gets_its_own_back(
+    tmp_path: Path,
+) -> None:
+    script = (
+        "import sys, time; from pathlib import Path; "
+        "from streams.table_store import claim_state_dir; "
+        "print(claim_state_dir(Path(sys.argv[1])).name, flush=True); time.sleep(60)"
+    )
+    command = [sys.executable, "-c", script, str(tmp_path)]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert first.stdout is not None
+        assert first.stdout.readline().strip() == "slot-0"
+        second = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO)
+        try:
+            assert second.stdout is not None
+            assert second.stdout.readline().strip() == "slot-1"
+        finally:
+            second.kill()
+            second.wait()
+    finally:
+        first.kill()  # a crash: the kernel releases its lock
+        first.wait()
+    restarted = subprocess.run(
+        [sys.executable, "-c", script.replace("time.sleep(60)", "pass"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    assert restarted.stdout.strip() == "slot-0"
