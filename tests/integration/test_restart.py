@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from connectors.simulate import generate
 from streams.records import Mention, MentionKind
@@ -34,6 +34,15 @@ def empty_the_changelogs(run: Run) -> int:
         consumer.close()
     admin = KafkaAdminClient(bootstrap_servers=run.bootstrap)
     try:
+        # The broker deletes records of a compacted-only topic only if it may also delete them.
+        admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, topic, configs={"cleanup.policy": "compact,delete"}
+                )
+                for topic in {tp.topic for tp in parts}
+            ]
+        )
         admin.delete_records(ends)
     finally:
         admin.close()
