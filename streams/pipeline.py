@@ -1,22 +1,30 @@
-"""The worker's pure core: one batch of raw Kafka records in, everything to publish and store out.
+"""The worker's pure core, in two halves: :class:`ScoringStage` (raw records in, scored mentions
+and dead letters out, stateless) and :class:`BrandStage` (scored mentions in, alerts, customer
+health, incidents and the brand states to store out); :class:`Pipeline` runs both in one step.
 
-The Faust agent (``streams/agents.py``) only moves bytes: it hands each batch to :class:`Pipeline`,
-publishes what comes back (``streams/publish.py``) and stores the states (``streams/tables.py``).
-Everything that decides something lives here, with no Kafka and no clock of its own (a
-:class:`streams.clock.Clock` is injected), so it is tested without a broker.
+The Faust agents (``streams/agents.py``) only move bytes: one hands each batch of ``mentions.raw``
+to the scoring stage and publishes its records to ``mentions.scored`` (keyed by brand); the other
+hands each batch of ``mentions.scored`` to the brand stage, publishes what comes back
+(``streams/publish.py``) and stores the states (``streams/tables.py``). Everything that decides
+something lives here, with no Kafka and no clock of its own (a :class:`streams.clock.Clock` is
+injected), so it is tested without a broker.
 
 Effectively-once on an at-least-once stream
 -------------------------------------------
 Faust commits offsets after the producer has flushed, so a crash replays at most the records since
 the last commit. Each brand's state (a value in a Faust table keyed by brand, written in one
 changelog message after the entries it depends on, see :mod:`streams.tables`) remembers
-``applied_offset`` — the last raw offset folded into it — and an *outbox* of recent alert
-transitions with the offset that triggered them; the ids it has seen, with the offset that carried
-them, are kept beside it in chunks (:mod:`streams.dedupe`), and so are its closed minute buckets.
-A replayed record is therefore recognised: it is scored and published again (consumers of
-``mentions.scored`` see at-least-once delivery and dedupe by id) but not counted twice, and the
-alerts it triggered are re-sent (the notifier dedupes by transition id), so a restart loses nothing
-and changes no alert. A *new* record with an id already seen is a duplicate and is dropped.
+``applied_offset`` — the last ``mentions.scored`` offset folded into it — and an *outbox* of recent
+alert transitions with the offset that triggered them; the ids it has seen, with the offset that
+carried them, are kept beside it in chunks (:mod:`streams.dedupe`), and so are its closed minute
+buckets. So:
+
+- a brand-stage replay (same offsets) is recognised by ``applied_offset``: not counted twice, its
+  alerts re-sent from the outbox (the notifier dedupes by transition id);
+- a scoring-stage replay publishes scored copies again at *new* offsets of ``mentions.scored``
+  (consumers of ``mentions.scored`` see at-least-once delivery and dedupe by id); the brand stage
+  finds their ids already counted from another offset and drops them, as it drops a *new* record
+  with an id already seen (a connector re-sending a mention).
 """
 
 from __future__ import annotations
@@ -71,7 +79,7 @@ class DeadLetterReason:
 
 @dataclass(frozen=True)
 class RawRecord:
-    """One record as consumed from ``mentions.raw``."""
+    """One record as consumed from ``mentions.raw`` (or ``mentions.scored``)."""
 
     topic: str
     partition: int
@@ -103,7 +111,8 @@ class BrandRecord(BaseModel):
     written."""
     applied_offset: int = -1
     partition: int = -1
-    """The ``mentions.raw`` partition the brand's mentions arrive on (-1 until the first one)."""
+    """The partition of the brand stage's input (``mentions.scored``) the brand's mentions arrive
+    on (-1 until the first one)."""
     outbox: list[OutboxEntry] = []
     _customers_attached: bool = PrivateAttr(default=True)
     _seen_ids: SeenIds = PrivateAttr(default_factory=SeenIds)
@@ -286,66 +295,68 @@ def _minute_of(bucket: MinuteBucket) -> datetime:
     return bucket.minute
 
 
-class Pipeline:
-    """Validate → dedupe → redact and score → windows and rules, for one batch at a time.
+@dataclass(frozen=True)
+class ScoredRecord:
+    """One record of the brand stage's input: a scored mention or an erasure command, at its
+    place (partition, offset) on ``mentions.scored`` — or on ``mentions.raw`` when
+    :class:`Pipeline` runs both stages in one step."""
 
-    ``clock`` gives the scoring time stamped on each scored mention and the produced → scored
-    latency; nothing else depends on it.
+    partition: int
+    offset: int
+    value: ScoredMention | ErasureCommand
+
+
+@dataclass
+class ScoringResult:
+    """What the scoring stage made of one batch of raw records."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    scored: list[ScoredRecord] = field(default_factory=list)
+    """Scored mentions and erasure commands (to forward), in raw order, at their raw places."""
+    latencies: list[float] = field(default_factory=list)
+
+    def published(self) -> BatchResult:
+        """The records to publish (and count), as a :class:`BatchResult` with no states."""
+        return BatchResult(
+            dead_letters=self.dead_letters,
+            scored=[r.value for r in self.scored if isinstance(r.value, ScoredMention)],
+            latencies=self.latencies,
+        )
+
+    @property
+    def erasure_commands(self) -> list[ErasureCommand]:
+        """The erasure commands found on the raw topic (forwarded to every brand partition)."""
+        return [r.value for r in self.scored if isinstance(r.value, ErasureCommand)]
+
+
+class ScoringStage:
+    """The per-mention half, stateless: validate → redact and score, one raw batch at a time.
+
+    It keeps nothing between batches, so any worker may score any raw partition; a mention id
+    sent twice is scored twice here and counted once by :class:`BrandStage`. ``clock`` gives the
+    scoring time stamped on each scored mention and the produced → scored latency.
     """
 
-    def __init__(
-        self,
-        scorer: Scorer,
-        engine: Engine,
-        *,
-        clock: Clock = SYSTEM_CLOCK,
-        dedupe_horizon: timedelta = timedelta(hours=6),
-    ) -> None:
+    def __init__(self, scorer: Scorer, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._scorer = scorer
-        self._engine = engine
         self._clock = clock
-        self._dedupe_horizon_s = dedupe_horizon.total_seconds()
 
-    def process(
-        self,
-        records: Sequence[RawRecord],
-        stored: Callable[[str], BrandRecord | None],
-        brands_in: Callable[[int], Iterable[str]] = lambda partition: (),
-    ) -> BatchResult:
-        """Process one batch; ``stored(brand)`` returns the brand's state from the table, if any,
-        and ``brands_in(partition)`` the brands with a state in that partition (for erasures)."""
-        result = BatchResult()
-        new_by_brand: dict[str, list[ScoredMention]] = {}
-        last_offset: dict[str, int] = {}
-        partition_of: dict[str, int] = {}
-        replayed_from: dict[str, int] = {}
+    def process(self, records: Sequence[RawRecord]) -> ScoringResult:
+        """Score one batch of ``mentions.raw``; bad records become dead letters."""
+        result = ScoringResult()
+        dead_letters = result.dead_letters
         scored_at = self._clock.now()
-        scored_at_s = scored_at.timestamp()
-        event_lag = result.event_lag_s
-        erasures: list[tuple[int, int, ErasureCommand]] = []
         for record in records:
-            mention = self._parse(record, result)
+            mention = _parse(record, dead_letters)
             if mention is None:
                 continue
             if isinstance(mention, ErasureCommand):
-                erasures.append((record.partition, record.offset, mention))
-                continue
-            lag = abs(scored_at_s - mention.created_at.timestamp())
-            if lag > event_lag.get(record.partition, -1.0):
-                event_lag[record.partition] = lag
-            brand = mention.brand
-            state = result.states.get(brand) or stored(brand) or self._new_record(brand)
-            result.states[brand] = state
-            digest = id_digest(mention.id)
-            seen = state.seen_ids.offset_of(digest)
-            replay = record.offset <= state.applied_offset
-            if seen is not None and seen != record.offset:
-                result.duplicates += 1
+                result.scored.append(ScoredRecord(record.partition, record.offset, mention))
                 continue
             try:
                 scored = self._scorer.score(mention, scored_at=scored_at)
             except Exception as exc:  # a scoring bug must not lose the record: park it instead
-                result.dead_letters.append(
+                dead_letters.append(
                     DeadLetter.of(
                         record.value or b"",
                         reason=DeadLetterReason.PROCESSING_ERROR,
@@ -356,10 +367,91 @@ class Pipeline:
                     )
                 )
                 continue
-            result.scored.append(scored)
+            result.scored.append(ScoredRecord(record.partition, record.offset, scored))
             if record.produced_at is not None:
                 result.latencies.append(max(0.0, self._clock.time() - record.produced_at))
-            if replay:
+        return result
+
+
+def decode_scored(records: Sequence[RawRecord]) -> tuple[list[ScoredRecord], list[DeadLetter]]:
+    """Records of ``mentions.scored`` as the brand stage's input; a record that is neither a
+    scored mention nor (under :data:`ERASURE_KEY`) an erasure command becomes a dead letter."""
+    items: list[ScoredRecord] = []
+    dead_letters: list[DeadLetter] = []
+    for record in records:
+        value = record.value or b""
+        try:
+            item: ScoredMention | ErasureCommand = (
+                ErasureCommand.from_json(value)
+                if record.key == ERASURE_KEY
+                else ScoredMention.from_json(value)
+            )
+        except ValidationError as exc:
+            _park(record, dead_letters, _invalid_reason(exc), _describe(exc))
+            continue
+        items.append(ScoredRecord(record.partition, record.offset, item))
+    return items, dead_letters
+
+
+class BrandStage:
+    """The per-brand half: dedupe → windows and rules → customers and outbox, one batch of the
+    brand stage's input (:class:`ScoredRecord`, in offset order per partition) at a time.
+
+    ``clock`` gives how live each input partition is (:attr:`BatchResult.event_lag_s`); nothing
+    else depends on it.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        dedupe_horizon: timedelta = timedelta(hours=6),
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._dedupe_horizon_s = dedupe_horizon.total_seconds()
+
+    def process(
+        self,
+        records: Sequence[ScoredRecord],
+        stored: Callable[[str], BrandRecord | None],
+        brands_in: Callable[[int], Iterable[str]] = lambda partition: (),
+    ) -> BatchResult:
+        """Fold one batch into the brands' states; ``stored(brand)`` returns the brand's state
+        from the table, if any, and ``brands_in(partition)`` the brands with a state in that
+        partition (for erasures).
+
+        A record at an offset the brand has already applied is a replay (not counted again, its
+        alerts re-sent from the outbox); a mention whose id the brand counted from another offset
+        is a duplicate (a re-sent mention, or a copy re-published by a scoring-stage restart),
+        dropped."""
+        result = BatchResult()
+        new_by_brand: dict[str, list[ScoredMention]] = {}
+        last_offset: dict[str, int] = {}
+        partition_of: dict[str, int] = {}
+        replayed_from: dict[str, int] = {}
+        now_s = self._clock.now().timestamp()
+        event_lag = result.event_lag_s
+        erasures: list[tuple[int, int, ErasureCommand]] = []
+        for record in records:
+            scored = record.value
+            if isinstance(scored, ErasureCommand):
+                erasures.append((record.partition, record.offset, scored))
+                continue
+            mention = scored.mention
+            lag = abs(now_s - mention.created_at.timestamp())
+            if lag > event_lag.get(record.partition, -1.0):
+                event_lag[record.partition] = lag
+            brand = mention.brand
+            state = result.states.get(brand) or stored(brand) or self._new_record(brand)
+            result.states[brand] = state
+            digest = id_digest(mention.id)
+            seen = state.seen_ids.offset_of(digest)
+            if seen is not None and seen != record.offset:
+                result.duplicates += 1
+                continue
+            if record.offset <= state.applied_offset:
                 result.replayed += 1
                 replayed_from[brand] = min(replayed_from.get(brand, record.offset), record.offset)
                 continue
@@ -531,52 +623,63 @@ class Pipeline:
         """How long (event time) a brand remembers the ids it counted."""
         return self._dedupe_horizon_s
 
-    def _parse(self, record: RawRecord, result: BatchResult) -> Mention | ErasureCommand | None:
-        value = record.value or b""
-        if len(value) > MAX_RAW_BYTES:
-            _park(
-                record,
-                result,
-                DeadLetterReason.OVERSIZE,
-                f"{len(value)} bytes > limit {MAX_RAW_BYTES}",
-            )
-            return None
-        if record.key == ERASURE_KEY:
-            try:
-                command = ErasureCommand.from_json(value)
-            except ValidationError as exc:
-                _park(record, result, DeadLetterReason.INVALID_RECORD, _describe(exc))
-                return None
-            return command
+
+def _parse(record: RawRecord, dead_letters: list[DeadLetter]) -> Mention | ErasureCommand | None:
+    """The raw record's mention or erasure command; None (and a dead letter) if it is neither.
+
+    The key must be the mention's id (how producers key ``mentions.raw``, so a brand's mentions
+    spread over every partition) or, from producers written before the two-stage topology, its
+    brand."""
+    value = record.value or b""
+    if len(value) > MAX_RAW_BYTES:
+        _park(
+            record,
+            dead_letters,
+            DeadLetterReason.OVERSIZE,
+            f"{len(value)} bytes > limit {MAX_RAW_BYTES}",
+        )
+        return None
+    if record.key == ERASURE_KEY:
         try:
-            mention = decode_mention(value)
+            command = ErasureCommand.from_json(value)
         except ValidationError as exc:
-            errors = exc.errors(include_input=False, include_url=False)
-            if any(e["type"] == "json_invalid" for e in errors):
-                _park(record, result, DeadLetterReason.INVALID_JSON, _describe(exc))
-            else:
-                _park(record, result, DeadLetterReason.INVALID_RECORD, _describe(exc))
+            _park(record, dead_letters, DeadLetterReason.INVALID_RECORD, _describe(exc))
             return None
-        if record.key is not None and record.key != mention.brand.encode():
-            _park(
-                record,
-                result,
-                DeadLetterReason.KEY_MISMATCH,
-                f"record key {record.key[:80]!r} is not the mention's brand {mention.brand!r}",
-            )
-            return None
-        return mention
+        return command
+    try:
+        mention = decode_mention(value)
+    except ValidationError as exc:
+        _park(record, dead_letters, _invalid_reason(exc), _describe(exc))
+        return None
+    key = record.key
+    if key is not None and key != mention.id.encode() and key != mention.brand.encode():
+        _park(
+            record,
+            dead_letters,
+            DeadLetterReason.KEY_MISMATCH,
+            f"record key {key[:80]!r} is neither the mention's id {mention.id[:80]!r} nor its "
+            f"brand {mention.brand!r}",
+        )
+        return None
+    return mention
 
 
-def _park(record: RawRecord, result: BatchResult, reason: str, detail: str) -> None:
-    """Add ``record`` to the batch's dead letters, its bytes whole up to a limit."""
+def _invalid_reason(exc: ValidationError) -> str:
+    errors = exc.errors(include_input=False, include_url=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return DeadLetterReason.INVALID_JSON
+    return DeadLetterReason.INVALID_RECORD
+
+
+def _park(record: RawRecord, dead_letters: list[DeadLetter], reason: str, detail: str) -> None:
+    """Add ``record`` to ``dead_letters``, its bytes whole up to a limit."""
     value = record.value or b""
     kept = value
     if len(value) > MAX_DEAD_LETTER_BYTES:
         digest = hashlib.sha256(value).hexdigest()
         kept = value[:MAX_DEAD_LETTER_BYTES]
         detail += f" (raw truncated to {len(kept)} of {len(value)} bytes, sha256 {digest})"
-    result.dead_letters.append(
+    dead_letters.append(
         DeadLetter.of(
             kept,
             reason=reason,
@@ -586,6 +689,55 @@ def _park(record: RawRecord, result: BatchResult, reason: str, detail: str) -> N
             offset=record.offset,
         )
     )
+
+
+class Pipeline:
+    """Both stages in one step, with no Kafka between them: the scoring stage's records reach the
+    brand stage at their raw places (partition, offset). The pure core as ``bench/core.py`` and
+    the unit tests run it; the worker runs the stages as two agents, ``mentions.scored`` between.
+    """
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        engine: Engine,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        dedupe_horizon: timedelta = timedelta(hours=6),
+    ) -> None:
+        self.scoring = ScoringStage(scorer, clock=clock)
+        self.brands = BrandStage(engine, clock=clock, dedupe_horizon=dedupe_horizon)
+
+    def process(
+        self,
+        records: Sequence[RawRecord],
+        stored: Callable[[str], BrandRecord | None],
+        brands_in: Callable[[int], Iterable[str]] = lambda partition: (),
+    ) -> BatchResult:
+        """Score one raw batch and fold it into the brands' states (see
+        :meth:`BrandStage.process`); ``scored`` holds every mention scored, duplicates too, as
+        the scoring stage publishes them."""
+        scoring = self.scoring.process(records)
+        result = self.brands.process(scoring.scored, stored, brands_in)
+        published = scoring.published()
+        result.dead_letters[:0] = published.dead_letters
+        result.scored = published.scored
+        result.latencies = published.latencies
+        return result
+
+    def advance(
+        self,
+        brands: Iterable[str],
+        watermark: datetime,
+        stored: Callable[[str], BrandRecord | None],
+    ) -> BatchResult:
+        """See :meth:`BrandStage.advance`."""
+        return self.brands.advance(brands, watermark, stored)
+
+    @property
+    def dedupe_horizon_s(self) -> float:
+        """How long (event time) a brand remembers the ids it counted."""
+        return self.brands.dedupe_horizon_s
 
 
 def _describe(exc: ValidationError) -> str:
