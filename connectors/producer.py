@@ -1,7 +1,7 @@
 """Producing mentions to Kafka: ``MentionProducer`` and the ``MentionSink`` the runner writes to.
 
 ``MentionProducer`` wraps kafka-python's ``KafkaProducer`` with the settings the pipeline relies
-on (``acks="all"``, idempotence, key = brand, value = ``Mention.to_json()``) and turns client
+on (``acks="all"``, idempotence, key = mention id, value = ``Mention.to_json()``) and turns client
 failures into ``ProducerError`` with a message that names the broker and topic.
 """
 
@@ -29,7 +29,8 @@ class MentionSink(Protocol):
 
 
 class MentionProducer:
-    """Produces ``Mention`` records to Kafka: key = brand (UTF-8), value = the mention's JSON.
+    """Produces ``Mention`` records to Kafka: key = mention id (UTF-8, so a brand's mentions
+    spread over every partition of ``mentions.raw``), value = the mention's JSON.
 
     Use as a context manager; leaving the block flushes and closes. ``topic`` is the default topic
     for ``send``. Raises ``ProducerError`` when the broker cannot be reached within
@@ -88,7 +89,7 @@ class MentionProducer:
             raise ValueError("no topic: pass topic= here or to MentionProducer()")
         try:
             future = self._producer.send(
-                target, value=mention.to_json(), key=mention.brand.encode("utf-8")
+                target, value=mention.to_json(), key=mention.id.encode("utf-8")
             )
         except KafkaError as exc:
             raise ProducerError(

@@ -220,9 +220,7 @@ class KafkaEventSink:
             producer = self._producer
 
             def deliver() -> None:
-                future = producer.send(
-                    self.topic, value=mention.to_json(), key=mention.brand.encode()
-                )
+                future = producer.send(self.topic, value=mention.to_json(), key=mention.id.encode())
                 future.get(timeout=self.timeout_s)
 
             await loop.run_in_executor(None, deliver)

@@ -15,7 +15,8 @@ log = logging.getLogger("listenwell")
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the Faust streams worker until SIGTERM/SIGINT."""
+    """Run the Faust streams worker (both stages, or the one ``--stage`` names) until
+    SIGTERM/SIGINT."""
     from faust import Worker
     from prometheus_client import CollectorRegistry
 
@@ -26,7 +27,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     registry = CollectorRegistry()
     try:
-        worker = make_app(settings, registry=registry)
+        worker = make_app(settings, registry=registry, stage=args.stage)
     except RuleFileError as exc:
         print(f"listenwell worker: {exc}", file=sys.stderr)
         return 2
@@ -113,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("worker", help="run the Faust streams worker")
+    p.add_argument(
+        "--stage",
+        choices=("both", "scoring", "brands"),
+        default="both",
+        help="both stages in one process (default), or only the scoring stage (mentions.raw → "
+        "mentions.scored) or only the brand stage (mentions.scored → alerts, customers, "
+        "incidents); each kind scales and restarts on its own (docs/topology.md)",
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("kafka", help="local Apache Kafka: start | stop | status | create-topics")

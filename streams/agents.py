@@ -1,9 +1,15 @@
-"""The worker's agent, thin: raw records in batches → :class:`BatchStep` → published and stored.
+"""The worker's agents, thin: batches of records → a step → published and stored.
 
-:class:`BatchStep` is one step per batch, in the spirit of arroyo's processing steps: recover any
-records the consumer skipped, run the pure :class:`streams.pipeline.Pipeline`, publish its records,
-store the states it changed, count it. It holds the worker's state lock for the whole step, so the
-wall-clock watermark timer never interleaves with a batch on a brand's state.
+Two steps, one per stage of the topology, in the spirit of arroyo's processing steps:
+
+- :class:`ScoringStep`: a batch of ``mentions.raw`` → recover any records the consumer skipped,
+  run the pure :class:`streams.pipeline.ScoringStage`, publish its records to
+  ``mentions.scored`` and ``mentions.dlq``, count it. Faust commits the raw offsets after the
+  producer has flushed them;
+- :class:`BrandStep`: a batch of ``mentions.scored`` → recover skipped records, decode, run the
+  pure :class:`streams.pipeline.BrandStage`, publish its records, store the states it changed,
+  count it. It holds the worker's state lock for the whole step, so the wall-clock watermark
+  timer never interleaves with a batch on a brand's state.
 """
 
 from __future__ import annotations
@@ -11,19 +17,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
 
 from streams.metrics import WorkerMetrics
 from streams.offsets import SkippedRecordRecovery
-from streams.pipeline import Pipeline, RawRecord
+from streams.pipeline import BrandStage, RawRecord, ScoringStage, decode_scored
 from streams.publish import Publisher
 from streams.tables import BrandStore
 from streams.watermark_timer import PartitionLiveness, WatermarkTimer
 
-__all__ = ["EXIT_UNEXPECTED", "BatchStep", "declare_agent", "declare_timer", "raw_records"]
+__all__ = [
+    "EXIT_UNEXPECTED",
+    "BrandStep",
+    "ScoringStep",
+    "declare_agent",
+    "declare_timer",
+    "raw_records",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +59,46 @@ def raw_records(events: Iterable[Any]) -> list[RawRecord]:
     ]
 
 
-class BatchStep:
-    """One batch: skipped records recovered, processed, published, stored, counted; how live
-    each raw partition is goes to ``liveness`` (for the wall-clock watermark)."""
+class ScoringStep:
+    """One batch of ``mentions.raw``: skipped records recovered, scored, published, counted."""
 
     def __init__(
         self,
-        pipeline: Pipeline,
+        stage: ScoringStage,
+        publisher: Publisher,
+        recovery: SkippedRecordRecovery,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self._stage = stage
+        self._publisher = publisher
+        self._recovery = recovery
+        self._metrics = metrics
+
+    async def __call__(self, records: list[RawRecord]) -> None:
+        """Score ``records`` (in offset order per partition) and queue what they became."""
+        metrics = self._metrics
+        with metrics.batch_seconds.time():
+            records = await self._recovery.with_skipped(records)
+            metrics.ingested.inc(len(records))
+            result = self._stage.process(records)
+            await self._publisher.publish_scoring(result)
+            metrics.observe_batch(result.published())
+        if result.erasure_commands:
+            log.info(
+                "listenwell worker: forwarded %d erasure command(s) to every partition of "
+                "mentions.scored",
+                len(result.erasure_commands),
+            )
+
+
+class BrandStep:
+    """One batch of ``mentions.scored``: skipped records recovered, folded into the brands'
+    states, published, stored, counted; how live each partition is goes to ``liveness`` (for the
+    wall-clock watermark)."""
+
+    def __init__(
+        self,
+        stage: BrandStage,
         store: BrandStore,
         publisher: Publisher,
         recovery: SkippedRecordRecovery,
@@ -60,7 +106,7 @@ class BatchStep:
         lock: asyncio.Lock,
         liveness: PartitionLiveness | None = None,
     ) -> None:
-        self._pipeline = pipeline
+        self._stage = stage
         self._store = store
         self._publisher = publisher
         self._recovery = recovery
@@ -69,13 +115,15 @@ class BatchStep:
         self._liveness = liveness
 
     async def __call__(self, records: list[RawRecord]) -> None:
-        """Process ``records`` (one batch of ``mentions.raw``, in offset order per partition)."""
+        """Process ``records`` (one batch of ``mentions.scored``, in offset order per
+        partition)."""
         metrics = self._metrics
         async with self._lock:
             with metrics.batch_seconds.time():
                 records = await self._recovery.with_skipped(records)
-                metrics.ingested.inc(len(records))
-                result = self._pipeline.process(records, self._store.stored, self._store.brands_in)
+                items, dead_letters = decode_scored(records)
+                result = self._stage.process(items, self._store.stored, self._store.brands_in)
+                result.dead_letters[:0] = dead_letters
                 if self._liveness is not None:
                     self._liveness.observe(result.event_lag_s)
                 await self._publisher.publish(result)
@@ -91,14 +139,23 @@ class BatchStep:
             )
 
 
+Step = Callable[[list[RawRecord]], Awaitable[None]]
+
+
 def declare_agent(
-    app: faust.App, raw_topic: faust.TopicT, step: BatchStep, *, batch_size: int, within_s: float
+    app: faust.App,
+    name: str,
+    topic: faust.TopicT,
+    step: Step,
+    *,
+    batch_size: int,
+    within_s: float,
 ) -> Any:
-    """Register the agent that feeds ``raw_topic`` to ``step`` in batches of up to
+    """Register the agent ``name`` that feeds ``topic`` to ``step`` in batches of up to
     ``batch_size`` records or ``within_s`` seconds."""
 
-    @app.agent(raw_topic)
-    async def score_mentions(stream: Any) -> None:
+    @app.agent(topic, name=name)
+    async def run_step(stream: Any) -> None:
         async for events in stream.take_events(batch_size, within=within_s):
             try:
                 await step(raw_records(events))
@@ -108,7 +165,7 @@ def declare_agent(
                 log.exception("listenwell worker: unexpected error, exiting so nothing is lost")
                 os._exit(EXIT_UNEXPECTED)
 
-    return score_mentions
+    return run_step
 
 
 def declare_timer(

@@ -1,9 +1,22 @@
-"""The Faust app: ``make_app(settings)`` wires the worker's named parts together.
+"""The Faust app: ``make_app(settings, stage=...)`` wires the worker's named parts together.
+
+The worker runs the two stages of the topology (docs/topology.md), as two agents of one app or
+one of them (``stage``):
+
+- **scoring**: ``mentions.raw`` (keyed by mention id, so any brand's mentions spread over every
+  partition) → validate, redact, score → ``mentions.scored`` keyed by brand, ``mentions.dlq``.
+  Stateless;
+- **brands**: ``mentions.scored`` → windows, rules, customers, outbox → ``alerts``,
+  ``customers.health``, ``incidents``; the tables are co-partitioned with ``mentions.scored``.
+
+Both kinds of process may share one consumer group: Faust's assignor groups topics by the members
+subscribed to them.
 
 Where each part lives:
 
-- ``streams/pipeline.py``: the pure core, one batch of raw records in, records and states out;
-- ``streams/agents.py``: the agent and :class:`~streams.agents.BatchStep` (one batch, end to end);
+- ``streams/pipeline.py``: the pure core (:class:`~streams.pipeline.ScoringStage`,
+  :class:`~streams.pipeline.BrandStage`), one batch in, records and states out;
+- ``streams/agents.py``: the agents and their steps (one batch, end to end);
 - ``streams/publish.py``: a batch's records as produce calls (through ``streams/producer.py``);
 - ``streams/tables.py``: the ``brands`` and ``customers`` tables and their write order;
 - ``streams/offsets.py``: the consumer adapter and recovery of raw records the consumer skipped;
@@ -19,13 +32,13 @@ import functools
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import faust
 from prometheus_client import CollectorRegistry
 
 from streams import topics
-from streams.agents import BatchStep, declare_agent, declare_timer
+from streams.agents import BrandStep, ScoringStep, declare_agent, declare_timer
 from streams.brand_scoring import scorer_for
 from streams.clock import SYSTEM_CLOCK, Clock
 from streams.cs_sentiment import CsSentiment
@@ -48,9 +61,13 @@ from streams.table_store import claim_state_dir, store_url
 from streams.tables import BrandStore, declare_tables
 from streams.watermark_timer import PartitionLiveness, WatermarkTimer
 
-__all__ = ["LAG_INTERVAL_S", "Worker", "faust_app", "make_app"]
+__all__ = ["LAG_INTERVAL_S", "STAGES", "Stage", "Worker", "faust_app", "make_app"]
 
 LAG_INTERVAL_S = 2.0
+
+Stage = Literal["both", "scoring", "brands"]
+STAGES: tuple[Stage, ...] = ("both", "scoring", "brands")
+"""What one worker process runs: both stages (the default), or one of them."""
 
 
 @dataclass
@@ -74,8 +91,10 @@ def make_app(
     registry: CollectorRegistry | None = None,
     rules: RuleSet | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    stage: Stage = "both",
 ) -> Worker:
-    """Build the streams worker for ``settings`` (nothing connects until the app starts)."""
+    """Build the streams worker for ``settings`` running ``stage`` (nothing connects until the
+    app starts)."""
     rules = rules if rules is not None else load_rule_paths(settings.rules_path)
     metrics = WorkerMetrics(registry if registry is not None else CollectorRegistry())
     lateness = timedelta(seconds=settings.allowed_lateness_s)
@@ -85,50 +104,27 @@ def make_app(
         clock=clock,
     )
     app = faust_app(settings)
-    raw_name = topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix)
-    raw_topic = app.topic(
-        raw_name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-        internal=False,
-    )
     sink = FaustProducer(app)
-    brands, customers, seen = declare_tables(app, settings.partitions)
-    store = BrandStore(brands, customers, sink, seen)
-
-    def reindex(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        store.forget_index()
-
-    app.on_partitions_assigned.connect(reindex)
     consumer = FaustConsumerPosition(app)
-    recovery = SkippedRecordRecovery(
-        raw_name,
-        consumer,
-        functools.partial(read_offsets, settings.kafka_bootstrap, raw_name),
-        metrics.skipped_recovered,
-    )
-    publisher = Publisher(sink, OutputTopics.named(settings.topic_prefix))
-    lock, liveness = asyncio.Lock(), PartitionLiveness(settings.live_horizon_s)
-    step = BatchStep(pipeline, store, publisher, recovery, metrics, lock, liveness)
-    declare_agent(
-        app, raw_topic, step, batch_size=settings.batch_size, within_s=settings.batch_within_s
-    )
-    if settings.live_horizon_s > 0:
-        timer = WatermarkTimer(
-            pipeline=pipeline,
-            store=store,
-            publisher=publisher,
-            liveness=liveness,
-            owned=functools.partial(owned_partitions, consumer, raw_name),
-            allowed_lateness=lateness,
-            lock=lock,
-            metrics=metrics,
-            clock=clock,
+    publisher = Publisher(sink, OutputTopics.named(settings.topic_prefix), settings.partitions)
+    if stage in ("both", "scoring"):
+        raw_name = topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix)
+        scoring = ScoringStep(
+            pipeline.scoring,
+            publisher,
+            _recovery(settings, raw_name, consumer, metrics),
+            metrics,
         )
-        declare_timer(app, settings.watermark_interval_s, timer, liveness)
+        declare_agent(
+            app,
+            "score_mentions",
+            _input_topic(app, raw_name, settings.partitions),
+            scoring,
+            batch_size=settings.batch_size,
+            within_s=settings.batch_within_s,
+        )
+    if stage in ("both", "brands"):
+        _declare_brand_stage(app, settings, pipeline, publisher, consumer, metrics, clock)
 
     logical = {topics.topic_name(s, settings.topic_prefix): s.name for s in topics.REGISTRY}
     probe = LagProbe(consumer, EndOffsets(settings.kafka_bootstrap), logical, metrics.consumer_lag)
@@ -138,6 +134,81 @@ def make_app(
         await probe.measure()
 
     return Worker(app=app, pipeline=pipeline, metrics=metrics, rules=rules)
+
+
+def _declare_brand_stage(
+    app: faust.App,
+    settings: Settings,
+    pipeline: Pipeline,
+    publisher: Publisher,
+    consumer: FaustConsumerPosition,
+    metrics: WorkerMetrics,
+    clock: Clock,
+) -> None:
+    """The brand stage's tables, agent and wall-clock watermark timer."""
+    scored_name = topics.topic_name(topics.MENTIONS_SCORED, settings.topic_prefix)
+    brands, customers, seen = declare_tables(app, settings.partitions)
+    store = BrandStore(brands, customers, FaustProducer(app), seen)
+
+    def reindex(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        store.forget_index()
+
+    app.on_partitions_assigned.connect(reindex)
+    lock, liveness = asyncio.Lock(), PartitionLiveness(settings.live_horizon_s)
+    step = BrandStep(
+        pipeline.brands,
+        store,
+        publisher,
+        _recovery(settings, scored_name, consumer, metrics),
+        metrics,
+        lock,
+        liveness,
+    )
+    declare_agent(
+        app,
+        "fold_brands",
+        _input_topic(app, scored_name, settings.partitions),
+        step,
+        batch_size=settings.batch_size,
+        within_s=settings.batch_within_s,
+    )
+    if settings.live_horizon_s > 0:
+        timer = WatermarkTimer(
+            pipeline=pipeline.brands,
+            store=store,
+            publisher=publisher,
+            liveness=liveness,
+            owned=functools.partial(owned_partitions, consumer, scored_name),
+            allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
+            lock=lock,
+            metrics=metrics,
+            clock=clock,
+        )
+        declare_timer(app, settings.watermark_interval_s, timer, liveness)
+
+
+def _input_topic(app: faust.App, name: str, partitions: int) -> faust.TopicT:
+    topic: faust.TopicT = app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        internal=False,
+    )
+    return topic
+
+
+def _recovery(
+    settings: Settings, topic: str, consumer: FaustConsumerPosition, metrics: WorkerMetrics
+) -> SkippedRecordRecovery:
+    return SkippedRecordRecovery(
+        topic,
+        consumer,
+        functools.partial(read_offsets, settings.kafka_bootstrap, topic),
+        metrics.skipped_recovered,
+    )
 
 
 def faust_app(settings: Settings) -> faust.App:

@@ -1,7 +1,10 @@
-"""Publishing: the one place that turns a :class:`streams.pipeline.BatchResult` into produce calls.
+"""Publishing: the one place that turns a stage's result into produce calls.
 
-Keys: dead letters by the raw topic they came from, scored mentions by brand (like raw), alerts by
-fingerprint, customer health by ``brand/customer`` (a compacted topic), incidents by incident id.
+Keys: dead letters by the topic they came from, scored mentions by brand (so a brand's mentions
+meet in one partition of ``mentions.scored``, the brand stage's input, whatever raw partitions
+they were scored from), erasure commands under :data:`streams.records.ERASURE_KEY` on every
+partition of ``mentions.scored``, alerts by fingerprint, customer health by ``brand/customer``
+(a compacted topic), incidents by incident id.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from streams import topics
-from streams.pipeline import BatchResult
+from streams.pipeline import BatchResult, ScoringResult
 from streams.producer import RecordSink
+from streams.records import ERASURE_KEY, ErasureCommand
 
 __all__ = ["OutputTopics", "Publisher"]
 
@@ -42,9 +46,34 @@ class Publisher:
     """Sends a batch's records, in a fixed order: dead letters, scored mentions, alerts, customer
     health, incidents."""
 
-    def __init__(self, sink: RecordSink, names: OutputTopics) -> None:
+    def __init__(self, sink: RecordSink, names: OutputTopics, scored_partitions: int = 1) -> None:
         self._sink = sink
         self._names = names
+        self._scored_partitions = scored_partitions
+
+    async def publish_scoring(self, result: ScoringResult) -> list[Awaitable[object]]:
+        """Queue the scoring stage's records: dead letters, then scored mentions and forwarded
+        erasure commands (one copy per partition of ``mentions.scored``) in raw order, so each
+        brand partition receives a command after the mentions that preceded it on raw."""
+        names = self._names
+        send = self._sink.send
+        deliveries = [
+            await send(names.dead_letters, letter.topic.encode(), letter.to_json())
+            for letter in result.dead_letters
+        ]
+        for record in result.scored:
+            value = record.value
+            if isinstance(value, ErasureCommand):
+                command = value.to_json()
+                for partition in range(self._scored_partitions):
+                    deliveries.append(
+                        await send(names.scored, ERASURE_KEY, command, partition=partition)
+                    )
+            else:
+                deliveries.append(
+                    await send(names.scored, value.mention.brand.encode(), value.to_json())
+                )
+        return deliveries
 
     async def publish(self, result: BatchResult) -> list[Awaitable[object]]:
         """Queue every record of ``result``; returns their delivery futures, in send order.

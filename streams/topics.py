@@ -62,7 +62,7 @@ code too (its registry set to 12); with 4 it never did. It looks like faust-stre
 #629 and #471 (assigned partitions that never send a fetch request). Raise it once that is
 understood."""
 
-MENTIONS_RAW = TopicSpec("mentions.raw", Mention, key="brand", scales=True)
+MENTIONS_RAW = TopicSpec("mentions.raw", Mention, key="mention id", scales=True)
 MENTIONS_SCORED = TopicSpec("mentions.scored", ScoredMention, key="brand", scales=True)
 MENTIONS_DLQ = TopicSpec("mentions.dlq", DeadLetter, key="source topic", partitions=1)
 ALERTS = TopicSpec("alerts", Alert, key="fingerprint", partitions=1)

@@ -7,7 +7,7 @@ operation the worker also advances every brand it owns to *wall time minus the a
 
 Off for replays of old data. A backtest or a replay must give the same alerts at any speed; if
 the timer advanced a brand whose event time is far behind the wall clock, every later replayed
-mention would be dropped as late. So the timer only advances brands of *live* raw partitions
+mention would be dropped as late. So the timer only advances brands of *live* input partitions
 (:class:`PartitionLiveness`): a partition is live once a batch delivered only mentions whose event
 time is within ``live_horizon_s`` of the wall clock, and stops being live at the first batch with
 one that is not. Liveness is kept in memory and forgotten on every rebalance, so a worker that
@@ -15,8 +15,8 @@ starts, or takes over a partition, with a backlog does not advance its brands be
 up. Only partitions this worker actively consumes count (the table also holds standby copies).
 
 Crash and replay. The timer's outputs go through the same publish and store path as a batch, under
-the same lock (it never interleaves with a batch on a brand's state). Its alerts are tied to no raw
-offset, so the outbox/replay mechanism alone could not re-send them for a brand that receives
+the same lock (it never interleaves with a batch on a brand's state). Its alerts are tied to no
+input offset, so the outbox/replay mechanism alone could not re-send them for a brand that receives
 nothing more: they are published and their **delivery awaited before** the state that records
 them is stored, and they enter the brand's outbox at its ``applied_offset``, so a replay of that
 offset sends them again. A crash between delivery and the state write leaves the state as it was;
@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 
 from streams.clock import Clock
 from streams.metrics import WorkerMetrics
-from streams.pipeline import BrandRecord, Pipeline
+from streams.pipeline import BrandRecord, BrandStage
 from streams.publish import Publisher
 from streams.tables import BrandStore
 from streams.windows import floor_minute
@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 
 
 class PartitionLiveness:
-    """Which raw partitions deliver live mentions (event time within ``horizon_s`` of the clock).
+    """Which input partitions (of ``mentions.scored``) deliver live mentions (event time within
+    ``horizon_s`` of the clock).
 
     A horizon of 0 turns liveness, and so the timer, off.
     """
@@ -98,14 +99,14 @@ def due_brands(
 class WatermarkTimer:
     """One run of the wall-clock watermark over the brands of live, owned partitions.
 
-    ``owned()`` gives the raw partitions this worker actively consumes; ``lock`` is the lock the
-    batch step holds (see :class:`streams.agents.BatchStep`).
+    ``owned()`` gives the ``mentions.scored`` partitions this worker actively consumes; ``lock``
+    is the lock the brand step holds (see :class:`streams.agents.BrandStep`).
     """
 
     def __init__(
         self,
         *,
-        pipeline: Pipeline,
+        pipeline: BrandStage,
         store: BrandStore,
         publisher: Publisher,
         liveness: PartitionLiveness,

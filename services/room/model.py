@@ -39,6 +39,7 @@ from pydantic import ValidationError
 
 from streams.pii import redact
 from streams.records import (
+    ERASURE_KEY,
     Alert,
     AlertState,
     CustomerHealth,
@@ -78,6 +79,9 @@ class Outcome(StrEnum):
     OVER_CAPACITY = "over_capacity"
     """A brand beyond ``Limits.max_brands``."""
     INVALID = "invalid"
+    FOR_WORKER = "for_worker"
+    """An erasure command on ``mentions.scored``, for the brand stage (the room reads the
+    ``erasures`` topic instead)."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,8 @@ class RoomModel:
         """Fold one record of topic ``kind`` (``value`` ``None``: a tombstone for ``key``)."""
         try:
             if kind is TopicKind.SCORED:
+                if key == ERASURE_KEY:
+                    return Outcome.FOR_WORKER
                 if value is None:
                     return Outcome.INVALID
                 return self.add_mention(ScoredMention.from_json(value))

@@ -151,10 +151,10 @@ def test_through_mentions_scored_with_replayed_copies_the_alerts_are_those_of_on
     topic = ScoredTopic()
     batches = [mentions[i : i + 200] for i in range(0, len(mentions), 200)]
     published = 0
-    for n, batch in enumerate(batches):
-        scored = scoring.process([raw(published + i, m) for i, m in enumerate(batch)]).scored
+    for n, chunk in enumerate(batches):
+        scored = scoring.process([raw(published + i, m) for i, m in enumerate(chunk)]).scored
         topic.publish(scored)
-        published += len(batch)
+        published += len(chunk)
         if n == 1:  # crash before the commit: batches 0 and 1 are scored and published again
             for again in batches[:2]:
                 topic.publish(scoring.process([raw(0, m) for m in again]).scored)

@@ -11,12 +11,12 @@ import pytest
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from streams.agents import BatchStep
+from streams.agents import BrandStep
 from streams.clock import FakeClock
 from streams.engine import Engine
 from streams.metrics import WorkerMetrics
 from streams.offsets import OffsetGap, SkippedRecordRecovery
-from streams.pipeline import BrandRecord, Pipeline, RawRecord
+from streams.pipeline import BrandRecord, Pipeline, RawRecord, decode_scored
 from streams.publish import OutputTopics, Publisher
 from streams.records import Alert, CustomerHealth, Mention
 from streams.rules import load_rules
@@ -31,7 +31,7 @@ QUIET_RULES = REPO / "tests" / "data" / "quiet_brand_rules.yaml"
 DEFAULT_RULES = REPO / "alert_rules" / "default.yaml"
 T0 = datetime(2026, 3, 2, 9, 0, 10, tzinfo=UTC)
 LATENESS = timedelta(seconds=5)
-RAW = "p.mentions.raw"
+SCORED = "p.mentions.scored"
 NAMES = OutputTopics.named("p.")
 COMPLAINT = "Flight cancelled, on hold for hours, nobody cares. I'm done."
 
@@ -40,12 +40,18 @@ def said(n: int, at: datetime, *, brand: str = "acme", customer: str | None = No
     return factories.mention(f"{brand}:{n}", at=at, brand=brand, customer=customer, text=COMPLAINT)
 
 
-def raw(offset: int, mention: Mention, partition: int = 1) -> RawRecord:
-    return RawRecord(RAW, partition, offset, mention.brand.encode(), mention.to_json())
+_scorer = Scorer()
+
+
+def scored(offset: int, mention: Mention, partition: int = 1) -> RawRecord:
+    """``mention`` as the scoring stage publishes it, at ``offset`` of ``mentions.scored``."""
+    value = _scorer.score(mention, scored_at=mention.created_at).to_json()
+    return RawRecord(SCORED, partition, offset, mention.brand.encode(), value)
 
 
 class Worker:
-    """The batch step and the timer over fake tables, producer and consumer, on a fake clock."""
+    """The brand stage's step and the timer over fake tables, producer and consumer, on a fake
+    clock."""
 
     def __init__(
         self,
@@ -78,12 +84,20 @@ class Worker:
             def committed(self, tp: TP) -> int | None:
                 return None
 
-        recovery = SkippedRecordRecovery(RAW, Committed(), no_gaps, self.metrics.skipped_recovered)
-        self.step = BatchStep(
-            self.pipeline, self.store, publisher, recovery, self.metrics, self.lock, self.liveness
+        recovery = SkippedRecordRecovery(
+            SCORED, Committed(), no_gaps, self.metrics.skipped_recovered
+        )
+        self.step = BrandStep(
+            self.pipeline.brands,
+            self.store,
+            publisher,
+            recovery,
+            self.metrics,
+            self.lock,
+            self.liveness,
         )
         self.timer = WatermarkTimer(
-            pipeline=self.pipeline,
+            pipeline=self.pipeline.brands,
             store=self.store,
             publisher=publisher,
             liveness=self.liveness,
@@ -97,7 +111,7 @@ class Worker:
     def produce(self, *mentions: Mention, partition: int = 1) -> None:
         records = []
         for mention in mentions:
-            records.append(raw(self.next_offset, mention, partition))
+            records.append(scored(self.next_offset, mention, partition))
             self.next_offset += 1
         asyncio.run(self.step(records))
 
@@ -318,7 +332,8 @@ def test_a_replay_of_the_last_offset_sends_the_timers_alerts_again() -> None:
     restarted = Worker()
     restarted.clock.advance(60.0)
     restarted.brands.data[b"acme"] = BrandRecord.from_changelog(worker.published("brands-cl")[-1])
-    replay = restarted.pipeline.process([raw(1, mentions[1])], restarted.store.stored)
+    items, _ = decode_scored([scored(1, mentions[1])])
+    replay = restarted.pipeline.brands.process(items, restarted.store.stored)
     assert [a.to_json() for a in replay.alerts] == fired
 
 
