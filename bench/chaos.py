@@ -11,7 +11,9 @@ One run, on a Kafka broker of its own (a free port, its own home, stopped by pid
    connector runner → Kafka → worker(s) → notifier (routes: every alert its own group, no wait) →
    a local Slack-like receiver. At seeded random moments the driver sends SIGKILL to: the worker;
    the notifier; the connector runner; the broker itself (restarted on the same port and home);
-   and, in a second phase with two workers in one consumer group, one of the two (rebalances).
+   then, with the worker replaced by one process per stage of the topology (``--stage scoring``
+   and ``--stage brands``), the scoring stage and the brand stage, each in turn; and, in a last
+   phase with a second worker (both stages) in the consumer group, one of them (rebalances).
    Each killed process is restarted at once, as a process supervisor would; a process that exits
    by itself is restarted too and reported.
 3. **Checks.** Every mention id produced is in ``mentions.scored`` (0 lost); ``mentions.scored`` is
@@ -36,9 +38,9 @@ One run, on a Kafka broker of its own (a free port, its own home, stopped by pid
    (until the killed part makes progress again).
 
 Usage: ``.venv/bin/python bench/chaos.py [--mentions 50000] [--seed 7] [--duration 300]
-[--kills worker,notifier,runner,broker,pair,pair] [--port P]``. Prints progress lines, a summary
-table, writes ``bench/results/chaos.json`` and exits 1 if any check fails. Logs stay in
-``.listenwell/chaos/<run>/``.
+[--kills worker,notifier,runner,broker,scoring,brands,pair,pair] [--port P]``. Prints progress
+lines, a summary table, writes ``bench/results/chaos.json`` and exits 1 if any check fails. Logs
+stay in ``.listenwell/chaos/<run>/``.
 """
 
 from __future__ import annotations
@@ -78,8 +80,11 @@ from streams.records import Alert, AlertState, Mention, ScoredMention  # noqa: E
 from streams.topic_reader import read_topic  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "chaos.json"
-KINDS = ("worker", "notifier", "runner", "broker", "pair")
-DEFAULT_KILLS = ("worker", "notifier", "runner", "broker", "pair", "pair")
+KINDS = ("worker", "notifier", "runner", "broker", "scoring", "brands", "pair")
+DEFAULT_KILLS = ("worker", "notifier", "runner", "broker", "scoring", "brands", "pair", "pair")
+STAGE_KILLS = {"scoring": "scoring-a", "brands": "brands-a"}
+"""Kill kinds that target one stage of the topology: before the first, the worker (both stages)
+is replaced by one process per stage (``listenwell worker --stage scoring|brands``)."""
 INSTANCE = "chaos-replay"
 SLACK_ENV = "LISTENWELL_CHAOS_SLACK_URL"
 NOTIFIER_GROUP = "chaos-notifier"
@@ -463,11 +468,11 @@ class Pipeline:
         env.update(extra)
         return env
 
-    def add_worker(self, name: str) -> Child:
+    def add_worker(self, name: str, stage: str = "both") -> Child:
         port = free_port()
         child = Child(
             name,
-            ["worker"],
+            ["worker", "--stage", stage],
             self.env(
                 LISTENWELL_WORKER_METRICS_PORT=str(port),
                 LISTENWELL_DATA_DIR=str(self.workdir / name),
@@ -523,7 +528,7 @@ class Pipeline:
             if child.name == "runner" and code == 0:
                 continue
             say(f"{self.name}: {child.name} exited by itself (code {code}); restarting it")
-            if child.name.startswith("worker"):
+            if child.name.startswith(("worker", "scoring", "brands")):
                 self.fault_windows.append((time.time(), time.time() + CRASH_WINDOW_S))
             child.crashes.append(f"exit code {code} at {time.monotonic() - _T0:.1f}s")
             child.start()
@@ -543,12 +548,16 @@ class Pipeline:
         return False
 
     def worker_lag(self) -> int | None:
-        """Records on ``mentions.raw`` the worker group has not committed yet (None: unknown)."""
-        ends = self.probe.end_offsets(self.topic(topics.MENTIONS_RAW))
-        done = self.probe.committed(self.app_id, self.topic(topics.MENTIONS_RAW))
-        if ends is None or done is None:
-            return None
-        return sum(max(0, end - done.get(p, 0)) for p, end in ends.items())
+        """Records on ``mentions.raw`` and ``mentions.scored`` (the two stages' inputs) the
+        worker group has not committed yet (None: unknown)."""
+        lag = 0
+        for spec in (topics.MENTIONS_RAW, topics.MENTIONS_SCORED):
+            ends = self.probe.end_offsets(self.topic(spec))
+            done = self.probe.committed(self.app_id, self.topic(spec))
+            if ends is None or done is None:
+                return None
+            lag += sum(max(0, end - done.get(p, 0)) for p, end in ends.items())
+        return lag
 
     def notifier_lag(self) -> int | None:
         ends = self.probe.end_offsets(self.topic(topics.ALERTS))
@@ -608,11 +617,24 @@ def inject(run: Pipeline, kill: Kill, started: float, rng: random.Random) -> Non
     answers again and both the runner and the workers have made progress as above.
     """
     raw, alerts = run.topic(topics.MENTIONS_RAW), run.topic(topics.ALERTS)
+    scored = run.topic(topics.MENTIONS_SCORED)
     snapshot: dict[str, dict[int, int]] = {}
 
     def take_snapshot() -> None:
         snapshot["raw_end"] = run.probe.end_offsets(raw) or {}
+        snapshot["scored_end"] = run.probe.end_offsets(scored) or {}
         snapshot["alerts_end"] = run.probe.end_offsets(alerts) or {}
+
+    def brands_resumed() -> bool:
+        """Every ``mentions.scored`` record there was at the kill is committed by the group, and
+        (unless the runner had finished) one more."""
+        done = run.probe.committed(run.app_id, scored)
+        if done is None:
+            return False
+        at_kill = snapshot["scored_end"]
+        if any(done.get(p, 0) < end for p, end in at_kill.items()):
+            return False
+        return run.runner_done() or sum(done.values()) > sum(at_kill.values())
 
     def worker_resumed() -> bool:
         ends = run.probe.end_offsets(raw)
@@ -640,6 +662,13 @@ def inject(run: Pipeline, kill: Kill, started: float, rng: random.Random) -> Non
         take_snapshot()
         child.start()
         condition = worker_resumed
+    elif kill.kind in STAGE_KILLS:
+        kill.target = STAGE_KILLS[kill.kind]
+        child = run.children[kill.target]
+        kill.pid = child.kill9()
+        take_snapshot()
+        child.start()
+        condition = worker_resumed if kill.kind == "scoring" else brands_resumed
     elif kill.kind == "notifier":
         kill.target = "notifier"
         child = run.children["notifier"]
@@ -676,7 +705,7 @@ def inject(run: Pipeline, kill: Kill, started: float, rng: random.Random) -> Non
     if run.wait(condition, f"{kill.target} to resume", patience_s=240):
         kill.resumed_s = round(time.monotonic() - t0, 2)
         say(f"chaos: {kill.target} made progress again after {kill.resumed_s:.1f}s")
-    if kill.kind in ("worker", "pair", "broker"):
+    if kill.kind in ("worker", "pair", "broker", *STAGE_KILLS):
         now = time.time()
         run.fault_windows.append((now - (time.monotonic() - t0), now + SETTLE_S))
 
@@ -790,7 +819,7 @@ def check(
     missing = sorted(expected - set(copies))
     f.lost, f.lost_examples = len(missing), missing[:20]
     f.unexpected = len(set(copies) - expected)
-    redelivered(f, copies, fault_windows or [])
+    redelivered(f, copies, fault_windows or [], raw_ids)
     f.dead_letters = len(read_values(bootstrap, chaos.topic(topics.MENTIONS_DLQ)))
 
     baseline_alerts = [
@@ -877,7 +906,10 @@ def check(
 
 
 def redelivered(
-    f: Figures, copies: dict[str, list[ScoredMention]], fault_windows: list[tuple[float, float]]
+    f: Figures,
+    copies: dict[str, list[ScoredMention]],
+    fault_windows: list[tuple[float, float]],
+    raw_ids: Counter[str] | None = None,
 ) -> None:
     """Classify the ids published more than once on ``mentions.scored``.
 
@@ -889,7 +921,10 @@ def redelivered(
     the worker's dedupe drops the other — ``two_records_scored``. A byte-identical re-send scored
     twice cannot be told from a replay by its content, but by its moment: replays happen while the
     group recovers from a fault, so a later copy scored outside every fault window is an
-    ``unexplained_redeliveries``. (Replays are not always one per fault: after a restart,
+    ``unexplained_redeliveries``. The scoring stage is stateless, so an id that ``raw_ids``
+    counts on ``mentions.raw`` n times (a runner re-send) is scored n times by design: its
+    first n copies are explained, whatever their content; the brand stage counts it once (the
+    alerts check shows it). (Replays are not always one per fault: after a restart,
     faust-streaming hands the agent the records it fetched during recovery, then seeks back to the
     committed offset and hands them over again, in the same process, 0.3 s later.)
     """
@@ -897,13 +932,15 @@ def redelivered(
     for mention_id, versions in copies.items():
         if len(versions) < 2:
             continue
+        sent = raw_ids.get(mention_id, 1) if raw_ids is not None else 1
         if len({v.mention.model_dump_json() for v in versions}) > 1:
-            f.two_records_scored += 1
+            if sent < 2:
+                f.two_records_scored += 1
         elif len({v.model_dump_json(exclude={"scored_at"}) for v in versions}) > 1:
             f.rescored_differently += 1
             fields.update(_differing_fields([v.model_dump(mode="json") for v in versions]))
         times = sorted(v.scored_at.timestamp() for v in versions)
-        if any(not any(lo <= t <= hi for lo, hi in fault_windows) for t in times[1:]):
+        if any(not any(lo <= t <= hi for lo, hi in fault_windows) for t in times[sent:]):
             f.unexplained_redeliveries += 1
             if len(f.unexplained_examples) < 20:
                 f.unexplained_examples.append(mention_id)
@@ -1062,6 +1099,8 @@ def run(config: ChaosConfig) -> Report:
         notifier_kills: list[float] = []
         last_progress = 0.0
         for kill in plan:
+            if kill.kind in STAGE_KILLS and "scoring-a" not in chaos.children:
+                split_stages(chaos)
             if kill.kind == "pair" and "worker-b" not in chaos.children:
                 say("chaos: starting a second worker in the same consumer group (rebalance)")
                 joined = time.time()
@@ -1132,6 +1171,30 @@ def run(config: ChaosConfig) -> Report:
             slack.close()
         say(f"stopping the Kafka broker this run started (pid {broker.kafka.pid})")
         broker.stop()
+
+
+def split_stages(run: Pipeline) -> None:
+    """Replace the worker (both stages) by one process per stage, in the same consumer group."""
+    say("chaos: replacing the worker by a scoring-stage and a brand-stage process")
+    joined = time.time()
+    scoring = run.add_worker("scoring-a", stage="scoring")
+    brands = run.add_worker("brands-a", stage="brands")
+    worker = run.children.pop("worker-a", None)
+    if worker is not None:
+        worker.stop()  # SIGTERM: it commits and leaves the group
+    run.wait(
+        lambda: _ingested(scoring) > 0 and _batches(brands) > 0,
+        "the two stages to take their partitions",
+        120,
+    )
+    run.fault_windows.append((joined, time.time() + SETTLE_S))
+
+
+def _batches(worker: Child) -> float:
+    try:
+        return total(scrape(worker.metrics_port), "listenwell_batch_processing_seconds_count")
+    except OSError:
+        return 0.0
 
 
 def _ingested(worker: Child) -> float:

@@ -1,13 +1,21 @@
 """One hot brand: does a second worker help? Drain throughput with 1 and with 2 workers.
 
 A backlog of ``--mentions`` simulated mentions is drained by 1, then (with a fresh consumer group
-and topics) by 2 workers in one consumer group; throughput = backlog / (last ingested − first
-ingested), summed over the workers' own ``/metrics``. Two backlogs: every mention of **one brand**
-(a brand going viral), and the same mentions spread over the crisis scenario's brands. With
-``mentions.raw`` keyed by brand, one brand's mentions all land on one partition, so one worker
-scores them all however many are started (issue 15's scale-out row). Figures go to
-``bench/results/hotbrand.json``. On 2 shared cores two workers compete for the same two cores, so
-even the spread backlog can only show whether the work is divided, not a doubling.
+and topics) by 2 workers (``listenwell worker``, both stages each) in one consumer group;
+throughput = backlog / (time from the first mention scored until the group has committed every
+record of ``mentions.scored``, i.e. the brand stage has folded them all). Backlogs, in one run:
+
+- every mention of **one brand** (a brand going viral), ``mentions.raw`` keyed by brand (the
+  default, and the only layout before the two-stage topology): one raw partition, so one worker
+  scores them all however many are started;
+- the same, keyed by mention id (``LISTENWELL_RAW_KEY=id``): the brand's mentions spread over every
+  raw partition, so every worker scores a share; the brand stage still folds them in one place;
+- the same mentions spread over the crisis scenario's brands (keyed by brand), for reference.
+
+``share of busiest`` is the busiest worker's share of the scoring (``ingested`` on its own
+``/metrics``). Figures go to ``bench/results/hotbrand.json``. On 2 shared cores two workers
+compete for the same two cores, so the figures can show whether the work is divided, not a
+doubling.
 
 Usage: ``.venv/bin/python bench/hotbrand.py [--mentions 20000] [--bootstrap HOST:PORT]``.
 """
@@ -31,10 +39,21 @@ from services.demo import child, scrape, total  # noqa: E402
 from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.records import Mention  # noqa: E402
+from streams.topics import RawKey  # noqa: E402
 
 WORKER = [sys.executable, "-m", "services.cli", "worker"]
 
 RESULTS = REPO / "bench" / "results" / "hotbrand.json"
+BACKLOGS: tuple[tuple[str, bool, RawKey], ...] = (
+    ("hot", True, "brand"),
+    ("hot_by_id", True, "id"),
+    ("spread", False, "brand"),
+)
+LABELS = {
+    "hot": "one hot brand, raw keyed by brand",
+    "hot_by_id": "one hot brand, raw keyed by id",
+    "spread": "crisis brands (4), keyed by brand",
+}
 
 
 def backlog(count: int, *, hot: bool) -> list[Mention]:
@@ -52,12 +71,38 @@ def backlog(count: int, *, hot: bool) -> list[Mention]:
     return mentions
 
 
-def drain(bootstrap: str, mentions: list[Mention], workers: int, name: str) -> dict[str, float]:
-    """Produce ``mentions``, start ``workers`` workers in one group, time the drain."""
+def folded(bootstrap: str, group: str, topic: str, expected: int) -> bool:
+    """Whether ``group`` has committed every record of ``topic``, and it holds ``expected``."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    with contextlib.suppress(Exception):
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            ends = consumer.end_offsets(tps)
+            done = admin.list_group_offsets({group: None}).get(group, {})
+        finally:
+            consumer.close()
+            admin.close()
+        if sum(ends.values()) < expected:
+            return False
+        return all(tp in done and done[tp].offset >= end for tp, end in ends.items())
+    return False
+
+
+def drain(
+    bootstrap: str, mentions: list[Mention], workers: int, name: str, key_by: RawKey
+) -> dict[str, float]:
+    """Produce ``mentions`` keyed by ``key_by``, start ``workers`` workers in one group, time
+    the drain through both stages."""
     prefix = f"hot-{name}-{workers}-{int(time.time())}."
     create_topics(bootstrap, prefix)
     raw = topics.topic_name(topics.MENTIONS_RAW, prefix)
-    with MentionProducer(bootstrap) as producer:
+    scored = topics.topic_name(topics.MENTIONS_SCORED, prefix)
+    group = f"listenwell-{prefix.rstrip('.')}"
+    with MentionProducer(bootstrap, key_by=key_by) as producer:
         for mention in mentions:
             producer.send(mention, topic=raw)
     workdir = REPO / ".listenwell" / "bench" / prefix.rstrip(".")
@@ -69,7 +114,7 @@ def drain(bootstrap: str, mentions: list[Mention], workers: int, name: str) -> d
                 **os.environ,
                 "LISTENWELL_KAFKA_BOOTSTRAP": bootstrap,
                 "LISTENWELL_TOPIC_PREFIX": prefix,
-                "LISTENWELL_APP_ID": f"listenwell-{prefix.rstrip('.')}",
+                "LISTENWELL_APP_ID": group,
                 "LISTENWELL_WORKER_METRICS_PORT": str(port),
                 "LISTENWELL_DATA_DIR": str(workdir / f"w{i}"),
             }
@@ -84,7 +129,8 @@ def drain(bootstrap: str, mentions: list[Mention], workers: int, name: str) -> d
             now = time.perf_counter()
             if first is None and sum(share) > 0:
                 first = now
-            if sum(share) >= len(mentions):
+            if sum(share) >= len(mentions) and folded(bootstrap, group, scored, len(mentions)):
+                now = time.perf_counter()
                 break
             time.sleep(0.1)
         else:
@@ -111,21 +157,21 @@ def main() -> int:
         bootstrap = broker.bootstrap
     figures: dict[str, dict[str, float]] = {}
     try:
-        for name, hot in (("hot", True), ("spread", False)):
+        for name, hot, key_by in BACKLOGS:
             mentions = backlog(args.mentions, hot=hot)
             for workers in (1, 2):
                 key = f"{name}_{workers}_workers"
-                figures[key] = drain(bootstrap, mentions, workers, name)
+                figures[key] = drain(bootstrap, mentions, workers, name, key_by)
                 print(f"{key}: {figures[key]}", flush=True)
     finally:
         if broker is not None:
             broker.stop(wipe=True)
     print()
-    print(f"{'backlog':28}{'1 worker':>12}{'2 workers':>12}{'busiest of 2':>14}")
-    for name, label in (("hot", "one hot brand"), ("spread", "crisis brands (4)")):
+    print(f"{'backlog':36}{'1 worker':>12}{'2 workers':>12}{'busiest of 2':>14}")
+    for name, label in LABELS.items():
         one, two = figures[f"{name}_1_workers"], figures[f"{name}_2_workers"]
         print(
-            f"{label:28}{one['mentions_per_s']:>10,.0f}/s{two['mentions_per_s']:>10,.0f}/s"
+            f"{label:36}{one['mentions_per_s']:>10,.0f}/s{two['mentions_per_s']:>10,.0f}/s"
             f"{two['share_of_busiest_worker']:>13.0%}"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

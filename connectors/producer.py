@@ -1,7 +1,8 @@
 """Producing mentions to Kafka: ``MentionProducer`` and the ``MentionSink`` the runner writes to.
 
 ``MentionProducer`` wraps kafka-python's ``KafkaProducer`` with the settings the pipeline relies
-on (``acks="all"``, idempotence, key = mention id, value = ``Mention.to_json()``) and turns client
+on (``acks="all"``, idempotence, key = brand or mention id as ``key_by`` says, value =
+``Mention.to_json()``) and turns client
 failures into ``ProducerError`` with a message that names the broker and topic.
 """
 
@@ -14,6 +15,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from streams.records import Mention
+from streams.topics import RawKey, raw_key
 
 
 class ProducerError(RuntimeError):
@@ -29,8 +31,8 @@ class MentionSink(Protocol):
 
 
 class MentionProducer:
-    """Produces ``Mention`` records to Kafka: key = mention id (UTF-8, so a brand's mentions
-    spread over every partition of ``mentions.raw``), value = the mention's JSON.
+    """Produces ``Mention`` records to Kafka: key = :func:`streams.topics.raw_key` (the brand, or
+    with ``key_by="id"`` the mention id), value = the mention's JSON.
 
     Use as a context manager; leaving the block flushes and closes. ``topic`` is the default topic
     for ``send``. Raises ``ProducerError`` when the broker cannot be reached within
@@ -45,10 +47,12 @@ class MentionProducer:
         linger_ms: int = 5,
         connect_timeout_s: float = 10.0,
         client_id: str = "listenwell-connector",
+        key_by: RawKey = "brand",
         **config: Any,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
+        self.key_by: RawKey = key_by
         self.sent = 0
         self.delivered = 0
         self._error: BaseException | None = None
@@ -89,7 +93,7 @@ class MentionProducer:
             raise ValueError("no topic: pass topic= here or to MentionProducer()")
         try:
             future = self._producer.send(
-                target, value=mention.to_json(), key=mention.id.encode("utf-8")
+                target, value=mention.to_json(), key=raw_key(mention, self.key_by)
             )
         except KafkaError as exc:
             raise ProducerError(

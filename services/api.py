@@ -64,6 +64,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.erasure import ForgetRequest
 from streams.clock import SYSTEM_CLOCK, Clock
 from streams.records import MAX_TEXT_CHARS, AwareDatetime, Incident, Mention, MentionKind
+from streams.topics import RawKey, raw_key
 
 if TYPE_CHECKING:
     from services.room.pages import Room
@@ -189,9 +190,17 @@ class EventSink(Protocol):
 class KafkaEventSink:
     """Produces to ``mentions.raw`` with acks=all and idempotence; waits for each ack."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        *,
+        timeout_s: float = 10.0,
+        key_by: RawKey = "brand",
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
+        self.key_by: RawKey = key_by
         self.timeout_s = timeout_s
         self._producer: Any = None
         self._lock = asyncio.Lock()
@@ -220,7 +229,8 @@ class KafkaEventSink:
             producer = self._producer
 
             def deliver() -> None:
-                future = producer.send(self.topic, value=mention.to_json(), key=mention.id.encode())
+                key = raw_key(mention, self.key_by)
+                future = producer.send(self.topic, value=mention.to_json(), key=key)
                 future.get(timeout=self.timeout_s)
 
             await loop.run_in_executor(None, deliver)

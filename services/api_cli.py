@@ -48,6 +48,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
         settings.kafka_bootstrap,
         topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix),
         timeout_s=api_settings.kafka_timeout_s,
+        key_by=settings.raw_key,
     )
     from services.incidents import CachedIncidents
 

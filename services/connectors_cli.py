@@ -48,7 +48,7 @@ def _produce(source: Source, settings: Settings, *, speedup: float | None) -> in
         print(f"\r{p}", end="", file=sys.stderr, flush=True)
 
     topic = topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix)
-    with MentionProducer(settings.kafka_bootstrap) as producer:
+    with MentionProducer(settings.kafka_bootstrap, key_by=settings.raw_key) as producer:
         stats = run_source(source, producer, topic=topic, speedup=speedup, progress=progress)
     print(file=sys.stderr)
     print(f"produced {stats.produced} mentions to {topic} in {stats.seconds:.1f}s")
@@ -132,7 +132,9 @@ def cmd_connect(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     def sink_factory(name: str) -> MentionSink:
-        return MentionProducer(bootstrap, client_id=f"listenwell-connector-{name}")
+        return MentionProducer(
+            bootstrap, client_id=f"listenwell-connector-{name}", key_by=settings.raw_key
+        )
 
     raw_topic = topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix)
     runners = []

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.topics import DEFAULT_PARTITIONS
+from streams.topics import DEFAULT_PARTITIONS, RawKey
 
 TableStoreKind = Literal["memory", "rocksdb"]
 """Values of ``LISTENWELL_TABLE_STORE`` (see :mod:`streams.table_store`)."""
@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         description=(
             "partitions of mentions.raw, mentions.scored, customers.health and the worker's "
             "table changelogs: the most workers one consumer group can use at once"
+        ),
+    )
+    raw_key: RawKey = Field(
+        default="brand",
+        description=(
+            "what producers key mentions.raw by: brand (a brand's mentions in order on one "
+            "partition) or id (a hot brand's scoring spread over every partition; mentions may "
+            "then reach the brand stage out of order, see docs/topology.md)"
         ),
     )
     rules_path: Path = Field(

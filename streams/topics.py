@@ -62,7 +62,25 @@ code too (its registry set to 12); with 4 it never did. It looks like faust-stre
 #629 and #471 (assigned partitions that never send a fetch request). Raise it once that is
 understood."""
 
-MENTIONS_RAW = TopicSpec("mentions.raw", Mention, key="mention id", scales=True)
+RawKey = Literal["brand", "id"]
+"""What producers key ``mentions.raw`` by (``LISTENWELL_RAW_KEY``), see :func:`raw_key`."""
+
+
+def raw_key(mention: Mention, key_by: RawKey = "brand") -> bytes:
+    """The message key of ``mention`` on ``mentions.raw``.
+
+    ``brand`` (the default): a brand's mentions share one raw partition, so the scoring stage
+    publishes them to ``mentions.scored`` in the order they were produced and the brand stage
+    folds them in that order, whatever the speed of replay. ``id``: a brand's mentions spread over
+    every raw partition, so every scoring worker shares a hot brand; the brand stage then receives
+    them interleaved from several scoring consumers, which is harmless while that interleaving
+    stays within the allowed lateness in event time (live traffic), and drops mentions as late
+    when it does not (a backlog or a fast replay). See docs/topology.md.
+    """
+    return (mention.id if key_by == "id" else mention.brand).encode()
+
+
+MENTIONS_RAW = TopicSpec("mentions.raw", Mention, key="brand or mention id", scales=True)
 MENTIONS_SCORED = TopicSpec("mentions.scored", ScoredMention, key="brand", scales=True)
 MENTIONS_DLQ = TopicSpec("mentions.dlq", DeadLetter, key="source topic", partitions=1)
 ALERTS = TopicSpec("alerts", Alert, key="fingerprint", partitions=1)

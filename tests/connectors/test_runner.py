@@ -238,7 +238,7 @@ class FakeKafkaProducer:
         self.closed = True
 
 
-def test_mention_producer_keys_by_mention_id_with_safe_settings(
+def test_mention_producer_keys_by_brand_with_safe_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(producer_module, "KafkaProducer", FakeKafkaProducer)
@@ -251,8 +251,8 @@ def test_mention_producer_keys_by_mention_id_with_safe_settings(
     assert kafka.config["enable_idempotence"] is True
     assert kafka.config["linger_ms"] == 5
     assert kafka.records == [
-        ("mentions.raw", m.id.encode(), m.to_json()),
-        ("other", m.id.encode(), m.to_json()),
+        ("mentions.raw", b"northwind-air", m.to_json()),
+        ("other", b"northwind-air", m.to_json()),
     ]
     assert Mention.from_json(kafka.records[0][2]) == m
     assert kafka.closed
