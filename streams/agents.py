@@ -22,11 +22,13 @@ from typing import Any
 
 import faust
 
+from streams.lag import StallWatchdog
 from streams.metrics import WorkerMetrics
 from streams.offsets import SkippedRecordRecovery
 from streams.pipeline import BrandStage, RawRecord, ScoringStage, decode_scored
 from streams.publish import Publisher
 from streams.tables import BrandStore
+from streams.topics import MENTIONS_RAW, MENTIONS_SCORED
 from streams.watermark_timer import PartitionLiveness, WatermarkTimer
 
 __all__ = [
@@ -68,11 +70,13 @@ class ScoringStep:
         publisher: Publisher,
         recovery: SkippedRecordRecovery,
         metrics: WorkerMetrics,
+        watchdog: StallWatchdog | None = None,
     ) -> None:
         self._stage = stage
         self._publisher = publisher
         self._recovery = recovery
         self._metrics = metrics
+        self._watchdog = watchdog
 
     async def __call__(self, records: list[RawRecord]) -> None:
         """Score ``records`` (in offset order per partition) and queue what they became."""
@@ -83,6 +87,8 @@ class ScoringStep:
             result = self._stage.process(records)
             await self._publisher.publish_scoring(result)
             metrics.observe_batch(result.published())
+        if self._watchdog is not None:
+            self._watchdog.progressed(MENTIONS_RAW.name)
         if result.erasure_commands:
             log.info(
                 "listenwell worker: forwarded %d erasure command(s) to every partition of "
@@ -105,6 +111,7 @@ class BrandStep:
         metrics: WorkerMetrics,
         lock: asyncio.Lock,
         liveness: PartitionLiveness | None = None,
+        watchdog: StallWatchdog | None = None,
     ) -> None:
         self._stage = stage
         self._store = store
@@ -113,6 +120,7 @@ class BrandStep:
         self._metrics = metrics
         self._lock = lock
         self._liveness = liveness
+        self._watchdog = watchdog
 
     async def __call__(self, records: list[RawRecord]) -> None:
         """Process ``records`` (one batch of ``mentions.scored``, in offset order per
@@ -129,6 +137,8 @@ class BrandStep:
                 await self._publisher.publish(result)
                 await self._store.save(result)
                 metrics.observe_batch(result)
+        if self._watchdog is not None:
+            self._watchdog.progressed(MENTIONS_SCORED.name)
         if result.erasures:
             log.info(
                 "listenwell worker: applied %d erasure command(s): %d kept mentions and %d "

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -38,13 +40,19 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from streams import topics
-from streams.agents import BrandStep, ScoringStep, declare_agent, declare_timer
+from streams.agents import (
+    EXIT_UNEXPECTED,
+    BrandStep,
+    ScoringStep,
+    declare_agent,
+    declare_timer,
+)
 from streams.brand_scoring import scorer_for
 from streams.clock import SYSTEM_CLOCK, Clock
 from streams.cs_sentiment import CsSentiment
 from streams.engine import Engine
 from streams.faust_app import ListenwellApp
-from streams.lag import EndOffsets, LagProbe
+from streams.lag import EndOffsets, LagProbe, StallWatchdog
 from streams.metrics import WorkerMetrics
 from streams.offsets import (
     FaustConsumerPosition,
@@ -62,6 +70,8 @@ from streams.tables import BrandStore, declare_tables
 from streams.watermark_timer import PartitionLiveness, WatermarkTimer
 
 __all__ = ["LAG_INTERVAL_S", "STAGES", "Stage", "Worker", "faust_app", "make_app"]
+
+log = logging.getLogger(__name__)
 
 LAG_INTERVAL_S = 2.0
 
@@ -106,6 +116,7 @@ def make_app(
     app = faust_app(settings)
     sink = FaustProducer(app)
     consumer = FaustConsumerPosition(app)
+    watchdog = StallWatchdog(settings.stall_timeout_s, clock)
     publisher = Publisher(sink, OutputTopics.named(settings.topic_prefix), settings.partitions)
     if stage in ("both", "scoring"):
         raw_name = topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix)
@@ -114,6 +125,7 @@ def make_app(
             publisher,
             _recovery(settings, raw_name, consumer, metrics),
             metrics,
+            watchdog,
         )
         declare_agent(
             app,
@@ -124,14 +136,22 @@ def make_app(
             within_s=settings.batch_within_s,
         )
     if stage in ("both", "brands"):
-        _declare_brand_stage(app, settings, pipeline, publisher, consumer, metrics, clock)
+        _declare_brand_stage(app, settings, pipeline, publisher, consumer, metrics, clock, watchdog)
 
     logical = {topics.topic_name(s, settings.topic_prefix): s.name for s in topics.REGISTRY}
     probe = LagProbe(consumer, EndOffsets(settings.kafka_bootstrap), logical, metrics.consumer_lag)
 
     @app.timer(interval=LAG_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
-        await probe.measure()
+        stalled = watchdog.stalled(await probe.measure())
+        if stalled:
+            log.error(
+                "listenwell worker: %s: records waiting and no batch done for %.0f s; exiting "
+                "so a restart resumes from the last commit (see StallWatchdog)",
+                ", ".join(stalled),
+                settings.stall_timeout_s,
+            )
+            os._exit(EXIT_UNEXPECTED)
 
     return Worker(app=app, pipeline=pipeline, metrics=metrics, rules=rules)
 
@@ -144,6 +164,7 @@ def _declare_brand_stage(
     consumer: FaustConsumerPosition,
     metrics: WorkerMetrics,
     clock: Clock,
+    watchdog: StallWatchdog,
 ) -> None:
     """The brand stage's tables, agent and wall-clock watermark timer."""
     scored_name = topics.topic_name(topics.MENTIONS_SCORED, settings.topic_prefix)
@@ -163,6 +184,7 @@ def _declare_brand_stage(
         metrics,
         lock,
         liveness,
+        watchdog,
     )
     declare_agent(
         app,

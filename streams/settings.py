@@ -88,6 +88,14 @@ class Settings(BaseSettings):
         le=300.0,
         description="seconds without a heartbeat before a dead worker's partitions move",
     )
+    stall_timeout_s: float = Field(
+        default=90.0,
+        ge=0,
+        description=(
+            "seconds an input may have records waiting with no batch of it done before the "
+            "worker exits to be restarted (0: never; see StallWatchdog, docs/topology.md)"
+        ),
+    )
     allowed_lateness_s: int = Field(
         default=120, ge=0, description="event-time lateness tolerated before a minute is closed"
     )

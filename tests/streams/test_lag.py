@@ -1,13 +1,15 @@
-"""The consumer-lag probe, with a fake consumer and fake end offsets."""
+"""The consumer-lag probe, with a fake consumer and fake end offsets; the stall watchdog."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from streams.lag import LagProbe
+from streams.clock import FakeClock
+from streams.lag import LagProbe, StallWatchdog
 from streams.metrics import WorkerMetrics
 from tests.streams.fakes import FakeConsumer
 
@@ -67,3 +69,16 @@ def test_unavailable_end_offsets_leave_the_last_figure() -> None:
     asyncio.run(probe.measure())
     asyncio.run(probe.measure())
     assert lag(metrics) == 3
+
+
+def test_the_watchdog_names_an_input_with_records_waiting_and_no_batch_done() -> None:
+    clock = FakeClock(datetime(2026, 1, 5, tzinfo=UTC))
+    watchdog = StallWatchdog(90.0, clock)
+    clock.advance(60.0)
+    assert watchdog.stalled({"mentions.scored": 800}) == [], "within patience of the start"
+    clock.advance(31.0)
+    assert watchdog.stalled({"mentions.scored": 800, "mentions.raw": 0}) == ["mentions.scored"]
+    watchdog.progressed("mentions.scored")
+    clock.advance(89.0)
+    assert watchdog.stalled({"mentions.scored": 800}) == []
+    assert StallWatchdog(0.0, clock).stalled({"mentions.scored": 1}) == [], "0 turns it off"
