@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from streams.pipeline import BatchResult
+from streams.pipeline import BatchResult, ScoredRecord, ScoringResult
 from streams.publish import OutputTopics, Publisher
 from streams.records import (
+    ERASURE_KEY,
     Alert,
     CustomerHealth,
     CustomerTier,
     DeadLetter,
+    ErasureCommand,
     Incident,
 )
 from tests import factories
@@ -77,3 +79,26 @@ def test_each_record_goes_to_its_topic_under_its_key_and_its_delivery_can_be_awa
         ("p.incidents", b"inc-1"),
     ]
     assert Alert.from_json(sink.sent[1].value or b"") == alert
+
+
+def test_the_scoring_stage_publishes_by_brand_and_forwards_an_erasure_to_every_partition() -> None:
+    scored = [factories.scored(1, brand="acme"), factories.scored(2, brand="globex")]
+    command = ErasureCommand(request_id="r1", customer_id="c1")
+    result = ScoringResult(
+        scored=[
+            ScoredRecord(0, 10, scored[0]),
+            ScoredRecord(0, 11, command),
+            ScoredRecord(1, 12, scored[1]),
+        ]
+    )
+    sink = FakeSink()
+    names = OutputTopics.named("p.")
+    asyncio.run(Publisher(sink, names, scored_partitions=3).publish_scoring(result))
+    assert [(s.topic, s.key, s.partition) for s in sink.sent] == [
+        (names.scored, b"acme", None),
+        (names.scored, ERASURE_KEY, 0),
+        (names.scored, ERASURE_KEY, 1),
+        (names.scored, ERASURE_KEY, 2),
+        (names.scored, b"globex", None),
+    ]
+    assert ErasureCommand.from_json(sink.sent[1].value or b"") == command
