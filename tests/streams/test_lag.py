@@ -71,14 +71,27 @@ def test_unavailable_end_offsets_leave_the_last_figure() -> None:
     assert lag(metrics) == 3
 
 
-def test_the_watchdog_names_an_input_with_records_waiting_and_no_batch_done() -> None:
+def test_the_watchdog_names_an_input_waiting_at_every_reading_with_no_batch_done() -> None:
     clock = FakeClock(datetime(2026, 1, 5, tzinfo=UTC))
     watchdog = StallWatchdog(90.0, clock)
+    assert watchdog.stalled({"mentions.scored": 800}) == []
     clock.advance(60.0)
-    assert watchdog.stalled({"mentions.scored": 800}) == [], "within patience of the start"
+    assert watchdog.stalled({"mentions.scored": 800}) == [], "within patience"
     clock.advance(31.0)
     assert watchdog.stalled({"mentions.scored": 800, "mentions.raw": 0}) == ["mentions.scored"]
     watchdog.progressed("mentions.scored")
     clock.advance(89.0)
-    assert watchdog.stalled({"mentions.scored": 800}) == []
+    assert watchdog.stalled({"mentions.scored": 800}) == [], "a batch was done meanwhile"
     assert StallWatchdog(0.0, clock).stalled({"mentions.scored": 1}) == [], "0 turns it off"
+
+
+def test_a_reading_without_lag_restarts_the_watchdogs_window() -> None:
+    clock = FakeClock(datetime(2026, 1, 5, tzinfo=UTC))
+    watchdog = StallWatchdog(90.0, clock)
+    watchdog.stalled({"mentions.raw": 5})
+    clock.advance(60.0)
+    watchdog.stalled({})  # the end offsets were not available: not waiting
+    clock.advance(60.0)
+    assert watchdog.stalled({"mentions.raw": 3000}) == [], "one reading during a rebalance"
+    clock.advance(91.0)
+    assert watchdog.stalled({"mentions.raw": 3000}) == ["mentions.raw"]
