@@ -88,7 +88,7 @@ def folded(bootstrap: str, group: str, topic: str, expected: int) -> bool:
             admin.close()
         if sum(ends.values()) < expected:
             return False
-        return all(tp in done and done[tp].offset >= end for tp, end in ends.items())
+        return all((done[tp].offset if tp in done else 0) >= end for tp, end in ends.items())
     return False
 
 
