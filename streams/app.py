@@ -3,9 +3,9 @@
 The worker runs the two stages of the topology (docs/topology.md), as two agents of one app or
 one of them (``stage``):
 
-- **scoring**: ``mentions.raw`` (keyed by mention id, so any brand's mentions spread over every
-  partition) → validate, redact, score → ``mentions.scored`` keyed by brand, ``mentions.dlq``.
-  Stateless;
+- **scoring**: ``mentions.raw`` (keyed by brand, or by mention id so a hot brand's mentions spread
+  over every partition: ``LISTENWELL_RAW_KEY``) → validate, redact, score → ``mentions.scored``
+  keyed by brand, ``mentions.dlq``. Stateless;
 - **brands**: ``mentions.scored`` → windows, rules, customers, outbox → ``alerts``,
   ``customers.health``, ``incidents``; the tables are co-partitioned with ``mentions.scored``.
 

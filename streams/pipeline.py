@@ -627,9 +627,9 @@ class BrandStage:
 def _parse(record: RawRecord, dead_letters: list[DeadLetter]) -> Mention | ErasureCommand | None:
     """The raw record's mention or erasure command; None (and a dead letter) if it is neither.
 
-    The key must be the mention's id (how producers key ``mentions.raw``, so a brand's mentions
-    spread over every partition) or, from producers written before the two-stage topology, its
-    brand."""
+    The key must be the mention's brand or its id (``LISTENWELL_RAW_KEY``, see
+    :func:`streams.topics.raw_key`): either may reach the same topic while producers change.
+    """
     value = record.value or b""
     if len(value) > MAX_RAW_BYTES:
         _park(
