@@ -1101,6 +1101,8 @@ def run(config: ChaosConfig) -> Report:
         for kill in plan:
             if kill.kind in STAGE_KILLS and "scoring-a" not in chaos.children:
                 split_stages(chaos)
+            if kill.kind in ("worker", "pair") and "scoring-a" in chaos.children:
+                join_stages(chaos)
             if kill.kind == "pair" and "worker-b" not in chaos.children:
                 say("chaos: starting a second worker in the same consumer group (rebalance)")
                 joined = time.time()
@@ -1174,19 +1176,35 @@ def run(config: ChaosConfig) -> Report:
 
 
 def split_stages(run: Pipeline) -> None:
-    """Replace the worker (both stages) by one process per stage, in the same consumer group."""
+    """Replace the worker (both stages) by one process per stage, in the same consumer group.
+
+    The worker leaves first: faust-streaming's assignor fails (``on_assignment`` asserts) in a
+    group where members running both stages meet members running one."""
     say("chaos: replacing the worker by a scoring-stage and a brand-stage process")
     joined = time.time()
-    scoring = run.add_worker("scoring-a", stage="scoring")
-    brands = run.add_worker("brands-a", stage="brands")
     worker = run.children.pop("worker-a", None)
     if worker is not None:
         worker.stop()  # SIGTERM: it commits and leaves the group
+    scoring = run.add_worker("scoring-a", stage="scoring")
+    brands = run.add_worker("brands-a", stage="brands")
     run.wait(
         lambda: _ingested(scoring) > 0 and _batches(brands) > 0,
         "the two stages to take their partitions",
         120,
     )
+    run.fault_windows.append((joined, time.time() + SETTLE_S))
+
+
+def join_stages(run: Pipeline) -> None:
+    """Back to one worker running both stages (see :func:`split_stages` for why not mixed)."""
+    say("chaos: replacing the stage processes by a worker running both stages")
+    joined = time.time()
+    for name in ("scoring-a", "brands-a"):
+        child = run.children.pop(name, None)
+        if child is not None:
+            child.stop()
+    worker = run.add_worker("worker-a")
+    run.wait(lambda: _ingested(worker) > 0 or run.runner_done(), "the worker to take over", 120)
     run.fault_windows.append((joined, time.time() + SETTLE_S))
 
 
