@@ -15,19 +15,22 @@ log = logging.getLogger("listenwell")
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the Faust streams worker (both stages, or the one ``--stage`` names) until
-    SIGTERM/SIGINT."""
+    """Run the Faust streams worker (the fused worker, or the stage of the split deployment
+    ``--stage`` names) until SIGTERM/SIGINT."""
     from faust import Worker
     from prometheus_client import CollectorRegistry
 
     from services.kafka_local import create_topics, partition_mismatches
     from services.process import start_metrics_server
-    from streams.app import make_app
+    from streams.app import StageSettingsError, make_app
     from streams.rules import RuleFileError
 
     registry = CollectorRegistry()
     try:
         worker = make_app(settings, registry=registry, stage=args.stage)
+    except StageSettingsError as exc:
+        print(f"listenwell worker --stage {args.stage}: {exc}", file=sys.stderr)
+        return 2
     except RuleFileError as exc:
         print(f"listenwell worker: {exc}", file=sys.stderr)
         return 2
@@ -116,11 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run the Faust streams worker")
     p.add_argument(
         "--stage",
-        choices=("both", "scoring", "brands"),
-        default="both",
-        help="both stages in one process (default), or only the scoring stage (mentions.raw → "
-        "mentions.scored) or only the brand stage (mentions.scored → alerts, customers, "
-        "incidents); each kind scales and restarts on its own (docs/topology.md)",
+        choices=("fused", "scoring", "brands"),
+        default="fused",
+        help="fused (default): one agent scores and folds each batch of mentions.raw keyed by "
+        "brand; or one stage of the split deployment: scoring (mentions.raw → mentions.scored, "
+        "stateless) or brands (mentions.scored → alerts, customers, incidents), each scaled and "
+        "restarted on its own (docs/topology.md). Never mix fused and split in one group",
     )
     p.set_defaults(func=cmd_worker)
 

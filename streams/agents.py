@@ -1,15 +1,18 @@
 """The worker's agents, thin: batches of records → a step → published and stored.
 
-Two steps, one per stage of the topology, in the spirit of arroyo's processing steps:
+Two steps, in the spirit of arroyo's processing steps:
 
-- :class:`ScoringStep`: a batch of ``mentions.raw`` → recover any records the consumer skipped,
-  run the pure :class:`streams.pipeline.ScoringStage`, publish its records to
-  ``mentions.scored`` and ``mentions.dlq``, count it. Faust commits the raw offsets after the
-  producer has flushed them;
-- :class:`BrandStep`: a batch of ``mentions.scored`` → recover skipped records, decode, run the
-  pure :class:`streams.pipeline.BrandStage`, publish its records, store the states it changed,
-  count it. It holds the worker's state lock for the whole step, so the wall-clock watermark
-  timer never interleaves with a batch on a brand's state.
+- :class:`BatchStep`: a batch of the brand states' input → recover any records the consumer
+  skipped, run the pure core, publish its records, store the states it changed, count it. The
+  fused worker (the default) runs it on ``mentions.raw`` with :meth:`Pipeline.process`
+  (scoring and brand stage in one step); the split deployment's brand stage on
+  ``mentions.scored`` with :meth:`BrandStage.process_records`. It holds the worker's state lock
+  for the whole step, so the wall-clock watermark timer never interleaves with a batch on a
+  brand's state;
+- :class:`ScoringStep` (split deployment): a batch of ``mentions.raw`` → recover skipped records,
+  run the pure :class:`streams.pipeline.ScoringStage`, publish its records to ``mentions.scored``
+  and ``mentions.dlq``, count it. Faust commits the raw offsets after the producer has flushed
+  them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import faust
@@ -25,15 +28,16 @@ import faust
 from streams.lag import StallWatchdog
 from streams.metrics import WorkerMetrics
 from streams.offsets import SkippedRecordRecovery
-from streams.pipeline import BrandStage, RawRecord, ScoringStage, decode_scored
+from streams.pipeline import BatchResult, BrandRecord, RawRecord, ScoringStage, StateTopicMismatch
 from streams.publish import Publisher
 from streams.tables import BrandStore
-from streams.topics import MENTIONS_RAW, MENTIONS_SCORED
+from streams.topics import MENTIONS_RAW
 from streams.watermark_timer import PartitionLiveness, WatermarkTimer
 
 __all__ = [
+    "EXIT_CONFIG",
     "EXIT_UNEXPECTED",
-    "BrandStep",
+    "BatchStep",
     "ScoringStep",
     "declare_agent",
     "declare_timer",
@@ -44,6 +48,17 @@ log = logging.getLogger(__name__)
 
 EXIT_UNEXPECTED = 70
 """Exit status of a worker that stopped on an unexpected error (``EX_SOFTWARE``)."""
+
+EXIT_CONFIG = 78
+"""Exit status of a worker whose stored state belongs to another deployment (``EX_CONFIG``, see
+:class:`streams.pipeline.StateTopicMismatch`)."""
+
+Process = Callable[
+    [Sequence[RawRecord], Callable[[str], BrandRecord | None], Callable[[int], Iterable[str]]],
+    BatchResult,
+]
+"""One batch of input records, the stored states and the brands of a partition → a result:
+:meth:`streams.pipeline.Pipeline.process` or :meth:`streams.pipeline.BrandStage.process_records`."""
 
 
 def raw_records(events: Iterable[Any]) -> list[RawRecord]:
@@ -97,14 +112,16 @@ class ScoringStep:
             )
 
 
-class BrandStep:
-    """One batch of ``mentions.scored``: skipped records recovered, folded into the brands'
-    states, published, stored, counted; how live each partition is goes to ``liveness`` (for the
-    wall-clock watermark)."""
+class BatchStep:
+    """One batch of ``input_topic`` (registry name): skipped records recovered, processed
+    (``process``), published, stored, counted; how live each partition is goes to ``liveness``
+    (for the wall-clock watermark). ``counts_ingested``: the step counts its records as ingested
+    (the fused worker; in the split deployment the scoring step does)."""
 
     def __init__(
         self,
-        stage: BrandStage,
+        process: Process,
+        input_topic: str,
         store: BrandStore,
         publisher: Publisher,
         recovery: SkippedRecordRecovery,
@@ -112,8 +129,12 @@ class BrandStep:
         lock: asyncio.Lock,
         liveness: PartitionLiveness | None = None,
         watchdog: StallWatchdog | None = None,
+        *,
+        counts_ingested: bool = False,
     ) -> None:
-        self._stage = stage
+        self._process = process
+        self._input_topic = input_topic
+        self._counts_ingested = counts_ingested
         self._store = store
         self._publisher = publisher
         self._recovery = recovery
@@ -123,22 +144,21 @@ class BrandStep:
         self._watchdog = watchdog
 
     async def __call__(self, records: list[RawRecord]) -> None:
-        """Process ``records`` (one batch of ``mentions.scored``, in offset order per
-        partition)."""
+        """Process ``records`` (one batch of the input topic, in offset order per partition)."""
         metrics = self._metrics
         async with self._lock:
             with metrics.batch_seconds.time():
                 records = await self._recovery.with_skipped(records)
-                items, dead_letters = decode_scored(records)
-                result = self._stage.process(items, self._store.stored, self._store.brands_in)
-                result.dead_letters[:0] = dead_letters
+                if self._counts_ingested:
+                    metrics.ingested.inc(len(records))
+                result = self._process(records, self._store.stored, self._store.brands_in)
                 if self._liveness is not None:
                     self._liveness.observe(result.event_lag_s)
                 await self._publisher.publish(result)
                 await self._store.save(result)
                 metrics.observe_batch(result)
         if self._watchdog is not None:
-            self._watchdog.progressed(MENTIONS_SCORED.name)
+            self._watchdog.progressed(self._input_topic)
         if result.erasures:
             log.info(
                 "listenwell worker: applied %d erasure command(s): %d kept mentions and %d "
@@ -169,6 +189,9 @@ def declare_agent(
         async for events in stream.take_events(batch_size, within=within_s):
             try:
                 await step(raw_records(events))
+            except StateTopicMismatch as exc:
+                log.error("listenwell worker: %s", exc)
+                os._exit(EXIT_CONFIG)
             except Exception:
                 # Faust acks a batch even when the agent raises, which would lose it. Stop hard
                 # instead: the batch's offsets are not committed, and a restart replays it.
@@ -195,6 +218,9 @@ def declare_timer(
     async def advance_watermarks() -> None:
         try:
             await timer.tick()
+        except StateTopicMismatch as exc:
+            log.error("listenwell worker: %s", exc)
+            os._exit(EXIT_CONFIG)
         except Exception:
             log.exception("listenwell worker: unexpected error, exiting so nothing is lost")
             os._exit(EXIT_UNEXPECTED)

@@ -1,16 +1,23 @@
 """The Faust app: ``make_app(settings, stage=...)`` wires the worker's named parts together.
 
-The worker runs the two stages of the topology (docs/topology.md), as two agents of one app or
-one of them (``stage``):
+What one process runs (``stage``, docs/topology.md):
 
-- **scoring**: ``mentions.raw`` (keyed by brand, or by mention id so a hot brand's mentions spread
-  over every partition: ``LISTENWELL_RAW_KEY``) → validate, redact, score → ``mentions.scored``
-  keyed by brand, ``mentions.dlq``. Stateless;
-- **brands**: ``mentions.scored`` → windows, rules, customers, outbox → ``alerts``,
-  ``customers.health``, ``incidents``; the tables are co-partitioned with ``mentions.scored``.
+- **fused** (the default): one agent over ``mentions.raw`` keyed by brand runs the whole
+  :class:`~streams.pipeline.Pipeline` per batch (validate, redact, score, then windows, rules,
+  customers, outbox) → ``mentions.scored``, ``mentions.dlq``, ``alerts``, ``customers.health``,
+  ``incidents``; the tables are co-partitioned with ``mentions.raw``. ``mentions.scored`` is an
+  output only;
+- the split deployment, two kinds of process in one consumer group (Faust's assignor groups
+  topics by the members subscribed to them):
 
-Both kinds of process may share one consumer group: Faust's assignor groups topics by the members
-subscribed to them.
+  - **scoring**: ``mentions.raw`` (keyed by brand, or by mention id so a hot brand's mentions
+    spread over every partition: ``LISTENWELL_RAW_KEY``) → validate, redact, score →
+    ``mentions.scored`` keyed by brand, ``mentions.dlq``. Stateless;
+  - **brands**: ``mentions.scored`` → windows, rules, customers, outbox → ``alerts``,
+    ``customers.health``, ``incidents``; the tables are co-partitioned with ``mentions.scored``.
+
+Fused and split processes never share a group (and the brand states say which topic their
+offsets count, :class:`~streams.pipeline.StateTopicMismatch`).
 
 Where each part lives:
 
@@ -42,7 +49,8 @@ from prometheus_client import CollectorRegistry
 from streams import topics
 from streams.agents import (
     EXIT_UNEXPECTED,
-    BrandStep,
+    BatchStep,
+    Process,
     ScoringStep,
     declare_agent,
     declare_timer,
@@ -60,7 +68,7 @@ from streams.offsets import (
     owned_partitions,
     read_offsets,
 )
-from streams.pipeline import Pipeline
+from streams.pipeline import BrandStage, Pipeline, ScoringStage
 from streams.producer import FaustProducer
 from streams.publish import OutputTopics, Publisher
 from streams.rules import RuleSet, load_rule_paths
@@ -69,15 +77,28 @@ from streams.table_store import claim_state_dir, store_url
 from streams.tables import BrandStore, declare_tables
 from streams.watermark_timer import PartitionLiveness, WatermarkTimer
 
-__all__ = ["LAG_INTERVAL_S", "STAGES", "Stage", "Worker", "faust_app", "make_app"]
+__all__ = [
+    "LAG_INTERVAL_S",
+    "STAGES",
+    "Stage",
+    "StageSettingsError",
+    "Worker",
+    "faust_app",
+    "make_app",
+]
 
 log = logging.getLogger(__name__)
 
 LAG_INTERVAL_S = 2.0
 
-Stage = Literal["both", "scoring", "brands"]
-STAGES: tuple[Stage, ...] = ("both", "scoring", "brands")
-"""What one worker process runs: both stages (the default), or one of them."""
+Stage = Literal["fused", "scoring", "brands"]
+STAGES: tuple[Stage, ...] = ("fused", "scoring", "brands")
+"""What one worker process runs: the fused worker (the default), or one stage of the split
+deployment."""
+
+
+class StageSettingsError(ValueError):
+    """The settings do not fit the stage asked for (raised at start-up)."""
 
 
 @dataclass
@@ -101,27 +122,45 @@ def make_app(
     registry: CollectorRegistry | None = None,
     rules: RuleSet | None = None,
     clock: Clock = SYSTEM_CLOCK,
-    stage: Stage = "both",
+    stage: Stage = "fused",
 ) -> Worker:
     """Build the streams worker for ``settings`` running ``stage`` (nothing connects until the
-    app starts)."""
+    app starts); raises :class:`StageSettingsError` if the settings do not fit ``stage``."""
+    if stage == "fused" and settings.raw_key != "brand":
+        raise StageSettingsError(
+            f"LISTENWELL_RAW_KEY={settings.raw_key}: the fused worker needs mentions.raw keyed "
+            "by brand (its brand tables are co-partitioned with mentions.raw); keying by id is "
+            "for the split deployment (--stage scoring and --stage brands, docs/topology.md)"
+        )
     rules = rules if rules is not None else load_rule_paths(settings.rules_path)
     metrics = WorkerMetrics(registry if registry is not None else CollectorRegistry())
     lateness = timedelta(seconds=settings.allowed_lateness_s)
-    pipeline = Pipeline(
-        scorer_for(settings.rules_path, sentiment_layer=CsSentiment.load()),
-        Engine(rules, allowed_lateness=lateness),
-        clock=clock,
-    )
+    scorer = scorer_for(settings.rules_path, sentiment_layer=CsSentiment.load())
+    engine = Engine(rules, allowed_lateness=lateness)
+    pipeline = Pipeline(scorer, engine, clock=clock)
     app = faust_app(settings)
     sink = FaustProducer(app)
     consumer = FaustConsumerPosition(app)
     watchdog = StallWatchdog(settings.stall_timeout_s, clock)
     publisher = Publisher(sink, OutputTopics.named(settings.topic_prefix), settings.partitions)
-    if stage in ("both", "scoring"):
-        raw_name = topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix)
+    raw_name = topics.topic_name(topics.MENTIONS_RAW, settings.topic_prefix)
+    if stage == "fused":
+        _declare_brand_states(
+            app,
+            settings,
+            "score_mentions",
+            raw_name,
+            pipeline.process,
+            pipeline.brands,
+            publisher,
+            consumer,
+            metrics,
+            clock,
+            watchdog,
+        )
+    elif stage == "scoring":
         scoring = ScoringStep(
-            pipeline.scoring,
+            ScoringStage(scorer, clock=clock),
             publisher,
             _recovery(settings, raw_name, consumer, metrics),
             metrics,
@@ -135,8 +174,21 @@ def make_app(
             batch_size=settings.batch_size,
             within_s=settings.batch_within_s,
         )
-    if stage in ("both", "brands"):
-        _declare_brand_stage(app, settings, pipeline, publisher, consumer, metrics, clock, watchdog)
+    else:
+        brands = BrandStage(engine, clock=clock)
+        _declare_brand_states(
+            app,
+            settings,
+            "fold_brands",
+            topics.topic_name(topics.MENTIONS_SCORED, settings.topic_prefix),
+            brands.process_records,
+            brands,
+            publisher,
+            consumer,
+            metrics,
+            clock,
+            watchdog,
+        )
 
     logical = {topics.topic_name(s, settings.topic_prefix): s.name for s in topics.REGISTRY}
     probe = LagProbe(consumer, EndOffsets(settings.kafka_bootstrap), logical, metrics.consumer_lag)
@@ -156,18 +208,22 @@ def make_app(
     return Worker(app=app, pipeline=pipeline, metrics=metrics, rules=rules)
 
 
-def _declare_brand_stage(
+def _declare_brand_states(
     app: faust.App,
     settings: Settings,
-    pipeline: Pipeline,
+    agent: str,
+    input_name: str,
+    process: Process,
+    stage: BrandStage,
     publisher: Publisher,
     consumer: FaustConsumerPosition,
     metrics: WorkerMetrics,
     clock: Clock,
     watchdog: StallWatchdog,
 ) -> None:
-    """The brand stage's tables, agent and wall-clock watermark timer."""
-    scored_name = topics.topic_name(topics.MENTIONS_SCORED, settings.topic_prefix)
+    """The tables, the agent that feeds ``input_name`` to ``process`` and the wall-clock
+    watermark timer: the fused worker (``mentions.raw``, the whole pipeline) or the split
+    deployment's brand stage (``mentions.scored``)."""
     brands, customers, seen = declare_tables(app, settings.partitions)
     store = BrandStore(brands, customers, FaustProducer(app), seen)
 
@@ -176,31 +232,33 @@ def _declare_brand_stage(
 
     app.on_partitions_assigned.connect(reindex)
     lock, liveness = asyncio.Lock(), PartitionLiveness(settings.live_horizon_s)
-    step = BrandStep(
-        pipeline.brands,
+    step = BatchStep(
+        process,
+        stage.input_topic,
         store,
         publisher,
-        _recovery(settings, scored_name, consumer, metrics),
+        _recovery(settings, input_name, consumer, metrics),
         metrics,
         lock,
         liveness,
         watchdog,
+        counts_ingested=stage.input_topic == topics.MENTIONS_RAW.name,
     )
     declare_agent(
         app,
-        "fold_brands",
-        _input_topic(app, scored_name, settings.partitions),
+        agent,
+        _input_topic(app, input_name, settings.partitions),
         step,
         batch_size=settings.batch_size,
         within_s=settings.batch_within_s,
     )
     if settings.live_horizon_s > 0:
         timer = WatermarkTimer(
-            pipeline=pipeline.brands,
+            pipeline=stage,
             store=store,
             publisher=publisher,
             liveness=liveness,
-            owned=functools.partial(owned_partitions, consumer, scored_name),
+            owned=functools.partial(owned_partitions, consumer, input_name),
             allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
             lock=lock,
             metrics=metrics,

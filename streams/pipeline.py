@@ -53,6 +53,7 @@ from streams.records import (
 )
 from streams.scoring import Scorer
 from streams.state import BrandState, CustomerState, EngineOutput
+from streams.topics import MENTIONS_RAW, MENTIONS_SCORED
 from streams.windows import MinuteBucket
 
 BucketKey = tuple[str, datetime]
@@ -111,8 +112,13 @@ class BrandRecord(BaseModel):
     written."""
     applied_offset: int = -1
     partition: int = -1
-    """The partition of the brand stage's input (``mentions.scored``) the brand's mentions arrive
-    on (-1 until the first one)."""
+    """The partition of the brand stage's input the brand's mentions arrive on (-1 until the
+    first one)."""
+    offsets_of: str = MENTIONS_RAW.name
+    """The topic (registry name) whose offsets :attr:`applied_offset`, :attr:`partition`, the
+    outbox and the seen ids refer to: ``mentions.raw`` for the fused worker (and every state
+    written before this field), ``mentions.scored`` for the brand stage of the split deployment.
+    A stage reading another topic refuses the state (:class:`StateTopicMismatch`)."""
     outbox: list[OutboxEntry] = []
     _customers_attached: bool = PrivateAttr(default=True)
     _seen_ids: SeenIds = PrivateAttr(default_factory=SeenIds)
@@ -274,6 +280,8 @@ class BatchResult:
     seen_changes: dict[str, SeenChanges] = field(default_factory=dict)
     bucket_changes: dict[str, BucketChanges] = field(default_factory=dict)
     duplicates: int = 0
+    duplicate_places: list[tuple[int, int]] = field(default_factory=list)
+    """(partition, offset) of each duplicate dropped."""
     replayed: int = 0
     late: int = 0
     latencies: list[float] = field(default_factory=list)
@@ -295,6 +303,25 @@ def _minute_of(bucket: MinuteBucket) -> datetime:
     return bucket.minute
 
 
+class StateTopicMismatch(RuntimeError):
+    """A brand's stored state counts offsets of another topic than the stage reading it: the
+    deployment switched between the fused worker (offsets of ``mentions.raw``) and the split
+    brand stage (offsets of ``mentions.scored``) over the same tables. Its applied offset, outbox
+    and seen ids would be misread (mentions counted twice or dropped), so the stage stops."""
+
+    def __init__(self, brand: str, stored_topic: str, input_topic: str) -> None:
+        super().__init__(
+            f"brand {brand!r}: its stored state counts offsets of {stored_topic}, but this "
+            f"worker's brand stage reads {input_topic}; the fused worker and the split stages "
+            "cannot take over each other's tables. Go back to the deployment that wrote them, or "
+            'start the new one under another LISTENWELL_APP_ID (docs/topology.md, "Switching '
+            'between fused and split")'
+        )
+        self.brand = brand
+        self.stored_topic = stored_topic
+        self.input_topic = input_topic
+
+
 @dataclass(frozen=True)
 class ScoredRecord:
     """One record of the brand stage's input: a scored mention or an erasure command, at its
@@ -314,6 +341,8 @@ class ScoringResult:
     scored: list[ScoredRecord] = field(default_factory=list)
     """Scored mentions and erasure commands (to forward), in raw order, at their raw places."""
     latencies: list[float] = field(default_factory=list)
+    latency_places: list[tuple[int, int]] = field(default_factory=list)
+    """(partition, offset) of the record each of :attr:`latencies` was measured on."""
 
     def published(self) -> BatchResult:
         """The records to publish (and count), as a :class:`BatchResult` with no states."""
@@ -335,11 +364,17 @@ class ScoringStage:
     It keeps nothing between batches, so any worker may score any raw partition; a mention id
     sent twice is scored twice here and counted once by :class:`BrandStage`. ``clock`` gives the
     scoring time stamped on each scored mention and the produced → scored latency.
+    ``id_keys``: whether a raw record may be keyed by its mention id as well as by its brand (the
+    split deployment); the fused :class:`Pipeline` needs the brand (its tables are co-partitioned
+    with ``mentions.raw``) and dead-letters other keys as ``key_mismatch``.
     """
 
-    def __init__(self, scorer: Scorer, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, scorer: Scorer, *, clock: Clock = SYSTEM_CLOCK, id_keys: bool = True
+    ) -> None:
         self._scorer = scorer
         self._clock = clock
+        self._id_keys = id_keys
 
     def process(self, records: Sequence[RawRecord]) -> ScoringResult:
         """Score one batch of ``mentions.raw``; bad records become dead letters."""
@@ -347,7 +382,7 @@ class ScoringStage:
         dead_letters = result.dead_letters
         scored_at = self._clock.now()
         for record in records:
-            mention = _parse(record, dead_letters)
+            mention = _parse(record, dead_letters, self._id_keys)
             if mention is None:
                 continue
             if isinstance(mention, ErasureCommand):
@@ -370,6 +405,7 @@ class ScoringStage:
             result.scored.append(ScoredRecord(record.partition, record.offset, scored))
             if record.produced_at is not None:
                 result.latencies.append(max(0.0, self._clock.time() - record.produced_at))
+                result.latency_places.append((record.partition, record.offset))
         return result
 
 
@@ -397,20 +433,57 @@ class BrandStage:
     """The per-brand half: dedupe → windows and rules → customers and outbox, one batch of the
     brand stage's input (:class:`ScoredRecord`, in offset order per partition) at a time.
 
-    ``clock`` gives how live each input partition is (:attr:`BatchResult.event_lag_s`); nothing
-    else depends on it.
+    ``input_topic`` (registry name) is the topic whose offsets the records carry:
+    ``mentions.scored`` for the split deployment's brand stage, ``mentions.raw`` when
+    :class:`Pipeline` runs both stages in one step; every state it writes says so
+    (:attr:`BrandRecord.offsets_of`), and a stored state of the other topic is refused
+    (:class:`StateTopicMismatch`). ``clock`` gives how live each input partition is
+    (:attr:`BatchResult.event_lag_s`); nothing else depends on it.
     """
 
     def __init__(
         self,
         engine: Engine,
         *,
+        input_topic: str = MENTIONS_SCORED.name,
         clock: Clock = SYSTEM_CLOCK,
         dedupe_horizon: timedelta = timedelta(hours=6),
     ) -> None:
         self._engine = engine
+        self._input_topic = input_topic
         self._clock = clock
         self._dedupe_horizon_s = dedupe_horizon.total_seconds()
+
+    @property
+    def input_topic(self) -> str:
+        """The topic (registry name) whose offsets this stage's records carry."""
+        return self._input_topic
+
+    def process_records(
+        self,
+        records: Sequence[RawRecord],
+        stored: Callable[[str], BrandRecord | None],
+        brands_in: Callable[[int], Iterable[str]] = lambda partition: (),
+    ) -> BatchResult:
+        """:meth:`process` on records as consumed from ``mentions.scored`` (see
+        :func:`decode_scored`); the ones that are not valid become dead letters."""
+        items, dead_letters = decode_scored(records)
+        result = self.process(items, stored, brands_in)
+        result.dead_letters[:0] = dead_letters
+        return result
+
+    def _checked(
+        self, stored: Callable[[str], BrandRecord | None]
+    ) -> Callable[[str], BrandRecord | None]:
+        input_topic = self._input_topic
+
+        def checked(brand: str) -> BrandRecord | None:
+            state = stored(brand)
+            if state is not None and state.offsets_of != input_topic:
+                raise StateTopicMismatch(brand, state.offsets_of, input_topic)
+            return state
+
+        return checked
 
     def process(
         self,
@@ -426,6 +499,7 @@ class BrandStage:
         alerts re-sent from the outbox); a mention whose id the brand counted from another offset
         is a duplicate (a re-sent mention, or a copy re-published by a scoring-stage restart),
         dropped."""
+        stored = self._checked(stored)
         result = BatchResult()
         new_by_brand: dict[str, list[ScoredMention]] = {}
         last_offset: dict[str, int] = {}
@@ -450,6 +524,7 @@ class BrandStage:
             seen = state.seen_ids.offset_of(digest)
             if seen is not None and seen != record.offset:
                 result.duplicates += 1
+                result.duplicate_places.append((record.partition, record.offset))
                 continue
             if record.offset <= state.applied_offset:
                 result.replayed += 1
@@ -502,6 +577,7 @@ class BrandStage:
         they go into the outbox at the brand's ``applied_offset``, so a replay of that offset
         sends them again. A brand whose watermark does not move is left out of the result.
         """
+        stored = self._checked(stored)
         result = BatchResult()
         for brand in brands:
             state = stored(brand)
@@ -601,7 +677,7 @@ class BrandStage:
         result.erasures += 1
 
     def _new_record(self, brand: str) -> BrandRecord:
-        return BrandRecord(engine=self._engine.new_state(brand))
+        return BrandRecord(engine=self._engine.new_state(brand), offsets_of=self._input_topic)
 
     def _take_parts(self, result: BatchResult) -> None:
         """What every brand state ``result`` stores beside its record: a chunk of the ids it
@@ -624,10 +700,12 @@ class BrandStage:
         return self._dedupe_horizon_s
 
 
-def _parse(record: RawRecord, dead_letters: list[DeadLetter]) -> Mention | ErasureCommand | None:
+def _parse(
+    record: RawRecord, dead_letters: list[DeadLetter], id_keys: bool
+) -> Mention | ErasureCommand | None:
     """The raw record's mention or erasure command; None (and a dead letter) if it is neither.
 
-    The key must be the mention's brand or its id (``LISTENWELL_RAW_KEY``, see
+    The key must be the mention's brand or, with ``id_keys``, its id (``LISTENWELL_RAW_KEY``, see
     :func:`streams.topics.raw_key`): either may reach the same topic while producers change.
     """
     value = record.value or b""
@@ -652,16 +730,22 @@ def _parse(record: RawRecord, dead_letters: list[DeadLetter]) -> Mention | Erasu
         _park(record, dead_letters, _invalid_reason(exc), _describe(exc))
         return None
     key = record.key
-    if key is not None and key != mention.id.encode() and key != mention.brand.encode():
-        _park(
-            record,
-            dead_letters,
-            DeadLetterReason.KEY_MISMATCH,
-            f"record key {key[:80]!r} is neither the mention's id {mention.id[:80]!r} nor its "
-            f"brand {mention.brand!r}",
-        )
-        return None
-    return mention
+    if key is None or key == mention.brand.encode():
+        return mention
+    if id_keys and key == mention.id.encode():
+        return mention
+    expected = (
+        f"neither the mention's id {mention.id[:80]!r} nor its brand {mention.brand!r}"
+        if id_keys
+        else f"not the mention's brand {mention.brand!r}"
+    )
+    _park(
+        record,
+        dead_letters,
+        DeadLetterReason.KEY_MISMATCH,
+        f"record key {key[:80]!r} is {expected}",
+    )
+    return None
 
 
 def _invalid_reason(exc: ValidationError) -> str:
@@ -692,9 +776,11 @@ def _park(record: RawRecord, dead_letters: list[DeadLetter], reason: str, detail
 
 
 class Pipeline:
-    """Both stages in one step, with no Kafka between them: the scoring stage's records reach the
-    brand stage at their raw places (partition, offset). The pure core as ``bench/core.py`` and
-    the unit tests run it; the worker runs the stages as two agents, ``mentions.scored`` between.
+    """Both stages in one step, with no Kafka between them (the fused worker, the default): the
+    scoring stage's records reach the brand stage at their raw places (partition, offset), so the
+    brand states count offsets of ``mentions.raw`` and ``mentions.raw`` must be keyed by brand.
+    ``mentions.scored`` is then an output only. The split deployment runs :class:`ScoringStage`
+    and :class:`BrandStage` in processes of their own, ``mentions.scored`` between them.
     """
 
     def __init__(
@@ -705,8 +791,10 @@ class Pipeline:
         clock: Clock = SYSTEM_CLOCK,
         dedupe_horizon: timedelta = timedelta(hours=6),
     ) -> None:
-        self.scoring = ScoringStage(scorer, clock=clock)
-        self.brands = BrandStage(engine, clock=clock, dedupe_horizon=dedupe_horizon)
+        self.scoring = ScoringStage(scorer, clock=clock, id_keys=False)
+        self.brands = BrandStage(
+            engine, input_topic=MENTIONS_RAW.name, clock=clock, dedupe_horizon=dedupe_horizon
+        )
 
     def process(
         self,
@@ -715,14 +803,26 @@ class Pipeline:
         brands_in: Callable[[int], Iterable[str]] = lambda partition: (),
     ) -> BatchResult:
         """Score one raw batch and fold it into the brands' states (see
-        :meth:`BrandStage.process`); ``scored`` holds every mention scored, duplicates too, as
-        the scoring stage publishes them."""
+        :meth:`BrandStage.process`); ``scored`` holds the mentions scored but not the duplicates
+        the brand stage dropped (a replayed record is published again)."""
         scoring = self.scoring.process(records)
         result = self.brands.process(scoring.scored, stored, brands_in)
-        published = scoring.published()
-        result.dead_letters[:0] = published.dead_letters
-        result.scored = published.scored
-        result.latencies = published.latencies
+        result.dead_letters[:0] = scoring.dead_letters
+        if result.duplicate_places:
+            dropped = set(result.duplicate_places)
+            result.scored = [
+                r.value
+                for r in scoring.scored
+                if isinstance(r.value, ScoredMention) and (r.partition, r.offset) not in dropped
+            ]
+            result.latencies = [
+                latency
+                for latency, place in zip(scoring.latencies, scoring.latency_places, strict=True)
+                if place not in dropped
+            ]
+        else:
+            result.scored = [r.value for r in scoring.scored if isinstance(r.value, ScoredMention)]
+            result.latencies = scoring.latencies
         return result
 
     def advance(

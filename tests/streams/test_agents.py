@@ -1,5 +1,4 @@
-"""The worker shell's batch path without a broker, both stages: publish, store, metrics, the
-state lock."""
+"""The worker shell's batch path without a broker: publish, store, metrics, the state lock."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import pytest
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from streams.agents import BrandStep, ScoringStep, raw_records
+from streams.agents import BatchStep, raw_records
 from streams.clock import FakeClock
 from streams.engine import Engine
 from streams.metrics import WorkerMetrics
@@ -29,7 +28,6 @@ from tests.streams.fakes import FakeConsumer, FakeSink, FakeTable
 RULES = Path(__file__).resolve().parents[2] / "alert_rules" / "default.yaml"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 RAW = "p.mentions.raw"
-SCORED = "p.mentions.scored"
 NAMES = OutputTopics.named("p.")
 COMPLAINT = "Flight cancelled, on hold for hours, nobody cares. I'm done."
 
@@ -38,7 +36,7 @@ def complaint(n: int, customer: str = "cust-1") -> Mention:
     return factories.mention(n, at=T0, minutes=n, text=COMPLAINT, customer=customer)
 
 
-def raw(offset: int, value: bytes, key: bytes | None = None) -> RawRecord:
+def raw(offset: int, value: bytes, key: bytes = b"acme") -> RawRecord:
     return RawRecord(RAW, 1, offset, key, value, produced_at=T0.timestamp())
 
 
@@ -57,39 +55,22 @@ class Worker:
         def unexpected_read(gaps: list[OffsetGap]) -> list[RawRecord]:
             raise AssertionError(f"no gap expected, got {gaps}")
 
-        publisher = Publisher(self.sink, NAMES, 4)
-        self.scoring = ScoringStep(
-            self.pipeline.scoring,
-            publisher,
-            SkippedRecordRecovery(
-                RAW,
-                FakeConsumer(offsets={TP(RAW, 1): 0}),
-                unexpected_read,
-                self.metrics.skipped_recovered,
-            ),
-            self.metrics,
+        recovery = SkippedRecordRecovery(
+            RAW,
+            FakeConsumer(offsets={TP(RAW, 1): 0}),
+            unexpected_read,
+            self.metrics.skipped_recovered,
         )
-        self.brand_step = BrandStep(
-            self.pipeline.brands,
+        self.step = BatchStep(
+            self.pipeline.process,
+            self.pipeline.brands.input_topic,
             self.store,
-            publisher,
-            SkippedRecordRecovery(
-                SCORED,
-                FakeConsumer(offsets={TP(SCORED, 2): 0}),
-                unexpected_read,
-                self.metrics.skipped_recovered,
-            ),
+            Publisher(self.sink, NAMES),
+            recovery,
             self.metrics,
             self.lock,
+            counts_ingested=True,
         )
-
-    async def step(self, records: list[RawRecord]) -> None:
-        """Score ``records``, then fold what was published to ``mentions.scored`` (all in
-        partition 2, as one brand's would be)."""
-        await self.scoring(records)
-        published = [s for s in self.sink.sent if s.topic == NAMES.scored]
-        scored = [RawRecord(SCORED, 2, i, s.key, s.value) for i, s in enumerate(published)]
-        await self.brand_step(scored)
 
     def metric(self, name: str, **labels: str) -> float | None:
         return self.metrics.registry.get_sample_value(name, labels)
@@ -116,8 +97,7 @@ def test_a_batch_is_published_then_stored_customers_before_their_brand() -> None
     }
     assert topics[first_write:] == ["customers-cl", "brands-cl"]
     record = worker.brands.data[b"acme"]
-    # applied_offset is an offset of mentions.scored (four scored mentions: 0 to 3).
-    assert isinstance(record, BrandRecord) and record.applied_offset == 3
+    assert isinstance(record, BrandRecord) and record.applied_offset == 4
     assert set(worker.customers.data) == {b"acme/cust-1"}
 
 
@@ -132,18 +112,17 @@ def test_a_batch_is_counted_in_the_metrics() -> None:
     assert worker.metric("listenwell_mentions_dead_lettered_total", reason="invalid_json") == 1
     assert worker.metric("listenwell_mentions_deduplicated_total") == 1
     labels = {
-        ScoredMention.from_json(s.value or b"").sentiment.label for s in worker.sink.sent[1:6]
+        ScoredMention.from_json(s.value or b"").sentiment.label for s in worker.sink.sent[1:5]
     }
     assert len(labels) == 1
-    # The scoring stage scores the re-sent copy too; the brand stage counts it once.
     scored = worker.metric(
         "listenwell_mentions_scored_total", brand="acme", source="test", label=labels.pop()
     )
-    assert scored == 5
+    assert scored == 4
     assert worker.metric("listenwell_alerts_total", alertname="CustomerAtRisk", state="firing") == 1
-    assert worker.metric("listenwell_processing_latency_seconds_count") == 5
-    assert worker.metric("listenwell_processing_latency_seconds_sum") == pytest.approx(5 * 30.0)
-    assert worker.metric("listenwell_batch_processing_seconds_count") == 2
+    assert worker.metric("listenwell_processing_latency_seconds_count") == 4
+    assert worker.metric("listenwell_processing_latency_seconds_sum") == pytest.approx(4 * 30.0)
+    assert worker.metric("listenwell_batch_processing_seconds_count") == 1
 
 
 def test_a_batch_waits_for_the_state_lock() -> None:
@@ -154,8 +133,7 @@ def test_a_batch_waits_for_the_state_lock() -> None:
         task = asyncio.create_task(worker.step([raw(0, complaint(0).to_json())]))
         for _ in range(10):
             await asyncio.sleep(0)
-        # The scoring stage holds no state and takes no lock; the brand stage waits.
-        assert worker.sink.topics() == [NAMES.scored], "no state written while the lock is held"
+        assert worker.sink.sent == [], "nothing happens while another step holds the lock"
         worker.lock.release()
         await task
         assert worker.sink.topics()[-1] == "brands-cl"

@@ -3,8 +3,11 @@ fed through ``mentions.scored`` (scored records re-keyed by brand, at offsets of
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from connectors.simulate import generate
 from streams.clock import FakeClock
@@ -17,6 +20,7 @@ from streams.pipeline import (
     RawRecord,
     ScoredRecord,
     ScoringStage,
+    StateTopicMismatch,
     decode_scored,
 )
 from streams.records import ERASURE_KEY, ErasureCommand, Mention, ScoredMention
@@ -29,12 +33,18 @@ NOW = datetime(2026, 1, 6, tzinfo=UTC)
 PARTITIONS = 4
 
 
+def no_state(brand: str) -> BrandRecord | None:
+    return None
+
+
 def engine() -> Engine:
     return Engine(load_rules(RULES), allowed_lateness=timedelta(seconds=120))
 
 
-def raw(offset: int, m: Mention, partition: int = 0) -> RawRecord:
-    return RawRecord("mentions.raw", partition, offset, m.id.encode(), m.to_json())
+def raw(offset: int, m: Mention, partition: int = 0, *, by_brand: bool = False) -> RawRecord:
+    """``m`` on ``mentions.raw``, keyed by its id (or by its brand, as the fused worker needs)."""
+    key = m.brand if by_brand else m.id
+    return RawRecord("mentions.raw", partition, offset, key.encode(), m.to_json())
 
 
 class ScoredTopic:
@@ -142,7 +152,9 @@ def test_through_mentions_scored_with_replayed_copies_the_alerts_are_those_of_on
     states: dict[str, BrandRecord] = {}
     expected: list[BatchResult] = []
     for start in range(0, len(mentions), 200):
-        batch = [raw(start + i, m) for i, m in enumerate(mentions[start : start + 200])]
+        batch = [
+            raw(start + i, m, by_brand=True) for i, m in enumerate(mentions[start : start + 200])
+        ]
         result = one_step.process(batch, states.get)
         states.update(result.states)
         expected.append(result)
@@ -188,3 +200,73 @@ def test_an_erasure_on_every_scored_partition_reaches_each_brand_after_its_menti
         erased += result.erased_customers
     assert erased == 3
     assert all("cust-1" not in s.engine.customers for s in states.values())
+
+
+def test_a_state_written_by_the_fused_worker_is_refused_by_the_split_brand_stage() -> None:
+    """Switching a deployment from fused (raw offsets) to split (scored offsets) over the same
+    tables would misread applied offsets and seen ids: the brand stage stops, saying why."""
+    fused = Pipeline(Scorer(), engine(), clock=FakeClock(NOW))
+    mentions = [factories.mention(i, minutes=i) for i in range(3)]
+    states: dict[str, BrandRecord] = {}
+    fused_result = fused.process([raw(i, m, by_brand=True) for i, m in enumerate(mentions)], no_state)
+    states.update(fused_result.states)
+    assert states["acme"].offsets_of == "mentions.raw"
+
+    # What the changelog holds is what a restarted worker reads.
+    stored = {b: BrandRecord.from_changelog(s.to_changelog()) for b, s in states.items()}
+    scoring = ScoringStage(Scorer(), clock=FakeClock(NOW))
+    topic = ScoredTopic()
+    topic.publish(scoring.process([raw(9, factories.mention(9, minutes=9))]).scored)
+    split = BrandStage(engine(), clock=FakeClock(NOW))
+    items, _ = decode_scored(topic.partitions[topic.partition_of("acme")])
+    with pytest.raises(StateTopicMismatch) as refused:
+        split.process(items, stored.get)
+    assert refused.value.brand == "acme"
+    assert "mentions.raw" in str(refused.value) and "mentions.scored" in str(refused.value)
+    assert "LISTENWELL_APP_ID" in str(refused.value)
+    with pytest.raises(StateTopicMismatch):
+        split.advance(["acme"], NOW, stored.get)
+
+
+def test_a_state_written_by_the_split_brand_stage_is_refused_by_the_fused_worker() -> None:
+    scoring = ScoringStage(Scorer(), clock=FakeClock(NOW))
+    topic = ScoredTopic()
+    topic.publish(scoring.process([raw(0, factories.mention(1))]).scored)
+    split = BrandStage(engine(), clock=FakeClock(NOW))
+    items, _ = decode_scored(topic.partitions[topic.partition_of("acme")])
+    written = split.process(items, no_state).states
+    assert written["acme"].offsets_of == "mentions.scored"
+    stored = {b: BrandRecord.from_changelog(s.to_changelog()) for b, s in written.items()}
+
+    fused = Pipeline(Scorer(), engine(), clock=FakeClock(NOW))
+    with pytest.raises(StateTopicMismatch, match=r"counts offsets of mentions\.scored"):
+        fused.process([raw(5, factories.mention(2), by_brand=True)], stored.get)
+
+
+def test_a_state_stored_before_the_topic_was_recorded_counts_raw_offsets() -> None:
+    """States written by the single-stage worker (no ``offsets_of``) are raw offsets: the fused
+    worker takes them over, the split brand stage refuses them."""
+    fused = Pipeline(Scorer(), engine(), clock=FakeClock(NOW))
+    states = fused.process([raw(0, factories.mention(1), by_brand=True)], no_state).states
+    payload = json.loads(states["acme"].to_changelog())
+    del payload["offsets_of"]
+    old = BrandRecord.from_changelog(json.dumps(payload).encode())
+    assert old.offsets_of == "mentions.raw"
+
+    again = fused.process(
+        [raw(0, factories.mention(1), by_brand=True), raw(1, factories.mention(2), by_brand=True)],
+        {"acme": old}.get,
+    )
+    assert (again.replayed, again.duplicates) == (1, 0)
+    assert again.states["acme"].applied_offset == 1
+
+
+def test_the_fused_worker_dead_letters_a_raw_record_keyed_by_id() -> None:
+    """Its tables are co-partitioned with mentions.raw by brand: a record keyed by mention id may
+    be on another brand's partition, so it is parked (as on the single-stage worker)."""
+    fused = Pipeline(Scorer(), engine(), clock=FakeClock(NOW))
+    m = factories.mention(1)
+    result = fused.process([raw(0, m), raw(1, factories.mention(2), by_brand=True)], no_state)
+    assert [(d.offset, d.reason) for d in result.dead_letters] == [(0, "key_mismatch")]
+    assert "not the mention's brand 'acme'" in result.dead_letters[0].detail
+    assert [s.mention.id for s in result.scored] == ["test:2"]

@@ -11,12 +11,12 @@ import pytest
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from streams.agents import BrandStep
+from streams.agents import BatchStep
 from streams.clock import FakeClock
 from streams.engine import Engine
 from streams.metrics import WorkerMetrics
 from streams.offsets import OffsetGap, SkippedRecordRecovery
-from streams.pipeline import BrandRecord, Pipeline, RawRecord, decode_scored
+from streams.pipeline import BrandRecord, BrandStage, RawRecord, decode_scored
 from streams.publish import OutputTopics, Publisher
 from streams.records import Alert, CustomerHealth, Mention
 from streams.rules import load_rules
@@ -70,7 +70,7 @@ class Worker:
         self.liveness = PartitionLiveness(horizon_s)
         self.owned = set(owned)
         engine = Engine(load_rules(rules), allowed_lateness=LATENESS)
-        self.pipeline = Pipeline(Scorer(), engine, clock=self.clock)
+        self.pipeline = BrandStage(engine, clock=self.clock)
         publisher = Publisher(self.sink, NAMES)
         self.next_offset = 0
 
@@ -87,8 +87,9 @@ class Worker:
         recovery = SkippedRecordRecovery(
             SCORED, Committed(), no_gaps, self.metrics.skipped_recovered
         )
-        self.step = BrandStep(
-            self.pipeline.brands,
+        self.step = BatchStep(
+            self.pipeline.process_records,
+            self.pipeline.input_topic,
             self.store,
             publisher,
             recovery,
@@ -97,7 +98,7 @@ class Worker:
             self.liveness,
         )
         self.timer = WatermarkTimer(
-            pipeline=self.pipeline.brands,
+            pipeline=self.pipeline,
             store=self.store,
             publisher=publisher,
             liveness=self.liveness,
@@ -333,7 +334,7 @@ def test_a_replay_of_the_last_offset_sends_the_timers_alerts_again() -> None:
     restarted.clock.advance(60.0)
     restarted.brands.data[b"acme"] = BrandRecord.from_changelog(worker.published("brands-cl")[-1])
     items, _ = decode_scored([scored(1, mentions[1])])
-    replay = restarted.pipeline.brands.process(items, restarted.store.stored)
+    replay = restarted.pipeline.process(items, restarted.store.stored)
     assert [a.to_json() for a in replay.alerts] == fired
 
 
