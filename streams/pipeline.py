@@ -50,6 +50,7 @@ from streams.records import (
     Mention,
     ScoredMention,
     decode_mention,
+    decode_scored_mention,
 )
 from streams.scoring import Scorer
 from streams.state import BrandState, CustomerState, EngineOutput
@@ -420,7 +421,7 @@ def decode_scored(records: Sequence[RawRecord]) -> tuple[list[ScoredRecord], lis
             item: ScoredMention | ErasureCommand = (
                 ErasureCommand.from_json(value)
                 if record.key == ERASURE_KEY
-                else ScoredMention.from_json(value)
+                else decode_scored_mention(value)
             )
         except ValidationError as exc:
             _park(record, dead_letters, _invalid_reason(exc), _describe(exc))

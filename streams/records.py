@@ -3,8 +3,9 @@
 Records are serialised as JSON (``to_json``/``from_json``). Each carries ``schema_version`` so a
 reader can refuse what it does not understand; unknown fields are rejected (``extra="forbid"``).
 
-The models are the contract. On the hot path raw mentions are decoded by a faster parser that
-gives the same objects and the same errors (:func:`decode_mention`, msgspec), and records are built
+The models are the contract. On the hot path raw and scored mentions are decoded by a faster
+parser that gives the same objects and the same errors (:func:`decode_mention`,
+:func:`decode_scored_mention`, msgspec), and records are built
 from values already valid for them without validating them again (:func:`trusted`); see "Fast
 paths" at the end. Encoding stays pydantic's: its serializer (Rust) was faster than msgspec
 reaching into pydantic models through a hook.
@@ -377,6 +378,10 @@ def _wire_type(annotation: Any, metadata: list[Any]) -> Any:
         if [getattr(m, "func", None) for m in metadata] != [_require_aware_utc]:
             raise TypeError("no fast decoding for a datetime other than AwareDatetime")
         return str
+    if get_origin(annotation) is tuple:
+        if get_args(annotation) != (str, Ellipsis) or metadata:
+            raise TypeError(f"no fast decoding for {annotation}")
+        return tuple[str, ...]
     if get_origin(annotation) is Literal or (
         isinstance(annotation, type) and issubclass(annotation, Enum)
     ):
@@ -404,8 +409,8 @@ def _wire_type(annotation: Any, metadata: list[Any]) -> Any:
             constraints["pattern"] = r"\A" + pattern[1:-1] + r"\Z"
         else:
             raise TypeError(f"no fast decoding for the constraint {item!r}")
-    if annotation not in (str, int) or (
-        annotation is int and not constraints.keys() <= {"ge", "le"}
+    if annotation not in (str, int, float) or (
+        annotation in (int, float) and not constraints.keys() <= {"ge", "le"}
     ):
         raise TypeError(f"no fast decoding for {annotation} with {constraints}")
     return Annotated[annotation, msgspec.Meta(**constraints)] if constraints else annotation
@@ -422,8 +427,10 @@ def _wire_struct(model: type[BaseModel]) -> type[msgspec.Struct]:
             fields.append((name, wire, msgspec.NODEFAULT))
         elif isinstance(info.default, BaseModel):
             fields.append((name, wire, msgspec.convert(_field_values(info.default), wire)))
-        elif info.default is None or isinstance(info.default, int | str):
+        elif info.default is None or isinstance(info.default, int | float | str):
             fields.append((name, wire, info.default))
+        elif info.default == ():
+            fields.append((name, wire, ()))
         else:
             raise TypeError(f"no fast decoding for the default of {model.__name__}.{name}")
     return msgspec.defstruct(
@@ -445,11 +452,17 @@ class _MentionDecoder:
             wire = self._decoder.decode(data)
         except msgspec.DecodeError:
             return Mention.from_json(data)
+        mention = self.from_wire(wire)
+        return Mention.from_json(data) if mention is None else mention
+
+    def from_wire(self, wire: Any) -> Mention | None:
+        """The mention a decoded wire struct holds; None if pydantic must decide (a timestamp
+        in a shape not parsed here)."""
         values = msgspec.structs.asdict(wire)
         created_at = _utc_timestamp(values["created_at"])
         fetched_at = _utc_timestamp(values["fetched_at"])
         if created_at is None or fetched_at is None:
-            return Mention.from_json(data)
+            return None
         values["created_at"] = created_at
         values["fetched_at"] = fetched_at
         values["segment"] = self._segment(values["segment"])
@@ -475,6 +488,64 @@ def _utc_timestamp(text: str) -> datetime | None:
         return None
 
 
-decode_mention: Callable[[bytes], Mention] = _MentionDecoder()
+class _ScoredMentionDecoder:
+    """``mentions.scored`` bytes → :class:`ScoredMention`, as :class:`_MentionDecoder` does for
+    raw mentions: msgspec for what it validates exactly as pydantic does (floats within their
+    bounds, string tuples, enums), pydantic for everything else (and so for every error)."""
+
+    def __init__(self, mentions: _MentionDecoder) -> None:
+        self._mentions = mentions
+        self._decoder = msgspec.json.Decoder(_wire_struct(ScoredMention))
+        # Empathy and churn are mostly empty, and frozen: one object per distinct value (bounded).
+        self._empathy: dict[Any, Empathy] = {}
+        self._churn: dict[Any, Churn] = {}
+        # A batch's mentions share their scoring time: the last one parsed is kept.
+        self._scored_at: tuple[str, datetime | None] = ("", None)
+
+    def __call__(self, data: bytes) -> ScoredMention:
+        try:
+            wire: Any = self._decoder.decode(data)
+        except msgspec.DecodeError:
+            return ScoredMention.from_json(data)
+        mention = self._mentions.from_wire(wire.mention)
+        text = wire.scored_at
+        last_text, scored_at = self._scored_at
+        if text != last_text:
+            scored_at = _utc_timestamp(text)
+            self._scored_at = (text, scored_at)
+        if mention is None or scored_at is None:
+            return ScoredMention.from_json(data)
+        return trusted(
+            ScoredMention,
+            {
+                "schema_version": wire.schema_version,
+                "mention": mention,
+                "sentiment": trusted(Sentiment, msgspec.structs.asdict(wire.sentiment)),
+                "empathy": _interned(self._empathy, Empathy, wire.empathy),
+                "churn": _interned(self._churn, Churn, wire.churn),
+                "pii_redacted": wire.pii_redacted,
+                "scored_at": scored_at,
+            },
+        )
+
+
+def _interned(cache: dict[Any, _Model], model: type[_Model], wire: Any) -> _Model:
+    """The frozen record ``wire`` holds, one object per distinct value up to a bound."""
+    record = cache.get(wire)
+    if record is None:
+        record = trusted(model, msgspec.structs.asdict(wire))
+        if len(cache) < _MAX_CACHED_SEGMENTS:
+            cache[wire] = record
+    return record
+
+
+_mention_decoder = _MentionDecoder()
+
+decode_mention: Callable[[bytes], Mention] = _mention_decoder
 """Parse and validate a raw mention: ``Mention.from_json``, faster. Raises the same
 ``pydantic.ValidationError`` for bad input."""
+
+decode_scored_mention: Callable[[bytes], ScoredMention] = _ScoredMentionDecoder(_mention_decoder)
+"""Parse and validate a scored mention (the split deployment's brand stage reads them):
+``ScoredMention.from_json``, faster. Raises the same ``pydantic.ValidationError`` for bad
+input."""

@@ -30,6 +30,7 @@ from streams.records import (
     MentionKind,
     ScoredMention,
     decode_mention,
+    decode_scored_mention,
     trusted,
 )
 from streams.rules import load_rules
@@ -283,3 +284,109 @@ def test_a_scoring_bug_out_of_bounds_still_fails_validation() -> None:
     mention = Mention.model_validate(good_doc())
     with pytest.raises(ValidationError, match="less than or equal to 1"):
         Scorer(sentiment_layer=OutOfRange()).score(mention, scored_at=T0)
+
+
+# --- scored mentions (the split deployment's brand stage decodes them) ----------------------------
+
+
+def scored_outcome(decode: Any, raw: bytes) -> Any:
+    try:
+        scored: ScoredMention = decode(raw)
+    except ValidationError as exc:
+        return exc.errors(include_url=False, include_context=False)
+    except Exception as exc:
+        return (type(exc), str(exc))
+    return scored
+
+
+def assert_same_scored_decoding(raw: bytes) -> None:
+    expected = scored_outcome(ScoredMention.from_json, raw)
+    actual = scored_outcome(decode_scored_mention, raw)
+    assert actual == expected
+    if isinstance(expected, ScoredMention):
+        assert isinstance(actual, ScoredMention)
+        assert actual.to_json() == expected.model_dump_json().encode()
+        for part in ("mention", "sentiment", "empathy", "churn"):
+            assert {k: type(v) for k, v in getattr(actual, part).__dict__.items()} == {
+                k: type(v) for k, v in getattr(expected, part).__dict__.items()
+            }
+        assert {k: type(v) for k, v in actual.__dict__.items()} == {
+            k: type(v) for k, v in expected.__dict__.items()
+        }
+        assert actual.scored_at.tzinfo is UTC
+
+
+def test_the_crisis_scenarios_scored_mentions_decode_as_pydantic_decodes_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scorer = Scorer()
+    mentions = generate("crisis", seed=7, rate_scale=0.3)
+    raws = []
+    for n, mention in enumerate(mentions):
+        # A few scoring times, as batches would have them, some with microseconds.
+        scored_at = T0 + timedelta(seconds=n // 500, microseconds=(n // 500) * 12_345)
+        raws.append(scorer.score(mention, scored_at=scored_at).to_json())
+    assert len(raws) > 1000
+    for raw in raws:
+        assert_same_scored_decoding(raw)
+    with monkeypatch.context() as patch:
+        # Good scored mentions never need pydantic's parser: the fast path is the one taken.
+        patch.setattr(ScoredMention, "from_json", None)
+        patch.setattr(Mention, "from_json", None)
+        decoded = [decode_scored_mention(raw) for raw in raws]
+    assert [d.to_json() for d in decoded] == raws
+
+
+def good_scored_doc(n: int = 1) -> dict[str, Any]:
+    mention = Mention.model_validate(good_doc(n))
+    scored = Scorer().score(
+        mention.model_copy(update={"text": "Nobody cares, I'm done, cancel my account."}),
+        scored_at=T0 + timedelta(seconds=n),
+    )
+    doc: dict[str, Any] = json.loads(scored.to_json())
+    return doc
+
+
+SCORED_VALUES = st.one_of(
+    VALUES,
+    st.floats(-2.0, 2.0),
+    st.sampled_from([0, 1, -1, -0.0, 1.0000000000000002, 1e-320, "0.5", True, "negative", "NEG"]),
+    st.lists(st.one_of(st.text(max_size=5), st.integers()), max_size=3),
+)
+
+
+@st.composite
+def hostile_scored(draw: st.DrawFn) -> bytes:
+    """A good scored mention with fields of it, or of its parts, replaced, removed or added."""
+    doc = good_scored_doc(draw(st.integers(0, 10**6)))
+    for _ in range(draw(st.integers(1, 3))):
+        part = draw(st.sampled_from([None, "mention", "sentiment", "empathy", "churn"]))
+        target = doc if part is None or not isinstance(doc.get(part), dict) else doc[part]
+        field = draw(st.sampled_from(sorted(target) or ["x"]))
+        action = draw(st.integers(0, 2))
+        if action == 0:
+            target[field] = draw(SCORED_VALUES)
+        elif action == 1:
+            target.pop(field, None)
+        else:
+            target[draw(st.text(min_size=1, max_size=8))] = draw(SCORED_VALUES)
+    raw = json.dumps(doc, ensure_ascii=draw(st.booleans())).encode()
+    if draw(st.booleans()):  # a duplicate key: the last one wins in both
+        raw = raw[:-1] + b', "pii_redacted": ' + json.dumps(draw(SCORED_VALUES)).encode() + b"}"
+    return raw
+
+
+@settings(
+    max_examples=3000,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(hostile_scored())
+def test_hostile_scored_mentions_decode_to_the_same_record_or_the_same_errors(raw: bytes) -> None:
+    assert_same_scored_decoding(raw)
+
+
+@pytest.mark.parametrize("raw", [b"", b"[]", b"null", b"{}", b'{"mention": {}}'])
+def test_malformed_scored_json_gives_pydantics_errors(raw: bytes) -> None:
+    assert_same_scored_decoding(raw)
