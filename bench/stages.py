@@ -3,7 +3,8 @@
 The crisis scenario (``bench/core.py``'s records: seed 7, ``--scale`` 3 gives 51,140 mentions)
 in batches of 500 through :class:`streams.pipeline.ScoringStage`, the scored mentions serialised
 as the scoring stage publishes them, decoded as the brand stage reads them
-(:func:`streams.pipeline.decode_scored`), and folded by :class:`streams.pipeline.BrandStage`
+(:func:`streams.pipeline.decode_scored`; baseline: pydantic's ``ScoredMention.from_json`` on the
+same bytes), and folded by :class:`streams.pipeline.BrandStage`
 (states kept as live objects, as in the worker's tables). CPU seconds of this process per part,
 µs per mention, and the one-step :class:`streams.pipeline.Pipeline` on the same records for
 reference: the per-partition ceilings of docs/topology.md ("On paper") come from these.
@@ -27,9 +28,14 @@ sys.path.insert(0, str(REPO / "bench"))
 from core import BATCH, batch_of, make_pipeline, records_of  # noqa: E402
 
 from streams.pipeline import BrandRecord, RawRecord, ScoredRecord, decode_scored  # noqa: E402
-from streams.records import ERASURE_KEY, ErasureCommand  # noqa: E402
+from streams.records import ERASURE_KEY, ErasureCommand, ScoredMention  # noqa: E402
 
 T = TypeVar("T")
+
+
+def decode_with_pydantic(records: list[RawRecord]) -> list[ScoredMention]:
+    """The brand stage's decode before the msgspec fast path (the baseline, same records)."""
+    return [ScoredMention.from_json(r.value or b"") for r in records if r.key != ERASURE_KEY]
 
 
 def timed(cpu: dict[str, float], part: str, call: Callable[..., T], *args: object) -> T:
@@ -67,6 +73,7 @@ def main() -> int:
 
         published = timed(cpu, "encode scored", encode, result.scored)
         items, _ = timed(cpu, "decode scored", decode_scored, published)
+        timed(cpu, "decode pydantic", decode_with_pydantic, published)
         folded = timed(cpu, "fold", brands.process, items, states.get)
         states.update(folded.states)
         alerts += len(folded.alerts)
@@ -83,6 +90,7 @@ def main() -> int:
         ("scoring stage: decode, validate, redact, score", cpu["score"]),
         ("scoring stage: serialise scored mention", cpu["encode scored"]),
         ("brand stage: decode scored mention", cpu["decode scored"]),
+        ("  baseline: the same with pydantic (before msgspec)", cpu["decode pydantic"]),
         ("brand stage: dedupe, windows, rules, customers", cpu["fold"]),
         ("one-step Pipeline.process (reference)", cpu["one step"]),
     ]
