@@ -1,21 +1,24 @@
 """One hot brand: does a second worker help? Drain throughput with 1 and with 2 workers.
 
 A backlog of ``--mentions`` simulated mentions is drained by 1, then (with a fresh consumer group
-and topics) by 2 workers (``listenwell worker``, both stages each) in one consumer group;
-throughput = backlog / (time from the first mention scored until the group has committed every
-record of ``mentions.scored``, i.e. the brand stage has folded them all). Backlogs, in one run:
+and topics) by 2 workers in one consumer group; throughput = backlog / (time from the first
+mention scored until the group has committed every record of the brand states' input, i.e.
+everything is folded). Backlogs, in one run:
 
-- every mention of **one brand** (a brand going viral), ``mentions.raw`` keyed by brand (the
-  default, and the only layout before the two-stage topology): one raw partition, so one worker
-  scores them all however many are started;
-- the same, keyed by mention id (``LISTENWELL_RAW_KEY=id``): the brand's mentions spread over every
-  raw partition, so every worker scores a share; the brand stage still folds them in one place;
-- the same mentions spread over the crisis scenario's brands (keyed by brand), for reference.
+- every mention of **one brand** (a brand going viral), the **fused** worker (the default:
+  ``listenwell worker``, ``mentions.raw`` keyed by brand): one raw partition, so one worker does
+  it all however many are started (the baseline);
+- the same mentions in the **split** deployment with ``mentions.raw`` keyed by mention id
+  (``LISTENWELL_RAW_KEY=id``): a worker is one ``--stage scoring`` and one ``--stage brands``
+  process; the brand's mentions spread over every raw partition, so every scoring process scores
+  a share, and one brand process folds them all (the brand is one ``mentions.scored``
+  partition);
+- the same mentions spread over the crisis scenario's brands, fused worker, for reference.
 
 ``share of busiest`` is the busiest worker's share of the scoring (``ingested`` on its own
 ``/metrics``). Figures go to ``bench/results/hotbrand.json``. On 2 shared cores two workers
-compete for the same two cores, so the figures can show whether the work is divided, not a
-doubling.
+compete for the same two cores (and the broker), so the figures can show whether the work is
+divided, not a doubling.
 
 Usage: ``.venv/bin/python bench/hotbrand.py [--mentions 20000] [--bootstrap HOST:PORT]``.
 """
@@ -29,6 +32,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -44,16 +48,19 @@ from streams.topics import RawKey  # noqa: E402
 WORKER = [sys.executable, "-m", "services.cli", "worker"]
 
 RESULTS = REPO / "bench" / "results" / "hotbrand.json"
-BACKLOGS: tuple[tuple[str, bool, RawKey], ...] = (
-    ("hot", True, "brand"),
-    ("hot_by_id", True, "id"),
-    ("spread", False, "brand"),
+Deployment = Literal["fused", "split"]
+BACKLOGS: tuple[tuple[str, bool, Deployment, RawKey], ...] = (
+    ("hot", True, "fused", "brand"),
+    ("hot_split_by_id", True, "split", "id"),
+    ("spread", False, "fused", "brand"),
 )
 LABELS = {
-    "hot": "one hot brand, raw keyed by brand",
-    "hot_by_id": "one hot brand, raw keyed by id",
-    "spread": "crisis brands (4), keyed by brand",
+    "hot": "one hot brand, fused (default)",
+    "hot_split_by_id": "one hot brand, split, raw keyed by id",
+    "spread": "crisis brands (4), fused",
 }
+STAGES: dict[Deployment, tuple[str, ...]] = {"fused": ("fused",), "split": ("scoring", "brands")}
+"""The processes of one worker, by ``--stage``; the first one scores (counts ``ingested``)."""
 
 
 def backlog(count: int, *, hot: bool) -> list[Mention]:
@@ -93,14 +100,21 @@ def folded(bootstrap: str, group: str, topic: str, expected: int) -> bool:
 
 
 def drain(
-    bootstrap: str, mentions: list[Mention], workers: int, name: str, key_by: RawKey
+    bootstrap: str,
+    mentions: list[Mention],
+    workers: int,
+    name: str,
+    deployment: Deployment,
+    key_by: RawKey,
 ) -> dict[str, float]:
-    """Produce ``mentions`` keyed by ``key_by``, start ``workers`` workers in one group, time
-    the drain through both stages."""
+    """Produce ``mentions`` keyed by ``key_by``, start ``workers`` workers of ``deployment`` in
+    one group, time the drain until the brand states' input is committed."""
     prefix = f"hot-{name}-{workers}-{int(time.time())}."
     create_topics(bootstrap, prefix)
     raw = topics.topic_name(topics.MENTIONS_RAW, prefix)
-    scored = topics.topic_name(topics.MENTIONS_SCORED, prefix)
+    folded_topic = topics.topic_name(
+        topics.MENTIONS_RAW if deployment == "fused" else topics.MENTIONS_SCORED, prefix
+    )
     group = f"listenwell-{prefix.rstrip('.')}"
     with MentionProducer(bootstrap, key_by=key_by) as producer:
         for mention in mentions:
@@ -110,15 +124,19 @@ def drain(
     ports = [free_port() for _ in range(workers)]
     with contextlib.ExitStack() as stack:
         for i, port in enumerate(ports):
-            env = {
-                **os.environ,
-                "LISTENWELL_KAFKA_BOOTSTRAP": bootstrap,
-                "LISTENWELL_TOPIC_PREFIX": prefix,
-                "LISTENWELL_APP_ID": group,
-                "LISTENWELL_WORKER_METRICS_PORT": str(port),
-                "LISTENWELL_DATA_DIR": str(workdir / f"w{i}"),
-            }
-            stack.enter_context(child(WORKER, env, workdir / f"worker-{i}.log", cwd=REPO))
+            for stage in STAGES[deployment]:
+                scores = stage == STAGES[deployment][0]
+                env = {
+                    **os.environ,
+                    "LISTENWELL_KAFKA_BOOTSTRAP": bootstrap,
+                    "LISTENWELL_TOPIC_PREFIX": prefix,
+                    "LISTENWELL_APP_ID": group,
+                    "LISTENWELL_RAW_KEY": key_by,
+                    "LISTENWELL_WORKER_METRICS_PORT": str(port if scores else free_port()),
+                    "LISTENWELL_DATA_DIR": str(workdir / f"w{i}-{stage}"),
+                }
+                log = workdir / f"worker-{i}-{stage}.log"
+                stack.enter_context(child([*WORKER, "--stage", stage], env, log, cwd=REPO))
         first = None
         share: list[float] = [0.0] * workers
         deadline = time.monotonic() + 900
@@ -129,7 +147,9 @@ def drain(
             now = time.perf_counter()
             if first is None and sum(share) > 0:
                 first = now
-            if sum(share) >= len(mentions) and folded(bootstrap, group, scored, len(mentions)):
+            if sum(share) >= len(mentions) and folded(
+                bootstrap, group, folded_topic, len(mentions)
+            ):
                 now = time.perf_counter()
                 break
             time.sleep(0.1)
@@ -157,21 +177,21 @@ def main() -> int:
         bootstrap = broker.bootstrap
     figures: dict[str, dict[str, float]] = {}
     try:
-        for name, hot, key_by in BACKLOGS:
+        for name, hot, deployment, key_by in BACKLOGS:
             mentions = backlog(args.mentions, hot=hot)
             for workers in (1, 2):
                 key = f"{name}_{workers}_workers"
-                figures[key] = drain(bootstrap, mentions, workers, name, key_by)
+                figures[key] = drain(bootstrap, mentions, workers, name, deployment, key_by)
                 print(f"{key}: {figures[key]}", flush=True)
     finally:
         if broker is not None:
             broker.stop(wipe=True)
     print()
-    print(f"{'backlog':36}{'1 worker':>12}{'2 workers':>12}{'busiest of 2':>14}")
+    print(f"{'backlog':40}{'1 worker':>12}{'2 workers':>12}{'busiest of 2':>14}")
     for name, label in LABELS.items():
         one, two = figures[f"{name}_1_workers"], figures[f"{name}_2_workers"]
         print(
-            f"{label:36}{one['mentions_per_s']:>10,.0f}/s{two['mentions_per_s']:>10,.0f}/s"
+            f"{label:40}{one['mentions_per_s']:>10,.0f}/s{two['mentions_per_s']:>10,.0f}/s"
             f"{two['share_of_busiest_worker']:>13.0%}"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
