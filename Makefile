@@ -40,9 +40,11 @@ bench: install
 	$(PY) bench/pipeline.py && $(PY) bench/core.py && $(PY) bench/gap.py --then-replay && $(PY) bench/restart.py && $(PY) bench/hotbrand.py && $(PY) bench/scoring.py && $(PY) bench/sentiment.py && $(PY) bench/detection.py && $(PY) bench/spikes.py
 
 # Fault injection: 50,000 mentions through runner → Kafka → workers → notifier → Slack-like
-# receiver while the driver kill -9s each part and the broker; figures in bench/results/chaos.json.
+# receiver while the driver kill -9s each part and the broker, once with the fused worker
+# (bench/results/chaos.json) and once with the split deployment's two stages
+# (bench/results/chaos-split.json).
 chaos: install
-	$(PY) bench/chaos.py
+	$(PY) bench/chaos.py && $(PY) bench/chaos.py --deployment split --results bench/results/chaos-split.json
 
 kafka-start: install
 	$(PY) -m services.cli kafka start --port $(KAFKA_PORT)

@@ -11,9 +11,11 @@ One run, on a Kafka broker of its own (a free port, its own home, stopped by pid
    connector runner → Kafka → worker(s) → notifier (routes: every alert its own group, no wait) →
    a local Slack-like receiver. At seeded random moments the driver sends SIGKILL to: the worker;
    the notifier; the connector runner; the broker itself (restarted on the same port and home);
-   then, with the worker replaced by one process per stage of the topology (``--stage scoring``
-   and ``--stage brands``), the scoring stage and the brand stage, each in turn; and, in a last
-   phase with a second worker (both stages) in the consumer group, one of them (rebalances).
+   and, in a last phase with a second worker in the consumer group, one of them (rebalances).
+   With ``--deployment split`` the worker is the split deployment instead (one ``--stage
+   scoring`` and one ``--stage brands`` process, ``mentions.scored`` between them) and the kills
+   are of the scoring stage and of the brand stage, each in turn, besides the notifier, the
+   runner and the broker; its alerts must still equal the (fused) baseline's.
    Each killed process is restarted at once, as a process supervisor would; a process that exits
    by itself is restarted too and reported.
 3. **Checks.** Every mention id produced is in ``mentions.scored`` (0 lost); ``mentions.scored`` is
@@ -60,7 +62,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -80,11 +82,19 @@ from streams.records import Alert, AlertState, Mention, ScoredMention  # noqa: E
 from streams.topic_reader import read_topic  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "chaos.json"
-KINDS = ("worker", "notifier", "runner", "broker", "scoring", "brands", "pair")
-DEFAULT_KILLS = ("worker", "notifier", "runner", "broker", "scoring", "brands", "pair", "pair")
+Deployment = Literal["fused", "split"]
+KINDS: dict[Deployment, tuple[str, ...]] = {
+    "fused": ("worker", "notifier", "runner", "broker", "pair"),
+    "split": ("scoring", "brands", "notifier", "runner", "broker"),
+}
+DEFAULT_KILLS: dict[Deployment, tuple[str, ...]] = {
+    "fused": ("worker", "notifier", "runner", "broker", "pair", "pair"),
+    "split": ("scoring", "notifier", "brands", "broker", "scoring", "brands"),
+}
 STAGE_KILLS = {"scoring": "scoring-a", "brands": "brands-a"}
-"""Kill kinds that target one stage of the topology: before the first, the worker (both stages)
-is replaced by one process per stage (``listenwell worker --stage scoring|brands``)."""
+"""Kill kinds that target one stage of the split deployment (``listenwell worker --stage
+scoring|brands``). Fused and split never meet in one run's consumer group: the brand states of
+one cannot be taken over by the other (``streams.pipeline.StateTopicMismatch``)."""
 INSTANCE = "chaos-replay"
 SLACK_ENV = "LISTENWELL_CHAOS_SLACK_URL"
 NOTIFIER_GROUP = "chaos-notifier"
@@ -468,7 +478,15 @@ class Pipeline:
         env.update(extra)
         return env
 
-    def add_worker(self, name: str, stage: str = "both") -> Child:
+    def add_workers(self, deployment: Deployment) -> None:
+        """The worker: one fused process, or the split deployment's two stage processes."""
+        if deployment == "fused":
+            self.add_worker("worker-a")
+        else:
+            self.add_worker("scoring-a", stage="scoring")
+            self.add_worker("brands-a", stage="brands")
+
+    def add_worker(self, name: str, stage: str = "fused") -> Child:
         port = free_port()
         child = Child(
             name,
@@ -548,10 +566,13 @@ class Pipeline:
         return False
 
     def worker_lag(self) -> int | None:
-        """Records on ``mentions.raw`` and ``mentions.scored`` (the two stages' inputs) the
-        worker group has not committed yet (None: unknown)."""
+        """Records of the worker group's inputs (``mentions.raw``, and ``mentions.scored`` when
+        the split deployment's brand stage runs) it has not committed yet (None: unknown)."""
         lag = 0
-        for spec in (topics.MENTIONS_RAW, topics.MENTIONS_SCORED):
+        inputs = [topics.MENTIONS_RAW]
+        if "brands-a" in self.children:
+            inputs.append(topics.MENTIONS_SCORED)
+        for spec in inputs:
             ends = self.probe.end_offsets(self.topic(spec))
             done = self.probe.committed(self.app_id, self.topic(spec))
             if ends is None or done is None:
@@ -1011,7 +1032,8 @@ class ChaosConfig:
     mentions: int = 50_000
     seed: int = 7
     duration_s: float = 300.0
-    kills: tuple[str, ...] = DEFAULT_KILLS
+    kills: tuple[str, ...] = DEFAULT_KILLS["fused"]
+    deployment: Deployment = "fused"
     port: int = 0
     workdir: Path | None = None
     results: Path | None = RESULTS
@@ -1091,7 +1113,7 @@ def run(config: ChaosConfig) -> Report:
             f"chaos: paced run of {config.duration_s:.0f}s ({speedup:.0f}x event time); kills at "
             + ", ".join(f"{k.kind}@{k.planned_at_s:.0f}s" for k in plan)
         )
-        chaos.add_worker("worker-a")
+        chaos.add_workers(config.deployment)
         chaos.add_notifier(slack.url)
         chaos.add_runner()
         started = time.monotonic()
@@ -1099,10 +1121,6 @@ def run(config: ChaosConfig) -> Report:
         notifier_kills: list[float] = []
         last_progress = 0.0
         for kill in plan:
-            if kill.kind in STAGE_KILLS and "scoring-a" not in chaos.children:
-                split_stages(chaos)
-            if kill.kind in ("worker", "pair") and "scoring-a" in chaos.children:
-                join_stages(chaos)
             if kill.kind == "pair" and "worker-b" not in chaos.children:
                 say("chaos: starting a second worker in the same consumer group (rebalance)")
                 joined = time.time()
@@ -1152,6 +1170,7 @@ def run(config: ChaosConfig) -> Report:
                 "duration_s": config.duration_s,
                 "speedup": round(speedup, 1),
                 "kills": list(config.kills),
+                "deployment": config.deployment,
                 "bootstrap": broker.bootstrap,
                 "workdir": str(workdir),
                 "code": head,
@@ -1173,39 +1192,6 @@ def run(config: ChaosConfig) -> Report:
             slack.close()
         say(f"stopping the Kafka broker this run started (pid {broker.kafka.pid})")
         broker.stop()
-
-
-def split_stages(run: Pipeline) -> None:
-    """Replace the worker (both stages) by one process per stage, in the same consumer group.
-
-    The worker leaves first: faust-streaming's assignor fails (``on_assignment`` asserts) in a
-    group where members running both stages meet members running one."""
-    say("chaos: replacing the worker by a scoring-stage and a brand-stage process")
-    joined = time.time()
-    worker = run.children.pop("worker-a", None)
-    if worker is not None:
-        worker.stop()  # SIGTERM: it commits and leaves the group
-    scoring = run.add_worker("scoring-a", stage="scoring")
-    brands = run.add_worker("brands-a", stage="brands")
-    run.wait(
-        lambda: _ingested(scoring) > 0 and _batches(brands) > 0,
-        "the two stages to take their partitions",
-        120,
-    )
-    run.fault_windows.append((joined, time.time() + SETTLE_S))
-
-
-def join_stages(run: Pipeline) -> None:
-    """Back to one worker running both stages (see :func:`split_stages` for why not mixed)."""
-    say("chaos: replacing the stage processes by a worker running both stages")
-    joined = time.time()
-    for name in ("scoring-a", "brands-a"):
-        child = run.children.pop(name, None)
-        if child is not None:
-            child.stop()
-    worker = run.add_worker("worker-a")
-    run.wait(lambda: _ingested(worker) > 0 or run.runner_done(), "the worker to take over", 120)
-    run.fault_windows.append((joined, time.time() + SETTLE_S))
 
 
 def _batches(worker: Child) -> float:
@@ -1300,19 +1286,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--duration", type=float, default=300.0, help="paced run length (s)")
     parser.add_argument(
+        "--deployment",
+        choices=("fused", "split"),
+        default="fused",
+        help="the worker under test: fused (default) or the split deployment's two stages",
+    )
+    parser.add_argument(
         "--kills",
-        default=",".join(DEFAULT_KILLS),
-        help=f"comma-separated, in order; kinds: {', '.join(KINDS)}",
+        help="comma-separated, in order; kinds: "
+        + "; ".join(f"{d}: {', '.join(k)}" for d, k in KINDS.items())
+        + " (default: "
+        + "; ".join(f"{d}: {','.join(k)}" for d, k in DEFAULT_KILLS.items())
+        + ")",
     )
     parser.add_argument("--port", type=int, default=0, help="Kafka port (default: a free one)")
     parser.add_argument("--workdir", type=Path, help="logs (default .listenwell/chaos/<run>)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    deployment: Deployment = args.deployment
+    kills = (
+        tuple(k.strip() for k in args.kills.split(",") if k.strip())
+        if args.kills
+        else DEFAULT_KILLS[deployment]
+    )
+    unknown = [k for k in kills if k not in KINDS[deployment]]
+    if unknown:
+        parser.error(f"--kills {','.join(unknown)}: not a kind of the {deployment} deployment")
     config = ChaosConfig(
         mentions=args.mentions,
         seed=args.seed,
         duration_s=args.duration,
-        kills=tuple(k.strip() for k in args.kills.split(",") if k.strip()),
+        kills=kills,
+        deployment=deployment,
         port=args.port,
         workdir=args.workdir,
         results=args.results,

@@ -1,6 +1,6 @@
-"""``make chaos`` in small: the same driver (bench/chaos.py) on 3,000 mentions, with the worker,
-the notifier, the connector runner, the broker, then the scoring stage and the brand stage (each
-in a process of its own) killed with SIGKILL mid-run.
+"""``make chaos`` in small: the same driver (bench/chaos.py) on 3,000 mentions, with the fused
+worker, the notifier, the connector runner and the broker killed with SIGKILL mid-run; and the
+split deployment with its scoring stage, the notifier, its brand stage and the broker killed.
 
 The driver starts a broker of its own (it restarts it), so this test does not use the session's.
 """
@@ -28,14 +28,24 @@ def load_driver() -> ModuleType:
     return module
 
 
-def test_kill_9_of_every_part_loses_nothing_and_changes_no_alert(tmp_path: Path) -> None:
+KILLS = {
+    "fused": ("worker", "notifier", "runner", "broker"),
+    "split": ("scoring", "notifier", "brands", "broker"),
+}
+
+
+@pytest.mark.parametrize("deployment", ["fused", "split"])
+def test_kill_9_of_every_part_loses_nothing_and_changes_no_alert(
+    tmp_path: Path, deployment: str
+) -> None:
     chaos = load_driver()
     report = chaos.run(
         chaos.ChaosConfig(
             mentions=3000,
             seed=7,
-            duration_s=90.0,
-            kills=("worker", "notifier", "runner", "broker", "scoring", "brands"),
+            duration_s=60.0 if deployment == "fused" else 90.0,
+            kills=KILLS[deployment],
+            deployment=deployment,
             workdir=tmp_path,
             results=None,
         )
@@ -55,14 +65,7 @@ def test_kill_9_of_every_part_loses_nothing_and_changes_no_alert(tmp_path: Path)
     assert f.without_message == f.collapsed
     assert f.exactly_once + f.duplicated + f.without_message == f.notified_transitions > 0
     assert f.unmatched_messages == 0
-    assert [k.kind for k in report.kills] == [
-        "worker",
-        "notifier",
-        "runner",
-        "broker",
-        "scoring",
-        "brands",
-    ]
+    assert tuple(k.kind for k in report.kills) == KILLS[deployment]
     for kill in report.kills:
         assert kill.pid is not None or kill.note, kill
         assert kill.resumed_s is not None or kill.note, f"{kill.target} never made progress again"
