@@ -9,11 +9,12 @@
   customer's health history; ``--brand`` narrows it to one brand.
 * the worker's tables: the person's mentions are looked up on ``mentions.scored`` (by author id,
   and by customer id), and an :class:`~streams.records.ErasureCommand` with their ids and the
-  customer id goes to every partition of ``mentions.scored``, the brand stage's input. Each
-  partition's brand stage applies it in order with the mentions it already holds (a command on
-  ``mentions.raw``, from an older client, is forwarded there by the scoring stage): every kept
-  copy of those mentions (examples in minute buckets and rule states, pending alerts, a
-  customer's recent mentions) and the customer's state leave its tables and their changelogs.
+  customer id goes to every partition of ``mentions.raw``. Each partition's worker applies it in
+  order with the mentions it already holds: every kept copy of those mentions (examples in minute
+  buckets and rule states, pending alerts, a customer's recent mentions) and the customer's state
+  leave its tables and their changelogs. In the split deployment (docs/topology.md) the scoring
+  stage forwards each command to every partition of ``mentions.scored``, after the scored
+  mentions that preceded it, and the brand stage applies it there.
 * ``erasures`` (compacted, key = request id): one record of the request and what was done,
   so the erasure itself is on record (``listenwell forget`` prints it too).
 
@@ -162,8 +163,8 @@ def forget(
 ) -> dict[str, Any]:
     """Carry out ``request`` against the broker at ``bootstrap`` (topics under ``prefix``): a
     tombstone for each live ``customers.health`` entry of the customer, the erasure commands for
-    the workers' brand stage on every ``mentions.scored`` partition, then the erasure record on
-    ``erasures``, all acknowledged by the broker (acks=all) before this returns. Returns the
+    the workers on every ``mentions.raw`` partition, then the erasure record on ``erasures``, all
+    acknowledged by the broker (acks=all) before this returns. Returns the
     record plus ``dry_run``. ``listenwell forget`` and ``POST /v1/forget`` both call this; it
     blocks, and raises ``kafka.errors.KafkaError`` when Kafka cannot be read or written."""
     from kafka import KafkaProducer
@@ -193,9 +194,7 @@ def forget(
         clock.now(),
         erased_mentions=len(ids),
     )
-    # The brand stage's input: each partition applies the command after the mentions it names,
-    # which precede it there (they were looked up on this very topic).
-    scored_topic = topics.topic_name(topics.MENTIONS_SCORED, prefix)
+    raw_topic = topics.topic_name(topics.MENTIONS_RAW, prefix)
     commands = erasure_commands(record["request_id"], ids, request.customer, request.brand)
     if not request.dry_run:
         producer = KafkaProducer(
@@ -208,9 +207,9 @@ def forget(
                 producer.send(health_topic, key=key, value=None, partition=partition)
                 for key, partition in targets
             ]
-            for partition in sorted(producer.partitions_for(scored_topic)):
+            for partition in sorted(producer.partitions_for(raw_topic)):
                 futures.extend(
-                    producer.send(scored_topic, key=ERASURE_KEY, value=command, partition=partition)
+                    producer.send(raw_topic, key=ERASURE_KEY, value=command, partition=partition)
                     for command in commands
                 )
             futures.append(

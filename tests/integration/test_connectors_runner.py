@@ -41,7 +41,7 @@ def start_connect(
     )
 
 
-def test_kill_9_mid_run_and_restart_counts_every_item_exactly_once(
+def test_kill_9_mid_run_and_restart_scores_every_item_exactly_once(
     run_factory: Callable[[str], Run],
 ) -> None:
     run = run_factory("connect-kill")
@@ -93,16 +93,10 @@ def test_kill_9_mid_run_and_restart_counts_every_item_exactly_once(
     )
     scored_ids = Counter(s.mention.id for s in run.scored())
     assert set(scored_ids) == expected
-    # The scoring stage is stateless: a re-sent mention is scored once per raw record (readers
-    # of mentions.scored dedupe by id); the brand stage counts it once and the copy as a duplicate.
-    assert scored_ids == raw_ids, "a raw record was scored twice, or not at all"
-    resent = sum(raw_ids.values()) - ITEMS
-    assert wait_for(
-        lambda: worker.metric("listenwell_mentions_deduplicated_total") == resent,
-        what=f"{resent} re-sent copies counted as duplicates",
-    )
+    assert max(scored_ids.values()) == 1, "a mention was scored twice"
     # The restart resumed from its checkpoint (past line 100): at most the one unacknowledged
     # page of 25 was sent again, not everything before the checkpoint.
+    resent = sum(raw_ids.values()) - ITEMS
     print(f"checkpoint at kill >= {checkpoint.cursor}, re-sent after restart: {resent}")
     assert resent <= 25
     assert worker.process.poll() is None
