@@ -193,9 +193,20 @@ def make_app(
     logical = {topics.topic_name(s, settings.topic_prefix): s.name for s in topics.REGISTRY}
     probe = LagProbe(consumer, EndOffsets(settings.kafka_bootstrap), logical, metrics.consumer_lag)
 
+    def restart_watch(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        watchdog.reset()
+
+    # A rebalance, and the table recovery after it (a minute or more with a large state, see
+    # bench/restart.py), leave records waiting with no batch done: not a stall.
+    app.on_partitions_assigned.connect(restart_watch)
+
     @app.timer(interval=LAG_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
-        stalled = watchdog.stalled(await probe.measure())
+        lag = await probe.measure()
+        if getattr(app, "in_recovery", False) or getattr(app, "rebalancing", False):
+            watchdog.reset()
+            return
+        stalled = watchdog.stalled(lag)
         if stalled:
             log.error(
                 "listenwell worker: %s: records waiting and no batch done for %.0f s; exiting "

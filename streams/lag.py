@@ -112,6 +112,11 @@ class StallWatchdog:
         self._progress: dict[str, float] = {}
         self._waiting_since: dict[str, float] = {}
 
+    def reset(self) -> None:
+        """Forget every waiting window (a rebalance or a table recovery is under way: records
+        wait, and no batch can be done, without a stall)."""
+        self._waiting_since.clear()
+
     def progressed(self, topic: str) -> None:
         """A batch of ``topic`` (registry name) completed."""
         self._progress[topic] = self._clock.monotonic()

@@ -95,3 +95,18 @@ def test_a_reading_without_lag_restarts_the_watchdogs_window() -> None:
     assert watchdog.stalled({"mentions.raw": 3000}) == [], "one reading during a rebalance"
     clock.advance(91.0)
     assert watchdog.stalled({"mentions.raw": 3000}) == ["mentions.raw"]
+
+
+def test_a_reset_during_recovery_restarts_the_watchdogs_window() -> None:
+    """A table recovery longer than the patience (a large state) is not a stall."""
+    clock = FakeClock(datetime(2026, 1, 5, tzinfo=UTC))
+    watchdog = StallWatchdog(90.0, clock)
+    watchdog.stalled({"mentions.raw": 3000})
+    for _ in range(60):  # two minutes of recovery, a reading every 2 s
+        clock.advance(2.0)
+        watchdog.reset()
+    assert watchdog.stalled({"mentions.raw": 3000}) == []
+    clock.advance(89.0)
+    assert watchdog.stalled({"mentions.raw": 3000}) == []
+    clock.advance(2.0)
+    assert watchdog.stalled({"mentions.raw": 3000}) == ["mentions.raw"]

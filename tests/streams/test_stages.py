@@ -208,7 +208,9 @@ def test_a_state_written_by_the_fused_worker_is_refused_by_the_split_brand_stage
     fused = Pipeline(Scorer(), engine(), clock=FakeClock(NOW))
     mentions = [factories.mention(i, minutes=i) for i in range(3)]
     states: dict[str, BrandRecord] = {}
-    fused_result = fused.process([raw(i, m, by_brand=True) for i, m in enumerate(mentions)], no_state)
+    fused_result = fused.process(
+        [raw(i, m, by_brand=True) for i, m in enumerate(mentions)], no_state
+    )
     states.update(fused_result.states)
     assert states["acme"].offsets_of == "mentions.raw"
 
