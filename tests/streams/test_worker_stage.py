@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from streams.app import STAGES, StageSettingsError, make_app
+from streams.app import STAGES, Stage, StageSettingsError, make_app
 from streams.settings import Settings
 
 
@@ -22,3 +24,13 @@ def test_the_fused_worker_is_the_default_and_both_is_gone() -> None:
     assert build_parser().parse_args(["worker"]).stage == "fused"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["worker", "--stage", "both"])
+
+
+@pytest.mark.parametrize(("stage", "standbys"), [("fused", 1), ("scoring", 0), ("brands", 0)])
+def test_the_split_deployment_keeps_no_standby_tables(
+    stage: Stage, standbys: int, tmp_path: Path
+) -> None:
+    """With standbys, two brand processes in a group led by a scoring process fail faust's
+    assignment check (hot-brand bench, 2 workers); the fused worker keeps Faust's default."""
+    worker = make_app(Settings(data_dir=tmp_path), stage=stage)
+    assert worker.app.conf.table_standby_replicas == standbys
