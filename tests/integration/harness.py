@@ -48,12 +48,16 @@ class Run:
             **extra,
         )
 
-    def start_worker(self, **settings: str) -> Worker:
-        """A worker process of this run; ``settings`` are extra ``LISTENWELL_*`` variables."""
+    def start_worker(self, stage: str = "fused", **settings: str) -> Worker:
+        """A worker process of this run (``listenwell worker --stage stage``); ``settings`` are
+        extra ``LISTENWELL_*`` variables."""
         port = free_port()
-        log = (self.workdir / f"worker-{len(self.processes)}.log").open("wb")
+        log = (self.workdir / f"worker-{len(self.processes)}-{stage}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "--log-level", "INFO", "worker"],
+            [
+                *(sys.executable, "-m", "services.cli", "--log-level", "INFO"),
+                *("worker", "--stage", stage),
+            ],
             env=self.env(LISTENWELL_WORKER_METRICS_PORT=str(port), **settings),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,50 @@
+"""The opt-in split deployment against the real broker: scoring and brand processes in one
+consumer group, ``mentions.raw`` keyed by mention id (docs/topology.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from connectors.producer import MentionProducer
+from connectors.simulate import generate
+from streams import topics
+from tests.integration.harness import Run, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_two_scoring_and_two_brand_processes_share_a_hot_brand_keyed_by_id(
+    run_factory: Callable[[str], Run],
+) -> None:
+    """A hot brand's backlog keyed by id is scored by both scoring processes; the brand stage
+    (two processes, one of them folding the brand's partition) counts each id once, and no
+    process dies on the group's assignment."""
+    run = run_factory("split")
+    mentions = [m.model_copy(update={"brand": "acme"}) for m in generate("calm", seed=5)[:400]]
+    resent = mentions[:25]
+    with MentionProducer(run.bootstrap, key_by="id") as producer:
+        for mention in mentions + resent:
+            producer.send(mention, topic=run.topic(topics.MENTIONS_RAW))
+    settings = {"LISTENWELL_RAW_KEY": "id"}
+    scoring = [run.start_worker("scoring", **settings) for _ in range(2)]
+    brands = [run.start_worker("brands", **settings) for _ in range(2)]
+
+    def ingested() -> list[float]:
+        return [w.metric("listenwell_mentions_ingested_total") for w in scoring]
+
+    def duplicates() -> float:
+        return sum(w.metric("listenwell_mentions_deduplicated_total") for w in brands)
+
+    wait_for(
+        lambda: sum(ingested()) >= len(mentions) + len(resent) and duplicates() == len(resent),
+        what=lambda: (
+            f"scored {ingested()}, duplicates {duplicates()} of {len(resent)} "
+            f"(logs in {run.workdir})"
+        ),
+        patience_s=300,
+    )
+    assert all(share > 0 for share in ingested()), f"one scoring process idle: {ingested()}"
+    assert {s.mention.id for s in run.scored()} == {m.id for m in mentions}
+    assert all(w.process.poll() is None for w in scoring + brands), "a stage process exited"
