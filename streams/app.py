@@ -59,7 +59,7 @@ from streams.brand_scoring import scorer_for
 from streams.clock import SYSTEM_CLOCK, Clock
 from streams.cs_sentiment import CsSentiment
 from streams.engine import Engine
-from streams.faust_app import ListenwellApp
+from streams.faust_app import ListenwellApp, NoStandbyAssignor
 from streams.lag import EndOffsets, LagProbe, StallWatchdog
 from streams.metrics import WorkerMetrics
 from streams.offsets import (
@@ -138,12 +138,9 @@ def make_app(
     scorer = scorer_for(settings.rules_path, sentiment_layer=CsSentiment.load())
     engine = Engine(rules, allowed_lateness=lateness)
     pipeline = Pipeline(scorer, engine, clock=clock)
-    # The split deployment keeps no standby table copies: its group's leader may be a scoring
-    # process, which declares no tables, so faust-streaming's assignor leaves the standbys out of
-    # the protocol assignment it sends, and every brand process then fails its check of that
-    # assignment (PartitionAssignor.on_assignment asserts) as soon as two of them share the
-    # group. A brand process that takes over a partition recovers it from the changelog instead.
-    app = faust_app(settings, standby_replicas=1 if stage == "fused" else 0)
+    # The split deployment keeps no standby table copies (see NoStandbyAssignor): a brand process
+    # that takes over a partition recovers it from the changelog.
+    app = faust_app(settings, standby_tables=stage == "fused")
     sink = FaustProducer(app)
     consumer = FaustConsumerPosition(app)
     watchdog = StallWatchdog(settings.stall_timeout_s, clock)
@@ -307,10 +304,11 @@ def _recovery(
     )
 
 
-def faust_app(settings: Settings, *, standby_replicas: int = 1) -> faust.App:
+def faust_app(settings: Settings, *, standby_tables: bool = True) -> faust.App:
     """The Faust app with the worker's consumer, producer and commit settings;
-    ``standby_replicas``: warm copies of each table partition kept by other members (Faust's
-    default, 1)."""
+    ``standby_tables``: other members keep a warm copy of each table partition (Faust's default:
+    one), or none (:class:`~streams.faust_app.NoStandbyAssignor`)."""
+    extra: dict[str, Any] = {} if standby_tables else {"PartitionAssignor": NoStandbyAssignor}
     return ListenwellApp(
         settings.app_id,
         fetch_max_wait_s=settings.fetch_max_wait_s,
@@ -337,7 +335,7 @@ def faust_app(settings: Settings, *, standby_replicas: int = 1) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 3,
         datadir=str(_state_dir(settings)),
-        table_standby_replicas=standby_replicas,
+        **extra,
     )
 
 

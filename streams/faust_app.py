@@ -10,6 +10,9 @@ same transport with a consumer whose fetch wait is ``fetch_max_wait_s``.
 
 The price of a shorter wait is an empty fetch request per broker every ``fetch_max_wait_s`` while
 a worker has nothing to read.
+
+:class:`NoStandbyAssignor` is Faust's partition assignor without standby table copies, for the
+split deployment (docs/topology.md).
 """
 
 from __future__ import annotations
@@ -17,9 +20,27 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from faust.assignor import PartitionAssignor
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-__all__ = ["ListenwellApp"]
+__all__ = ["ListenwellApp", "NoStandbyAssignor"]
+
+
+class NoStandbyAssignor(PartitionAssignor):
+    """Faust's assignor, assigning no standby copies of table partitions.
+
+    The split deployment's group mixes scoring processes (no tables) and brand processes. When a
+    scoring process leads the group, faust-streaming's assignor leaves the standby partitions it
+    computed out of the protocol assignment it sends (``ClientAssignment.kafka_protocol_
+    assignment`` keeps them only for changelog topics of the leader's own tables), and every
+    brand process then fails its check of that assignment (``on_assignment`` asserts). The
+    standby setting cannot be used to turn them off: with no standbys and no tables, a scoring
+    process would join with the round-robin assignor, a protocol the brand processes do not
+    speak (``InconsistentGroupProtocolError``). So the setting stays and the assignor ignores it.
+    """
+
+    def __init__(self, app: Any, replicas: int = 0) -> None:
+        super().__init__(app, replicas=0)
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):

@@ -33,4 +33,6 @@ def test_the_split_deployment_keeps_no_standby_tables(
     """With standbys, two brand processes in a group led by a scoring process fail faust's
     assignment check (hot-brand bench, 2 workers); the fused worker keeps Faust's default."""
     worker = make_app(Settings(data_dir=tmp_path), stage=stage)
-    assert worker.app.conf.table_standby_replicas == standbys
+    assert worker.app.assignor.replicas == standbys
+    assert worker.app.assignor.name == "faust", "every kind of process speaks one protocol"
+    assert worker.app.conf.table_standby_replicas > 0, "or a scoring process joins round-robin"
