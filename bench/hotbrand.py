@@ -16,9 +16,11 @@ everything is folded). Backlogs, in one run:
 - the same mentions spread over the crisis scenario's brands, fused worker, for reference.
 
 ``share of busiest`` is the busiest worker's share of the scoring (``ingested`` on its own
-``/metrics``). Figures go to ``bench/results/hotbrand.json``. On 2 shared cores two workers
-compete for the same two cores (and the broker), so the figures can show whether the work is
-divided, not a doubling.
+``/metrics``; a restarted worker's count starts again, so it is approximate when ``restarts`` is
+not 0). A worker process that exits (the stall watchdog, ``streams/lag.py``) is started again, as
+a supervisor would, and counted in ``restarts``. Figures go to ``bench/results/hotbrand.json``.
+On 2 shared cores two workers compete for the same two cores (and the broker), so the figures
+can show whether the work is divided, not a doubling.
 
 Usage: ``.venv/bin/python bench/hotbrand.py [--mentions 20000] [--bootstrap HOST:PORT]``.
 """
@@ -29,6 +31,7 @@ import argparse
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -122,7 +125,9 @@ def drain(
     workdir = REPO / ".listenwell" / "bench" / prefix.rstrip(".")
     workdir.mkdir(parents=True, exist_ok=True)
     ports = [free_port() for _ in range(workers)]
+    restarts = 0
     with contextlib.ExitStack() as stack:
+        running: list[tuple[subprocess.Popen[str], list[str], dict[str, str], str, int]] = []
         for i, port in enumerate(ports):
             for stage in STAGES[deployment]:
                 scores = stage == STAGES[deployment][0]
@@ -135,19 +140,34 @@ def drain(
                     "LISTENWELL_WORKER_METRICS_PORT": str(port if scores else free_port()),
                     "LISTENWELL_DATA_DIR": str(workdir / f"w{i}-{stage}"),
                 }
+                cmd = [*WORKER, "--stage", stage]
                 log = workdir / f"worker-{i}-{stage}.log"
-                stack.enter_context(child([*WORKER, "--stage", stage], env, log, cwd=REPO))
+                process = stack.enter_context(child(cmd, env, log, cwd=REPO))
+                running.append((process, cmd, env, f"worker-{i}-{stage}", i if scores else -1))
         first = None
         share: list[float] = [0.0] * workers
+        carried: list[float] = [0.0] * workers  # counted by a scoring process that exited
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
+            # A supervisor's job: a worker that exits (the stall watchdog, streams/lag.py) is
+            # started again, and counted.
+            for n, (process, cmd, env, label, scorer) in enumerate(running):
+                if process.poll() is not None:
+                    restarts += 1
+                    if scorer >= 0:
+                        carried[scorer] = share[scorer]
+                    log = workdir / f"{label}-restart{restarts}.log"
+                    again = stack.enter_context(child(cmd, env, log, cwd=REPO))
+                    running[n] = (again, cmd, env, label, scorer)
             for i, port in enumerate(ports):
                 with contextlib.suppress(OSError):
-                    share[i] = total(scrape(port), "listenwell_mentions_ingested_total")
+                    share[i] = carried[i] + total(
+                        scrape(port), "listenwell_mentions_ingested_total"
+                    )
             now = time.perf_counter()
             if first is None and sum(share) > 0:
                 first = now
-            if sum(share) >= len(mentions) and folded(
+            if (sum(share) >= len(mentions) or restarts) and folded(
                 bootstrap, group, folded_topic, len(mentions)
             ):
                 now = time.perf_counter()
@@ -161,6 +181,7 @@ def drain(
             "mentions_per_s": round(len(mentions) / seconds, 1),
             "seconds": round(seconds, 2),
             "share_of_busiest_worker": round(max(share) / sum(share), 3),
+            "restarts": restarts,
         }
 
 
@@ -187,12 +208,13 @@ def main() -> int:
         if broker is not None:
             broker.stop(wipe=True)
     print()
-    print(f"{'backlog':40}{'1 worker':>12}{'2 workers':>12}{'busiest of 2':>14}")
+    print(f"{'backlog':40}{'1 worker':>12}{'2 workers':>12}{'busiest of 2':>14}{'restarts':>10}")
     for name, label in LABELS.items():
         one, two = figures[f"{name}_1_workers"], figures[f"{name}_2_workers"]
         print(
             f"{label:40}{one['mentions_per_s']:>10,.0f}/s{two['mentions_per_s']:>10,.0f}/s"
             f"{two['share_of_busiest_worker']:>13.0%}"
+            f"{one['restarts']:>5.0f} +{two['restarts']:>2.0f}"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"mentions": args.mentions, **figures}, indent=2) + "\n")
