@@ -1068,9 +1068,13 @@ class Report:
 
 def run(config: ChaosConfig) -> Report:
     """Baseline, chaos, checks; every process started here is stopped by its pid at the end."""
+    known = KINDS[config.deployment]
     for kind in config.kills:
-        if kind not in KINDS:
-            raise ValueError(f"unknown kill {kind!r}; known: {', '.join(KINDS)}")
+        if kind not in known:
+            raise ValueError(
+                f"unknown kill {kind!r} for the {config.deployment} deployment; "
+                f"known: {', '.join(known)}"
+            )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     workdir = config.workdir or REPO / ".listenwell" / "chaos" / stamp
     workdir.mkdir(parents=True, exist_ok=True)
