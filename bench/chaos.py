@@ -1117,10 +1117,21 @@ def run(config: ChaosConfig) -> Report:
             f"chaos: paced run of {config.duration_s:.0f}s ({speedup:.0f}x event time); kills at "
             + ", ".join(f"{k.kind}@{k.planned_at_s:.0f}s" for k in plan)
         )
+        joined = time.time()
         chaos.add_workers(config.deployment)
         chaos.add_notifier(slack.url)
         chaos.add_runner()
         started = time.monotonic()
+        if config.deployment == "split":
+            # The two stage processes join the group one after the other: the second join is a
+            # rebalance, and the scoring stage replays what it had scored but not committed.
+            scoring, brands = chaos.children["scoring-a"], chaos.children["brands-a"]
+            chaos.wait(
+                lambda: _ingested(scoring) > 0 and _batches(brands) > 0,
+                "the two stages to take their partitions",
+                120,
+            )
+            chaos.fault_windows.append((joined, time.time() + SETTLE_S))
         notifier_down: list[tuple[float, float]] = []
         notifier_kills: list[float] = []
         last_progress = 0.0
