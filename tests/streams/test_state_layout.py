@@ -103,7 +103,7 @@ def test_a_restarted_worker_keeps_deduping_and_windows_from_the_stored_entries(
     assert any(b.minute < closed_until for b in restarted.engine.buckets)
     # A re-send of an early mention at a new offset is a duplicate after the restart too.
     again = store.process(pipeline, [record(300, mentions[3])])
-    assert again.duplicates == 1 and again.states["acme"].applied_offset == 299
+    assert again.duplicates == 1 and not again.scored
 
 
 def test_a_crash_after_the_chunks_but_before_the_record_counts_the_replay_once(
