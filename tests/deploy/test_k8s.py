@@ -55,13 +55,33 @@ def test_every_document_is_valid_against_the_kubernetes_schema(
             pytest.fail(f"{name}: {exc.message} at {list(exc.path)}")
 
 
-def test_deployments_have_probes_and_resource_requests(documents: list[dict[str, Any]]) -> None:
-    deployments = by_kind(documents, "Deployment")
-    assert {f"listenwell-{p}" for p in PROCESSES} <= set(deployments)
-    for name, deployment in deployments.items():
-        for container in deployment["spec"]["template"]["spec"]["containers"]:
+def workloads(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The Deployments and StatefulSets by name."""
+    return {**by_kind(documents, "Deployment"), **by_kind(documents, "StatefulSet")}
+
+
+def test_workloads_have_probes_and_resource_requests(documents: list[dict[str, Any]]) -> None:
+    processes = workloads(documents)
+    assert {f"listenwell-{p}" for p in PROCESSES} <= set(processes)
+    for name, workload in processes.items():
+        for container in workload["spec"]["template"]["spec"]["containers"]:
             assert "livenessProbe" in container and "readinessProbe" in container, name
             assert {"cpu", "memory"} <= set(container["resources"]["requests"]), name
+
+
+def test_workers_keep_their_data_dir_on_a_volume_of_their_own(
+    documents: list[dict[str, Any]],
+) -> None:
+    """A worker's RocksDB tables live in LISTENWELL_DATA_DIR: on a volume claimed per worker they
+    survive a restart or a reschedule (seconds to serve again), on an emptyDir they do not."""
+    worker = by_kind(documents, "StatefulSet")["listenwell-worker"]
+    data_dir = by_kind(documents, "ConfigMap")["listenwell-env"]["data"]["LISTENWELL_DATA_DIR"]
+    claims = {c["metadata"]["name"] for c in worker["spec"]["volumeClaimTemplates"]}
+    (container,) = worker["spec"]["template"]["spec"]["containers"]
+    mounted = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounted.get(data_dir) in claims
+    service = by_kind(documents, "Service")[worker["spec"]["serviceName"]]
+    assert service["spec"]["clusterIP"] == "None"
 
 
 def test_api_has_a_service_and_config_maps_hold_rules_and_routes(
@@ -92,8 +112,8 @@ def test_secrets_are_referenced_never_inlined(documents: list[dict[str, Any]]) -
     for secret in by_kind(documents, "Secret").values():
         assert not secret.get("data") and not secret.get("stringData"), secret["metadata"]
     referenced = set()
-    for deployment in by_kind(documents, "Deployment").values():
-        for container in deployment["spec"]["template"]["spec"]["containers"]:
+    for workload in workloads(documents).values():
+        for container in workload["spec"]["template"]["spec"]["containers"]:
             for env in container.get("env", []):
                 assert "value" not in env or "SECRET" not in env["name"], env["name"]
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
