@@ -9,13 +9,13 @@ partition of ``mentions.scored``, alerts by fingerprint, customer health by ``br
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 
 from streams import topics
 from streams.pipeline import BatchResult, ScoringResult
 from streams.producer import RecordSink
-from streams.records import ERASURE_KEY, ErasureCommand
+from streams.records import ERASURE_KEY, DeadLetter, ErasureCommand, ScoredMention
 
 __all__ = ["OutputTopics", "Publisher"]
 
@@ -57,10 +57,7 @@ class Publisher:
         brand partition receives a command after the mentions that preceded it on raw."""
         names = self._names
         send = self._sink.send
-        deliveries = [
-            await send(names.dead_letters, letter.topic.encode(), letter.to_json())
-            for letter in result.dead_letters
-        ]
+        deliveries = await self._send_dead_letters(result.dead_letters)
         for record in result.scored:
             value = record.value
             if isinstance(value, ErasureCommand):
@@ -70,9 +67,7 @@ class Publisher:
                         await send(names.scored, ERASURE_KEY, command, partition=partition)
                     )
             else:
-                deliveries.append(
-                    await send(names.scored, value.mention.brand.encode(), value.to_json())
-                )
+                deliveries.append(await self._send_scored(value))
         return deliveries
 
     async def publish(self, result: BatchResult) -> list[Awaitable[object]]:
@@ -83,14 +78,9 @@ class Publisher:
         """
         names = self._names
         send = self._sink.send
-        deliveries = [
-            await send(names.dead_letters, letter.topic.encode(), letter.to_json())
-            for letter in result.dead_letters
-        ]
+        deliveries = await self._send_dead_letters(result.dead_letters)
         for scored in result.scored:
-            deliveries.append(
-                await send(names.scored, scored.mention.brand.encode(), scored.to_json())
-            )
+            deliveries.append(await self._send_scored(scored))
         for alert in result.alerts:
             deliveries.append(await send(names.alerts, alert.fingerprint.encode(), alert.to_json()))
         for health in result.customers:
@@ -99,3 +89,17 @@ class Publisher:
         for incident in result.incidents:
             deliveries.append(await send(names.incidents, incident.id.encode(), incident.to_json()))
         return deliveries
+
+    async def _send_dead_letters(self, letters: Iterable[DeadLetter]) -> list[Awaitable[object]]:
+        """Queue dead letters, keyed by the topic they came from."""
+        send = self._sink.send
+        return [
+            await send(self._names.dead_letters, letter.topic.encode(), letter.to_json())
+            for letter in letters
+        ]
+
+    async def _send_scored(self, scored: ScoredMention) -> Awaitable[object]:
+        """Queue a scored mention, keyed by its brand."""
+        return await self._sink.send(
+            self._names.scored, scored.mention.brand.encode(), scored.to_json()
+        )
