@@ -3,77 +3,41 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from faust.types import TP
-from prometheus_client import CollectorRegistry
 
 from streams.agents import BatchStep, raw_records
-from streams.clock import FakeClock
-from streams.engine import Engine
-from streams.metrics import WorkerMetrics
-from streams.offsets import OffsetGap, SkippedRecordRecovery
 from streams.pipeline import BrandRecord, Pipeline, RawRecord
-from streams.publish import OutputTopics, Publisher
-from streams.records import Alert, Mention, ScoredMention
-from streams.rules import load_rules
+from streams.publish import Publisher
+from streams.records import ScoredMention
 from streams.scoring import Scorer
-from streams.tables import BrandStore
-from tests import factories
-from tests.streams.fakes import FakeConsumer, FakeSink, FakeTable
-
-RULES = Path(__file__).resolve().parents[2] / "alert_rules" / "default.yaml"
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-RAW = "p.mentions.raw"
-NAMES = OutputTopics.named("p.")
-COMPLAINT = "Flight cancelled, on hold for hours, nobody cares. I'm done."
-
-
-def complaint(n: int, customer: str = "cust-1") -> Mention:
-    return factories.mention(n, at=T0, minutes=n, text=COMPLAINT, customer=customer)
+from tests.streams.worker_harness import (
+    NAMES,
+    RAW,
+    ShellHarness,
+    assert_published_then_stored,
+    complaint,
+    raw,
+)
 
 
-def raw(offset: int, value: bytes, key: bytes = b"acme") -> RawRecord:
-    return RawRecord(RAW, 1, offset, key, value, produced_at=T0.timestamp())
-
-
-class Worker:
-    """A worker shell over fake tables, a fake producer and a fake consumer."""
+class Worker(ShellHarness):
+    """The fused worker's batch step over fake tables, a fake producer and a fake consumer."""
 
     def __init__(self) -> None:
-        self.sink = FakeSink()
-        self.brands, self.customers = FakeTable("brands-cl"), FakeTable("customers-cl")
-        self.store = BrandStore(self.brands, self.customers, self.sink)
-        self.metrics = WorkerMetrics(CollectorRegistry())
-        self.lock = asyncio.Lock()
-        engine = Engine(load_rules(RULES), allowed_lateness=timedelta(minutes=2))
-        self.pipeline = Pipeline(Scorer(), engine, clock=FakeClock(T0 + timedelta(seconds=30)))
-
-        def unexpected_read(gaps: list[OffsetGap]) -> list[RawRecord]:
-            raise AssertionError(f"no gap expected, got {gaps}")
-
-        recovery = SkippedRecordRecovery(
-            RAW,
-            FakeConsumer(offsets={TP(RAW, 1): 0}),
-            unexpected_read,
-            self.metrics.skipped_recovered,
-        )
+        super().__init__()
+        self.pipeline = Pipeline(Scorer(), self.engine, clock=self.clock)
         self.step = BatchStep(
             self.pipeline.process,
             self.pipeline.brands.input_topic,
             self.store,
             Publisher(self.sink, NAMES),
-            recovery,
+            self.recovery(RAW, 1),
             self.metrics,
             self.lock,
             counts_ingested=True,
         )
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        return self.metrics.registry.get_sample_value(name, labels)
 
 
 def test_a_batch_is_published_then_stored_customers_before_their_brand() -> None:
@@ -82,20 +46,7 @@ def test_a_batch_is_published_then_stored_customers_before_their_brand() -> None
 
     asyncio.run(worker.step(records))
 
-    topics = worker.sink.topics()
-    assert topics[0] == NAMES.dead_letters
-    assert topics[1:5] == [NAMES.scored] * 4
-    alerts = [Alert.from_json(s.value or b"") for s in worker.sink.sent if s.topic == NAMES.alerts]
-    assert [(a.alertname, a.state.value) for a in alerts] == [("CustomerAtRisk", "firing")]
-    # Every published record before the first table write; customers before their brand.
-    first_write = topics.index("customers-cl")
-    assert set(topics[:first_write]) == {
-        NAMES.dead_letters,
-        NAMES.scored,
-        NAMES.alerts,
-        NAMES.customers,
-    }
-    assert topics[first_write:] == ["customers-cl", "brands-cl"]
+    assert_published_then_stored(worker)
     record = worker.brands.data[b"acme"]
     assert isinstance(record, BrandRecord) and record.applied_offset == 4
     assert set(worker.customers.data) == {b"acme/cust-1"}

@@ -4,84 +4,50 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from faust.types import TP
-from prometheus_client import CollectorRegistry
 
 from streams.agents import BatchStep, ScoringStep, raw_records
-from streams.clock import FakeClock
-from streams.engine import Engine
-from streams.metrics import WorkerMetrics
-from streams.offsets import OffsetGap, SkippedRecordRecovery
 from streams.pipeline import BrandRecord, BrandStage, RawRecord, ScoringStage
-from streams.publish import OutputTopics, Publisher
-from streams.records import Alert, Mention, ScoredMention
-from streams.rules import load_rules
+from streams.publish import Publisher
+from streams.records import ScoredMention
 from streams.scoring import Scorer
-from streams.tables import BrandStore
-from tests import factories
-from tests.streams.fakes import FakeConsumer, FakeSink, FakeTable
+from tests.streams import worker_harness
+from tests.streams.worker_harness import (
+    NAMES,
+    RAW,
+    ShellHarness,
+    assert_published_then_stored,
+    complaint,
+)
 
-RULES = Path(__file__).resolve().parents[2] / "alert_rules" / "default.yaml"
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-RAW = "p.mentions.raw"
 SCORED = "p.mentions.scored"
-NAMES = OutputTopics.named("p.")
-COMPLAINT = "Flight cancelled, on hold for hours, nobody cares. I'm done."
 
 
-def complaint(n: int, customer: str = "cust-1") -> Mention:
-    return factories.mention(n, at=T0, minutes=n, text=COMPLAINT, customer=customer)
+def raw(offset: int, value: bytes) -> RawRecord:
+    """A raw record without a key."""
+    return worker_harness.raw(offset, value, key=None)
 
 
-def raw(offset: int, value: bytes, key: bytes | None = None) -> RawRecord:
-    return RawRecord(RAW, 1, offset, key, value, produced_at=T0.timestamp())
-
-
-class Worker:
-    """A worker shell over fake tables, a fake producer and a fake consumer."""
+class Worker(ShellHarness):
+    """The split deployment's scoring step and brand-stage step over fake tables, a fake producer
+    and fake consumers."""
 
     def __init__(self) -> None:
-        self.sink = FakeSink()
-        self.brands, self.customers = FakeTable("brands-cl"), FakeTable("customers-cl")
-        self.store = BrandStore(self.brands, self.customers, self.sink)
-        self.metrics = WorkerMetrics(CollectorRegistry())
-        self.lock = asyncio.Lock()
-        engine = Engine(load_rules(RULES), allowed_lateness=timedelta(minutes=2))
-        clock = FakeClock(T0 + timedelta(seconds=30))
-        self.scoring_stage = ScoringStage(Scorer(), clock=clock)
-        self.brand_stage = BrandStage(engine, clock=clock)
-
-        def unexpected_read(gaps: list[OffsetGap]) -> list[RawRecord]:
-            raise AssertionError(f"no gap expected, got {gaps}")
-
+        super().__init__()
+        self.scoring_stage = ScoringStage(Scorer(), clock=self.clock)
+        self.brand_stage = BrandStage(self.engine, clock=self.clock)
         publisher = Publisher(self.sink, NAMES, 4)
         self.scoring = ScoringStep(
-            self.scoring_stage,
-            publisher,
-            SkippedRecordRecovery(
-                RAW,
-                FakeConsumer(offsets={TP(RAW, 1): 0}),
-                unexpected_read,
-                self.metrics.skipped_recovered,
-            ),
-            self.metrics,
+            self.scoring_stage, publisher, self.recovery(RAW, 1), self.metrics
         )
         self.brand_step = BatchStep(
             self.brand_stage.process_records,
             self.brand_stage.input_topic,
             self.store,
             publisher,
-            SkippedRecordRecovery(
-                SCORED,
-                FakeConsumer(offsets={TP(SCORED, 2): 0}),
-                unexpected_read,
-                self.metrics.skipped_recovered,
-            ),
+            self.recovery(SCORED, 2),
             self.metrics,
             self.lock,
         )
@@ -94,9 +60,6 @@ class Worker:
         scored = [RawRecord(SCORED, 2, i, s.key, s.value) for i, s in enumerate(published)]
         await self.brand_step(scored)
 
-    def metric(self, name: str, **labels: str) -> float | None:
-        return self.metrics.registry.get_sample_value(name, labels)
-
 
 def test_a_batch_is_published_then_stored_customers_before_their_brand() -> None:
     worker = Worker()
@@ -104,20 +67,7 @@ def test_a_batch_is_published_then_stored_customers_before_their_brand() -> None
 
     asyncio.run(worker.step(records))
 
-    topics = worker.sink.topics()
-    assert topics[0] == NAMES.dead_letters
-    assert topics[1:5] == [NAMES.scored] * 4
-    alerts = [Alert.from_json(s.value or b"") for s in worker.sink.sent if s.topic == NAMES.alerts]
-    assert [(a.alertname, a.state.value) for a in alerts] == [("CustomerAtRisk", "firing")]
-    # Every published record before the first table write; customers before their brand.
-    first_write = topics.index("customers-cl")
-    assert set(topics[:first_write]) == {
-        NAMES.dead_letters,
-        NAMES.scored,
-        NAMES.alerts,
-        NAMES.customers,
-    }
-    assert topics[first_write:] == ["customers-cl", "brands-cl"]
+    assert_published_then_stored(worker)
     record = worker.brands.data[b"acme"]
     # applied_offset is an offset of mentions.scored (four scored mentions: 0 to 3).
     assert isinstance(record, BrandRecord) and record.applied_offset == 3
