@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,37 +42,57 @@ RULES = Path(__file__).resolve().parents[2] / "alert_rules" / "default.yaml"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def outcome(decode: Any, raw: bytes) -> Any:
-    """The mention, or the error: pydantic's error list (what dead letters quote), or any other
+def outcome(decode: Callable[[bytes], Any], raw: bytes) -> Any:
+    """The record, or the error: pydantic's error list (what dead letters quote), or any other
     exception's type and text."""
     try:
-        mention: Mention = decode(raw)
+        return decode(raw)
     except ValidationError as exc:
         return exc.errors(include_url=False, include_context=False)
     except Exception as exc:
         return (type(exc), str(exc))
-    return mention
 
 
-def pydantic_decode(raw: bytes) -> Any:
-    return outcome(Mention.from_json, raw)
+def field_types(record: Any) -> dict[str, type]:
+    return {k: type(v) for k, v in record.__dict__.items()}
 
 
-def fast_decode(raw: bytes) -> Any:
-    return outcome(decode_mention, raw)
+@dataclass(frozen=True)
+class Decoders:
+    """A record type of the contract (its pydantic ``from_json``) and its fast decoder."""
+
+    contract: type[Mention] | type[ScoredMention]
+    fast: Callable[[bytes], Any]
+    parts: tuple[str, ...]  # nested records whose field types must match too
+    utc_times: tuple[str, ...]
+
+    def assert_same_decoding(self, raw: bytes) -> None:
+        """Both decoders give the same record (same bytes out, same field types, UTC times) or the
+        same errors."""
+        expected = outcome(self.contract.from_json, raw)
+        actual = outcome(self.fast, raw)
+        assert actual == expected
+        if isinstance(expected, self.contract):
+            assert isinstance(actual, self.contract)
+            assert actual.to_json() == expected.model_dump_json().encode()
+            # Same types too (a UTC tzinfo, enum members), not merely equal values.
+            for part in self.parts:
+                assert field_types(getattr(actual, part)) == field_types(getattr(expected, part))
+            assert field_types(actual) == field_types(expected)
+            for name in self.utc_times:
+                assert getattr(actual, name).tzinfo is UTC
 
 
-def assert_same_decoding(raw: bytes) -> None:
-    expected, actual = pydantic_decode(raw), fast_decode(raw)
-    assert actual == expected
-    if isinstance(expected, Mention):
-        assert isinstance(actual, Mention)
-        assert actual.to_json() == expected.model_dump_json().encode()
-        # Same types too (a UTC tzinfo, enum members), not merely equal values.
-        assert {k: type(v) for k, v in actual.__dict__.items()} == {
-            k: type(v) for k, v in expected.__dict__.items()
-        }
-        assert actual.created_at.tzinfo is UTC and actual.fetched_at.tzinfo is UTC
+MENTIONS = Decoders(Mention, decode_mention, (), ("created_at", "fetched_at"))
+SCORED_MENTIONS = Decoders(
+    ScoredMention,
+    decode_scored_mention,
+    ("mention", "sentiment", "empathy", "churn"),
+    ("scored_at",),
+)
+# The names the tests call (hypothesis derives its derandomized examples from the test's source).
+assert_same_decoding = MENTIONS.assert_same_decoding
+assert_same_scored_decoding = SCORED_MENTIONS.assert_same_decoding
 
 
 def assert_same_as_validated(record: Any) -> None:
@@ -172,7 +194,7 @@ def test_timestamps_of_every_shape_parse_as_pydantic_parses_them() -> None:
         doc = good_doc()
         doc["created_at"] = stamp
         assert_same_decoding(json.dumps(doc).encode())
-        accepted += isinstance(pydantic_decode(json.dumps(doc).encode()), Mention)
+        accepted += isinstance(outcome(Mention.from_json, json.dumps(doc).encode()), Mention)
     assert 0 < accepted < len(TIMESTAMPS)
 
 
@@ -206,18 +228,34 @@ VALUES = st.one_of(
 )
 
 
+def mutate(
+    draw: st.DrawFn, doc: dict[str, Any], field: str, values: st.SearchStrategy[Any]
+) -> None:
+    """Replace ``doc``'s ``field`` with a drawn value, remove it, or add a field of a drawn name."""
+    action = draw(st.integers(0, 2))
+    if action == 0:
+        doc[field] = draw(values)
+    elif action == 1:
+        doc.pop(field, None)
+    else:
+        doc[draw(st.text(min_size=1, max_size=8))] = draw(values)
+
+
+# Each hostile-input test: 3,000 examples, the same ones every run.
+HOSTILE_EXAMPLES = settings(
+    max_examples=3000,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
 @st.composite
 def hostile_mention(draw: st.DrawFn) -> bytes:
     """A good mention with some fields replaced, removed or added, some JSON twists."""
     doc = good_doc(draw(st.integers(0, 10**6)))
     for field in draw(st.lists(st.sampled_from(sorted(doc)), max_size=3)):
-        action = draw(st.integers(0, 2))
-        if action == 0:
-            doc[field] = draw(VALUES)
-        elif action == 1:
-            doc.pop(field, None)
-        else:
-            doc[draw(st.text(min_size=1, max_size=8))] = draw(VALUES)
+        mutate(draw, doc, field, VALUES)
     raw = json.dumps(doc, ensure_ascii=draw(st.booleans())).encode()
     twist = draw(st.integers(0, 5))
     if twist == 0:  # a duplicate key: the last one wins in both
@@ -231,12 +269,7 @@ def hostile_mention(draw: st.DrawFn) -> bytes:
     return raw
 
 
-@settings(
-    max_examples=3000,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@HOSTILE_EXAMPLES
 @given(hostile_mention())
 def test_hostile_mentions_decode_to_the_same_mention_or_the_same_errors(raw: bytes) -> None:
     assert_same_decoding(raw)
@@ -289,33 +322,6 @@ def test_a_scoring_bug_out_of_bounds_still_fails_validation() -> None:
 # --- scored mentions (the split deployment's brand stage decodes them) ----------------------------
 
 
-def scored_outcome(decode: Any, raw: bytes) -> Any:
-    try:
-        scored: ScoredMention = decode(raw)
-    except ValidationError as exc:
-        return exc.errors(include_url=False, include_context=False)
-    except Exception as exc:
-        return (type(exc), str(exc))
-    return scored
-
-
-def assert_same_scored_decoding(raw: bytes) -> None:
-    expected = scored_outcome(ScoredMention.from_json, raw)
-    actual = scored_outcome(decode_scored_mention, raw)
-    assert actual == expected
-    if isinstance(expected, ScoredMention):
-        assert isinstance(actual, ScoredMention)
-        assert actual.to_json() == expected.model_dump_json().encode()
-        for part in ("mention", "sentiment", "empathy", "churn"):
-            assert {k: type(v) for k, v in getattr(actual, part).__dict__.items()} == {
-                k: type(v) for k, v in getattr(expected, part).__dict__.items()
-            }
-        assert {k: type(v) for k, v in actual.__dict__.items()} == {
-            k: type(v) for k, v in expected.__dict__.items()
-        }
-        assert actual.scored_at.tzinfo is UTC
-
-
 def test_the_crisis_scenarios_scored_mentions_decode_as_pydantic_decodes_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -363,25 +369,14 @@ def hostile_scored(draw: st.DrawFn) -> bytes:
         part = draw(st.sampled_from([None, "mention", "sentiment", "empathy", "churn"]))
         target = doc if part is None or not isinstance(doc.get(part), dict) else doc[part]
         field = draw(st.sampled_from(sorted(target) or ["x"]))
-        action = draw(st.integers(0, 2))
-        if action == 0:
-            target[field] = draw(SCORED_VALUES)
-        elif action == 1:
-            target.pop(field, None)
-        else:
-            target[draw(st.text(min_size=1, max_size=8))] = draw(SCORED_VALUES)
+        mutate(draw, target, field, SCORED_VALUES)
     raw = json.dumps(doc, ensure_ascii=draw(st.booleans())).encode()
     if draw(st.booleans()):  # a duplicate key: the last one wins in both
         raw = raw[:-1] + b', "pii_redacted": ' + json.dumps(draw(SCORED_VALUES)).encode() + b"}"
     return raw
 
 
-@settings(
-    max_examples=3000,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@HOSTILE_EXAMPLES
 @given(hostile_scored())
 def test_hostile_scored_mentions_decode_to_the_same_record_or_the_same_errors(raw: bytes) -> None:
     assert_same_scored_decoding(raw)
