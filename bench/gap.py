@@ -161,8 +161,15 @@ def gap_step(
     )
     pipeline = Pipeline(Scorer(), engine, clock=FakeClock(datetime(2026, 1, 6, tzinfo=UTC)))
     store = WorkerStore()
-    for start in range(0, len(records), BATCH):
-        serialise(pipeline.process(batch_of(records, start), store.stored), store)
+
+    def feed(fields: list[RawFields]) -> list[bytes]:
+        """Process ``fields`` in batches; the records published."""
+        events: list[bytes] = []
+        for start in range(0, len(fields), BATCH):
+            events += serialise(pipeline.process(batch_of(fields, start), store.stored), store)[1]
+        return events
+
+    feed(records)
     closed[0] = 0
     c0 = time.process_time()
     if via == "mention":
@@ -174,27 +181,15 @@ def gap_step(
         result = pipeline.advance(sorted(store.brands), latest + gap, store.stored)
     _published, events, written = serialise(result, store)
     cpu, closes = time.process_time() - c0, closed[0]
-    afterwards: list[bytes] = []
-    for start in range(0, len(then or ()), BATCH):
-        later = pipeline.process(batch_of(then or [], start), store.stored)
-        afterwards += serialise(later, store)[1]
-    return cpu, closes, result, events, written, afterwards
+    return cpu, closes, result, events, written, feed(then or [])
 
 
 def day_again(records: list[RawFields], shift: timedelta) -> list[RawFields]:
     """The backlog's mentions again, ``shift`` later, with ids and offsets of their own."""
-    again = []
-    for topic, partition, offset, key, value in records:
-        mention = Mention.model_validate_json(value)
-        moved = mention.model_copy(
-            update={
-                "id": f"{mention.id}:again",
-                "created_at": mention.created_at + shift,
-                "fetched_at": mention.fetched_at + shift,
-            }
-        )
-        again.append((topic, partition, offset + len(records) + 1, key, moved.to_json()))
-    return again
+    return [
+        (topic, partition, offset + len(records) + 1, key, moved(value, "again", shift))
+        for topic, partition, offset, key, value in records
+    ]
 
 
 def after_gap(records: list[RawFields], gap: timedelta) -> list[RawRecord]:
@@ -204,17 +199,22 @@ def after_gap(records: list[RawFields], gap: timedelta) -> list[RawRecord]:
         last[fields[3].decode()] = fields
     batch = []
     for _brand, (topic, partition, _offset, key, value) in sorted(last.items()):
-        mention = Mention.model_validate_json(value)
-        later = mention.model_copy(
-            update={
-                "id": f"{mention.id}:after-gap",
-                "created_at": mention.created_at + gap,
-                "fetched_at": mention.fetched_at + gap,
-            }
-        )
         next_offset = max(f[2] for f in records if f[1] == partition) + 1
-        batch.append(RawRecord(topic, partition, next_offset, key, later.to_json()))
+        batch.append(RawRecord(topic, partition, next_offset, key, moved(value, "after-gap", gap)))
     return batch
+
+
+def moved(value: bytes, suffix: str, shift: timedelta) -> bytes:
+    """The mention ``value``, ``shift`` later, with its id followed by ``:suffix``."""
+    mention = Mention.model_validate_json(value)
+    later = mention.model_copy(
+        update={
+            "id": f"{mention.id}:{suffix}",
+            "created_at": mention.created_at + shift,
+            "fetched_at": mention.fetched_at + shift,
+        }
+    )
+    return later.to_json()
 
 
 if __name__ == "__main__":
