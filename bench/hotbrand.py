@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -42,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from connectors.producer import MentionProducer  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
-from services.demo import child, scrape, total  # noqa: E402
+from services.demo import child, scrape, total, worker_env  # noqa: E402
 from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.records import Mention  # noqa: E402
@@ -131,15 +130,14 @@ def drain(
         for i, port in enumerate(ports):
             for stage in STAGES[deployment]:
                 scores = stage == STAGES[deployment][0]
-                env = {
-                    **os.environ,
-                    "LISTENWELL_KAFKA_BOOTSTRAP": bootstrap,
-                    "LISTENWELL_TOPIC_PREFIX": prefix,
-                    "LISTENWELL_APP_ID": group,
-                    "LISTENWELL_RAW_KEY": key_by,
-                    "LISTENWELL_WORKER_METRICS_PORT": str(port if scores else free_port()),
-                    "LISTENWELL_DATA_DIR": str(workdir / f"w{i}-{stage}"),
-                }
+                env = worker_env(
+                    bootstrap,
+                    prefix,
+                    metrics_port=port if scores else free_port(),
+                    data_dir=workdir / f"w{i}-{stage}",
+                    app_id=group,
+                    LISTENWELL_RAW_KEY=key_by,
+                )
                 cmd = [*WORKER, "--stage", stage]
                 log = workdir / f"worker-{i}-{stage}.log"
                 process = stack.enter_context(child(cmd, env, log, cwd=REPO))

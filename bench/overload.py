@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -48,7 +47,7 @@ from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
 from connectors.producer import MentionProducer  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
-from services.demo import scrape, total  # noqa: E402
+from services.demo import scrape, total, worker_env  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.records import Mention  # noqa: E402
 
@@ -352,14 +351,7 @@ def main() -> int:
     try:
         create_topics(bootstrap, prefix)
         port = free_port()
-        env = {
-            **os.environ,
-            "LISTENWELL_KAFKA_BOOTSTRAP": bootstrap,
-            "LISTENWELL_TOPIC_PREFIX": prefix,
-            "LISTENWELL_APP_ID": f"listenwell-{prefix.rstrip('.')}",
-            "LISTENWELL_WORKER_METRICS_PORT": str(port),
-            "LISTENWELL_DATA_DIR": str(workdir),
-        }
+        env = worker_env(bootstrap, prefix, metrics_port=port, data_dir=workdir)
         with (workdir / "worker.log").open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "services.cli", "worker"],

@@ -43,7 +43,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E4
 
 from connectors.producer import MentionProducer  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
-from services.demo import scrape, stop_process, total  # noqa: E402
+from services.demo import scrape, stop_process, total, worker_env  # noqa: E402
 from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.clock import FakeClock  # noqa: E402
@@ -280,15 +280,13 @@ def main() -> int:
     port = free_port()
     workdir = REPO / ".listenwell" / "bench" / prefix.rstrip(".")
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **dict(__import__("os").environ),
-        "LISTENWELL_KAFKA_BOOTSTRAP": bootstrap,
-        "LISTENWELL_TOPIC_PREFIX": prefix,
-        "LISTENWELL_APP_ID": f"listenwell-{prefix.rstrip('.')}",
-        "LISTENWELL_WORKER_METRICS_PORT": str(port),
-        "LISTENWELL_DATA_DIR": str(workdir),
+    env = worker_env(
+        bootstrap,
+        prefix,
+        metrics_port=port,
+        data_dir=workdir,
         **dict(item.split("=", 1) for item in args.worker_env),
-    }
+    )
     worker = None
     profiles: dict[str, tuple[dict[str, float], int]] = {}
     try:

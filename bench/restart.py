@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -38,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
 from connectors.producer import MentionProducer  # noqa: E402
-from services.demo import child, scrape, total  # noqa: E402
+from services.demo import child, scrape, total, worker_env  # noqa: E402
 from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.records import Mention, MentionKind  # noqa: E402
@@ -178,17 +177,16 @@ def main() -> int:
     workdir = REPO / ".listenwell" / "bench" / prefix.rstrip(".")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {
-        **os.environ,
-        "LISTENWELL_KAFKA_BOOTSTRAP": bootstrap,
-        "LISTENWELL_TOPIC_PREFIX": prefix,
-        "LISTENWELL_APP_ID": app_id,
-        "LISTENWELL_WORKER_METRICS_PORT": str(port),
-        "LISTENWELL_DATA_DIR": str(workdir / "disk"),
-        "LISTENWELL_TABLE_STORE": "rocksdb",
+    env = worker_env(
+        bootstrap,
+        prefix,
+        metrics_port=port,
+        data_dir=workdir / "disk",
+        app_id=app_id,
+        LISTENWELL_TABLE_STORE="rocksdb",
         # Replayed event time: the wall-clock watermark stays off, as for any replay.
-        "LISTENWELL_LIVE_HORIZON_S": "0",
-    }
+        LISTENWELL_LIVE_HORIZON_S="0",
+    )
     mentions = synthetic(args.mentions, args.brands)
     figures: dict[str, object] = {"brands": args.brands, "mentions": len(mentions)}
 

@@ -88,6 +88,30 @@ def child(
             stop_process(process)
 
 
+def worker_env(
+    bootstrap: str,
+    prefix: str,
+    *,
+    metrics_port: int,
+    data_dir: Path,
+    app_id: str | None = None,
+    **settings: str,
+) -> dict[str, str]:
+    """The environment of a worker process on a run's own topics: this process's environment with
+    the broker, the topic ``prefix``, the consumer group (``app_id``; by default ``listenwell-``
+    and the prefix without its dot), the metrics port and the data dir, then ``settings``
+    (``LISTENWELL_...=value``), which override any of these."""
+    return {
+        **os.environ,
+        "LISTENWELL_KAFKA_BOOTSTRAP": bootstrap,
+        "LISTENWELL_TOPIC_PREFIX": prefix,
+        "LISTENWELL_APP_ID": app_id or f"listenwell-{prefix.rstrip('.')}",
+        "LISTENWELL_WORKER_METRICS_PORT": str(metrics_port),
+        "LISTENWELL_DATA_DIR": str(data_dir),
+        **settings,
+    }
+
+
 def stop_process(process: subprocess.Popen[str], timeout: float = 15.0) -> None:
     """SIGTERM the process by pid, SIGKILL it if it has not gone after ``timeout`` seconds."""
     if process.poll() is not None:
