@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import pytest
 
-from streams.agents import BatchStep, ScoringStep, raw_records
+from streams.agents import BatchStep, ScoringStep
 from streams.pipeline import BrandRecord, BrandStage, RawRecord, ScoringStage
 from streams.publish import Publisher
 from streams.records import ScoredMention
@@ -114,12 +113,3 @@ def test_a_batch_waits_for_the_state_lock() -> None:
         assert worker.sink.topics()[-1] == "brands-cl"
 
     asyncio.run(scenario())
-
-
-def test_faust_events_become_raw_records() -> None:
-    message = SimpleNamespace(
-        topic=RAW, partition=2, offset=9, key=b"acme", value=b"{}", timestamp=1767600000.5
-    )
-    assert raw_records([SimpleNamespace(message=message)]) == [
-        RawRecord(RAW, 2, 9, b"acme", b"{}", produced_at=1767600000.5)
-    ]
