@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import hashlib
+import inspect
 import io
 import json
 import pstats
@@ -72,22 +73,53 @@ STRETCH_CHANGELOG_BYTES = 50
 BEFORE_CHANGELOG_BYTES = 1_842
 """(81.4 MB of brand records + 12.8 MB of customer states) / 51,140 mentions, main at 9ee7687
 (its producer did not compress): issue 15's "~1,800 bytes"."""
-# Parts of the run as cProfile sees them: label → "module.function" (cumulative time; nested
-# parts overlap their parent).
-BREAKDOWN = {
-    "Pipeline.process": "pipeline.process",
-    "  parse and validate raw JSON (Pipeline._parse)": "pipeline._parse",
-    "  redact, score and build the record (Scorer.score)": "scoring.score",
-    "    PII redaction (pii.redact)": "pii.redact",
-    "    sentiment, empathy, churn (Scorer.score_text)": "scoring.score_text",
-    "  windows and rules (Engine.process)": "engine.process",
-    "    count into minute buckets (MinuteBucket.add)": "windows.add",
-    "    a customer's new mention (CustomerTracker.mention)": "customers.mention",
-    "    closing minutes: rules, sweeps, baselines (Engine._close_minute)": "engine._close_minute",
-    "      customer re-scoring sweeps (CustomerTracker.sweep)": "customers.sweep",
-    "  seen ids: pruning old chunks (SeenIds.prune)": "dedupe.prune",
-    "serialise what the worker publishes and stores": "core.serialise",
-}
+# Parts of the run as cProfile sees them: label → the function (matched by its code's file, line
+# and name, so that ``Pipeline.process``, ``ScoringStage.process`` and ``BrandStage.process``, all
+# "process" in pipeline.py, stay apart; cumulative time, nested parts overlap their parent).
+BREAKDOWN_LABELS = (
+    "Pipeline.process",
+    "  scoring stage (ScoringStage.process)",
+    "    parse and validate raw JSON (pipeline._parse)",
+    "    redact, score and build the record (Scorer.score)",
+    "      PII redaction (pii.redact)",
+    "      sentiment, empathy, churn (Scorer.score_text)",
+    "  brand stage (BrandStage.process)",
+    "    windows and rules (Engine.process)",
+    "      count into minute buckets (MinuteBucket.add)",
+    "      a customer's new mention (CustomerTracker.mention)",
+    "      closing minutes: rules, sweeps, baselines (Engine._close_minute)",
+    "        customer re-scoring sweeps (CustomerTracker.sweep)",
+    "    seen ids: pruning old chunks (SeenIds.prune)",
+    "serialise what the worker publishes and stores",
+)
+
+
+def breakdown_functions() -> dict[str, Callable[..., object]]:
+    """The function each breakdown label stands for."""
+    from streams import pii, pipeline
+    from streams.customers import CustomerTracker
+    from streams.dedupe import SeenIds
+    from streams.windows import MinuteBucket
+
+    functions: list[Callable[..., object]] = [
+        Pipeline.process,
+        pipeline.ScoringStage.process,
+        pipeline._parse,
+        Scorer.score,
+        pii.redact,
+        Scorer.score_text,
+        pipeline.BrandStage.process,
+        Engine.process,
+        MinuteBucket.add,
+        CustomerTracker.mention,
+        Engine._close_minute,
+        CustomerTracker.sweep,
+        SeenIds.prune,
+        serialise,
+    ]
+    return dict(zip(BREAKDOWN_LABELS, functions, strict=True))
+
+
 BATCH = 500
 PARTITIONS = 4
 
@@ -324,14 +356,20 @@ def profile(fn: Callable[[], object], top: int = 15) -> tuple[str, list[dict[str
         }
         for (f, line, name), v in rows
     ]
-    by_name: dict[str, float] = {}
-    for (f, _, name), v in raw.items():
-        key = f"{Path(f).stem}.{name}"
-        if key in BREAKDOWN.values():
-            by_name[key] = by_name.get(key, 0.0) + v[3]
-    shares = {label: round(by_name.get(key, 0.0) / total, 3) for label, key in BREAKDOWN.items()}
+    # The profiled run's total is the sum of every function's own time; a part's share is its
+    # function's cumulative time over that total (so a part is never above 100%).
+    cumulative = {(Path(f).resolve(), line, name): v[3] for (f, line, name), v in raw.items()}
+    shares: dict[str, float] = {}
+    for label, function in breakdown_functions().items():
+        code = inspect.unwrap(function).__code__
+        place = (Path(code.co_filename).resolve(), code.co_firstlineno, code.co_name)
+        shares[label] = round(cumulative.get(place, 0.0) / total, 3)
     table.append({"breakdown": shares})
     return out.getvalue(), table
+
+
+def _label_text(label: str) -> str:
+    return label.strip().split(" (")[0]
 
 
 def breakdown_markdown(
@@ -356,6 +394,10 @@ def breakdown_markdown(
             lines.append(f"| {name} | {after} |")
         else:
             was = before.get(label)
+            if was is None:  # recorded under an older label: the same text before its "("
+                was = next(
+                    (v for k, v in before.items() if _label_text(k) == _label_text(label)), None
+                )
             old = "—" if was is None else f"{was:.0%} | {was * per_mention_us['before']:.1f}"
             if was is None:
                 old = "— | —"
