@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from streams import alert_lifecycle
 from streams.customers import CUSTOMER_DECAY_MINUTES, CustomerTracker
@@ -43,6 +43,9 @@ __all__ = ["Engine"]
 SILENCE_CHUNK = timedelta(days=1)
 """The piece of a silence passed to :meth:`BrandRule.pass_silence` at once when every minute of
 it counts (shorter than any kind's own limit)."""
+
+_NO_MINUTE = datetime.min.replace(tzinfo=UTC)
+"""An empty span of time (start = end), before any minute."""
 
 
 class Engine:
@@ -105,16 +108,26 @@ class Engine:
         """
         out = EngineOutput()
         scopes = self._scopes
+        brand = state.brand
+        # Plain field writes below (no validation on assignment for BrandState, which is all
+        # pydantic's __setattr__ would add): this loop runs for every mention.
+        fields = vars(state)
+        # The minute of the last mention and its end: most mentions fall in the same minute as
+        # the one before, and ``floor_minute`` costs more than two comparisons.
+        minute = minute_end = _NO_MINUTE
         for scored in batch:
             mention = scored.mention
-            if mention.brand != state.brand:
-                raise ValueError(f"mention {mention.id} is for {mention.brand}, not {state.brand}")
+            if mention.brand != brand:
+                raise ValueError(f"mention {mention.id} is for {mention.brand}, not {brand}")
             at = mention.created_at
-            if state.closed_until is not None and at < state.closed_until:
-                state.late_dropped += 1
+            closed_until = fields["closed_until"]
+            if closed_until is not None and at < closed_until:
+                fields["late_dropped"] += 1
                 out.late += 1
                 continue
-            minute = floor_minute(at)
+            if not minute <= at < minute_end:
+                minute = floor_minute(at)
+                minute_end = minute + MINUTE
             _bucket(state.buckets, minute).add(scored)
             if scopes:
                 for key, matches in scopes:
@@ -122,9 +135,10 @@ class Engine:
                         _bucket(state.scopes.setdefault(key, []), minute).add(scored)
             if mention.customer_id:
                 self.customers.mention(state, mention.customer_id, scored, out)
-            if state.max_event_time is None or at > state.max_event_time:
-                state.max_event_time = at
-            self._advance_to(state, state.max_event_time - self.allowed_lateness, out)
+            max_event_time = fields["max_event_time"]
+            if max_event_time is None or at > max_event_time:
+                max_event_time = fields["max_event_time"] = at
+            self._advance_to(state, max_event_time - self.allowed_lateness, out)
         return out
 
     def advance(self, state: BrandState, watermark: datetime) -> EngineOutput:
@@ -187,9 +201,14 @@ class Engine:
                 yield rule, rs
 
     def _advance_to(self, state: BrandState, watermark: datetime, out: EngineOutput) -> None:
-        if state.watermark is not None and watermark <= state.watermark:
+        fields = vars(state)  # plain field writes, as in :meth:`process`
+        before = fields["watermark"]
+        if before is not None and watermark <= before:
             return
-        state.watermark = watermark
+        fields["watermark"] = watermark
+        closed_until = fields["closed_until"]
+        if closed_until is not None and watermark < closed_until + MINUTE:
+            return  # still inside the first open minute: nothing to close
         target = floor_minute(watermark)
         if state.closed_until is None:
             state.closed_until = state.buckets[0].minute if state.buckets else target

@@ -134,7 +134,10 @@ class BrandRecord(BaseModel):
     def seen_ids(self) -> SeenIds:
         """The ids this brand counted, with their offsets (stored apart, see
         :mod:`streams.dedupe`)."""
-        return self._seen_ids
+        # From the private-attribute storage directly: ``self._seen_ids`` goes through
+        # pydantic's ``__getattr__`` (~1 µs), and this runs twice per mention.
+        seen: SeenIds = self.__pydantic_private__["_seen_ids"]  # type: ignore[index]
+        return seen
 
     def to_changelog(self) -> bytes:
         """JSON of everything but the customers, the seen ids and the closed minute buckets

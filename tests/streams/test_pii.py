@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from streams.pii import luhn_ok, redact
+from streams.pii import _ascii_digits, luhn_ok, redact
 
 
 @pytest.mark.parametrize(
@@ -139,3 +141,25 @@ def test_megabyte_of_random_digits_and_spaces() -> None:
     # Runs of 13-19 digits that happen to pass the Luhn check are redacted; nothing else.
     assert redacted.count("[card]") + redacted.count("[phone]") == count
     assert len(redacted) <= len(text)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_digit_count_of_the_prefilter_is_the_count_of_0_to_9(text: str) -> None:
+    # redact skips every scan for an ASCII text without "@" and with fewer than 7 digits, as
+    # counted by this: it must count exactly the characters 0-9.
+    assert _ascii_digits(text) == sum(text.count(d) for d in "0123456789")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("no digits, no at sign: stays", ("no digits, no at sign: stays", 0)),
+        ("order 123456 shipped", ("order 123456 shipped", 0)),
+        ("call 555-1234 now", ("call [phone] now", 1)),
+        # Six digits left once the e-mail is replaced: no number scan, as before.
+        ("a1234567@example.com or 123 456", ("[email] or 123 456", 1)),
+        ("ring ٥٥٥١٢٣٤٥٦٧ please", ("ring [phone] please", 1)),
+    ],
+)
+def test_texts_around_the_prefilter_limits(text: str, expected: tuple[str, int]) -> None:
+    assert redact(text) == expected
