@@ -89,6 +89,7 @@ class Engine:
             if rule.scope_key and rule.scope_key not in scopes:
                 scopes[rule.scope_key] = rule.scope_matcher()
         self._scopes = tuple(scopes.items())
+        self._scope_of = {id(rule): rule.scope_key for rule in self._brand_rules}
 
     # --- public API -----------------------------------------------------------------------------
 
@@ -302,11 +303,18 @@ class Engine:
 
     def _close_minute(self, state: BrandState, minute: datetime, out: EngineOutput) -> None:
         end = minute + MINUTE
+        # One view per scope: rules of the same scope see the same closed minutes, so a window's
+        # sums are computed once for all of them (the same function of the same buckets).
+        views: dict[str, WindowView] = {}
         for rule, rs in self._rules_of(state):
-            buckets = state.scopes.get(rule.scope_key, []) if rule.scope_key else state.buckets
-            verdict = rule.evaluate(rs, WindowView(buckets, end))
+            scope = self._scope_of[id(rule)]
+            view = views.get(scope)
+            if view is None:
+                buckets = state.scopes.get(scope, []) if scope else state.buckets
+                view = views[scope] = WindowView(buckets, end)
+            verdict = rule.evaluate(rs, view)
             alert_lifecycle.step(
-                rule, rs, state.brand, end, verdict, self._examples(rule, buckets, end), out
+                rule, rs, state.brand, end, verdict, self._examples(rule, view.buckets, end), out
             )
         if end.minute % CUSTOMER_DECAY_MINUTES == 0:
             self.customers.sweep(state, end, out, full=end.minute == 0)
@@ -342,7 +350,7 @@ class Engine:
                 state.scopes[key] = [b for b in buckets if b.minute >= keep_from]
 
     def _examples(
-        self, rule: BrandRule, buckets: list[MinuteBucket], end: datetime
+        self, rule: BrandRule, buckets: Sequence[MinuteBucket], end: datetime
     ) -> Callable[[], tuple[Example, ...]]:
         """The window's most negative mentions, computed only when an alert needs them."""
 

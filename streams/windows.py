@@ -171,6 +171,11 @@ class WindowView:
         self._sums: dict[int, WindowStats] = {}
         self.end = end
 
+    @property
+    def buckets(self) -> Sequence[MinuteBucket]:
+        """The buckets the view reads (oldest first)."""
+        return self._buckets
+
     def sums(self, minutes: int) -> WindowStats:
         """Sums of the ``minutes`` closed minutes before ``end`` (without examples)."""
         stats = self._sums.get(minutes)

@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,8 +48,10 @@ from streams.yamlfile import Duration
 
 __all__ = [
     "DEFAULT_SEVERITY",
+    "LIVE_DETECTORS",
     "BaselineSpec",
     "BrandRule",
+    "LiveDetectors",
     "RuleBase",
     "Segments",
     "Verdict",
@@ -79,6 +82,66 @@ def format_share(value: float | None) -> str:
 
 Problem = tuple[tuple[object, ...], str]
 """A load-time problem: the path of the field it concerns (for its line) and the reason."""
+
+
+LIVE_DETECTORS = 4096
+"""Detectors kept alive (brand rule states x slots), least recently used dropped first."""
+
+
+class LiveDetector(Protocol):
+    """What :class:`LiveDetectors` keeps: a detector with parameters and a JSON state."""
+
+    @property
+    def params(self) -> object: ...
+
+    def to_state(self) -> dict[str, Any]: ...
+
+
+_Detector = TypeVar("_Detector", bound=LiveDetector)
+
+
+class LiveDetectors(Generic[_Detector]):
+    """Detectors kept alive between a brand's minutes, so the worker does not rebuild one from
+    its JSON state (``RuleState.detectors``) every minute.
+
+    An entry is the state a detector last wrote and the detector itself, keyed by the identity
+    of the rule state and the detector's key in ``RuleState.detectors`` (a volume surge's baseline
+    slot, a share kind's ``"share"``). It is used only while the rule state still holds that very
+    state object (a state read back from the changelog, restored or copied holds another object,
+    and the detector is rebuilt from it) and the parameters are the same, so the verdicts and the
+    states written are exactly those of a detector rebuilt every minute.
+    """
+
+    def __init__(self, size: int = LIVE_DETECTORS) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[int, str], tuple[dict[str, Any], _Detector]]
+        self._entries = OrderedDict()
+
+    def get(self, rs: RuleState, key: str, params: object) -> _Detector | None:
+        """The live detector under ``rs.detectors[key]`` if it is the one that wrote it."""
+        place = (id(rs), key)
+        entry = self._entries.get(place)
+        if entry is None:
+            return None
+        state, detector = entry
+        if rs.detectors.get(key) is not state or (
+            detector.params is not params and detector.params != params
+        ):
+            del self._entries[place]
+            return None
+        self._entries.move_to_end(place)
+        return detector
+
+    def put(self, rs: RuleState, key: str, detector: _Detector) -> None:
+        """Store ``detector``'s state in ``rs.detectors[key]`` and keep the detector alive
+        with it."""
+        state = detector.to_state()
+        rs.detectors[key] = state
+        place = (id(rs), key)
+        self._entries[place] = (state, detector)
+        self._entries.move_to_end(place)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
 
 
 class RuleBase(BaseModel):

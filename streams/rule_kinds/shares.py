@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import ClassVar, Literal
 
-from streams.rule_kinds.base import BrandRule, Problem, Verdict, format_share
+from streams.rule_kinds.base import BrandRule, LiveDetectors, Problem, Verdict, format_share
 from streams.share_spike import (
     Reference,
     ShareSpikeParams,
@@ -42,6 +42,8 @@ __all__ = ["EmpathyDeficitRule", "SentimentSpikeRule", "ShareSpikeRule"]
 
 STATE_KEY = "share"
 """Where the test's state lives in ``RuleState.detectors``."""
+_LIVE: LiveDetectors[ShareSpikeTest] = LiveDetectors()
+"""The tests kept alive between a brand's minutes (instead of rebuilt from their state)."""
 
 _RETIRED = {
     "min_volume": "the test weighs every mention's evidence itself, at any volume; remove it "
@@ -124,9 +126,11 @@ class ShareSpikeRule(BrandRule):
                 facts=lambda: self.facts(self.share_test(rs)),
             )
         minute = window.sums(1)
-        test = self.share_test(rs)
+        test = _LIVE.get(rs, STATE_KEY, self.params)
+        if test is None:
+            test = self.share_test(rs)
         verdict = test.step(end, minute.count, int(self.hits(minute)), reference)
-        rs.detectors[STATE_KEY] = test.to_state()
+        _LIVE.put(rs, STATE_KEY, test)
         return Verdict(
             value,
             reference.share,

@@ -10,13 +10,12 @@ brand every minute, so the detectors themselves are kept alive between minutes
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from streams.detectors import Detection, VolumeSurgeDetector, VolumeSurgeParams
-from streams.rule_kinds.base import BrandRule, Verdict
+from streams.rule_kinds.base import LIVE_DETECTORS, BrandRule, LiveDetectors, Verdict
 from streams.state import RuleState
 from streams.windows import MINUTE, WindowView, slot_of
 from streams.yamlfile import Duration
@@ -25,55 +24,9 @@ __all__ = ["LIVE_DETECTORS", "MAX_ZERO_STEPS", "LiveDetectors", "VolumeSurgeRule
 
 MAX_ZERO_STEPS = 7 * 24 * 60
 """Silent minutes a volume detector is stepped through after a long gap (a week at most)."""
-LIVE_DETECTORS = 4096
-"""Detectors kept alive (brand rule states x slots), least recently used dropped first."""
 
 
-class LiveDetectors:
-    """Detectors kept alive between a brand's minutes, so the worker does not rebuild one from
-    its JSON state (``RuleState.detectors``) every minute.
-
-    An entry is the state a detector last wrote and the detector itself, keyed by the identity
-    of the rule state and the slot. It is used only while the rule state still holds that very
-    state object (a state read back from the changelog, restored or copied holds another object,
-    and the detector is rebuilt from it) and the parameters are the same, so the verdicts and the
-    states written are exactly those of a detector rebuilt every minute.
-    """
-
-    def __init__(self, size: int = LIVE_DETECTORS) -> None:
-        self.size = size
-        self._entries: OrderedDict[tuple[int, int], tuple[dict[str, Any], VolumeSurgeDetector]]
-        self._entries = OrderedDict()
-
-    def get(
-        self, rs: RuleState, slot: int, params: VolumeSurgeParams
-    ) -> VolumeSurgeDetector | None:
-        """The live detector of ``rs``'s ``slot`` if it is the one that wrote its state."""
-        key = (id(rs), slot)
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        state, detector = entry
-        if rs.detectors.get(str(slot)) is not state or (
-            detector.params is not params and detector.params != params
-        ):
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return detector
-
-    def put(self, rs: RuleState, slot: int, detector: VolumeSurgeDetector) -> None:
-        """Store ``detector``'s state in ``rs`` and keep the detector alive with it."""
-        state = detector.to_state()
-        rs.detectors[str(slot)] = state
-        key = (id(rs), slot)
-        self._entries[key] = (state, detector)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-
-_LIVE = LiveDetectors()
+_LIVE: LiveDetectors[VolumeSurgeDetector] = LiveDetectors()
 
 
 def evidence(detection: Detection) -> dict[str, str]:
@@ -115,7 +68,7 @@ class VolumeSurgeRule(BrandRule):
 
     def detector(self, rs: RuleState, slot: int) -> VolumeSurgeDetector:
         """The detector of baseline slot ``slot`` as ``rs`` remembers it (new if never used)."""
-        live = _LIVE.get(rs, slot, self.params)
+        live = _LIVE.get(rs, str(slot), self.params)
         if live is not None:
             return live
         stored = rs.detectors.get(str(slot))
@@ -138,7 +91,7 @@ class VolumeSurgeRule(BrandRule):
         slot = slot_of(self.baseline.seasonality, end - MINUTE)
         detector = self.detector(rs, slot)
         detection = detector.step(end, float(stats.count))
-        _LIVE.put(rs, slot, detector)
+        _LIVE.put(rs, str(slot), detector)
         return self.judge(float(stats.count), detection)
 
     def format_value(self, value: float | None) -> str:
@@ -161,7 +114,7 @@ class VolumeSurgeRule(BrandRule):
                 detector = detectors[slot] = self.detector(rs, slot)
             detector.step(first + (i + 1) * MINUTE, 0.0)
         for slot, detector in detectors.items():
-            _LIVE.put(rs, slot, detector)
+            _LIVE.put(rs, str(slot), detector)
 
     def detect(
         self, counts: Iterable[tuple[datetime, float]]
