@@ -23,8 +23,9 @@ JSON each, in order, and a digest of each batch's published bytes) so two versio
 can be compared with ``cmp``.
 
 Usage: ``.venv/bin/python bench/core.py [--scale 3.0] [--repeat 3] [--mode worker|roundtrip]
-[--alerts FILE] [--record before|after] [--profile]``. With ``--record`` the figures go to
-``bench/results/core.json`` under ``<before|after>_<mode>``.
+[--alerts FILE] [--record before|after] [--profile] [--gc default|worker]``. With ``--record`` the
+figures go to ``bench/results/core.json`` under ``<before|after>_<mode>`` (``_gc_worker`` added with
+``--gc worker``).
 """
 
 from __future__ import annotations
@@ -415,12 +416,24 @@ def main() -> int:
     parser.add_argument("--alerts", type=Path, help="write output transitions to this file")
     parser.add_argument("--record", choices=("before", "after"), help="save to core.json")
     parser.add_argument("--profile", action="store_true", help="cProfile breakdown table")
+    parser.add_argument(
+        "--gc",
+        choices=("default", "worker"),
+        default="default",
+        help="garbage collector settings: Python's defaults, or the worker process's "
+        "(services.cli.tune_garbage_collector: gc.freeze() at start, threshold 10,000)",
+    )
     args = parser.parse_args()
+    if args.gc == "worker":
+        from services.cli import tune_garbage_collector
+
+        tune_garbage_collector()
 
     records, texts = records_of(args.scale)
     print(
         f"{len(records):,} crisis mentions (seed 7, scale {args.scale}), batches of {BATCH}, "
-        f"store mode {args.mode}; bare VADER timed on each batch's texts between batches"
+        f"store mode {args.mode}, garbage collector {args.gc}; bare VADER timed on each "
+        "batch's texts between batches"
     )
     if args.alerts is not None:
         with args.alerts.open("wb") as f:
@@ -517,7 +530,8 @@ def main() -> int:
         )
         saved["goal_ratio_process_over_vader"] = GOAL_RATIO
         saved["stretch_ratio_process_over_vader"] = STRETCH_RATIO
-        saved[f"{args.record}_{args.mode}"] = {
+        suffix = "" if args.gc == "default" else f"_gc_{args.gc}"
+        saved[f"{args.record}_{args.mode}{suffix}"] = {
             "us_process": round(us["process"], 2),
             "us_serialise": round(us["serialise"], 2),
             "us_bare_vader": round(us["vader"], 2),
