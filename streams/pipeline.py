@@ -518,7 +518,8 @@ class BrandStage:
                 erasures.append((record.partition, record.offset, scored))
                 continue
             mention = scored.mention
-            lag = abs(now_s - mention.created_at.timestamp())
+            event_time = mention.created_at.timestamp()
+            lag = abs(now_s - event_time)
             if lag > event_lag.get(record.partition, -1.0):
                 event_lag[record.partition] = lag
             brand = mention.brand
@@ -534,7 +535,7 @@ class BrandStage:
                 result.replayed += 1
                 replayed_from[brand] = min(replayed_from.get(brand, record.offset), record.offset)
                 continue
-            state.seen_ids.add(digest, record.offset, mention.created_at.timestamp())
+            state.seen_ids.add(digest, record.offset, event_time)
             new_by_brand.setdefault(brand, []).append(scored)
             last_offset[brand] = record.offset
             partition_of[brand] = record.partition
