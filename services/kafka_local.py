@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,7 +247,9 @@ def resolve_jars(lib_dir: Path = LIB_DIR, pom: Path = POM) -> Path:
 # The broker
 
 
-def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
+def _server_properties(
+    port: int, controller_port: int, data_dir: Path, overrides: Mapping[str, str] | None = None
+) -> str:
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -270,6 +272,7 @@ def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
         # A local broker for development and replays: keep a month of data, without a size cap.
         "log.retention.hours": "720",
         "log.retention.bytes": "-1",
+        **(overrides or {}),
     }
     lines = ["# Written by services/kafka_local.py on every start; edits are overwritten."]
     lines += [f"{key}={value}" for key, value in settings.items()]
@@ -307,12 +310,20 @@ class LocalKafka:
     """
 
     def __init__(
-        self, port: int, controller_port: int | None = None, home: Path | None = None
+        self,
+        port: int,
+        controller_port: int | None = None,
+        home: Path | None = None,
+        broker_settings: Mapping[str, str] | None = None,
     ) -> None:
+        """``broker_settings``: ``server.properties`` entries that replace or add to the defaults
+        (e.g. ``{"log.cleaner.backoff.ms": "1000"}`` for a log cleaner that looks for dirty
+        logs every second instead of every 15 s, as ``bench/restart.py`` uses)."""
         self.port = port
         self.controller_port = controller_port if controller_port is not None else port + 1
         self.home = home if home is not None else STATE_DIR / f"kafka-{port}"
         self.lib_dir = LIB_DIR
+        self.broker_settings = dict(broker_settings or {})
 
     # paths -----------------------------------------------------------------------------------
     @property
@@ -411,7 +422,7 @@ class LocalKafka:
         self.home.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(exist_ok=True)
         self.config_file.write_text(
-            _server_properties(self.port, self.controller_port, self.data_dir)
+            _server_properties(self.port, self.controller_port, self.data_dir, self.broker_settings)
         )
         (self.home / "log4j.properties").write_text(_LOG4J_PROPERTIES)
         if (self.data_dir / "meta.properties").is_file():

@@ -39,20 +39,23 @@ class Run:
         return topics.topic_name(spec, self.prefix)
 
     def env(self, **extra: str) -> dict[str, str]:
-        return dict(
-            os.environ,
-            LISTENWELL_KAFKA_BOOTSTRAP=self.bootstrap,
-            LISTENWELL_TOPIC_PREFIX=self.prefix,
-            LISTENWELL_APP_ID=f"listenwell-{self.prefix.rstrip('.')}",
-            LISTENWELL_DATA_DIR=str(self.workdir),
+        """The run's worker environment; ``extra`` adds variables or replaces them (a data dir
+        of its own, say)."""
+        return {
+            **os.environ,
+            "LISTENWELL_KAFKA_BOOTSTRAP": self.bootstrap,
+            "LISTENWELL_TOPIC_PREFIX": self.prefix,
+            "LISTENWELL_APP_ID": f"listenwell-{self.prefix.rstrip('.')}",
+            "LISTENWELL_DATA_DIR": str(self.workdir),
             **extra,
-        )
+        }
 
     def start_worker(self, stage: str = "fused", **settings: str) -> Worker:
         """A worker process of this run (``listenwell worker --stage stage``); ``settings`` are
         extra ``LISTENWELL_*`` variables."""
         port = free_port()
-        log = (self.workdir / f"worker-{len(self.processes)}-{stage}.log").open("wb")
+        log_path = self.workdir / f"worker-{len(self.processes)}-{stage}.log"
+        log = log_path.open("wb")
         process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "services.cli", "--log-level", "INFO"),
@@ -64,7 +67,7 @@ class Run:
             cwd=REPO,
         )
         self.processes.append(process)
-        return Worker(process, port)
+        return Worker(process, port, log_path)
 
     def stop_all(self) -> None:
         for process in self.processes:
@@ -93,6 +96,8 @@ class Run:
 class Worker:
     process: subprocess.Popen[bytes]
     metrics_port: int
+    log: Path
+    """The worker's output (log lines at INFO)."""
 
     def metric(self, name: str, **labels: str) -> float:
         try:

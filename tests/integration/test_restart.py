@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -17,9 +19,8 @@ from tests.integration.test_pipeline import produce, wait_until_scored
 pytestmark = pytest.mark.integration
 
 
-def empty_the_changelogs(run: Run) -> int:
-    """Delete every record of the run's table changelogs (nothing left to recover from there);
-    returns how many there were."""
+def changelog_ends(run: Run) -> dict[TopicPartition, int]:
+    """End offset of each partition of the run's table changelogs."""
     app_id = run.env()["LISTENWELL_APP_ID"]
     consumer = KafkaConsumer(bootstrap_servers=run.bootstrap)
     try:
@@ -29,9 +30,17 @@ def empty_the_changelogs(run: Run) -> int:
             if topic.startswith(app_id) and topic.endswith("-changelog")
             for partition in consumer.partitions_for_topic(topic) or ()
         ]
-        ends = consumer.end_offsets(parts)
+        ends: dict[TopicPartition, int] = consumer.end_offsets(parts)
+        return ends
     finally:
         consumer.close()
+
+
+def empty_the_changelogs(run: Run) -> int:
+    """Delete every record of the run's table changelogs (nothing left to recover from there);
+    returns how many there were."""
+    ends = changelog_ends(run)
+    parts = list(ends)
     admin = KafkaAdminClient(bootstrap_servers=run.bootstrap)
     try:
         # The broker deletes records of a compacted-only topic only if it may also delete them.
@@ -89,3 +98,37 @@ def test_a_restarted_worker_keeps_the_state_on_its_disk(
     assert deduplicated == duplicates_recognised
     scored = [s.mention.id for s in run.scored()]
     assert len(scored) == len(mentions) + 1 + (10 - duplicates_recognised)
+
+
+PRELOADED = re.compile(r"preloaded (\d+) changelog records")
+
+
+def test_a_worker_on_a_new_disk_rebuilds_its_state_from_the_changelogs(
+    run_factory: Callable[[str], Run], tmp_path: Path
+) -> None:
+    """A worker on an empty data dir reads the changelogs in bulk (the store's preload, every
+    record of them) and has the state the stopped worker had: it recognises all 10 re-sent
+    mentions as duplicates."""
+    run = run_factory("restart-new-disk")
+    mentions = generate("calm", seed=5)[:30]
+    produce(run, mentions)
+    run.start_worker(LISTENWELL_TABLE_STORE="rocksdb")
+    wait_until_scored(run, {m.id for m in mentions})
+    run.stop_all()
+    written = sum(changelog_ends(run).values())
+    assert written > 0, "the worker wrote its state to the changelogs"
+
+    after = last_mention(mentions[0].brand)
+    produce(run, [*mentions[:10], after])
+    restarted = run.start_worker(
+        LISTENWELL_TABLE_STORE="rocksdb", LISTENWELL_DATA_DIR=str(tmp_path / "new-disk")
+    )
+    wait_until_scored(run, {after.id})
+    assert wait_for(
+        lambda: restarted.metric("listenwell_mentions_ingested_total") >= 11,
+        what="the 11 mentions after the restart ingested",
+    )
+    assert restarted.metric("listenwell_mentions_deduplicated_total") == 10
+    preloaded = [int(n) for n in PRELOADED.findall(restarted.log.read_text(errors="replace"))]
+    assert sum(preloaded) == written, "the preload read every changelog record there was"
+    assert len(run.scored()) == len(mentions) + 1
