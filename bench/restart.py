@@ -3,22 +3,33 @@
 Builds the state with the real worker: ``--mentions`` (100,000) synthetic mentions of
 ``--brands`` (1,000) brands, each mention by a customer of its own (so 100,000 customers), spread
 over two hours of event time, go through one worker (RocksDB table store) into its tables and
-their changelogs. That worker is stopped, and the restart is measured three times, each time for a
-new mention produced just before: the time from a new worker's start to that mention being
-processed (the process starting, Faust recovering the tables, the first batch attaching the
-recovered customers and parts of its brand). The three restarts, in this order:
+their changelogs, on a broker this bench starts. That worker is stopped, and each restart is
+measured for a new mention produced just before: the time from a new worker's start to that
+mention being processed (the process starting, the tables recovered, the first batch attaching the
+recovered customers and parts of its brand). The restarts, in this order (``--cases``):
 
-- ``rocksdb store, same data dir``: the builder's disk; recovery reads only the changelog written
-  after the offsets its RocksDB databases hold;
-- ``memory store (before; baseline)``: what every start read before, the whole changelogs;
-- ``rocksdb store, new (empty) data dir``: a worker on a new machine or disk, the whole changelogs
-  too (less once the broker's log cleaner has compacted them; not within this run).
+- ``same_disk``, ``rocksdb store, same data dir``: the builder's disk; recovery reads only the
+  changelog written after the offsets its RocksDB databases hold;
+- ``memory``, ``memory store (before; baseline)``: what every start read before, the whole
+  changelogs;
+- ``new_disk``, ``rocksdb store, new (empty) data dir``: a worker on a new machine or disk, the
+  whole changelogs too, as written minutes ago (nothing compacted yet).
+
+Then (``--compacted-runs`` N, default 1) the broker's log cleaner compacts the changelogs, as it
+has in a deployment running for longer than the changelogs' segment time (10 min): their segment
+settings are made small for the moment (``COMPACT_NOW``), a tombstone of an unused key rolls each
+partition's active segment, and the bench waits for the cleaner's checkpoint to pass it and counts
+the records left by reading them. ``compacted, new (empty) data dir`` is then a worker on a new
+disk in a long-running deployment, measured N times; with ``--baseline-repo`` (a checkout with its
+``.venv``, e.g. ``/work/main``) that checkout's worker restarts too, alternated with this one (and
+once on the uncompacted new disk), for an A/B in the same run. ``--profile DIR`` has py-spy record
+each restarted worker (collapsed stacks).
 
 Prints each beside the goal of issue 15 (<= 10 s) with the changelog records it had to read, and
 writes ``bench/results/restart.json``.
 
 Usage: ``.venv/bin/python bench/restart.py [--brands 1000] [--mentions 100000]
-[--bootstrap HOST:PORT]``.
+[--cases same_disk,memory,new_disk] [--compacted-runs 1] [--baseline-repo PATH] [--profile DIR]``.
 """
 
 from __future__ import annotations
@@ -383,6 +394,11 @@ def main() -> int:
             data_dir = workdir / folder
             read = to_read(changelog_ends(bootstrap, app_id), stored_offsets(data_dir))
             run(name, what, store, data_dir, read, REPO)
+            if name == "new_disk" and args.baseline_repo is not None:
+                data_dir = workdir / f"{folder}-baseline"
+                read = to_read(changelog_ends(bootstrap, app_id), {})
+                what = f"{what} ({args.baseline_repo.name})"
+                run(f"{name}_baseline", what, store, data_dir, read, args.baseline_repo)
         if args.compacted_runs > 0:
             parts = changelog_partitions(bootstrap, app_id)
             took = compact_changelogs(bootstrap, parts, broker.data_dir)

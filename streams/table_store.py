@@ -289,10 +289,13 @@ class LocalStateStore(faust_rocksdb.Store):
         recovery loop, ~4,000-7,000 records/s here (``bench/restart.py``); a consumer of our
         own, fetching large batches and writing one RocksDB batch per fetch, reads them many
         times faster. Recovery then starts from the offsets stored here and reads only what was
-        written since. This runs inside the group's rebalance callback, when the consumer does
-        not heartbeat: it stops after ``budget_s`` (half the session timeout) and leaves the
-        rest to Faust's recovery.
+        written since. This runs inside the group's rebalance callback, while the group
+        consumer sends no heartbeats: it stops after ``budget_s`` (half the session timeout),
+        and on any error, and leaves the rest to Faust's recovery. Each fetch is stored with
+        its last offset, so whatever it read stays read.
         """
+        if budget_s <= 0:
+            return 0
         conf = self.app.conf
         deadline = time.monotonic() + budget_s
         consumer = aiokafka.AIOKafkaConsumer(
@@ -303,11 +306,12 @@ class LocalStateStore(faust_rocksdb.Store):
             max_partition_fetch_bytes=PRELOAD_FETCH_BYTES,
             fetch_max_bytes=4 * PRELOAD_FETCH_BYTES,
             fetch_max_wait_ms=50,
+            request_timeout_ms=max(1000, int(budget_s * 1000)),
             **credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
         )
         read = 0
-        await consumer.start()
         try:
+            await asyncio.wait_for(consumer.start(), timeout=budget_s)
             partitions = {aiokafka.TopicPartition(tp.topic, tp.partition): tp for tp in tps}
             consumer.assign(list(partitions))
             ends = await consumer.end_offsets(list(partitions))
@@ -328,6 +332,8 @@ class LocalStateStore(faust_rocksdb.Store):
                     if await consumer.position(kafka_tp) >= ends[kafka_tp]:
                         pending.discard(kafka_tp)
                         consumer.pause(kafka_tp)
+        except Exception as error:  # recovery reads what the preload could not
+            self.log.warning("changelog preload stopped (%r); recovery reads the rest", error)
         finally:
             await consumer.stop()
         self.log.info("preloaded %d changelog records of %d partitions", read, len(tps))

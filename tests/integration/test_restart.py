@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest.mock import patch
 
+import faust
 import pytest
-from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+from faust.types import TP
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
 from connectors.simulate import generate
 from streams.records import Mention, MentionKind
+from streams.table_store import LocalStateStore, store_url
+from streams.tables import declare_tables
 from tests.integration.harness import Run, wait_for
 from tests.integration.test_pipeline import produce, wait_until_scored
 
@@ -132,3 +139,59 @@ def test_a_worker_on_a_new_disk_rebuilds_its_state_from_the_changelogs(
     preloaded = [int(n) for n in PRELOADED.findall(restarted.log.read_text(errors="replace"))]
     assert sum(preloaded) == written, "the preload read every changelog record there was"
     assert len(run.scored()) == len(mentions) + 1
+
+
+def test_the_preload_reads_a_changelog_from_the_stored_offset_to_its_end(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The store's bulk read of a changelog keeps each key's last value (a tombstone deletes
+    it), stores the last offset it read, and a second preload reads only what came after; with
+    no time left it reads nothing, and Faust's recovery reads it all."""
+    app = faust.App(
+        f"preload-{time.monotonic_ns()}",
+        store=store_url("rocksdb"),
+        datadir=str(tmp_path),
+        broker=f"kafka://{kafka_bootstrap}",
+    )
+    _brands, customers, _parts = declare_tables(app, 2)
+    store = customers.data
+    assert isinstance(store, LocalStateStore)
+    topic = customers.changelog_topic.get_topic_name()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+
+    def append(partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
+        for key, value in records:
+            producer.send(topic, key=key, value=value, partition=partition)
+        producer.flush()
+
+    first = [(f"b/{n % 700}".encode(), f"v{n}".encode()) for n in range(3_000)]
+    append(1, [*first, (b"b/5", None)])
+    append(0, [(b"a/1", b"only")])
+    tps = {TP(topic, 0), TP(topic, 1)}
+
+    async def preload(budget_s: float) -> int:
+        await store.assign_partitions(customers, tps)  # opens the databases (preload off)
+        return await store.preload_changelogs(tps, budget_s)
+
+    try:
+        with patch.object(LocalStateStore, "preload", False):
+            assert asyncio.run(preload(0.0)) == 0
+            assert store.persisted_offset(TP(topic, 1)) is None
+            assert asyncio.run(preload(30.0)) == 3_002
+            expected = {key: value for key, value in first} | {b"a/1": b"only"}
+            del expected[b"b/5"]
+            assert dict(store.items()) == expected
+            assert store.persisted_offset(TP(topic, 1)) == 3_000
+            append(1, [(b"b/6", b"later")])
+            assert asyncio.run(preload(30.0)) == 1
+            assert store[b"b/6"] == b"later"
+            assert store.persisted_offset(TP(topic, 1)) == 3_001
+    finally:
+        producer.close()
+        for db in store._dbs.values():
+            db.close()
