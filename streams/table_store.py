@@ -92,6 +92,9 @@ def store_url(kind: TableStoreKind) -> str:
 
 
 _CLAIMED: list[IO[str]] = []
+_PRELOAD_DEADLINES: dict[int, float] = {}
+"""When the changelog preload of the latest rebalance (by generation id) must stop, for all
+tables: the group consumer sends no heartbeats until every table's store has handled it."""
 
 
 def claim_state_dir(base: Path) -> Path:
@@ -247,7 +250,8 @@ class LocalStateStore(faust_rocksdb.Store):
         batch = rocksdict.WriteBatch(raw_mode=True)
         memory = self._memory
         keys = self._keys_of.setdefault(partition, set())
-        for key, value in records:
+        # Only each key's last value counts: an uncompacted changelog repeats keys many times.
+        for key, value in dict(records).items():
             if value is None:
                 batch.delete(key)
                 memory.pop(key, None)
@@ -256,8 +260,10 @@ class LocalStateStore(faust_rocksdb.Store):
                 batch.put(key, value)
                 memory[key] = value
                 keys.add(key)
+        # The offset in the same batch: the database holds the records and their offset, or
+        # neither.
+        batch.put(self.offset_key, str(offset).encode())
         db.write(batch)
-        self.set_persisted_offset(tp, offset)
         self._mark_stored(partition, db)
 
     def persisted_offset(self, tp: TP) -> int | None:
@@ -278,8 +284,13 @@ class LocalStateStore(faust_rocksdb.Store):
         for tp in actives:
             self._load(tp.partition)
         if self.preload and actives:
-            budget_s = float(self.app.conf.broker_session_timeout) / 2
-            await self.preload_changelogs(actives, budget_s)
+            # One budget per rebalance, shared by the tables' stores (each preloads its own).
+            if generation_id not in _PRELOAD_DEADLINES:
+                _PRELOAD_DEADLINES.clear()
+                budget_s = float(self.app.conf.broker_session_timeout) / 2
+                _PRELOAD_DEADLINES[generation_id] = time.monotonic() + budget_s
+            deadline = _PRELOAD_DEADLINES[generation_id]
+            await self.preload_changelogs(actives, deadline - time.monotonic())
 
     async def preload_changelogs(self, tps: set[TP], budget_s: float) -> int:
         """Read the changelog of ``tps`` from each database's offset to the end as it is now,
@@ -290,8 +301,9 @@ class LocalStateStore(faust_rocksdb.Store):
         own, fetching large batches and writing one RocksDB batch per fetch, reads them many
         times faster. Recovery then starts from the offsets stored here and reads only what was
         written since. This runs inside the group's rebalance callback, while the group
-        consumer sends no heartbeats: it stops after ``budget_s`` (half the session timeout),
-        and on any error, and leaves the rest to Faust's recovery. Each fetch is stored with
+        consumer sends no heartbeats: it stops after ``budget_s`` (what is left of half the
+        session timeout for all tables), and on any error, and leaves the rest to Faust's
+        recovery. Each fetch is stored with
         its last offset, so whatever it read stays read.
         """
         if budget_s <= 0:

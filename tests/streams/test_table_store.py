@@ -206,3 +206,31 @@ def test_two_workers_on_one_data_dir_get_a_folder_each_and_a_restart_gets_its_ow
         check=True,
     )
     assert restarted.stdout.strip() == "slot-0"
+
+
+def test_a_bulk_read_keeps_each_keys_last_value_with_its_offset_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    """What the changelog preload writes (one batch per fetch, keys repeated as in an
+    uncompacted changelog): each key ends as its last record says, on disk and in memory."""
+
+    async def first_run() -> dict[bytes, Any]:
+        with customers_store(tmp_path) as (store, topic):
+            records: list[tuple[bytes, bytes | None]] = [
+                (b"b/1", b"one"),
+                (b"b/2", b"two"),
+                (b"b/1", None),
+                (b"b/3", b"three"),
+                (b"b/2", None),
+                (b"b/2", b"two again"),
+            ]
+            store.apply_records(TP(topic, 1), records, 41)
+            return dict(store.items())
+
+    async def second_run() -> tuple[int | None, dict[bytes, Any]]:
+        with customers_store(tmp_path) as (store, topic):
+            return store.persisted_offset(TP(topic, 1)), dict(store.items())
+
+    expected = {b"b/2": b"two again", b"b/3": b"three"}
+    assert asyncio.run(first_run()) == expected
+    assert asyncio.run(second_run()) == (41, expected)
