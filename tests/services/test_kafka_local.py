@@ -240,3 +240,23 @@ def test_free_port_leaves_room_for_the_controller() -> None:
     for candidate in (port, port + 1):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.bind(("127.0.0.1", candidate))
+
+
+@pytest.mark.integration
+def test_broker_settings_replace_the_defaults_of_the_started_broker() -> None:
+    """``broker_settings`` reach the broker's configuration (bench/restart.py's log cleaner that
+    looks for dirty logs every second instead of every 15 s)."""
+    kafka = LocalKafka(free_port(), broker_settings={"log.cleaner.backoff.ms": "1000"})
+    try:
+        kafka.start()
+        admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+        try:
+            configs = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.BROKER, "1")], config_filter="all"
+            )["broker"]["1"]
+        finally:
+            admin.close()
+    finally:
+        kafka.stop(wipe=True)
+    assert configs["log.cleaner.backoff.ms"]["value"] == "1000"
+    assert configs["log.retention.hours"]["value"] == "720"  # the defaults stay
