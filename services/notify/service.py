@@ -9,7 +9,8 @@ An alert record's offset is committed only after every notification carrying it 
 its receiver or parked in ``notifications.dlq``; a restarted notifier re-reads the rest, and the
 notification log turns what it had already sent into duplicates it skips. For the same reason a
 commit the group refuses (``CommitFailedError`` after a rebalance or a broker restart: the member
-left the group) is logged and retried on the next round, never fatal: the consumer rejoins on its
+left the group; ``RebalanceInProgressError`` and the group's member/generation errors while it is
+rebalancing) is logged and retried on the next round, never fatal: the consumer rejoins on its
 next poll and re-reads from the last commit, and what it re-reads was already sent.
 """
 
@@ -24,7 +25,12 @@ from typing import Any
 
 import httpx
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
@@ -41,6 +47,16 @@ from streams.clock import SYSTEM_CLOCK, Clock
 from streams.records import Alert, AlertState
 
 log = logging.getLogger(__name__)
+
+COMMIT_REFUSED = (
+    CommitFailedError,
+    RebalanceInProgressError,
+    IllegalGenerationError,
+    UnknownMemberIdError,
+)
+"""What a group that is rebalancing (or lost this member) answers a commit with: kafka-python
+raises ``CommitFailedError`` for some and the broker's own error for others (``bench/chaos.py``
+saw ``RebalanceInProgressError`` end the notifier when a worker pair was killed)."""
 
 CONSOLE = "console"
 """The name (and metrics label) of the receiver that gets every transition as it arrives."""
@@ -171,7 +187,7 @@ class NotifierService:
         if offsets:
             try:
                 self._consumer.commit(offsets)
-            except CommitFailedError as exc:
+            except COMMIT_REFUSED as exc:
                 # The group rebalanced (or the broker restarted) since the last poll: this member
                 # is no longer known. The next poll rejoins; the offsets stay pending and are
                 # committed on a later round, and records re-read meanwhile were sent already.

@@ -1,0 +1,99 @@
+"""A commit the consumer group refuses while it rebalances is retried, never fatal.
+
+The broker answers a commit during a rebalance with ``RebalanceInProgressError`` (or the
+member / generation errors), which kafka-python raises as is, not as ``CommitFailedError``:
+``bench/chaos.py`` saw it end the notifier when a pair of workers was killed. The integration test
+``tests/integration/test_notifier_commit.py`` covers ``CommitFailedError`` against a real broker;
+here a stand-in consumer refuses the first commit with each of the other errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from kafka import TopicPartition
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
+from prometheus_client import CollectorRegistry
+
+from services.notify import service as notify_service
+from services.notify.service import NotifierService
+from tests.factories import alert
+
+TP = TopicPartition("alerts", 0)
+
+
+class RefusingConsumer:
+    """Hands out one alert record, refuses the first commit with ``error``, then accepts."""
+
+    error: KafkaError = CommitFailedError()
+
+    def __init__(self, *topics: str, **config: Any) -> None:
+        self.records = [SimpleNamespace(offset=0, value=alert(brand="acme").to_json())]
+        self.refused = 0
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def poll(self, timeout_ms: int = 0) -> dict[TopicPartition, list[SimpleNamespace]]:
+        records, self.records = self.records, []
+        return {TP: records} if records else {}
+
+    def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+        if not self.refused:
+            self.refused += 1
+            raise self.error
+        self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RebalanceInProgressError(),
+        IllegalGenerationError(),
+        UnknownMemberIdError(),
+        CommitFailedError(),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_refused_commit_is_logged_and_made_on_the_next_round(
+    error: KafkaError,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(RefusingConsumer, "error", error)
+    monkeypatch.setattr(notify_service, "KafkaConsumer", RefusingConsumer)
+    printed: list[str] = []
+    service = NotifierService(
+        None,
+        bootstrap="127.0.0.1:1",
+        prefix="",
+        group="notifier",
+        data_dir=tmp_path,
+        registry=CollectorRegistry(),
+        console=printed.append,
+    )
+    consumer = service._consumer
+    assert isinstance(consumer, RefusingConsumer)
+    caplog.set_level(logging.WARNING, logger="services.notify.service")
+
+    service.step(poll_ms=0)  # delivers, then the commit is refused: must not raise
+    assert len(printed) == 1, "the alert was delivered before the commit"
+    assert consumer.commits == []
+    assert any(type(error).__name__ in r.getMessage() for r in caplog.records)
+
+    service.step(poll_ms=0)
+    assert consumer.commits == [{TP: 1}], "the pending offset is committed on the next round"
+    assert len(printed) == 1, "nothing sent twice"
+    service.close()
