@@ -22,6 +22,10 @@ __all__ = ["PARTS", "Recorder", "breakdown", "breakdown_table"]
 # label → substrings of a frame ("function (path:line)"; "a|b": both); the first label with a
 # matching frame anywhere in the stack wins.
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "/metrics scrapes (the bench's, every 0.1 s)",
+        ("process_request_thread (", "prometheus_client/exposition"),
+    ),
     ("redact and score (Scorer.score)", ("streams/scoring.py", "streams/pii.py")),
     ("decode and validate raw (Pipeline._parse)", ("_parse (|streams/pipeline.py",)),
     ("windows, rules, customers (Engine)", ("streams/engine.py",)),
@@ -38,9 +42,14 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Faust stream, acks and commits",
         ("faust/streams", "faust/transport", "faust/tables", "faust/channels"),
     ),
+    ("table store: acknowledged writes (table_store.py)", ("streams/table_store.py",)),
     ("skipped-offset check (offsets.py)", ("streams/offsets.py",)),
     ("lag probe (lag.py, kafka-python)", ("streams/lag.py", "/kafka/consumer", "/kafka/client")),
     ("metrics (prometheus_client)", ("prometheus_client", "streams/metrics.py")),
+    (
+        "waiting (a thread in select/epoll, sampled idle)",
+        ("select (selectors.py", "Condition.wait ("),
+    ),
     ("asyncio event loop and other", ("",)),
 )
 

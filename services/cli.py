@@ -23,8 +23,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from services.kafka_local import create_topics, partition_mismatches
     from services.process import start_metrics_server
     from streams.app import StageSettingsError, make_app
+    from streams.faust_app import use_event_loop
     from streams.rules import RuleFileError
 
+    use_event_loop(settings.event_loop)
     registry = CollectorRegistry()
     try:
         worker = make_app(settings, registry=registry, stage=args.stage)

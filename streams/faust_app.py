@@ -13,17 +13,23 @@ a worker has nothing to read.
 
 :class:`NoStandbyAssignor` is Faust's partition assignor without standby table copies, for the
 split deployment (docs/topology.md).
+
+:func:`use_event_loop` picks the worker's event loop (``LISTENWELL_EVENT_LOOP``): uvloop by default.
+The worker runs Faust's per-record machinery (a future, a queue hop and a callback or more per
+record) on the event loop, which took a fifth of its time with asyncio's pure-Python loop
+(``bench/pipeline.py --profile``, docs/performance.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
 from faust.assignor import PartitionAssignor
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-__all__ = ["ListenwellApp", "NoStandbyAssignor"]
+__all__ = ["ListenwellApp", "NoStandbyAssignor", "use_event_loop"]
 
 
 class NoStandbyAssignor(PartitionAssignor):
@@ -71,3 +77,12 @@ class ListenwellApp(faust.App):
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
+
+
+def use_event_loop(kind: str) -> None:
+    """Make the loops created from now on (Faust's worker loop and its consumer thread's) of
+    ``kind``: ``uvloop`` or ``asyncio`` (the standard library's policy, left as it is)."""
+    if kind == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.topics import DEFAULT_PARTITIONS, RawKey
 
+EventLoopKind = Literal["uvloop", "asyncio"]
+"""Values of ``LISTENWELL_EVENT_LOOP`` (see :func:`streams.faust_app.use_event_loop`)."""
+
 TableStoreKind = Literal["memory", "rocksdb"]
 """Values of ``LISTENWELL_TABLE_STORE`` (see :mod:`streams.table_store`)."""
 
@@ -80,6 +83,13 @@ class Settings(BaseSettings):
         description=(
             "longest a worker's fetch request waits on the broker for new records (Faust's own "
             "1.5 s held records back for seconds at half load; see streams/faust_app.py)"
+        ),
+    )
+    event_loop: EventLoopKind = Field(
+        default="uvloop",
+        description=(
+            "the worker's asyncio event loop: uvloop (libuv, the faster drop-in faust-streaming "
+            "supports) or asyncio (the standard library's)"
         ),
     )
     session_timeout_s: float = Field(
