@@ -59,7 +59,7 @@ from streams.brand_scoring import scorer_for
 from streams.clock import SYSTEM_CLOCK, Clock
 from streams.cs_sentiment import CsSentiment
 from streams.engine import Engine
-from streams.faust_app import ListenwellApp, NoStandbyAssignor
+from streams.faust_app import LeanMonitor, ListenwellApp, NoStandbyAssignor
 from streams.lag import EndOffsets, LagProbe, StallWatchdog
 from streams.metrics import WorkerMetrics
 from streams.offsets import (
@@ -335,6 +335,7 @@ def faust_app(settings: Settings, *, standby_tables: bool = True) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 3,
         datadir=str(_state_dir(settings)),
+        Monitor=LeanMonitor,
         **extra,
     )
 

@@ -23,13 +23,15 @@ record) on the event loop, which took a fifth of its time with asyncio's pure-Py
 from __future__ import annotations
 
 import asyncio
+from time import monotonic
 from typing import Any
 
 import faust
 from faust.assignor import PartitionAssignor
+from faust.sensors import Monitor
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-__all__ = ["ListenwellApp", "NoStandbyAssignor", "use_event_loop"]
+__all__ = ["LeanMonitor", "ListenwellApp", "NoStandbyAssignor", "use_event_loop"]
 
 
 class NoStandbyAssignor(PartitionAssignor):
@@ -47,6 +49,41 @@ class NoStandbyAssignor(PartitionAssignor):
 
     def __init__(self, app: Any, replicas: int = 0) -> None:
         super().__init__(app, replicas=0)
+
+
+class LeanMonitor(Monitor):
+    """Faust's monitor without its per-record statistics.
+
+    Faust calls its monitor four times for every record (received, into the stream, out of the
+    stream, acknowledged) and on every table read and write; the default one counts them in dicts
+    and times each event, for Faust's web views, which the worker does not serve (its own
+    figures are in :mod:`streams.metrics`). This one keeps only what Faust itself reads: the time
+    each partition last handed the stream an event (its slow-processing warnings), and the
+    commit, rebalance and assignment hooks (once per commit or rebalance, not per record).
+    """
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        self.stream_inbound_time[tp] = monotonic()
+
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        return None
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+    def on_table_get(self, table: Any, key: Any) -> None:
+        return None
+
+    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+        return None
+
+    def on_table_del(self, table: Any, key: Any) -> None:
+        return None
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):

@@ -33,3 +33,19 @@ def test_the_default_fetch_wait_is_far_below_fausts(tmp_path: Path) -> None:
 
     consumer = asyncio.run(build())
     assert consumer._fetch_max_wait_ms == 50
+
+
+def test_the_app_keeps_no_per_record_statistics_but_the_stream_inbound_time(
+    tmp_path: Path,
+) -> None:
+    async def build() -> Any:
+        app = faust_app(Settings(app_id="lean-monitor", data_dir=tmp_path, table_store="memory"))
+        return app.monitor
+
+    monitor = asyncio.run(build())
+    monitor.on_message_in("tp", 1, object())
+    state = monitor.on_stream_event_in("tp", 1, object(), object())
+    monitor.on_stream_event_out("tp", 1, object(), object(), state)
+    assert monitor.messages_received_total == 0 and monitor.events_total == 0
+    # Faust's slow-processing warning reads when each partition last handed its stream an event
+    assert "tp" in monitor.stream_inbound_time
