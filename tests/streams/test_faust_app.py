@@ -49,3 +49,22 @@ def test_the_app_keeps_no_per_record_statistics_but_the_stream_inbound_time(
     assert monitor.messages_received_total == 0 and monitor.events_total == 0
     # Faust's slow-processing warning reads when each partition last handed its stream an event
     assert "tp" in monitor.stream_inbound_time
+
+
+def test_the_worker_runs_on_uvloop_unless_told_asyncio() -> None:
+    import uvloop
+
+    from streams.faust_app import use_event_loop
+
+    before = asyncio.get_event_loop_policy()
+    try:
+        use_event_loop("asyncio")
+        assert asyncio.get_event_loop_policy() is before
+        use_event_loop("uvloop")
+        loop = asyncio.new_event_loop()  # what Faust's worker and its consumer thread create
+        try:
+            assert isinstance(loop, uvloop.Loop)
+        finally:
+            loop.close()
+    finally:
+        asyncio.set_event_loop_policy(before)
