@@ -4,8 +4,9 @@
 the process as a child of its own, in raw "collapsed stack" format with the thread names;
 ``stop()`` ends it (SIGINT by its pid, so it writes its file). :func:`breakdown` reads that file
 and sorts every sample into one part of the worker (the first rule, in :data:`PARTS` order, that
-matches a frame of the sample's stack), so the shares add up to 100% of the samples py-spy took
-(threads on a CPU; a thread waiting in ``select`` is sometimes sampled too).
+matches a frame of the sample's stack, or its innermost frame for ``leaf:`` rules), so the shares
+add up to 100% of the samples py-spy took (threads on a CPU; a thread waiting in ``select`` is
+sometimes sampled too).
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "waiting (a thread in select/epoll, sampled idle)",
         ("select (selectors.py", "Condition.wait ("),
+    ),
+    (
+        "event loop in C (uvloop: its own work, or waiting)",
+        ("leaf:execute_from_commandline (", "leaf:ServiceThread._start_thread ("),
     ),
     ("asyncio event loop and other", ("",)),
 )
@@ -105,10 +110,19 @@ def breakdown(path: Path) -> tuple[dict[str, float], int]:
         total += samples
         frames = stack.split(";")
         for label, needles in PARTS:
-            if any(_matches(frame, needle) for frame in frames for needle in needles):
+            if any(_matches_stack(frames, needle) for needle in needles):
                 counts[label] += samples
                 break
     return {label: counts[label] / total if total else 0.0 for label, _ in PARTS}, total
+
+
+def _matches_stack(frames: list[str], needle: str) -> bool:
+    """``needle`` in a frame of the stack; ``leaf:needle``: in its innermost frame only (uvloop
+    runs its loop in C, so a sample of the loop's own work or of its waiting ends in the Python
+    frame that started the loop)."""
+    if needle.startswith("leaf:"):
+        return _matches(frames[-1], needle.removeprefix("leaf:"))
+    return any(_matches(frame, needle) for frame in frames)
 
 
 def _matches(frame: str, needle: str) -> bool:
