@@ -31,6 +31,8 @@ from faust.assignor import PartitionAssignor
 from faust.sensors import Monitor
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from streams.settings import EventLoopKind
+
 __all__ = ["LeanMonitor", "ListenwellApp", "NoStandbyAssignor", "use_event_loop"]
 
 
@@ -116,7 +118,7 @@ class ListenwellApp(faust.App):
         return _Transport(self.conf.broker_consumer, self)
 
 
-def use_event_loop(kind: str) -> None:
+def use_event_loop(kind: EventLoopKind) -> None:
     """Make the loops created from now on (Faust's worker loop and its consumer thread's) of
     ``kind``: ``uvloop`` or ``asyncio`` (the standard library's policy, left as it is)."""
     if kind == "uvloop":
