@@ -14,10 +14,12 @@ a worker has nothing to read.
 :class:`NoStandbyAssignor` is Faust's partition assignor without standby table copies, for the
 split deployment (docs/topology.md).
 
-:func:`use_event_loop` picks the worker's event loop (``LISTENWELL_EVENT_LOOP``): uvloop by default.
-The worker runs Faust's per-record machinery (a future, a queue hop and a callback or more per
-record) on the event loop, which took a fifth of its time with asyncio's pure-Python loop
-(``bench/pipeline.py --profile``, docs/performance.md).
+:func:`use_event_loop` picks the worker's event loop (``LISTENWELL_EVENT_LOOP``): the standard
+library's by default, or uvloop. Faust's per-record machinery (a future, a queue hop and a callback
+or more per record) runs on the loop: uvloop saved ~12% of the worker's CPU per mention
+(``bench/pipeline.py``), but in two of three runs of the wall-clock watermark's integration test a
+uvloop worker left its last offsets uncommitted once idle (its stall watchdog then stopped it), so
+it is opt-in until that is understood (docs/performance.md).
 """
 
 from __future__ import annotations

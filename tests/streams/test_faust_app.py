@@ -51,11 +51,12 @@ def test_the_app_keeps_no_per_record_statistics_but_the_stream_inbound_time(
     assert "tp" in monitor.stream_inbound_time
 
 
-def test_the_worker_runs_on_uvloop_unless_told_asyncio() -> None:
+def test_the_worker_runs_on_the_standard_loop_unless_told_uvloop() -> None:
     import uvloop
 
     from streams.faust_app import use_event_loop
 
+    assert Settings().event_loop == "asyncio"
     before = asyncio.get_event_loop_policy()
     try:
         use_event_loop("asyncio")
