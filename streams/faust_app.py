@@ -11,6 +11,18 @@ same transport with a consumer whose fetch wait is ``fetch_max_wait_s``.
 The price of a shorter wait is an empty fetch request per broker every ``fetch_max_wait_s`` while
 a worker has nothing to read.
 
+The same transport's producer registers every topic it sends to with its aiokafka client before
+the first record (:class:`_Producer`). aiokafka's client asks the broker for the metadata of the
+topics registered with it, and replaces all it knows with the answer; a topic is registered on its
+first send only if the client does not know it yet. The client starts by reading every topic's
+metadata, so the worker's first records of ``mentions.scored`` were queued without registering it;
+when the first send to a topic created after the producer started (a changelog) registered that
+topic, the refresh dropped ``mentions.scored`` from the client's metadata, its queued batches had
+no known leader and waited, and Faust's flush before committing offsets waited with them: the
+worker stopped, with the records fetched and the batch done, until the producer's request
+timeout (20 min). With 12 partitions it happened in most starts (docs/operations.md, "Scaling
+out").
+
 :class:`NoStandbyAssignor` is Faust's partition assignor without standby table copies, for the
 split deployment (docs/topology.md).
 
@@ -104,8 +116,30 @@ class _Consumer(faust_aiokafka.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class _Producer(faust_aiokafka.Producer):
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Any:
+        client = self._ensure_producer().client
+        # aiokafka's own registry of the topics whose metadata it keeps (see the module docstring).
+        if topic not in client._topics:
+            client.add_topic(topic)
+        return await super().send(
+            topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+        )
+
+
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Producer = _Producer
 
 
 class ListenwellApp(faust.App):
