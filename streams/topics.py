@@ -51,16 +51,12 @@ class TopicSpec:
         return config
 
 
-DEFAULT_PARTITIONS = 4
-"""Partitions of the scaling topics unless ``LISTENWELL_PARTITIONS`` says otherwise: up to 4
-workers per consumer group.
+DEFAULT_PARTITIONS = 12
+"""Partitions of the scaling topics unless ``LISTENWELL_PARTITIONS`` says otherwise: up to 12
+workers per consumer group (issue 15's "sane default for growth").
 
-Not 12, as issue 15 suggested: with 12 partitions a freshly started worker was assigned all of
-them and then fetched nothing for minutes, in 2 of 3 runs of
-``test_duplicate_mentions_are_scored_once`` (``tests/integration/test_pipeline.py``), with main's
-code too (its registry set to 12); with 4 it never did. It looks like faust-streaming issues
-#629 and #471 (assigned partitions that never send a fetch request). Raise it once that is
-understood."""
+It was 4 while a worker started with 12 stalled: its producer lost the metadata of its first
+topics (see :mod:`streams.faust_app`); docs/operations.md, "Scaling out"."""
 
 RawKey = Literal["brand", "id"]
 """What producers key ``mentions.raw`` by (``LISTENWELL_RAW_KEY``), see :func:`raw_key`."""

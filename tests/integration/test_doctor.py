@@ -89,14 +89,15 @@ def test_missing_topic_is_a_cross_with_a_hint(kafka_bootstrap: str, tmp_path: Pa
 def test_partition_count_other_than_the_setting_is_a_cross_and_the_worker_will_not_start(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    """Topics created with the default count (4), processes told 6: doctor and the worker both say
+    """Topics created with the default count (12), processes told 6: doctor and the worker both say
     which topics disagree with LISTENWELL_PARTITIONS; the worker exits 2 before consuming."""
     run = Run(kafka_bootstrap, "doctor-partitions", tmp_path)
     raw = run.topic(topics.MENTIONS_RAW)
     result = doctor(run, LISTENWELL_PARTITIONS="6")
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    at = lines.index(f"✗ topic {raw}: 4 partitions, cleanup.policy delete")
+    default = topics.DEFAULT_PARTITIONS
+    at = lines.index(f"✗ topic {raw}: {default} partitions, cleanup.policy delete")
     assert "expected 6 partitions (LISTENWELL_PARTITIONS)" in lines[at + 1]
     alerts = run.topic(topics.ALERTS)
     assert f"✓ topic {alerts} (1 partitions, delete)" in lines  # fixed counts stay as declared
@@ -110,5 +111,5 @@ def test_partition_count_other_than_the_setting_is_a_cross_and_the_worker_will_n
         timeout=120,
     )
     assert worker.returncode == 2, worker.stderr
-    assert f"topic {raw} has 4 partitions, LISTENWELL_PARTITIONS is 6" in worker.stderr
+    assert f"topic {raw} has {default} partitions, LISTENWELL_PARTITIONS is 6" in worker.stderr
     assert "set LISTENWELL_PARTITIONS to the topics' count" in worker.stderr
