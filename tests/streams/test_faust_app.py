@@ -69,3 +69,48 @@ def test_the_worker_runs_on_the_standard_loop_unless_told_uvloop() -> None:
             loop.close()
     finally:
         asyncio.set_event_loop_policy(before)
+
+
+class FakeClient:
+    """aiokafka's client as far as the producer uses it: the topics it keeps metadata for."""
+
+    def __init__(self) -> None:
+        self._topics: set[str] = set()
+        self.registered: list[str] = []
+
+    def add_topic(self, topic: str) -> None:
+        self.registered.append(topic)
+        self._topics.add(topic)
+
+
+class FakeKafkaProducer:
+    def __init__(self) -> None:
+        self.client = FakeClient()
+        self.sent: list[tuple[str, bool]] = []
+
+    async def send(self, topic: str, value: bytes | None, **_: Any) -> None:
+        self.sent.append((topic, topic in self.client._topics))
+
+
+def test_the_producer_registers_every_topic_with_its_client_before_the_first_send(
+    tmp_path: Path,
+) -> None:
+    """So that a metadata refresh for another topic cannot drop it while its records are queued
+    (streams/faust_app.py)."""
+
+    async def send_all() -> FakeKafkaProducer:
+        producer: Any = faust_app(Settings(app_id="register", data_dir=tmp_path)).producer
+        fake = producer._producer = FakeKafkaProducer()
+        for topic in ["scored", "changelog", "scored", "alerts", "changelog"]:
+            await producer.send(topic, b"k", b"v", None, None, None)
+        return fake
+
+    fake = asyncio.run(send_all())
+    assert fake.sent == [
+        ("scored", True),
+        ("changelog", True),
+        ("scored", True),
+        ("alerts", True),
+        ("changelog", True),
+    ]
+    assert fake.client.registered == ["scored", "changelog", "alerts"]
