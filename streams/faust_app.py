@@ -14,8 +14,9 @@ a worker has nothing to read.
 The same transport's producer registers every topic it sends to with its aiokafka client before
 the first record (:class:`_Producer`). aiokafka's client asks the broker for the metadata of the
 topics registered with it, and replaces all it knows with the answer; a topic is registered on its
-first send only if the client does not know it yet. The client starts by reading every topic's
-metadata, so the worker's first records of ``mentions.scored`` were queued without registering it;
+first send only if the client does not know it yet. Faust reads every topic's metadata after
+declaring each topic, so the worker's first records of ``mentions.scored`` were queued without
+registering it;
 when the first send to a topic created after the producer started (a changelog) registered that
 topic, the refresh dropped ``mentions.scored`` from the client's metadata, its queued batches had
 no known leader and waited, and Faust's flush before committing offsets waited with them: the
