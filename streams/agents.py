@@ -100,6 +100,10 @@ class ScoringStep:
             records = await self._recovery.with_skipped(records)
             metrics.ingested.inc(len(records))
             result = self._stage.process(records)
+            if self._watchdog is not None:
+                # A long batch held the event loop: the watchdog's check must not take the wait
+                # for it as a stall (see StallWatchdog.progressed).
+                self._watchdog.progressed(MENTIONS_RAW.name)
             await self._publisher.publish_scoring(result)
             metrics.observe_batch(result.published())
         if self._watchdog is not None:
@@ -152,6 +156,10 @@ class BatchStep:
                 if self._counts_ingested:
                     metrics.ingested.inc(len(records))
                 result = self._process(records, self._store.stored, self._store.brands_in)
+                if self._watchdog is not None:
+                    # A long batch held the event loop: the watchdog's check must not take the
+                    # wait for it as a stall (see StallWatchdog.progressed).
+                    self._watchdog.progressed(self._input_topic)
                 if self._liveness is not None:
                     self._liveness.observe(result.event_lag_s)
                 await self._publisher.publish(result)

@@ -118,7 +118,14 @@ class StallWatchdog:
         self._waiting_since.clear()
 
     def progressed(self, topic: str) -> None:
-        """A batch of ``topic`` (registry name) completed."""
+        """Work on ``topic`` (registry name) advanced: a batch was processed or completed.
+
+        The steps call it when the synchronous core has processed a batch, and again when the
+        batch is published and stored. The core runs on the event loop, so the lag check cannot
+        run during it, and runs right after: without the first mark, a batch that took longer
+        than the patience (a brand's catch-up after a long silence) would be taken for a stall,
+        the worker would exit, and its restart would replay the same batch, again and again. A
+        batch stuck after its core (waiting on the producer) is still found."""
         self._progress[topic] = self._clock.monotonic()
 
     def stalled(self, lag: Mapping[str, int]) -> list[str]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from streams.agents import BatchStep, raw_records
-from streams.pipeline import BrandRecord, Pipeline, RawRecord
+from streams.lag import StallWatchdog
+from streams.pipeline import BatchResult, BrandRecord, Pipeline, RawRecord
 from streams.publish import Publisher
 from streams.records import ScoredMention
 from streams.scoring import Scorer
@@ -99,3 +102,39 @@ def test_faust_events_become_raw_records() -> None:
     assert raw_records([SimpleNamespace(message=message)]) == [
         RawRecord(RAW, 2, 9, b"acme", b"{}", produced_at=1767600000.5)
     ]
+
+
+def test_a_batch_longer_than_the_watchdog_s_patience_is_not_a_stall() -> None:
+    """The core holds the event loop for 5 minutes (a catch-up after a long silence); the lag
+    check that runs right after must not take that for a stall, or the worker would exit and its
+    restart replay the same batch forever."""
+    worker = Worker()
+    watchdog = StallWatchdog(90.0, worker.clock)
+    topic = worker.pipeline.brands.input_topic
+    checks: list[list[str]] = []
+
+    def five_minutes_of_work(*args: Any) -> BatchResult:
+        checks.append(watchdog.stalled({topic: 10}))  # records are waiting as the batch starts
+        worker.clock.advance(300.0)
+        return worker.pipeline.process(*args)
+
+    class CheckingPublisher(Publisher):
+        async def publish(self, result: BatchResult) -> list[Awaitable[object]]:
+            checks.append(watchdog.stalled({topic: 10}))  # the first check the loop can run
+            return await super().publish(result)
+
+    step = BatchStep(
+        five_minutes_of_work,
+        topic,
+        worker.store,
+        CheckingPublisher(worker.sink, NAMES),
+        worker.recovery(RAW, 1),
+        worker.metrics,
+        worker.lock,
+        watchdog=watchdog,
+        counts_ingested=True,
+    )
+    asyncio.run(step([raw(i, complaint(i + 1).to_json()) for i in range(4)]))
+    assert checks == [[], []]
+    worker.clock.advance(91.0)
+    assert watchdog.stalled({topic: 10}) == [topic], "no batch since: a stall again"
