@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -423,4 +424,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # A SIGTERM (a timeout, a kill) unwinds like Ctrl-C: the broker and workers started here stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())

@@ -29,6 +29,7 @@ import io
 import json
 import os
 import pstats
+import signal
 import statistics
 import subprocess
 import sys
@@ -498,4 +499,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # A SIGTERM (a timeout, a kill) unwinds like Ctrl-C: the broker and workers started here stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())
