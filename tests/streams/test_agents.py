@@ -31,14 +31,21 @@ class Worker(ShellHarness):
     def __init__(self) -> None:
         super().__init__()
         self.pipeline = Pipeline(Scorer(), self.engine, clock=self.clock)
-        self.step = BatchStep(
-            self.pipeline.process,
+        self.step = self.step_with(self.pipeline.process, Publisher(self.sink, NAMES))
+
+    def step_with(
+        self, process: Any, publisher: Publisher, watchdog: StallWatchdog | None = None
+    ) -> BatchStep:
+        """The fused batch step over this worker's store, recovery, metrics and lock."""
+        return BatchStep(
+            process,
             self.pipeline.brands.input_topic,
             self.store,
-            Publisher(self.sink, NAMES),
+            publisher,
             self.recovery(RAW, 1),
             self.metrics,
             self.lock,
+            watchdog=watchdog,
             counts_ingested=True,
         )
 
@@ -123,17 +130,7 @@ def test_a_batch_longer_than_the_watchdog_s_patience_is_not_a_stall() -> None:
             checks.append(watchdog.stalled({topic: 10}))  # the first check the loop can run
             return await super().publish(result)
 
-    step = BatchStep(
-        five_minutes_of_work,
-        topic,
-        worker.store,
-        CheckingPublisher(worker.sink, NAMES),
-        worker.recovery(RAW, 1),
-        worker.metrics,
-        worker.lock,
-        watchdog=watchdog,
-        counts_ingested=True,
-    )
+    step = worker.step_with(five_minutes_of_work, CheckingPublisher(worker.sink, NAMES), watchdog)
     asyncio.run(step([raw(i, complaint(i + 1).to_json()) for i in range(4)]))
     assert checks == [[], []]
     worker.clock.advance(91.0)
