@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import itertools
-import time
+import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
@@ -92,9 +92,11 @@ def store_url(kind: TableStoreKind) -> str:
 
 
 _CLAIMED: list[IO[str]] = []
-_PRELOAD_DEADLINES: dict[int, float] = {}
-"""When the changelog preload of the latest rebalance (by generation id) must stop, for all
-tables: the group consumer sends no heartbeats until every table's store has handled it."""
+_PRELOAD_DEADLINES: weakref.WeakKeyDictionary[Any, tuple[int, float]] = weakref.WeakKeyDictionary()
+"""Per Faust app, the generation id of its latest rebalance and when (on its stores' monotonic
+clock) the changelog preload of that rebalance must stop, for all of the app's tables: the group
+consumer sends no heartbeats until every table's store has handled the rebalance. Keyed by the
+app (two apps in one process have budgets of their own) and dropped with it."""
 
 
 def claim_state_dir(base: Path) -> Path:
@@ -132,7 +134,8 @@ class LocalStateStore(faust_rocksdb.Store):
     """
 
     clock: Clock = SYSTEM_CLOCK
-    """Tells the age of a local database (a class attribute: Faust builds the stores)."""
+    """Tells the age of a local database and times the changelog preload (a class attribute:
+    Faust builds the stores)."""
     preload: bool = True
     """Read the changelog of newly assigned partitions in bulk (:meth:`preload_changelogs`)
     before Faust's recovery reads what is left, record by record."""
@@ -284,13 +287,18 @@ class LocalStateStore(faust_rocksdb.Store):
         for tp in actives:
             self._load(tp.partition)
         if self.preload and actives:
-            # One budget per rebalance, shared by the tables' stores (each preloads its own).
-            if generation_id not in _PRELOAD_DEADLINES:
-                _PRELOAD_DEADLINES.clear()
-                budget_s = float(self.app.conf.broker_session_timeout) / 2
-                _PRELOAD_DEADLINES[generation_id] = time.monotonic() + budget_s
-            deadline = _PRELOAD_DEADLINES[generation_id]
-            await self.preload_changelogs(actives, deadline - time.monotonic())
+            deadline = self._preload_deadline(generation_id)
+            await self.preload_changelogs(actives, deadline - self.clock.monotonic())
+
+    def _preload_deadline(self, generation_id: int) -> float:
+        """When the preload of rebalance ``generation_id`` must stop: one budget per rebalance
+        of this store's app, shared by its tables' stores (each preloads its own partitions)."""
+        latest = _PRELOAD_DEADLINES.get(self.app)
+        if latest is None or latest[0] != generation_id:
+            budget_s = float(self.app.conf.broker_session_timeout) / 2
+            latest = (generation_id, self.clock.monotonic() + budget_s)
+            _PRELOAD_DEADLINES[self.app] = latest
+        return latest[1]
 
     async def preload_changelogs(self, tps: set[TP], budget_s: float) -> int:
         """Read the changelog of ``tps`` from each database's offset to the end as it is now,
@@ -309,7 +317,8 @@ class LocalStateStore(faust_rocksdb.Store):
         if budget_s <= 0:
             return 0
         conf = self.app.conf
-        deadline = time.monotonic() + budget_s
+        clock = self.clock
+        deadline = clock.monotonic() + budget_s
         consumer = aiokafka.AIOKafkaConsumer(
             bootstrap_servers=server_list(conf.broker, 9092),
             client_id=f"{conf.broker_client_id}-table-preload",
@@ -334,7 +343,7 @@ class LocalStateStore(faust_rocksdb.Store):
                 if start < ends[kafka_tp]:
                     consumer.seek(kafka_tp, start)
                     pending.add(kafka_tp)
-            while pending and time.monotonic() < deadline:
+            while pending and clock.monotonic() < deadline:
                 fetched = await consumer.getmany(*pending, timeout_ms=200)
                 for kafka_tp, messages in fetched.items():
                     records = [(message.key, message.value) for message in messages]

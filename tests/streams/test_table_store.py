@@ -234,3 +234,64 @@ def test_a_bulk_read_keeps_each_keys_last_value_with_its_offset_across_a_restart
     expected = {b"b/2": b"two again", b"b/3": b"three"}
     assert asyncio.run(first_run()) == expected
     assert asyncio.run(second_run()) == (41, expected)
+
+
+def test_the_preload_budget_is_shared_by_one_apps_tables_per_rebalance_and_not_across_apps(
+    tmp_path: Path,
+) -> None:
+    """The changelog preload runs while the group consumer sends no heartbeats: the tables of one
+    app share half the session timeout per rebalance, a new rebalance starts a new budget, and a
+    second app in the same process (a test, two workers) has a budget of its own, even at the
+    same generation id."""
+    clock = FakeClock()
+    budgets: list[tuple[str, int, float]] = []
+
+    async def preload(store: LocalStateStore, tps: set[TP], budget_s: float) -> int:
+        budgets.append((store.app.conf.id, store.table.name, budget_s))
+        clock.advance(8.0)  # the time this table's bulk read took
+        return 0
+
+    def worker_tables(name: str) -> list[Any]:
+        app = faust.App(
+            name,
+            store=store_url("rocksdb"),
+            datadir=str(tmp_path / name),
+            broker="kafka://",
+            broker_session_timeout=60.0,
+        )
+        return list(declare_tables(app, 2))
+
+    async def rebalance(tables: list[Any], generation_id: int) -> None:
+        for table in tables:
+            tps = {TP(table.changelog_topic.get_topic_name(), 0)}
+            await table.data.assign_partitions(table, tps, generation_id)
+
+    async def run() -> None:
+        first_tables = worker_tables("first-app")
+        second_tables = worker_tables("second-app")
+        try:
+            await rebalance(first_tables, 1)
+            clock.advance(100.0)
+            await rebalance(second_tables, 1)
+            await rebalance(first_tables, 2)
+        finally:
+            for table in first_tables + second_tables:
+                for db in table.data._dbs.values():
+                    db.close()
+
+    with (
+        patch.object(LocalStateStore, "clock", clock),
+        patch.object(LocalStateStore, "preload_changelogs", preload),
+    ):
+        asyncio.run(run())
+    assert [(app, budget) for app, _table, budget in budgets] == [
+        ("first-app", 30.0),
+        ("first-app", 22.0),
+        ("first-app", 14.0),
+        ("second-app", 30.0),
+        ("second-app", 22.0),
+        ("second-app", 14.0),
+        ("first-app", 30.0),
+        ("first-app", 22.0),
+        ("first-app", 14.0),
+    ]
