@@ -8,7 +8,7 @@ import random
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from streams.metrics import LATENCY_BUCKETS, SCORE_BUCKETS, observe_all
+from streams.metrics import LATENCY_BUCKETS, SCORE_BUCKETS, batchable, observe_all
 
 
 def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -55,3 +55,36 @@ def test_a_nan_is_in_no_bucket_as_with_observe() -> None:
     assert {k: v for k, v in got.items() if "_sum" not in k[0]} == {
         k: v for k, v in expected.items() if "_sum" not in k[0]
     }
+
+
+def test_the_installed_prometheus_client_takes_the_batched_path() -> None:
+    """observe_all writes prometheus_client's private fields; if an upgrade changes them it falls
+    back to observe() per value (correct, slower): this fails so that the change is seen."""
+    registry = CollectorRegistry()
+    plain = Histogram("plain", "h", buckets=LATENCY_BUCKETS, registry=registry)
+    labelled = Histogram("labelled", "h", ["brand"], buckets=SCORE_BUCKETS, registry=registry)
+    assert batchable(plain)
+    assert batchable(labelled.labels("acme"))
+
+
+def test_a_histogram_without_the_expected_fields_is_observed_value_by_value() -> None:
+    class OtherLayout:
+        """A histogram of a prometheus_client that keeps its buckets otherwise."""
+
+        def __init__(self) -> None:
+            self.observed: list[float] = []
+
+        def observe(self, value: float) -> None:
+            self.observed.append(value)
+
+    other = OtherLayout()
+    observe_all(other, [0.3, -0.2, 0.3])  # type: ignore[arg-type]
+    assert other.observed == [0.3, -0.2, 0.3]
+
+
+def test_a_labelled_histogram_without_its_labels_is_refused_as_observe_refuses_it() -> None:
+    histogram = Histogram("h", "h", ["brand"], buckets=SCORE_BUCKETS, registry=CollectorRegistry())
+    with pytest.raises(ValueError, match="missing label values"):
+        histogram.observe(0.3)
+    with pytest.raises(ValueError, match="missing label values"):
+        observe_all(histogram, [0.3])
