@@ -10,8 +10,9 @@ its receiver or parked in ``notifications.dlq``; a restarted notifier re-reads t
 notification log turns what it had already sent into duplicates it skips. For the same reason a
 commit the group refuses (``CommitFailedError`` after a rebalance or a broker restart: the member
 left the group; ``RebalanceInProgressError`` and the group's member/generation errors while it is
-rebalancing) is logged and retried on the next round, never fatal: the consumer rejoins on its
-next poll and re-reads from the last commit, and what it re-reads was already sent.
+rebalancing; ``KafkaTimeoutError`` when no coordinator answered within the request timeout) is
+logged and retried on the next round, never fatal: the consumer rejoins on its next poll and
+re-reads from the last commit, and what it re-reads was already sent.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
+    KafkaTimeoutError,
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
@@ -53,10 +55,13 @@ COMMIT_REFUSED = (
     RebalanceInProgressError,
     IllegalGenerationError,
     UnknownMemberIdError,
+    KafkaTimeoutError,
 )
 """What a group that is rebalancing (or lost this member) answers a commit with: kafka-python
 raises ``CommitFailedError`` for some and the broker's own error for others (``bench/chaos.py``
-saw ``RebalanceInProgressError`` end the notifier when a worker pair was killed)."""
+saw ``RebalanceInProgressError`` end the notifier when a worker pair was killed); and
+``KafkaTimeoutError``, raised when the group's coordinator could not be reached within the
+consumer's request timeout (a broker down that long): the commit is made on a later round."""
 
 CONSOLE = "console"
 """The name (and metrics label) of the receiver that gets every transition as it arrives."""

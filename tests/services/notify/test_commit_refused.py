@@ -4,7 +4,9 @@ The broker answers a commit during a rebalance with ``RebalanceInProgressError``
 member / generation errors), which kafka-python raises as is, not as ``CommitFailedError``:
 ``bench/chaos.py`` saw it end the notifier when a pair of workers was killed. The integration test
 ``tests/integration/test_notifier_commit.py`` covers ``CommitFailedError`` against a real broker;
-here a stand-in consumer refuses the first commit with each of the other errors.
+here a stand-in consumer refuses the first commit with each of the other errors. A commit made
+while the broker is unreachable retries inside kafka-python until its request timeout and then
+raises ``KafkaTimeoutError``: the offsets stay pending the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from kafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
     KafkaError,
+    KafkaTimeoutError,
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
@@ -63,6 +66,7 @@ class RefusingConsumer:
         IllegalGenerationError(),
         UnknownMemberIdError(),
         CommitFailedError(),
+        KafkaTimeoutError(),
     ],
     ids=lambda e: type(e).__name__,
 )
