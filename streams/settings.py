@@ -130,7 +130,8 @@ class Settings(BaseSettings):
             "where the worker's tables live between restarts: rocksdb (a RocksDB database per "
             "table partition under data_dir/faust/<app id>; a restart on the same disk reads only "
             "the changelog written since) or memory (every start reads the whole changelogs). "
-            "Two workers on one machine need distinct data_dirs (RocksDB locks its files)"
+            "Two workers on one data_dir each claim a slot-N folder of their own under it "
+            "(RocksDB lets one process open a database)"
         ),
     )
     public_url: str | None = Field(
