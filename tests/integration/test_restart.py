@@ -146,7 +146,7 @@ def test_the_preload_reads_a_changelog_from_the_stored_offset_to_its_end(
 ) -> None:
     """The store's bulk read of a changelog keeps each key's last value (a tombstone deletes
     it), stores the last offset it read, and a second preload reads only what came after; with
-    no time left it reads nothing, and Faust's recovery reads it all."""
+    no time left it reads nothing and stores no offset (Faust's recovery then reads it all)."""
     app = faust.App(
         f"preload-{time.monotonic_ns()}",
         store=store_url("rocksdb"),
