@@ -15,6 +15,7 @@ import pytest
 from faust.types import TP
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+from kafka.errors import BrokerResponseError
 
 from connectors.simulate import generate
 from streams.records import Mention, MentionKind
@@ -59,7 +60,19 @@ def empty_the_changelogs(run: Run) -> int:
                 for topic in {tp.topic for tp in parts}
             ]
         )
-        admin.delete_records(ends)
+
+        def deleted() -> bool:
+            # The broker applies a topic's new config shortly after answering: until then it
+            # refuses the deletion (PolicyViolationError).
+            try:
+                admin.delete_records(ends)
+            except BrokerResponseError as error:
+                if "PolicyViolationError" not in str(error):
+                    raise
+                return False
+            return True
+
+        wait_for(deleted, what="the changelogs' records deleted")
     finally:
         admin.close()
     return sum(ends.values())
