@@ -309,27 +309,27 @@ def main() -> int:
     )
 
     broker = None
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        broker = LocalKafka(free_port())
-        broker.start()
-        bootstrap = broker.bootstrap
-    prefix = f"bench-{int(time.time())}."
-    create_topics(bootstrap, prefix)
-    raw = topics.topic_name(topics.MENTIONS_RAW, prefix)
-    port = free_port()
-    workdir = REPO / ".listenwell" / "bench" / prefix.rstrip(".")
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = worker_env(
-        bootstrap,
-        prefix,
-        metrics_port=port,
-        data_dir=workdir,
-        **dict(item.split("=", 1) for item in args.worker_env),
-    )
-    worker = None
-    profiles: dict[str, tuple[dict[str, float], int]] = {}
     try:
+        bootstrap = args.bootstrap
+        if bootstrap is None:
+            broker = LocalKafka(free_port())
+            broker.start()
+            bootstrap = broker.bootstrap
+        prefix = f"bench-{int(time.time())}."
+        create_topics(bootstrap, prefix)
+        raw = topics.topic_name(topics.MENTIONS_RAW, prefix)
+        port = free_port()
+        workdir = REPO / ".listenwell" / "bench" / prefix.rstrip(".")
+        workdir.mkdir(parents=True, exist_ok=True)
+        env = worker_env(
+            bootstrap,
+            prefix,
+            metrics_port=port,
+            data_dir=workdir,
+            **dict(item.split("=", 1) for item in args.worker_env),
+        )
+        worker = None
+        profiles: dict[str, tuple[dict[str, float], int]] = {}
         try:
             print("producing the backlog …", flush=True)
             with MentionProducer(bootstrap) as producer:

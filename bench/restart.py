@@ -338,49 +338,55 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown cases {unknown}; known: {list(CASES)}")
 
+    mentions = synthetic(args.mentions, args.brands)
     # A log cleaner that looks for dirty logs every second (Kafka's default: every 15 s).
     broker = LocalKafka(free_port(), broker_settings={"log.cleaner.backoff.ms": "1000"})
-    broker.start()
-    bootstrap = broker.bootstrap
-    prefix = f"restart-{int(time.time())}."
-    app_id = f"listenwell-{prefix.rstrip('.')}"
-    create_topics(bootstrap, prefix)
-    raw = topics.topic_name(topics.MENTIONS_RAW, prefix)
-    workdir = REPO / ".listenwell" / "bench" / prefix.rstrip(".")
-    workdir.mkdir(parents=True, exist_ok=True)
-    if args.profile is not None:
-        args.profile.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = worker_env(
-        bootstrap,
-        prefix,
-        metrics_port=port,
-        data_dir=workdir / "disk",
-        app_id=app_id,
-        LISTENWELL_TABLE_STORE="rocksdb",
-        # Replayed event time: the wall-clock watermark stays off, as for any replay.
-        LISTENWELL_LIVE_HORIZON_S="0",
-    )
-    mentions = synthetic(args.mentions, args.brands)
-    figures: dict[str, object] = {"brands": args.brands, "mentions": len(mentions)}
-    markers = itertools.count(1)
-
-    def marker() -> Mention:
-        moment = mentions[-1].created_at + timedelta(seconds=next(markers))
-        update = {"id": f"restart:marker-{moment.timestamp():.0f}", "customer_id": None}
-        return mentions[0].model_copy(update={**update, "created_at": moment, "fetched_at": moment})
-
-    rows: list[tuple[str, str, float, int]] = []  # name, what, seconds, records read
-
-    def run(name: str, what: str, store: str, data_dir: Path, records: int, repo: Path) -> None:
-        case_env = {**env, "LISTENWELL_TABLE_STORE": store, "LISTENWELL_DATA_DIR": str(data_dir)}
-        log = workdir / f"worker-restart-{name}.log"
-        profile = None if args.profile is None else args.profile / f"{name}.txt"
-        seconds = restart(bootstrap, raw, case_env, port, marker(), log, repo, profile)
-        rows.append((name, what, seconds, records))
-        print(f"  {what}: {seconds:.1f} s, {records:,} changelog records to read", flush=True)
-
     try:
+        broker.start()
+        bootstrap = broker.bootstrap
+        prefix = f"restart-{int(time.time())}."
+        app_id = f"listenwell-{prefix.rstrip('.')}"
+        create_topics(bootstrap, prefix)
+        raw = topics.topic_name(topics.MENTIONS_RAW, prefix)
+        workdir = REPO / ".listenwell" / "bench" / prefix.rstrip(".")
+        workdir.mkdir(parents=True, exist_ok=True)
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        env = worker_env(
+            bootstrap,
+            prefix,
+            metrics_port=port,
+            data_dir=workdir / "disk",
+            app_id=app_id,
+            LISTENWELL_TABLE_STORE="rocksdb",
+            # Replayed event time: the wall-clock watermark stays off, as for any replay.
+            LISTENWELL_LIVE_HORIZON_S="0",
+        )
+        figures: dict[str, object] = {"brands": args.brands, "mentions": len(mentions)}
+        markers = itertools.count(1)
+
+        def marker() -> Mention:
+            moment = mentions[-1].created_at + timedelta(seconds=next(markers))
+            update = {"id": f"restart:marker-{moment.timestamp():.0f}", "customer_id": None}
+            return mentions[0].model_copy(
+                update={**update, "created_at": moment, "fetched_at": moment}
+            )
+
+        rows: list[tuple[str, str, float, int]] = []  # name, what, seconds, records read
+
+        def run(name: str, what: str, store: str, data_dir: Path, records: int, repo: Path) -> None:
+            case_env = {
+                **env,
+                "LISTENWELL_TABLE_STORE": store,
+                "LISTENWELL_DATA_DIR": str(data_dir),
+            }
+            log = workdir / f"worker-restart-{name}.log"
+            profile = None if args.profile is None else args.profile / f"{name}.txt"
+            seconds = restart(bootstrap, raw, case_env, port, marker(), log, repo, profile)
+            rows.append((name, what, seconds, records))
+            print(f"  {what}: {seconds:.1f} s, {records:,} changelog records to read", flush=True)
+
         print(f"building the state: {len(mentions):,} mentions of {args.brands:,} brands …")
         with MentionProducer(bootstrap) as producer:
             for mention in mentions:
