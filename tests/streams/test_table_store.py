@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from unittest.mock import patch
 
 import faust
@@ -244,7 +244,7 @@ def test_the_preload_budget_is_shared_by_one_apps_tables_per_rebalance_and_not_a
     second app in the same process (a test, two workers) has a budget of its own, even at the
     same generation id."""
     clock = FakeClock()
-    budgets: list[tuple[str, int, float]] = []
+    budgets: list[tuple[str, str, float]] = []
 
     async def preload(store: LocalStateStore, tps: set[TP], budget_s: float) -> int:
         budgets.append((store.app.conf.id, store.table.name, budget_s))
@@ -295,3 +295,111 @@ def test_the_preload_budget_is_shared_by_one_apps_tables_per_rebalance_and_not_a
         ("first-app", 22.0),
         ("first-app", 14.0),
     ]
+
+
+@dataclass
+class Fetched:
+    """A changelog record as aiokafka's consumer hands it out."""
+
+    offset: int
+    key: bytes
+    value: bytes | None
+
+
+class FailingChangelogConsumer:
+    """aiokafka's consumer as the preload uses it, over one changelog partition whose first
+    fetch succeeds and whose second fails (a broker gone, a timeout)."""
+
+    fetches: ClassVar[list[list[Fetched]]] = []
+    end = 0
+
+    def __init__(self, **config: Any) -> None:
+        self.position_of: dict[Any, int] = {}
+
+    async def start(self) -> None:
+        pass
+
+    def assign(self, partitions: list[Any]) -> None:
+        self.partitions = partitions
+
+    async def end_offsets(self, partitions: list[Any]) -> dict[Any, int]:
+        return {tp: self.end for tp in partitions}
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.position_of[tp] = offset
+
+    async def getmany(self, *partitions: Any, timeout_ms: int = 0) -> dict[Any, list[Fetched]]:
+        if not self.fetches:
+            raise ConnectionError("broker gone")
+        fetched = self.fetches.pop(0)
+        (tp,) = partitions
+        self.position_of[tp] = fetched[-1].offset + 1
+        return {tp: fetched}
+
+    async def position(self, tp: Any) -> int:
+        return self.position_of[tp]
+
+    def pause(self, tp: Any) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def test_a_preload_that_fails_midway_keeps_what_it_stored_with_its_offset_and_recovery_reads_on(
+    tmp_path: Path,
+) -> None:
+    """The preload stores each fetch with that fetch's last offset in one write batch: when a
+    later fetch fails, the database (and memory) hold exactly the changelog up to the stored
+    offset, so Faust's recovery, which starts there, ends with the whole changelog's state, and
+    so does a restart."""
+    first_fetch = [Fetched(0, b"b/1", b"one"), Fetched(1, b"b/2", b"two"), Fetched(2, b"b/1", None)]
+    rest = [Fetched(3, b"b/3", b"three"), Fetched(4, b"b/2", b"two again")]
+
+    @dataclass
+    class Message:
+        topic: str
+        partition: int
+        offset: int
+        key: bytes
+        value: bytes | None
+
+        @property
+        def tp(self) -> TP:
+            return TP(self.topic, self.partition)
+
+    @dataclass
+    class Event:
+        message: Message
+
+    async def preload_then_recover() -> tuple[int, int | None, dict[bytes, Any], dict[bytes, Any]]:
+        with customers_store(tmp_path) as (store, topic):
+            tp = TP(topic, 1)
+            store._db_for_partition(1)  # opened as Faust's assign_partitions opens it
+            read = await store.preload_changelogs({tp}, 30.0)
+            offset, preloaded = store.persisted_offset(tp), dict(store.items())
+            # Faust's recovery: from the stored offset (it re-reads that record) to the end.
+            store.apply_changelog_batch(
+                [
+                    Event(Message(topic, 1, r.offset, r.key, r.value))
+                    for r in [first_fetch[-1], *rest]
+                ],
+                to_key=lambda k: k,
+                to_value=lambda v: v,
+            )
+            return read, offset, preloaded, dict(store.items())
+
+    async def restart() -> tuple[int | None, dict[bytes, Any]]:
+        with customers_store(tmp_path) as (store, topic):
+            return store.persisted_offset(TP(topic, 1)), dict(store.items())
+
+    with (
+        patch.object(FailingChangelogConsumer, "fetches", [first_fetch]),
+        patch.object(FailingChangelogConsumer, "end", 5),
+        patch("streams.table_store.aiokafka.AIOKafkaConsumer", FailingChangelogConsumer),
+    ):
+        read, offset, preloaded, recovered = asyncio.run(preload_then_recover())
+    assert (read, offset, preloaded) == (3, 2, {b"b/2": b"two"})
+    whole_changelog = {b"b/2": b"two again", b"b/3": b"three"}
+    assert recovered == whole_changelog
+    assert asyncio.run(restart()) == (4, whole_changelog)
