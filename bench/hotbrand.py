@@ -190,13 +190,13 @@ def main() -> int:
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     args = parser.parse_args()
     broker = None
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        broker = LocalKafka(free_port())
-        broker.start()
-        bootstrap = broker.bootstrap
     figures: dict[str, dict[str, float]] = {}
     try:
+        bootstrap = args.bootstrap
+        if bootstrap is None:
+            broker = LocalKafka(free_port())
+            broker.start()
+            bootstrap = broker.bootstrap
         for name, hot, deployment, key_by in BACKLOGS:
             mentions = backlog(args.mentions, hot=hot)
             for workers in (1, 2):

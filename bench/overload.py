@@ -340,16 +340,16 @@ def main() -> int:
     from services.kafka_local import LocalKafka, create_topics, free_port
 
     broker = None
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        broker = LocalKafka(free_port(), home=REPO / ".listenwell" / "bench" / "overload-kafka")
-        broker.start()
-        bootstrap = broker.bootstrap
     prefix = f"overload-{int(time.time())}."
     workdir = REPO / ".listenwell" / "bench" / prefix.rstrip(".")
     workdir.mkdir(parents=True, exist_ok=True)
     process = None
     try:
+        bootstrap = args.bootstrap
+        if bootstrap is None:
+            broker = LocalKafka(free_port(), home=REPO / ".listenwell" / "bench" / "overload-kafka")
+            broker.start()
+            bootstrap = broker.bootstrap
         create_topics(bootstrap, prefix)
         port = free_port()
         env = worker_env(bootstrap, prefix, metrics_port=port, data_dir=workdir)
