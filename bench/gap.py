@@ -18,26 +18,63 @@ day of 2026-01-05 and the live mentions are stamped with today's time, months la
 everything both engines publish while processing it: what the gap did to the rules' state shows
 there.
 
+``--backlog pipeline`` takes ``bench/pipeline.py``'s backlog instead: the first ``--mentions``
+(10,000) mentions of the crisis day of seed 11 scaled to hold them, which ends mid-crisis with
+share alerts firing (the silence case: a brand whose share alert fires when its mentions stop).
+``--only-now`` skips the ``before`` engine. ``--code PATH`` runs the pure core (``streams``,
+``connectors`` and the shipped rules) of another checkout, e.g. main's, with this benchmark: run
+it alternated with a run without it for an A/B of two versions on the same machine.
+
 Usage: ``.venv/bin/python bench/gap.py [--scale 1.0] [--days 1 30 300] [--via mention|timer]
-[--brand NAME] [--then-replay] [--events FILE]``.
+[--brand NAME] [--then-replay] [--events FILE] [--backlog crisis|pipeline] [--mentions N]
+[--only-now] [--code PATH]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 RESULTS = REPO / "bench" / "results" / "gap.json"
 
-from core import BATCH, RawFields, WorkerStore, batch_of, records_of, serialise  # noqa: E402
 
+def _code_path(argv: list[str]) -> Path:
+    """The checkout whose core runs (``--code PATH``; this one by default). Read before the
+    imports below: once ``streams`` is imported from it, its submodules come from it too."""
+    for i, arg in enumerate(argv):
+        if arg == "--code" and i + 1 < len(argv):
+            return Path(argv[i + 1]).resolve()
+        if arg.startswith("--code="):
+            return Path(arg.split("=", 1)[1]).resolve()
+    return REPO
+
+
+CODE = _code_path(sys.argv)
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(CODE))
+# The core's packages from CODE, before bench/core.py puts REPO first on the path.
+importlib.import_module("connectors")
+importlib.import_module("streams")
+
+from core import (  # noqa: E402
+    BATCH,
+    PARTITIONS,
+    RawFields,
+    WorkerStore,
+    batch_of,
+    records_of,
+    serialise,
+)
+
+from connectors.simulate import generate  # noqa: E402
 from streams.clock import FakeClock  # noqa: E402
 from streams.engine import Engine  # noqa: E402
 from streams.pipeline import BatchResult, Pipeline, RawRecord  # noqa: E402
@@ -63,15 +100,33 @@ def main() -> int:
     parser.add_argument(
         "--events", type=Path, help="write the gap step's records (one JSON a line) to FILE.N"
     )
+    parser.add_argument(
+        "--backlog",
+        choices=("crisis", "pipeline"),
+        default="crisis",
+        help="crisis: the whole crisis day of seed 7 at --scale; pipeline: bench/pipeline.py's "
+        "backlog (the first --mentions of seed 11's crisis day, cut mid-crisis)",
+    )
+    parser.add_argument("--mentions", type=int, default=10_000, help="with --backlog pipeline")
+    parser.add_argument("--only-now", action="store_true", help="skip the 'before' engine")
+    parser.add_argument(
+        "--code", type=Path, default=REPO, help="run this checkout's core (default: this one)"
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help=f"figures (JSON); default {RESULTS}"
+    )
     args = parser.parse_args()
 
-    records, _ = records_of(args.scale)
+    if args.backlog == "pipeline":
+        records, scale = pipeline_records(args.mentions, seed=11)
+        what = f"bench/pipeline.py's backlog (seed 11, first {len(records):,}, scale {scale:.3g})"
+    else:
+        records, _ = records_of(args.scale)
+        what = f"crisis mentions (seed 7, scale {args.scale})"
     if args.brand:
         records = [r for r in records if r[3] == args.brand.encode()]
-    print(
-        f"backlog: {len(records):,} crisis mentions (seed 7, scale {args.scale}), then a gap, "
-        f"via {args.via}"
-    )
+    print(f"core: {CODE} at {_head(CODE)}")
+    print(f"backlog: {len(records):,} {what}, then a gap, via {args.via}")
     print(
         f"{'gap (days)':>10} {'engine':>7} {'CPU s':>8} {'minutes closed':>15} {'alerts':>7} "
         f"{'customers':>10} {'incidents':>10} {'events KB':>10} {'changelog KB':>13}"
@@ -79,7 +134,11 @@ def main() -> int:
     figures: list[dict[str, object]] = []
     for days in args.days:
         published: dict[str, list[bytes]] = {}
-        for label, engine_class in (("before", EveryMinuteWhileWatched), ("now", Engine)):
+        engines: tuple[tuple[str, type[Engine]], ...] = (
+            ("before", EveryMinuteWhileWatched),
+            ("now", Engine),
+        )
+        for label, engine_class in engines[1:] if args.only_now else engines:
             then = day_again(records, timedelta(days=days + 1)) if args.then_replay else None
             row = gap_step(records, engine_class, timedelta(days=days), args.via, then)
             cpu, closed, result, events, written, afterwards = row
@@ -107,6 +166,8 @@ def main() -> int:
                 f"{sum(map(len, written[0] + written[1])) / 1e3:>13,.1f}",
                 flush=True,
             )
+        if args.only_now:
+            continue
         same = published["before"] == published["now"]
         print(f"{'':>10} the gap's records (alerts, customer health, incidents) identical: {same}")
         row_figures: dict[str, object] = {"gap_days": days, "records_identical": same}
@@ -118,14 +179,53 @@ def main() -> int:
             )
             row_figures["records_after_identical"] = later_same
         figures.append(row_figures)
-    RESULTS.write_text(
+    args.results.write_text(
         json.dumps(
-            {"scale": args.scale, "via": args.via, "mentions": len(records), "rows": figures},
+            {
+                "backlog": args.backlog,
+                "code": _head(CODE),
+                "scale": args.scale,
+                "via": args.via,
+                "mentions": len(records),
+                "rows": figures,
+            },
             indent=2,
         )
         + "\n"
     )
     return 0
+
+
+def _head(path: Path) -> str:
+    """The checkout's commit (short), or "?" outside git."""
+    done = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or "?"
+
+
+def pipeline_records(count: int, seed: int) -> tuple[list[RawFields], float]:
+    """``bench/pipeline.py``'s backlog as raw records' fields (laid out as ``records_of`` does):
+    the first ``count`` mentions of the crisis day of ``seed`` scaled to hold them."""
+    scale = 1.0
+    while True:
+        mentions = generate("crisis", seed=seed, rate_scale=scale)
+        if len(mentions) >= count:
+            break
+        scale *= count / max(1, len(mentions)) * 1.05
+    mentions = mentions[:count]
+    brands = sorted({m.brand for m in mentions})
+    partition = {b: i % PARTITIONS for i, b in enumerate(brands)}
+    offsets = [0] * PARTITIONS
+    records: list[RawFields] = []
+    for m in mentions:
+        p = partition[m.brand]
+        records.append(("mentions.raw", p, offsets[p], m.brand.encode(), m.to_json()))
+        offsets[p] += 1
+    return records, scale
 
 
 class EveryMinuteWhileWatched(Engine):
@@ -157,7 +257,7 @@ def gap_step(
             super()._close_minute(state, minute, out)
 
     engine = Counting(
-        load_rules(REPO / "alert_rules" / "default.yaml"), allowed_lateness=timedelta(seconds=120)
+        load_rules(CODE / "alert_rules" / "default.yaml"), allowed_lateness=timedelta(seconds=120)
     )
     pipeline = Pipeline(Scorer(), engine, clock=FakeClock(datetime(2026, 1, 6, tzinfo=UTC)))
     store = WorkerStore()
