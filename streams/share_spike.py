@@ -73,6 +73,9 @@ OVERSHOOT = 1.0
 CUSUMs give 1.0 to 1.9 (1.166 for normal steps); the low end errs towards fewer false alarms."""
 MIN_THRESHOLD = 1.0
 """The threshold never goes below 1 nat, whatever the budget."""
+SILENCE_RELEASE: float | None = 20.0
+"""Default of :attr:`ShareSpikeParams.silence_release`, chosen by leave-one-volume-out
+cross-validation on ``bench/spikes.py`` (docs/rules.md, "When a brand falls silent")."""
 SHARE_FLOOR = 1e-4
 SHARE_CEILING = 1.0 - 1e-4
 _MINUTE = timedelta(minutes=1)
@@ -98,6 +101,11 @@ class ShareSpikeParams(BaseModel):
     baseline_mentions: float = Field(default=2000.0, ge=0.0)
     """A flat baseline remembers at least this many mentions (see
     :func:`reference_time_constant`): days for a quiet brand, hours for a loud one."""
+    silence_release: float | None = Field(default=SILENCE_RELEASE, gt=0.0)
+    """An alarm also ends once the brand has been silent for as long as its usual rate expects
+    this many mentions in (``None``: only calm mentions end it). A share needs mentions: without
+    them there is nothing left to be raised, and the silence itself is a change the test does
+    not weigh (a volume rule does)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +322,8 @@ class ShareSpikeTest:
         self.episode: ShareVerdict | None = None
         """The verdict of the last minute in alarm (the latest episode, for alerts that resolve
         after the run has restarted)."""
+        self.heard_until: datetime | None = None
+        """End of the last minute with mentions (the silence since then can end an alarm)."""
 
     def _restart(self) -> None:
         self.evidence = self.capped = self.peak = 0.0
@@ -334,6 +344,13 @@ class ShareSpikeTest:
         if not 0 <= hits <= count:
             raise ValueError(f"need 0 <= hits <= count, got {hits} of {count}")
         p = self.params
+        # The silence an alarm may end on: from the last minute with mentions (or, for a state
+        # saved before this was kept, from the first minute judged since) to this minute's start.
+        heard = end - _MINUTE if self.heard_until is None else self.heard_until
+        if count:
+            self.heard_until = end
+        elif self.heard_until is None:
+            self.heard_until = heard
         p0, p1 = self.design(reference)
         warm = reference.mentions >= p.min_baseline_mentions and p1 > p0
         if not warm:
@@ -342,6 +359,11 @@ class ShareSpikeTest:
             self._restart()
             return self._verdict(end, 0.0, p0, p1, reference, warm=False)
         h = threshold(p0, p1, reference.rate_per_minute, p.false_alarms_per_week)
+        if self.alarm and self._silent_too_long(heard, end - _MINUTE if count else end, reference):
+            # Silent past the release (minutes the engine skipped count too): the alarm ends
+            # before this minute's mentions, if any, are weighed.
+            self.alarm = False
+            self._restart()
         if count:
             step = hits * math.log(p1 / p0) + (count - hits) * math.log((1.0 - p1) / (1.0 - p0))
             evidence = self.evidence + step
@@ -367,6 +389,14 @@ class ShareSpikeTest:
         if verdict.condition:
             self.episode = verdict
         return verdict
+
+    def _silent_too_long(self, heard: datetime, until: datetime, reference: Reference) -> bool:
+        """No mention from ``heard`` to ``until`` for as long as ``reference``'s rate expects
+        :attr:`ShareSpikeParams.silence_release` mentions in."""
+        release = self.params.silence_release
+        if release is None or until <= heard:
+            return False
+        return (until - heard) / _MINUTE * reference.rate_per_minute >= release
 
     def describe(self) -> ShareVerdict | None:
         """What an alert should tell: the episode in progress or the latest one."""
@@ -402,6 +432,7 @@ class ShareSpikeTest:
             "capped": self.capped,
             "peak": self.peak,
             "episode": None if self.episode is None else self.episode.to_state(),
+            "heard_until": None if self.heard_until is None else self.heard_until.isoformat(),
         }
 
     @classmethod
@@ -418,4 +449,6 @@ class ShareSpikeTest:
         test.peak = float(state.get("peak", 0.0))
         episode = state.get("episode")
         test.episode = None if episode is None else ShareVerdict.from_state(episode)
+        heard = state.get("heard_until")
+        test.heard_until = None if heard is None else datetime.fromisoformat(heard)
         return test

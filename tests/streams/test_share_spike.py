@@ -219,3 +219,69 @@ def test_share_baselines_forget_by_mentions_within_bounds() -> None:
     assert reference_time_constant(1, base=base, min_mentions=1e9) == timedelta(days=7)
     assert reference_time_constant(0, base=base) == timedelta(days=7)  # silence
     assert reference_time_constant(0, base=timedelta(days=30)) == timedelta(days=30)
+
+
+def _in_alarm(params: ShareSpikeParams, reference: Reference) -> tuple[ShareSpikeTest, int]:
+    """A test driven into alarm by minutes of all-hit mentions; the minute index it ends at."""
+    test = ShareSpikeTest(params)
+    for i in range(1, 200):
+        if test.step(T0 + i * MINUTE, 2, 2, reference).condition:
+            return test, i
+    raise AssertionError("no alarm")
+
+
+def test_an_alarm_ends_once_the_brand_is_silent_for_its_release_in_expected_mentions() -> None:
+    # 0.5 mentions a minute usual, release after 20 expected: the 40th silent minute ends it.
+    reference = known(0.3, 0.5)
+    test, last = _in_alarm(ShareSpikeParams(silence_release=20.0), reference)
+    conditions = [
+        test.step(T0 + (last + i) * MINUTE, 0, 0, reference).condition for i in range(1, 61)
+    ]
+    assert conditions[:39] == [True] * 39
+    assert conditions[39:] == [False] * 21
+    assert test.evidence == 0.0  # the episode is over: a new one starts from nothing
+
+
+def test_without_a_silence_release_an_alarm_outlives_any_silence() -> None:
+    reference = known(0.3, 0.5)
+    test, last = _in_alarm(ShareSpikeParams(silence_release=None), reference)
+    later = T0 + (last + 14_400) * MINUTE
+    assert test.step(later, 0, 0, reference).condition
+
+
+def test_a_skipped_silence_ends_the_alarm_before_the_next_mentions_are_weighed() -> None:
+    # The engine may skip silent minutes (when no alert is pending or firing): the next minute
+    # with mentions sees the silence and ends the alarm first, as stepping every minute would.
+    reference = known(0.3, 0.5)
+    params = ShareSpikeParams(silence_release=20.0)
+    stepped, last = _in_alarm(params, reference)
+    skipped = ShareSpikeTest.from_state(params, stepped.to_state())
+    for i in range(1, 100):
+        stepped.step(T0 + (last + i) * MINUTE, 0, 0, reference)
+    after = T0 + (last + 100) * MINUTE
+    verdicts = [t.step(after, 1, 1, reference) for t in (stepped, skipped)]
+    assert not verdicts[0].condition and not verdicts[1].condition
+    assert verdicts[0].evidence == verdicts[1].evidence > 0.0  # the new minute, weighed alone
+    # Only the latest episode's last minute differs (the stepped test judged more of them).
+    assert {**stepped.to_state(), "episode": None} == {**skipped.to_state(), "episode": None}
+
+
+def test_a_quiet_brand_s_usual_gaps_do_not_end_its_alarm() -> None:
+    # 5 mentions an hour: 20 expected mentions are 4 hours, far beyond its usual gaps.
+    reference = known(0.3, 5 / 60)
+    test, last = _in_alarm(ShareSpikeParams(silence_release=20.0), reference)
+    assert test.step(T0 + (last + 180) * MINUTE, 0, 0, reference).condition
+    assert not test.step(T0 + (last + 241) * MINUTE, 0, 0, reference).condition
+
+
+def test_a_state_saved_before_the_silence_was_kept_counts_it_from_its_first_minute() -> None:
+    reference = known(0.3, 0.5)
+    params = ShareSpikeParams(silence_release=20.0)
+    test, last = _in_alarm(params, reference)
+    state = test.to_state()
+    del state["heard_until"]
+    old = ShareSpikeTest.from_state(params, state)
+    start = last + 1000  # long after the last mention: counted from this minute's start on
+    assert old.step(T0 + start * MINUTE, 0, 0, reference).condition
+    assert old.step(T0 + (start + 38) * MINUTE, 0, 0, reference).condition
+    assert not old.step(T0 + (start + 39) * MINUTE, 0, 0, reference).condition
