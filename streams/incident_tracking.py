@@ -4,7 +4,10 @@ An incident opens when a rule fires (its series starts at the first pending minu
 the rule fires again before recovering, and is published as an :class:`streams.records.Incident`
 at every closed minute it changes: ``firing`` → ``resolved`` → ``recovered`` once the rule's value
 stayed inside its baseline band for the rule's ``recovery``, or ``unrecovered`` a day after it
-resolved without recovering. Called by :mod:`streams.alert_lifecycle`; pure, state in
+resolved without recovering. A minute changes it when it adds a point to its series, a new peak or
+a new status; once the series is full (:data:`MAX_INCIDENT_POINTS`) a minute that changes nothing
+else publishes nothing, so an incident that stays open does not cost its whole series every
+minute. Called by :mod:`streams.alert_lifecycle`; pure, state in
 :class:`streams.state.IncidentState`.
 """
 
@@ -72,13 +75,18 @@ def follow_incident(
     """Add the minute ending at ``end`` to the open incident; close it once it has recovered."""
     inc = rs.incident
     assert inc is not None
+    # Whether the record changes at this minute (beyond ``updated_at``): a record that would
+    # only repeat the last one is not published again.
+    changed = inc.resolved_at == end  # resolved at this minute (by the alert's lifecycle)
     if not inc.series or inc.series[-1].minute < point.minute:
         if len(inc.series) < MAX_INCIDENT_POINTS:
             inc.series.append(point)
-        else:
-            inc.series_truncated = True
+            changed = True
+        elif not inc.series_truncated:
+            inc.series_truncated = changed = True
     if rs.state is RuleStatus.FIRING and rule.worse(verdict.value, inc.peak_value):
         inc.peak_value, inc.peak_at = round(verdict.value, 4), end
+        changed = True
     if verdict.elevated:
         inc.in_band_since = None
     elif inc.in_band_since is None:
@@ -90,8 +98,10 @@ def follow_incident(
             status = IncidentStatus.RECOVERED
         elif end - inc.resolved_at >= INCIDENT_TRACKING:
             status = IncidentStatus.UNRECOVERED
-    out.incidents.append(_record(rule, brand, inc, end, status))
-    if status in (IncidentStatus.RECOVERED, IncidentStatus.UNRECOVERED):
+    closed = status in (IncidentStatus.RECOVERED, IncidentStatus.UNRECOVERED)
+    if changed or closed:
+        out.incidents.append(_record(rule, brand, inc, end, status))
+    if closed:
         rs.incident = None
 
 

@@ -420,3 +420,32 @@ def test_a_refire_before_recovery_continues_the_same_incident() -> None:
     assert last.firings == 2 and last.status is IncidentStatus.RECOVERED
     assert last.peak_value == pytest.approx(0.6)
     assert last.resolved_at == alerts[-1].ends_at
+
+
+def test_a_long_incident_publishes_nothing_on_minutes_that_change_nothing() -> None:
+    # 15 hours at a steady 50% deficit share: the series is full after 12 hours; from then on a
+    # minute adds no point, no peak and no status, and publishing the whole series (720 points)
+    # again every minute only repeated it. The record still comes at every change after that.
+    from streams.incident_tracking import MAX_INCIDENT_POINTS
+
+    rise, fall = T0 + 180 * MIN, T0 + (180 + 15 * 60) * MIN
+    batch = mentions(
+        series(T0, 180, 10, deficit_share=0.05),
+        series(rise, 15 * 60, 10, deficit_share=0.5),
+        series(fall, 90, 10, deficit_share=0.05),
+    )
+    alerts, incidents, _ = run(DEFICIT, batch, fall + 90 * MIN)
+    assert [a.state for a in alerts] == [AlertState.FIRING, AlertState.RESOLVED]
+    full = [i for i in incidents if len(i.series) == MAX_INCIDENT_POINTS]
+    assert full[0].series_truncated is False  # the minute that filled it
+    later = full[1:]
+    # After it: the first minute left out (series_truncated), the resolve, the recovery.
+    assert [(i.status, i.series_truncated) for i in later] == [
+        (IncidentStatus.FIRING, True),
+        (IncidentStatus.RESOLVED, True),
+        (IncidentStatus.RECOVERED, True),
+    ]
+    assert later[1].resolved_at == alerts[1].ends_at
+    # Every minute before the series was full still published its new point.
+    growing = [len(i.series) for i in incidents if len(i.series) < MAX_INCIDENT_POINTS]
+    assert growing == sorted(set(growing))
