@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from streams.engine import Engine
-from streams.records import Alert, AlertState, ScoredMention
+from streams.records import Alert, AlertState, IncidentStatus, ScoredMention
 from streams.rule_kinds import SentimentSpikeRule
 from streams.rules import RuleFileError, load_rule_paths, parse_rules
 from streams.share_spike import threshold
@@ -304,3 +304,42 @@ def test_share_kinds_keep_no_more_buckets_than_before() -> None:
     assert math.isclose(
         state.rules["NegativeSentimentSpike"].baselines[0].volume, 3600, rel_tol=0.1
     )
+
+
+class CountingEngine(Engine):
+    """The engine, counting the minutes it closes one by one (each evaluates every rule)."""
+
+    closed = 0
+
+    def _close_minute(self, state: BrandState, minute: datetime, out: EngineOutput) -> None:
+        self.closed += 1
+        super()._close_minute(state, minute, out)
+
+
+def test_a_share_alert_firing_when_its_brand_falls_silent_resolves_and_the_silence_is_skipped() -> (
+    None
+):
+    # A day at 120 an hour and 30% negative, then two hours at 70%: the shipped rule fires. Then
+    # the brand is not mentioned again. The alarm ends once the silence is as long as 20 usual
+    # mentions (10 minutes at 2 a minute), the alert resolves after keep_firing_for (10m), the
+    # incident recovers after its recovery (30m), and the engine then skips the rest of the
+    # silence instead of closing, and publishing the incident at, each of its 14,400 minutes.
+    rise = T0 + timedelta(days=1)
+    batch = stream(T0, 24, 120, 0.3, 81) + stream(rise, 2, 120, 0.7, 82)
+    last = batch[-1].mention.created_at
+    engine = CountingEngine(load_rule_paths(SHIPPED), allowed_lateness=timedelta(minutes=2))
+    state = engine.new_state("acme")
+    head = engine.process(state, batch)
+    assert state.rules["NegativeSentimentSpike"].state is RuleStatus.FIRING
+    engine.closed = 0
+    tail = engine.advance(state, last + timedelta(days=10))
+    resolved = [a for a in spikes(tail.alerts) if a.state is AlertState.RESOLVED]
+    assert len(resolved) == 1 and resolved[0].ends_at is not None
+    assert last < resolved[0].ends_at <= last + timedelta(minutes=30)
+    assert engine.closed <= 120  # minutes closed one by one in a silence of 14,400
+    rs = state.rules["NegativeSentimentSpike"]
+    assert rs.state is RuleStatus.INACTIVE and rs.incident is None
+    incidents = [i for i in tail.incidents if i.alertname == "NegativeSentimentSpike"]
+    assert incidents[-1].status is IncidentStatus.RECOVERED
+    assert sum(len(i.to_json()) for i in incidents) < 2_000_000
+    assert all(i.status is not IncidentStatus.RECOVERED for i in head.incidents)
