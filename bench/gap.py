@@ -129,7 +129,8 @@ def main() -> int:
     print(f"backlog: {len(records):,} {what}, then a gap, via {args.via}")
     print(
         f"{'gap (days)':>10} {'engine':>7} {'CPU s':>8} {'minutes closed':>15} {'alerts':>7} "
-        f"{'customers':>10} {'incidents':>10} {'events KB':>10} {'changelog KB':>13}"
+        f"{'customers':>10} {'incidents':>10} {'incident KB':>12} {'events KB':>10} "
+        f"{'changelog KB':>13}"
     )
     figures: list[dict[str, object]] = []
     for days in args.days:
@@ -143,6 +144,7 @@ def main() -> int:
             row = gap_step(records, engine_class, timedelta(days=days), args.via, then)
             cpu, closed, result, events, written, afterwards = row
             published[label] = events
+            incident_bytes = sum(len(i.to_json()) for i in result.incidents)
             published[f"{label} afterwards"] = afterwards
             figures.append(
                 {
@@ -153,6 +155,7 @@ def main() -> int:
                     "alerts": len(result.alerts),
                     "customer_health": len(result.customers),
                     "incidents": len(result.incidents),
+                    "incident_bytes": incident_bytes,
                     "published_bytes": sum(map(len, events)),
                     "changelog_bytes": sum(map(len, written[0] + written[1])),
                 }
@@ -162,7 +165,7 @@ def main() -> int:
             print(
                 f"{days:>10g} {label:>7} {cpu:>8.2f} {closed:>15,} {len(result.alerts):>7,} "
                 f"{len(result.customers):>10,} {len(result.incidents):>10,} "
-                f"{sum(map(len, events)) / 1e3:>10,.1f} "
+                f"{incident_bytes / 1e3:>12,.1f} {sum(map(len, events)) / 1e3:>10,.1f} "
                 f"{sum(map(len, written[0] + written[1])) / 1e3:>13,.1f}",
                 flush=True,
             )

@@ -81,7 +81,9 @@ from streams.rules import RuleGroup, RuleSet, load_rules  # noqa: E402
 from streams.scoring import Scorer  # noqa: E402
 from streams.share_spike import (  # noqa: E402
     Reference,
+    ShareSpikeParams,
     ShareSpikeTest,
+    ShareVerdict,
     reference_time_constant,
 )
 from streams.windows import Baseline, MinuteBucket  # noqa: E402
@@ -585,6 +587,43 @@ class NewShareRule(MinuteRule):
         return self.test.step(T0 + end * MINUTE, count, hits, reference).condition
 
 
+class DecayingShareTest(ShareSpikeTest):
+    """Candidate (b) for a silence (``--silence``): every minute without mentions multiplies the
+    evidence by ``2^(-r / half_life)`` (``r``: the usual mentions a minute), so it halves over a
+    silence in which ``half_life`` mentions were expected; an alarm ends when that brings it to
+    the release level, as calm mentions would."""
+
+    def __init__(self, params: ShareSpikeParams, half_life: float) -> None:
+        super().__init__(params)
+        self.half_life = half_life
+
+    def step(self, end: datetime, count: int, hits: int, reference: Reference) -> ShareVerdict:
+        if not count and self.evidence > 0.0:
+            self.evidence *= 0.5 ** (reference.rate_per_minute / self.half_life)
+        return super().step(end, count, hits, reference)
+
+
+def silence_candidate(
+    name: str, shipped: dict[Kind, ShareSpikeRule], retention: int
+) -> dict[Kind, MinuteRule]:
+    """The shipped share rules with a candidate way of ending an alarm in a silence: ``none``
+    (only calm mentions end it), ``release:N`` (silent for as long as the usual rate expects N
+    mentions in: :attr:`ShareSpikeParams.silence_release`), ``decay:M``
+    (:class:`DecayingShareTest`, half-life M expected mentions)."""
+    method, _, value = name.partition(":")
+    rules: dict[Kind, MinuteRule] = {}
+    for kind, rule in shipped.items():
+        release = float(value) if method == "release" else None
+        params = rule.params.model_copy(update={"silence_release": release})
+        adapter = NewShareRule(kind, rule.model_copy(update={"params": params}), retention)
+        if method == "decay":
+            adapter.test = DecayingShareTest(params, float(value))
+        elif method not in ("none", "release"):
+            raise SystemExit(f"--silence: unknown candidate {name!r} (none, release:N, decay:M)")
+        rules[kind] = adapter
+    return rules
+
+
 def _minutes(span: timedelta) -> int:
     return int(span / MINUTE)
 
@@ -811,14 +850,13 @@ def run_volume(
     scorer: Scorer,
     shipped: tuple[dict[Kind, ShareSpikeRule], int],
     log: Callable[[str], None],
+    silence: Sequence[str] = (),
 ) -> VolumeResult:
+    names = ("old", "new", *silence)
     result = VolumeResult()
-    result.calm_false_alarms = {
-        "old": {"negative": 0, "deficit": 0},
-        "new": {"negative": 0, "deficit": 0},
-    }
-    result.outside_false_alarms = {"old": 0, "new": 0}
-    result.tallies = {"old": {}, "new": {}}
+    result.calm_false_alarms = {name: {"negative": 0, "deficit": 0} for name in names}
+    result.outside_false_alarms = dict.fromkeys(names, 0)
+    result.tallies = {name: {} for name in names}
     specs: list[tuple[str, StreamSpec]] = [
         ("calm", calm_spec(rate, seed * 100_000 + int(rate) * 100 + i))
         for i in range(plan.calm_streams)
@@ -837,6 +875,8 @@ def run_volume(
             "old": dict(old_rules()),
             "new": dict(new_rules(share_rules, retention)),
         }
+        for name in silence:
+            rule_sets[name] = silence_candidate(name, share_rules, retention)
         for rules in rule_sets.values():
             run_rules(stream, rules)
         if check:
@@ -888,6 +928,112 @@ def _merge(tallies: dict[str, Tally], kind: Kind) -> Tally:
     return merged
 
 
+@dataclass
+class SilenceFigures:
+    """One candidate's figures at one volume: every burst kind together, calm and outside false
+    alarms apart."""
+
+    bursts: int
+    delays: list[int]
+    calm_false: int
+    calm_weeks: float
+    outside_false: int
+    burst_weeks: float
+
+    @classmethod
+    def of(cls, res: VolumeResult, name: str) -> SilenceFigures:
+        tallies = res.tallies[name].values()
+        return cls(
+            bursts=sum(t.bursts for t in tallies),
+            delays=[d for t in tallies for d in t.delays],
+            calm_false=sum(res.calm_false_alarms[name].values()),
+            calm_weeks=res.calm_weeks,
+            outside_false=res.outside_false_alarms[name],
+            burst_weeks=res.burst_weeks,
+        )
+
+    @staticmethod
+    def total(rows: Sequence[SilenceFigures]) -> SilenceFigures:
+        return SilenceFigures(
+            bursts=sum(r.bursts for r in rows),
+            delays=[d for r in rows for d in r.delays],
+            calm_false=sum(r.calm_false for r in rows),
+            calm_weeks=sum(r.calm_weeks for r in rows),
+            outside_false=sum(r.outside_false for r in rows),
+            burst_weeks=sum(r.burst_weeks for r in rows),
+        )
+
+    @property
+    def score(self) -> int:
+        """What the choice maximises: bursts found minus false alarms (a false alarm costs as
+        much as a missed burst)."""
+        return len(self.delays) - self.calm_false - self.outside_false
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bursts": self.bursts,
+            "detected": len(self.delays),
+            "detected_share": round(len(self.delays) / self.bursts, 4) if self.bursts else None,
+            "median_delay_min": statistics.median(self.delays) if self.delays else None,
+            "false_alarms_per_brand_week": round(self.calm_false / self.calm_weeks, 3),
+            "false_alarms_outside_bursts_per_week": round(self.outside_false / self.burst_weeks, 3),
+        }
+
+    def cells(self) -> str:
+        d = self.as_dict()
+        delay = "-" if d["median_delay_min"] is None else f"{d['median_delay_min']:.0f}m"
+        calm, outside = (
+            d["false_alarms_per_brand_week"],
+            d["false_alarms_outside_bursts_per_week"],
+        )
+        return f"{len(self.delays):>4}/{self.bursts:<4} {delay:>6} {calm:>6.2f} {outside:>6.2f}"
+
+
+def _aggressiveness(name: str) -> float:
+    """Ties go to the candidate that ends a silent alarm soonest (smallest N or M)."""
+    _, _, value = name.partition(":")
+    return float(value) if value else math.inf
+
+
+def report_silence(
+    rows: dict[float, dict[str, SilenceFigures]], names: Sequence[str]
+) -> dict[str, Any]:
+    """Print every candidate per volume and the leave-one-volume-out choice: for each volume,
+    the candidate with the best :attr:`SilenceFigures.score` on the *other* volumes (ties: the one
+    that ends a silent alarm soonest) and its figures on the held-out volume."""
+    print()
+    print(
+        "Ending a share alarm in a silence: bursts found / bursts (all kinds), median delay, "
+        "false alarms per calm brand-week, false alarms outside bursts per burst-stream week"
+    )
+    for name in names:
+        line = " | ".join(f"{rate:g}/h {rows[rate][name].cells()}" for rate in rows)
+        print(f"{name:>12}: {line}")
+    held_out: dict[str, list[SilenceFigures]] = {"cross-validated": []}
+    chosen: dict[str, str] = {}
+    for rate in rows:
+        training = {
+            name: SilenceFigures.total([rows[r][name] for r in rows if r != rate]) for name in names
+        }
+        best = max(names, key=lambda n: (training[n].score, -_aggressiveness(n)))
+        chosen[f"{rate:g}"] = best
+        held_out["cross-validated"].append(rows[rate][best])
+    for name in names:
+        held_out[name] = [rows[rate][name] for rate in rows]
+    print("chosen per held-out volume: " + ", ".join(f"{r}/h {c}" for r, c in chosen.items()))
+    summary = {name: SilenceFigures.total(figures) for name, figures in held_out.items()}
+    for name, figures in summary.items():
+        print(f"{name:>15} (all volumes, held out): {figures.cells()}")
+    return {
+        "candidates": list(names),
+        "chosen_per_held_out_volume": chosen,
+        "held_out": {name: figures.as_dict() for name, figures in summary.items()},
+        "per_volume": {
+            f"{rate:g}": {name: rows[rate][name].as_dict() for name in names} for rate in rows
+        },
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="more streams per volume")
@@ -901,7 +1047,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run the real Engine (shipped rules) on a calm and a burst stream per volume to this",
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--silence",
+        default="",
+        help="also run these ways of ending a share alarm in a silence (comma-separated: none, "
+        "release:N, decay:M) and choose one by leave-one-volume-out cross-validation",
+    )
     args = parser.parse_args(argv)
+    silence = [c.strip() for c in args.silence.split(",") if c.strip()]
     if not (args.data / "test_text.txt").is_file():
         print(f"TweetEval sentiment test split not found in {args.data}", file=sys.stderr)
         return 2
@@ -965,10 +1118,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     details: list[str] = []
+    silence_rows: dict[float, dict[str, SilenceFigures]] = {}
     for rate in rates:
         plan = plan_for(rate, args.full, args.engine_max_rate)
         t = time.perf_counter()
-        res = run_volume(rate, pool, plan, args.seed, scorer, shipped, print)
+        res = run_volume(rate, pool, plan, args.seed, scorer, shipped, print, silence)
+        silence_rows[rate] = {name: SilenceFigures.of(res, name) for name in silence}
         row: dict[str, Any] = {
             "calm_brand_weeks": round(res.calm_weeks, 2),
             "burst_stream_weeks": round(res.burst_weeks, 2),
@@ -1026,6 +1181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for line in details:
         print(line)
+    if silence:
+        results["silence"] = report_silence(silence_rows, silence)
     elapsed = time.perf_counter() - started
     results["seconds"] = round(elapsed, 1)
     print()

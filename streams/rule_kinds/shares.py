@@ -8,7 +8,12 @@ hour accumulates evidence over hours and one with thousands reacts within minute
 false-alarm budget per brand-week (``params.false_alarms_per_week``).
 
 The test's alarm is the condition; ``for``, ``keep_firing_for``, ``cooldown``, ``warmup`` and
-the ``hour_of_week`` baseline work on top of it as for every kind. ``window`` is the span the
+the ``hour_of_week`` baseline work on top of it as for every kind. The alarm ends when calm
+mentions bring the evidence down (``params.release``) or when the brand falls silent for as long
+as its usual rate expects ``params.silence_release`` mentions in: a share needs mentions, and a
+brand nobody mentions any more is not having a negative-share spike (a volume rule is what
+watches a silence). The alert then resolves after ``keep_firing_for`` and its incident recovers,
+so the engine goes back to skipping the silent minutes instead of closing each one. ``window`` is the span the
 alert's example mentions come from. The keys of the fixed-window condition these kinds had before
 (``min_volume``, ``min_negative_share``, ``min_share``, ``min_increase``) are rejected at load with
 what replaces them.
