@@ -27,7 +27,7 @@ it alternated with a run without it for an A/B of two versions on the same machi
 
 Usage: ``.venv/bin/python bench/gap.py [--scale 1.0] [--days 1 30 300] [--via mention|timer]
 [--brand NAME] [--then-replay] [--events FILE] [--backlog crisis|pipeline] [--mentions N]
-[--only-now] [--code PATH]``.
+[--only-now] [--code PATH] [--rules FILE]``.
 """
 
 from __future__ import annotations
@@ -115,6 +115,9 @@ def main() -> int:
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help=f"figures (JSON); default {RESULTS}"
     )
+    parser.add_argument(
+        "--rules", type=Path, help="rule file (default: the core's alert_rules/default.yaml)"
+    )
     args = parser.parse_args()
 
     if args.backlog == "pipeline":
@@ -141,7 +144,9 @@ def main() -> int:
         )
         for label, engine_class in engines[1:] if args.only_now else engines:
             then = day_again(records, timedelta(days=days + 1)) if args.then_replay else None
-            row = gap_step(records, engine_class, timedelta(days=days), args.via, then)
+            row = gap_step(
+                records, engine_class, timedelta(days=days), args.via, then, rules=args.rules
+            )
             cpu, closed, result, events, written, afterwards = row
             published[label] = events
             incident_bytes = sum(len(i.to_json()) for i in result.incidents)
@@ -248,6 +253,8 @@ def gap_step(
     gap: timedelta,
     via: str,
     then: list[RawFields] | None = None,
+    *,
+    rules: Path | None = None,
 ) -> tuple[float, int, BatchResult, list[bytes], tuple[list[bytes], list[bytes]], list[bytes]]:
     """The backlog, then the gap: CPU seconds and minutes closed one by one by the gap step,
     what it produced, the records it publishes (events) and the changelog payloads it writes;
@@ -260,7 +267,8 @@ def gap_step(
             super()._close_minute(state, minute, out)
 
     engine = Counting(
-        load_rules(CODE / "alert_rules" / "default.yaml"), allowed_lateness=timedelta(seconds=120)
+        load_rules(rules or CODE / "alert_rules" / "default.yaml"),
+        allowed_lateness=timedelta(seconds=120),
     )
     pipeline = Pipeline(Scorer(), engine, clock=FakeClock(datetime(2026, 1, 6, tzinfo=UTC)))
     store = WorkerStore()
