@@ -42,7 +42,11 @@ An **oracle** bound sits beside them: the detection rate of the best fixed test 
 each 2-hour burst starts and ends, at one false alarm a week, with the Scorer's labels and with
 perfect labels. No method that has to find the burst can beat it.
 
-Usage: ``.venv/bin/python bench/spikes.py [--full] [--seed N] [--volumes 10,100]``.
+``--silence none,release:20,decay:20,...`` also runs ways of ending a share alarm when the brand
+falls silent (:func:`silence_candidate`) on the same streams and chooses one by leave-one-volume-out
+cross-validation (:func:`report_silence`).
+
+Usage: ``.venv/bin/python bench/spikes.py [--full] [--seed N] [--volumes 10,100] [--silence ...]``.
 Figures go to ``bench/results/spikes.json``.
 """
 
@@ -1078,7 +1082,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {
         "machine": platform.platform(),
         "python": platform.python_version(),
-        "command": "bench/spikes.py" + (" --full" if args.full else ""),
+        "command": " ".join(["bench/spikes.py", *(sys.argv[1:] if argv is None else argv)]),
         "seed": args.seed,
         "texts": {
             "source": "tweeteval/sentiment test split",
