@@ -13,10 +13,11 @@ mentions bring the evidence down (``params.release``) or when the brand falls si
 as its usual rate expects ``params.silence_release`` mentions in: a share needs mentions, and a
 brand nobody mentions any more is not having a negative-share spike (a volume rule is what
 watches a silence). The alert then resolves after ``keep_firing_for`` and its incident recovers,
-so the engine goes back to skipping the silent minutes instead of closing each one. ``window`` is the span the
-alert's example mentions come from. The keys of the fixed-window condition these kinds had before
-(``min_volume``, ``min_negative_share``, ``min_share``, ``min_increase``) are rejected at load with
-what replaces them.
+so the engine goes back to skipping the silent minutes instead of closing each one.
+
+``window`` is the span the alert's example mentions come from. The keys of the fixed-window
+condition these kinds had before (``min_volume``, ``min_negative_share``, ``min_share``,
+``min_increase``) are rejected at load with what replaces them.
 """
 
 from __future__ import annotations
