@@ -6,8 +6,8 @@ at every closed minute it changes: ``firing`` → ``resolved`` → ``recovered``
 stayed inside its baseline band for the rule's ``recovery``, or ``unrecovered`` a day after it
 resolved without recovering. A minute changes it when it adds a point to its series, a new peak or
 a new status; once the series is full (:data:`MAX_INCIDENT_POINTS`) a minute that changes nothing
-else publishes nothing, so an incident that stays open does not cost its whole series every
-minute. Called by :mod:`streams.alert_lifecycle`; pure, state in
+else publishes nothing but on the hour, so an incident that stays open costs its whole series
+once an hour, not every minute. Called by :mod:`streams.alert_lifecycle`; pure, state in
 :class:`streams.state.IncidentState`.
 """
 
@@ -99,7 +99,9 @@ def follow_incident(
         elif end - inc.resolved_at >= INCIDENT_TRACKING:
             status = IncidentStatus.UNRECOVERED
     closed = status in (IncidentStatus.RECOVERED, IncidentStatus.UNRECOVERED)
-    if changed or closed:
+    # An unchanged incident is still published once an hour: its readers see it is followed
+    # (``updated_at``), and a restarted worker's open-incidents gauge finds it again.
+    if changed or closed or end.minute == 0:
         out.incidents.append(_record(rule, brand, inc, end, status))
     if closed:
         rs.incident = None

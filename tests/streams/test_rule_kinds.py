@@ -422,10 +422,11 @@ def test_a_refire_before_recovery_continues_the_same_incident() -> None:
     assert last.resolved_at == alerts[-1].ends_at
 
 
-def test_a_long_incident_publishes_nothing_on_minutes_that_change_nothing() -> None:
+def test_a_long_incident_is_published_on_changes_and_hourly_once_its_series_is_full() -> None:
     # 15 hours at a steady 50% deficit share: the series is full after 12 hours; from then on a
     # minute adds no point, no peak and no status, and publishing the whole series (720 points)
-    # again every minute only repeated it. The record still comes at every change after that.
+    # again every minute only repeated it. The record still comes at every change after that,
+    # and on the hour (readers see the incident is followed).
     from streams.incident_tracking import MAX_INCIDENT_POINTS
 
     rise, fall = T0 + 180 * MIN, T0 + (180 + 15 * 60) * MIN
@@ -439,13 +440,17 @@ def test_a_long_incident_publishes_nothing_on_minutes_that_change_nothing() -> N
     full = [i for i in incidents if len(i.series) == MAX_INCIDENT_POINTS]
     assert full[0].series_truncated is False  # the minute that filled it
     later = full[1:]
-    # After it: the first minute left out (series_truncated), the resolve, the recovery.
-    assert [(i.status, i.series_truncated) for i in later] == [
-        (IncidentStatus.FIRING, True),
-        (IncidentStatus.RESOLVED, True),
-        (IncidentStatus.RECOVERED, True),
+    # After it: the first minute left out (series_truncated), the hours, the resolve, the recovery.
+    truncated, *hourly, resolved, recovered = later
+    assert truncated.status is IncidentStatus.FIRING and truncated.series_truncated
+    assert truncated.updated_at == full[0].updated_at + MIN
+    assert hourly and all(i.updated_at.minute == 0 for i in hourly)
+    assert [i.updated_at for i in hourly] == [
+        hourly[0].updated_at + timedelta(hours=h) for h in range(len(hourly))
     ]
-    assert later[1].resolved_at == alerts[1].ends_at
+    assert resolved.status is IncidentStatus.RESOLVED
+    assert resolved.resolved_at == alerts[1].ends_at
+    assert recovered.status is IncidentStatus.RECOVERED
     # Every minute before the series was full still published its new point.
     growing = [len(i.series) for i in incidents if len(i.series) < MAX_INCIDENT_POINTS]
     assert growing == sorted(set(growing))
