@@ -61,7 +61,7 @@ from streams.pipeline import (  # noqa: E402
     Pipeline,
     RawRecord,
 )
-from streams.records import CustomerTier  # noqa: E402
+from streams.records import CustomerTier, Mention  # noqa: E402
 from streams.rules import load_rules  # noqa: E402
 from streams.scoring import Scorer  # noqa: E402
 from streams.state import CustomerState  # noqa: E402
@@ -137,6 +137,11 @@ def records_of(scale: float) -> tuple[list[RawFields], list[str]]:
     a time) does not have.
     """
     mentions = generate("crisis", seed=7, rate_scale=scale)
+    return raw_fields(mentions), [m.text for m in mentions]
+
+
+def raw_fields(mentions: list[Mention]) -> list[RawFields]:
+    """``mentions`` as raw records' fields: brands spread over partitions, dense offsets."""
     brands = sorted({m.brand for m in mentions})
     partition = {b: i % PARTITIONS for i, b in enumerate(brands)}
     offsets = [0] * PARTITIONS
@@ -145,7 +150,7 @@ def records_of(scale: float) -> tuple[list[RawFields], list[str]]:
         p = partition[m.brand]
         records.append(("mentions.raw", p, offsets[p], m.brand.encode(), m.to_json()))
         offsets[p] += 1
-    return records, [m.text for m in mentions]
+    return records
 
 
 def batch_of(records: list[RawFields], start: int) -> list[RawRecord]:

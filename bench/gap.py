@@ -66,10 +66,10 @@ importlib.import_module("streams")
 
 from core import (  # noqa: E402
     BATCH,
-    PARTITIONS,
     RawFields,
     WorkerStore,
     batch_of,
+    raw_fields,
     records_of,
     serialise,
 )
@@ -224,16 +224,7 @@ def pipeline_records(count: int, seed: int) -> tuple[list[RawFields], float]:
         if len(mentions) >= count:
             break
         scale *= count / max(1, len(mentions)) * 1.05
-    mentions = mentions[:count]
-    brands = sorted({m.brand for m in mentions})
-    partition = {b: i % PARTITIONS for i, b in enumerate(brands)}
-    offsets = [0] * PARTITIONS
-    records: list[RawFields] = []
-    for m in mentions:
-        p = partition[m.brand]
-        records.append(("mentions.raw", p, offsets[p], m.brand.encode(), m.to_json()))
-        offsets[p] += 1
-    return records, scale
+    return raw_fields(mentions[:count]), scale
 
 
 class EveryMinuteWhileWatched(Engine):

@@ -975,10 +975,7 @@ class SilenceFigures:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "bursts": self.bursts,
-            "detected": len(self.delays),
-            "detected_share": round(len(self.delays) / self.bursts, 4) if self.bursts else None,
-            "median_delay_min": statistics.median(self.delays) if self.delays else None,
+            **Tally(self.bursts, self.delays).as_dict(),
             "false_alarms_per_brand_week": round(self.calm_false / self.calm_weeks, 3),
             "false_alarms_outside_bursts_per_week": round(self.outside_false / self.burst_weeks, 3),
         }
