@@ -33,14 +33,16 @@ Bernoulli CUSUM on the mention stream, whose false-alarm rate is set per brand-w
 - **Episodes.** The test is *in alarm* from the minute ``S`` reaches ``h``; while in alarm ``S`` is
   capped at ``h``, and the alarm ends when calm mentions have brought it down to ``h − release``
   (``release`` nats of evidence that the share is back to normal: no flapping at the threshold,
-  and a loud brand's alarm ends within minutes of the rise, a quiet one's after hours). Then ``S``
-  restarts from 0, so one rise gives one alarm. The alarm is the rule's condition: ``for``,
+  and a loud brand's alarm ends within minutes of the rise, a quiet one's after hours), or when
+  the brand has been silent for as long as its usual rate expects ``silence_release`` mentions
+  in (a share needs mentions: without them the alarm would never end). Then ``S`` restarts
+  from 0, so one rise gives one alarm. The alarm is the rule's condition: ``for``,
   ``keep_firing_for``, cooldown and the seasonal baseline slots of the engine work on top of it.
   How strong the evidence of an episode is, is the most it reached uncapped
   (:attr:`ShareVerdict.peak_evidence`).
 
 Everything is pure, causal and deterministic; a step is O(1) and the state (:meth:`to_state`) is
-seven JSON values and the latest episode's verdict. A verdict explains itself
+eight JSON values and the latest episode's verdict. A verdict explains itself
 (:meth:`ShareVerdict.explain`): "37 of 48 mentions negative in the last 75 min (77%) against a
 usual 35%", and the evidence against its threshold.
 """
@@ -306,7 +308,9 @@ class ShareSpikeTest:
     """The sequential share test of one rule for one brand (see the module docstring).
 
     ``step`` takes each closed minute in order; minutes without mentions may be skipped (they
-    change nothing). State round-trips through ``to_state``/``from_state`` (JSON).
+    add no evidence, and the silence that can end an alarm is counted from the last minute with
+    mentions, so the next minute judged sees it). State round-trips through
+    ``to_state``/``from_state`` (JSON).
     """
 
     def __init__(self, params: ShareSpikeParams) -> None:
