@@ -135,12 +135,32 @@ class CustomerTracker:
         # come in the same order as when everyone was.
         known_quiet = state.quiet_customers if self._zero_is_quiet else set()
         quiet_ones = list(known_quiet)  # their order does not matter: nothing is output
-        others = [c for c in customers if c not in known_quiet] if quiet_ones else list(customers)
-        for customer, cs in [(c, customers[c]) for c in others]:
-            due = cs.evaluated_at is None or end > cs.evaluated_at
-            if due and not self._unchanged_at(state, customer, cs, end):
-                self._evaluate(state, customer, cs, end, out)
-            if end - cs.last_mention_at > self.horizon:
+        others = (
+            [(c, cs) for c, cs in customers.items() if c not in known_quiet]
+            if quiet_ones
+            else list(customers.items())
+        )
+        # The first test of :meth:`_unchanged_at` (a customer found unchanged before, with the
+        # same last scoring, before their hint runs out), inlined: it holds for most of the
+        # customers visited, hourly for every brand.
+        hints = state.unchanged_until if self._one_lookback else {}
+        last_scores = state.last_scores
+        horizon = self.horizon
+        for customer, cs in others:
+            fields = vars(cs)
+            evaluated_at = fields["evaluated_at"]
+            if evaluated_at is None or end > evaluated_at:
+                hint = hints.get(customer)
+                if (
+                    hint is not None
+                    and end < hint[1]
+                    and hint[0] is last_scores.get(customer)
+                    and not (fields["firing"] or fields["pending"] or fields["clear_since"])
+                ):
+                    fields["evaluated_at"] = end
+                elif not self._unchanged_at(state, customer, cs, end):
+                    self._evaluate(state, customer, cs, end, out)
+            if end - fields["last_mention_at"] > horizon:
                 for rule in self.rules:
                     if rule.alert in cs.firing:
                         self._resolve(rule, state, customer, cs, end, cs.risk_score, out)

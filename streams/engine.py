@@ -90,6 +90,7 @@ class Engine:
                 scopes[rule.scope_key] = rule.scope_matcher()
         self._scopes = tuple(scopes.items())
         self._scope_of = {id(rule): rule.scope_key for rule in self._brand_rules}
+        self._plans: dict[str, tuple[tuple[BrandRule, str], ...]] = {}
 
     # --- public API -----------------------------------------------------------------------------
 
@@ -301,50 +302,76 @@ class Engine:
                 at = until
         state.closed_until = resume
 
+    def _plan(self, brand: str) -> tuple[tuple[BrandRule, str], ...]:
+        """The brand rules of ``brand`` with their scope keys, in the rules' order (what
+        :meth:`_rules_of` walks, without testing each rule again at every closed minute)."""
+        plan = self._plans.get(brand)
+        if plan is None:
+            plan = self._plans[brand] = tuple(
+                (rule, self._scope_of[id(rule)])
+                for rule in self._brand_rules
+                if rule.applies_to(brand)
+            )
+        return plan
+
     def _close_minute(self, state: BrandState, minute: datetime, out: EngineOutput) -> None:
         end = minute + MINUTE
+        brand = state.brand
+        rules = state.rules
+        plan = self._plan(brand)
         # One view per scope: rules of the same scope see the same closed minutes, so a window's
         # sums are computed once for all of them (the same function of the same buckets).
         views: dict[str, WindowView] = {}
-        for rule, rs in self._rules_of(state):
-            scope = self._scope_of[id(rule)]
+        for rule, scope in plan:
+            rs = rules.get(rule.alert)
+            if rs is None:
+                rs = rules[rule.alert] = RuleState()
             view = views.get(scope)
             if view is None:
                 buckets = state.scopes.get(scope, []) if scope else state.buckets
                 view = views[scope] = WindowView(buckets, end)
             verdict = rule.evaluate(rs, view)
             alert_lifecycle.step(
-                rule, rs, state.brand, end, verdict, self._examples(rule, view.buckets, end), out
+                rule, rs, brand, end, verdict, self._examples(rule, view.buckets, end), out
             )
         if end.minute % CUSTOMER_DECAY_MINUTES == 0:
             self.customers.sweep(state, end, out, full=end.minute == 0)
         # Minutes leave the windows into the baselines, except while an alert is pending or
-        # firing: an incident must not become its own baseline.
+        # firing: an incident must not become its own baseline. (Plain field writes, as in
+        # :meth:`process`: this runs at every closed minute.)
+        fields = vars(state)
         keep_from = end - self._retention * MINUTE
-        assert state.baseline_until is not None
-        active = _alert_active(state)
-        while state.baseline_until < keep_from:
-            leaving_minute = state.baseline_until
-            leaving = next((b for b in state.buckets if b.minute == leaving_minute), None)
-            if not active:
-                state.baseline.feed(leaving, self.baseline_time_constant)
-            for rule, rs in self._rules_of(state):
-                if not rule.feeds_baseline or rs.state is not RuleStatus.INACTIVE:
-                    continue
-                scoped = state.scopes.get(rule.scope_key, []) if rule.scope_key else None
-                mine = (
-                    leaving
-                    if scoped is None
-                    else next((b for b in scoped if b.minute == leaving_minute), None)
-                )
-                seasonality = rule.baseline.seasonality
-                rs.baselines = baseline_slots(seasonality, rs.baselines)
-                memory = rule.baseline_memory(
-                    self.baseline_time_constant, rs.baselines, 0 if mine is None else mine.count
-                )
-                rs.baselines[slot_of(seasonality, leaving_minute)].feed(mine, memory)
-            state.baseline_until += MINUTE
-        state.buckets = [b for b in state.buckets if b.minute >= keep_from]
+        baseline_until = fields["baseline_until"]
+        assert baseline_until is not None
+        if baseline_until < keep_from:
+            active = _alert_active(state)
+            while baseline_until < keep_from:
+                leaving_minute = baseline_until
+                leaving = _bucket_at(state.buckets, leaving_minute)
+                if not active:
+                    state.baseline.feed(leaving, self.baseline_time_constant)
+                for rule, scope in plan:
+                    rs = rules[rule.alert]
+                    if not rule.feeds_baseline or rs.state is not RuleStatus.INACTIVE:
+                        continue
+                    mine = (
+                        leaving
+                        if not scope
+                        else _bucket_at(state.scopes.get(scope, []), leaving_minute)
+                    )
+                    seasonality = rule.baseline.seasonality
+                    slots = baseline_slots(seasonality, rs.baselines)
+                    if slots is not rs.baselines:
+                        rs.baselines = slots
+                    memory = rule.baseline_memory(
+                        self.baseline_time_constant, slots, 0 if mine is None else mine.count
+                    )
+                    slots[slot_of(seasonality, leaving_minute)].feed(mine, memory)
+                baseline_until += MINUTE
+            fields["baseline_until"] = baseline_until
+        buckets = fields["buckets"]
+        if buckets and buckets[0].minute < keep_from:
+            fields["buckets"] = [b for b in buckets if b.minute >= keep_from]
         for key, buckets in state.scopes.items():
             if buckets and buckets[0].minute < keep_from:
                 state.scopes[key] = [b for b in buckets if b.minute >= keep_from]
@@ -372,6 +399,14 @@ def _next_sweep(start: datetime) -> datetime:
 
 def _alert_active(state: BrandState) -> bool:
     return any(rs.state is not RuleStatus.INACTIVE for rs in state.rules.values())
+
+
+def _bucket_at(buckets: Sequence[MinuteBucket], minute: datetime) -> MinuteBucket | None:
+    """The bucket of ``minute`` in ``buckets`` (oldest first, one per minute), if any."""
+    for bucket in buckets:
+        if bucket.minute >= minute:
+            return bucket if bucket.minute == minute else None
+    return None
 
 
 def _bucket(buckets: list[MinuteBucket], minute: datetime) -> MinuteBucket:
