@@ -136,15 +136,17 @@ def window_stats(
     picked = _most_negative((e for b in inside for e in b.examples), examples) if examples else []
     # One pass instead of six sums (this runs for every rule at every closed minute). The float
     # sum adds in the same order as ``sum`` did (from 0), so the result is bit-for-bit the same.
+    # The buckets' fields are read from their ``__dict__``: about twice as fast as attribute
+    # reads on these pydantic models (measured with timeit on a 30-minute window).
     count = negative = deficit = churn = empathy_positive = 0
     compound_sum = 0.0
-    for b in inside:
-        count += b.count
-        negative += b.negative
-        compound_sum += b.compound_sum
-        deficit += b.deficit
-        churn += b.churn
-        empathy_positive += b.empathy_positive
+    for b in map(vars, inside):
+        count += b["count"]
+        negative += b["negative"]
+        compound_sum += b["compound_sum"]
+        deficit += b["deficit"]
+        churn += b["churn"]
+        empathy_positive += b["empathy_positive"]
     # Built without validation (every rule at every closed minute): the sums of valid buckets.
     return trusted(
         WindowStats,
