@@ -524,10 +524,16 @@ class VolumeSurgeDetector:
         if hour != self.hour:
             self._close_hour(hour)
         sustain = self._sustain
-        self.recent.append((now, value))
-        if self.recent[0][0] < now - sustain:
-            self.recent = [(t, v) for t, v in self.recent if t >= now - sustain]
-        judged = _median([v for _, v in self.recent]) or 0.0
+        recent = self.recent
+        recent.append((now, value))
+        if recent[0][0] < now - sustain:
+            # Steps come in time order: the ones that left the span are at the front.
+            cutoff = now - sustain
+            first = 0
+            while first < len(recent) and recent[first][0] < cutoff:
+                first += 1
+            recent = self.recent = recent[first:]
+        judged = _median([v for _, v in recent]) or 0.0
         x = _slog(value)
         hourly = self._hourly(hour)
         if hourly.this is None:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from streams import alert_lifecycle
 from streams.customers import CUSTOMER_DECAY_MINUTES, CustomerTracker
-from streams.records import Example, Mention, ScoredMention
+from streams.records import Example, Mention, ScoredMention, trusted
 from streams.rule_kinds import BrandRule, CustomerAtRiskRule
 from streams.rules import RuleSet
 from streams.state import BrandState, EngineOutput, Erased, RuleState, RuleStatus
@@ -371,10 +371,10 @@ class Engine:
             fields["baseline_until"] = baseline_until
         buckets = fields["buckets"]
         if buckets and buckets[0].minute < keep_from:
-            fields["buckets"] = [b for b in buckets if b.minute >= keep_from]
+            fields["buckets"] = _kept(buckets, keep_from)
         for key, buckets in state.scopes.items():
             if buckets and buckets[0].minute < keep_from:
-                state.scopes[key] = [b for b in buckets if b.minute >= keep_from]
+                state.scopes[key] = _kept(buckets, keep_from)
 
     def _examples(
         self, rule: BrandRule, buckets: Sequence[MinuteBucket], end: datetime
@@ -401,6 +401,16 @@ def _alert_active(state: BrandState) -> bool:
     return any(rs.state is not RuleStatus.INACTIVE for rs in state.rules.values())
 
 
+def _kept(buckets: list[MinuteBucket], keep_from: datetime) -> list[MinuteBucket]:
+    """A new list of the buckets (oldest first) from ``keep_from`` on."""
+    first = 0
+    for bucket in buckets:
+        if bucket.minute >= keep_from:
+            break
+        first += 1
+    return buckets[first:]
+
+
 def _bucket_at(buckets: Sequence[MinuteBucket], minute: datetime) -> MinuteBucket | None:
     """The bucket of ``minute`` in ``buckets`` (oldest first, one per minute), if any."""
     for bucket in buckets:
@@ -410,12 +420,29 @@ def _bucket_at(buckets: Sequence[MinuteBucket], minute: datetime) -> MinuteBucke
 
 
 def _bucket(buckets: list[MinuteBucket], minute: datetime) -> MinuteBucket:
+    """The bucket of ``minute`` in ``buckets`` (oldest first, one per minute), added in its
+    place if there is none."""
+    place = len(buckets)
     for bucket in reversed(buckets):
         if bucket.minute == minute:
             return bucket
         if bucket.minute < minute:
             break
-    bucket = MinuteBucket(minute=minute)
-    buckets.append(bucket)
-    buckets.sort(key=lambda b: b.minute)
+        place -= 1
+    # Built without validation (a new bucket for every minute of every brand and scope): the
+    # minute is the floor of a validated mention time, every other field its default.
+    bucket = trusted(
+        MinuteBucket,
+        {
+            "minute": minute,
+            "count": 0,
+            "negative": 0,
+            "compound_sum": 0.0,
+            "deficit": 0,
+            "churn": 0,
+            "empathy_positive": 0,
+            "examples": [],
+        },
+    )
+    buckets.insert(place, bucket)
     return bucket
