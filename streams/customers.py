@@ -10,6 +10,7 @@ longer than the horizon are forgotten. Pure; the time is the mention's or the cl
 
 from __future__ import annotations
 
+import bisect
 import math
 import operator
 from collections.abc import Sequence
@@ -93,11 +94,14 @@ class CustomerTracker:
                 },
             )
         mention_id = scored.mention.id
-        if any(m.id == mention_id for m in cs.mentions):
-            return  # already applied: customer state is stored apart (see streams/pipeline.py)
-        cs.mentions.append(CustomerMention.of(scored))
-        cs.mentions.sort(key=_mention_order)
-        del cs.mentions[: -self.max_mentions]
+        mentions = cs.mentions
+        for m in mentions:
+            if m.id == mention_id:
+                return  # already applied: customer state is stored apart (see streams/pipeline.py)
+        # Kept in (time, id) order, each pair once (ids are unique): inserted in its place, as
+        # sorting after appending did.
+        bisect.insort(mentions, CustomerMention.of(scored), key=_mention_order)
+        del mentions[: -self.max_mentions]
         if at > cs.last_mention_at:
             vars(cs)["last_mention_at"] = at  # a plain field write (no validation on assignment)
         # Evaluation time never goes backwards for a customer, so every kept mention is in its past.
