@@ -263,3 +263,33 @@ def test_bad_parameters_in_a_rule_file_name_the_line() -> None:
 """
     with pytest.raises(RuleFileError, match=r"rules\.yaml:8: params\.sustain"):
         parse_rules(text, "rules.yaml")
+
+
+def test_the_sustained_count_rests_on_exactly_the_steps_within_sustain() -> None:
+    """Steps at irregular times (gaps longer than ``sustain`` too): after each step the detector
+    keeps exactly the steps within ``sustain`` before it, that one included, whose median is the
+    sustained count once the detector is past its warm-up."""
+    params = VolumeSurgeParams()
+    sustain = params.sustain.total_seconds()
+    detector = VolumeSurgeDetector(params)
+    rng = random.Random(11)
+    seen: list[tuple[float, float]] = []
+    now = T0
+    judged = 0
+    for _ in range(3000):
+        now += timedelta(seconds=rng.choice([60, 60, 60, 120, 300, 900]))
+        value = float(rng.randint(0, 40))
+        seen.append((now.timestamp(), value))
+        detection = detector.step(now, value)
+        inside = [(t, v) for t, v in seen if t >= now.timestamp() - sustain]
+        assert detector.recent == inside
+        if detection.verdict != "warming up":
+            judged += 1
+            ordered = sorted(v for _, v in inside)
+            middle = len(ordered) // 2
+            if len(ordered) % 2:
+                median = ordered[middle]
+            else:
+                median = 0.5 * (ordered[middle - 1] + ordered[middle])
+            assert detection.sustained == median
+    assert judged > 1000

@@ -743,3 +743,31 @@ def test_a_collapse_rule_still_fires_in_a_silence_with_watched_customers() -> No
     assert fast == slow
     collapsed = [a for a in fast if a.alertname == "MentionsCollapsed"]
     assert collapsed and collapsed[0].state is AlertState.FIRING
+
+
+# --- order kept by the fast paths -----------------------------------------------------------------
+
+
+def test_mentions_out_of_order_within_open_minutes_count_into_buckets_in_minute_order() -> None:
+    """A mention for an earlier minute that is still open gets a bucket of its own, placed
+    before the later minutes' buckets (windows bisect the buckets by minute). The first mention
+    opens the stream, so the others come after its minute."""
+    eng = engine(lateness=timedelta(minutes=10))
+    state = eng.new_state(BRAND)
+    order = [0, 3, 1, 4, 1, 2, 4, 0]
+    eng.process(state, [scored(T0 + m * MIN + timedelta(seconds=5)) for m in order])
+    assert [b.minute for b in state.buckets] == [T0 + m * MIN for m in range(5)]
+    assert [b.count for b in state.buckets] == [order.count(m) for m in range(5)]
+
+
+def test_a_customers_mentions_stay_in_time_then_id_order_whatever_the_arrival_order() -> None:
+    eng = engine(lateness=timedelta(minutes=30))
+    state = eng.new_state(BRAND)
+    arrivals = [(0, "test:m"), (5, "test:b"), (2, "test:z"), (5, "test:a"), (9, "test:c")]
+    arrivals += [(2, "test:y"), (0, "test:d")]
+    eng.process(
+        state,
+        [scored(T0 + m * MIN, customer="cust-7", mention_id=i) for m, i in arrivals],
+    )
+    kept = [(m.at, m.id) for m in state.customers["cust-7"].mentions]
+    assert kept == sorted((T0 + m * MIN, i) for m, i in arrivals)
