@@ -149,7 +149,7 @@ class CustomerTracker:
         # customers visited, hourly for every brand.
         hints = state.unchanged_until if self._one_lookback else {}
         last_scores = state.last_scores
-        horizon = self.horizon
+        forget_before = end - self.horizon
         for customer, cs in others:
             fields = vars(cs)
             evaluated_at = fields["evaluated_at"]
@@ -164,7 +164,7 @@ class CustomerTracker:
                     fields["evaluated_at"] = end
                 elif not self._unchanged_at(state, customer, cs, end):
                     self._evaluate(state, customer, cs, end, out)
-            if end - fields["last_mention_at"] > horizon:
+            if fields["last_mention_at"] < forget_before:  # silent longer than the horizon
                 for rule in self.rules:
                     if rule.alert in cs.firing:
                         self._resolve(rule, state, customer, cs, end, cs.risk_score, out)
@@ -322,7 +322,9 @@ class CustomerTracker:
             tier = CustomerTier.HEALTHY
         reasons = list(risk.reasons)
         if (risk.score, tier, reasons) != (cs.risk_score, cs.tier, cs.reasons):
-            cs.risk_score, cs.tier, cs.reasons = risk.score, tier, reasons
+            # Plain field writes (no validation on assignment): a sweep re-scores many customers.
+            fields = vars(cs)
+            fields["risk_score"], fields["tier"], fields["reasons"] = risk.score, tier, reasons
             out.customers.append(_health(state.brand, customer, cs, at))
         state.track(customer, cs)
 

@@ -45,6 +45,22 @@ def _most_negative(examples: Iterable[ExampleMention], limit: int) -> list[Examp
     return sorted(examples, key=lambda e: (e.compound, e.id))[:limit]
 
 
+def _example_order(example: ExampleMention) -> tuple[float, str]:
+    return (example.compound, example.id)
+
+
+def _with_candidate(kept: list[ExampleMention], candidate: ExampleMention) -> list[ExampleMention]:
+    """``_most_negative([*kept, candidate], EXAMPLES_PER_BUCKET)`` for ``kept`` already in that
+    order (as a bucket keeps its examples), without sorting: the candidate is left out when it
+    does not come before the last of a full list, else inserted after its equals (where the
+    stable sort put it)."""
+    if len(kept) >= EXAMPLES_PER_BUCKET and _example_order(candidate) >= _example_order(kept[-1]):
+        return kept[:EXAMPLES_PER_BUCKET]
+    merged = list(kept)
+    bisect.insort_right(merged, candidate, key=_example_order)
+    return merged[:EXAMPLES_PER_BUCKET]
+
+
 class MinuteBucket(BaseModel):
     """Counts for one brand and one event-time minute."""
 
@@ -80,7 +96,7 @@ class MinuteBucket(BaseModel):
                     "compound": sentiment.compound,
                 },
             )
-            fields["examples"] = _most_negative([*self.examples, candidate], EXAMPLES_PER_BUCKET)
+            fields["examples"] = _with_candidate(fields["examples"], candidate)
         empathy = scored.empathy
         if empathy.deficit:
             fields["deficit"] += 1

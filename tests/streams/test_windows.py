@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -38,6 +39,21 @@ def test_bucket_counts_signals_and_keeps_the_three_most_negative_examples() -> N
     assert bucket.compound_sum == pytest.approx(-1.7)
     assert [e.id for e in bucket.examples] == ["test:2", "test:5", "test:4"]
     assert all(len(e.text) <= 280 for e in bucket.examples)
+
+
+def test_a_buckets_examples_are_the_most_negative_whatever_the_order_ties_included() -> None:
+    """Ties on the compound are broken by id, and the same id twice keeps both copies: each
+    mention's arrival leaves the examples a sort of everything seen would give."""
+    rng = random.Random(5)
+    for _ in range(300):
+        bucket = MinuteBucket(minute=T0)
+        seen: list[tuple[float, str]] = []
+        for _ in range(rng.randint(1, 12)):
+            compound = rng.choice([-0.9, -0.5, -0.5, -0.3, -0.3, -0.1])
+            n = str(rng.randint(1, 6))
+            bucket.add(scored(n, compound))
+            seen.append((compound, f"test:{n}"))
+        assert [(e.compound, e.id) for e in bucket.examples] == sorted(seen)[:3]
 
 
 def test_window_covers_exactly_the_minutes_before_its_end() -> None:
