@@ -385,3 +385,63 @@ def test_hostile_scored_mentions_decode_to_the_same_record_or_the_same_errors(ra
 @pytest.mark.parametrize("raw", [b"", b"[]", b"null", b"{}", b'{"mention": {}}'])
 def test_malformed_scored_json_gives_pydantics_errors(raw: bytes) -> None:
     assert_same_scored_decoding(raw)
+
+
+# --- encoding scored mentions ---------------------------------------------------------------------
+
+_SCORER = Scorer()
+
+
+def pydantic_json(record: ScoredMention) -> bytes:
+    return record.model_dump_json().encode()
+
+
+def same_encoding(record: ScoredMention) -> None:
+    """``ScoredMention.to_json`` gives pydantic's bytes, or fails where pydantic fails."""
+    try:
+        expected: Any = pydantic_json(record)
+    except Exception as error:  # the failure itself is compared
+        expected = type(error)
+    try:
+        actual: Any = record.to_json()
+    except Exception as error:
+        actual = type(error)
+    if isinstance(expected, bytes) or isinstance(actual, bytes):
+        assert actual == expected  # both failing (a lone surrogate in the text) is the same
+
+
+def test_the_crisis_scenarios_scored_mentions_encode_as_pydantic_encodes_them() -> None:
+    scorer = Scorer()
+    mentions = generate("crisis", seed=7, rate_scale=0.3)
+    for n, mention in enumerate(mentions):
+        scored_at = T0 + timedelta(seconds=n // 500, microseconds=(n // 500) * 12_345)
+        same_encoding(scorer.score(mention, scored_at=scored_at))
+    assert len(mentions) > 1000
+
+
+@HOSTILE_EXAMPLES
+@given(hostile_mention(), st.integers(0, 10**6))
+def test_hostile_mentions_once_scored_encode_as_pydantic_encodes_them(
+    raw: bytes, microseconds: int
+) -> None:
+    try:
+        mention = Mention.from_json(raw)
+    except ValidationError:
+        return
+    scored_at = T0 + timedelta(microseconds=microseconds)
+    same_encoding(_SCORER.score(mention, scored_at=scored_at))
+
+
+def test_scored_mentions_with_timestamps_of_every_accepted_shape_encode_as_pydantic_does() -> None:
+    encoded = 0
+    for stamp in TIMESTAMPS:
+        doc = good_doc()
+        doc["created_at"] = doc["fetched_at"] = stamp
+        try:
+            mention = Mention.from_json(json.dumps(doc).encode())
+        except ValidationError:
+            continue
+        for scored_at in (T0, T0 + timedelta(microseconds=120), mention.created_at):
+            same_encoding(_SCORER.score(mention, scored_at=scored_at))
+        encoded += 1
+    assert encoded > 5
