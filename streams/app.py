@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import faust
+from mode.utils.logging import cry
 from prometheus_client import CollectorRegistry
 
 from streams import topics
@@ -59,7 +60,12 @@ from streams.brand_scoring import scorer_for
 from streams.clock import SYSTEM_CLOCK, Clock
 from streams.cs_sentiment import CsSentiment
 from streams.engine import Engine
-from streams.faust_app import LeanMonitor, ListenwellApp, NoStandbyAssignor
+from streams.faust_app import (
+    LeanMonitor,
+    ListenwellApp,
+    NoStandbyAssignor,
+    describe_kafka_clients,
+)
 from streams.lag import EndOffsets, LagProbe, StallWatchdog
 from streams.metrics import WorkerMetrics
 from streams.offsets import (
@@ -210,15 +216,33 @@ def make_app(
             return
         stalled = watchdog.stalled(lag)
         if stalled:
+            evidence = _stall_evidence(app, settings.data_dir, clock)
             log.error(
                 "listenwell worker: %s: records waiting and no batch done for %.0f s; exiting "
-                "so a restart resumes from the last commit (see StallWatchdog)",
+                "so a restart resumes from the last commit (see StallWatchdog); lag %s; %s",
                 ", ".join(stalled),
                 settings.stall_timeout_s,
+                lag,
+                evidence,
             )
             os._exit(EXIT_UNEXPECTED)
 
     return Worker(app=app, pipeline=pipeline, metrics=metrics, rules=rules)
+
+
+def _stall_evidence(app: faust.App, data_dir: Path, clock: Clock) -> str:
+    """Write what a stalled worker's Kafka clients hold and every thread's stack and tasks
+    (mode's SIGUSR1 dump) to a file under ``data_dir``; return the clients' state and the file's
+    path, for the log line before the worker exits."""
+    clients = describe_kafka_clients(app)
+    path = data_dir / f"stall-{clock.now():%Y%m%dT%H%M%S}-{os.getpid()}.txt"
+    try:
+        with path.open("w") as dump:
+            dump.write(clients + "\n\n")
+            cry(file=dump)
+    except Exception as exc:
+        return f"{clients}\n(task dump not written to {path}: {exc!r})"
+    return f"{clients}\ntask dump in {path}"
 
 
 def _declare_brand_states(

@@ -48,7 +48,13 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.settings import EventLoopKind
 
-__all__ = ["LeanMonitor", "ListenwellApp", "NoStandbyAssignor", "use_event_loop"]
+__all__ = [
+    "LeanMonitor",
+    "ListenwellApp",
+    "NoStandbyAssignor",
+    "describe_kafka_clients",
+    "use_event_loop",
+]
 
 
 class NoStandbyAssignor(PartitionAssignor):
@@ -162,3 +168,72 @@ def use_event_loop(kind: EventLoopKind) -> None:
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def describe_kafka_clients(app: Any) -> str:
+    """What the worker's Kafka clients hold, as text, for a stalled worker's log: the producer's
+    queued batches per partition with the leader its metadata knows (``None``: no leader, the
+    batch waits) and the topics its client keeps metadata for; the consumer's assignment
+    (position, paused), the leaders it knows, its fetcher's pending requests and its client's
+    topics; Faust's active, paused and buffered partitions and whether it is rebalancing.
+
+    Read from another thread than the consumer's, without locks: a diagnostic, not a figure.
+    Every part that cannot be read says why instead of raising."""
+    lines: list[str] = []
+    try:
+        producer = app.producer._producer
+        if producer is None:
+            lines.append("producer: not started")
+        else:
+            cluster = producer.client.cluster
+            batches = producer._message_accumulator._batches
+            queued = {
+                f"{tp.topic}[{tp.partition}]": (len(q), cluster.leader_for_partition(tp))
+                for tp, q in batches.items()
+                if q
+            }
+            lines.append(f"producer: queued batches (count, leader) {queued or 'none'}")
+            lines.append(f"producer: client topics {sorted(producer.client._topics)}")
+    except Exception as exc:
+        lines.append(f"producer: unreadable ({exc!r})")
+    try:
+        consumer = app.consumer._thread._ensure_consumer()
+        client = consumer._client
+        subscription = consumer._subscription.subscription
+        assignment = subscription.assignment if subscription is not None else None
+        if assignment is None:
+            lines.append("consumer: no assignment")
+        else:
+            states = []
+            for tp in sorted(assignment.tps):
+                state = assignment.state_value(tp)
+                position = state._position if state.has_valid_position else None
+                leader = client.cluster.leader_for_partition(tp)
+                paused = " paused" if state.paused else ""
+                states.append(f"{tp.topic}[{tp.partition}]@{position} leader={leader}{paused}")
+            lines.append(f"consumer: assignment {states}")
+        fetcher = consumer._fetcher
+        lines.append(
+            f"consumer: fetcher in flight to {sorted(fetcher._in_flight)}, "
+            f"{len(fetcher._pending_tasks)} pending, "
+            f"records held for {sorted(f'{tp.topic}[{tp.partition}]' for tp in fetcher._records)}"
+        )
+        lines.append(f"consumer: client topics {sorted(client._topics)}")
+        lines.append(f"consumer: generation {consumer._coordinator.generation}")
+    except Exception as exc:
+        lines.append(f"consumer: unreadable ({exc!r})")
+    try:
+        faust_consumer = app.consumer
+
+        def tps(parts: Any) -> list[str]:
+            return sorted(f"{tp.topic}[{tp.partition}]" for tp in parts or ())
+
+        lines.append(
+            f"faust: rebalancing={app.rebalancing} flow_active={faust_consumer.flow_active} "
+            f"active={tps(faust_consumer._active_partitions)} "
+            f"paused={tps(faust_consumer._paused_partitions)} "
+            f"buffered={tps(faust_consumer._buffered_partitions)}"
+        )
+    except Exception as exc:
+        lines.append(f"faust: unreadable ({exc!r})")
+    return "\n".join(lines)
