@@ -38,6 +38,7 @@ it is opt-in until that is understood (docs/performance.md).
 from __future__ import annotations
 
 import asyncio
+import logging
 from time import monotonic
 from typing import Any
 
@@ -51,10 +52,13 @@ from streams.settings import EventLoopKind
 __all__ = [
     "LeanMonitor",
     "ListenwellApp",
+    "MissingTopicRefresh",
     "NoStandbyAssignor",
     "describe_kafka_clients",
     "use_event_loop",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class NoStandbyAssignor(PartitionAssignor):
@@ -109,12 +113,61 @@ class LeanMonitor(Monitor):
         return None
 
 
+class MissingTopicRefresh:
+    """Asks an aiokafka client for metadata again while topics it keeps metadata for are
+    missing from the broker's last answer, after ``retry_s``, doubling up to ``max_retry_s``.
+
+    aiokafka's client drops a topic the broker does not know yet from its metadata and asks
+    again only when something forces it or after ``metadata_max_age_ms`` (5 minutes). A fresh
+    worker subscribes to its table changelogs right after creating them, before the broker
+    answers for them, so its group's assignment left those partitions out ("Ignoring missing
+    topic") until that refresh, 5 minutes later, then rebalanced (docs/topology.md). Install it
+    as a listener of the client's cluster metadata (:meth:`install`): every update with a topic
+    missing schedules one more request; the group coordinator's own listener then sees the
+    partitions appear and rejoins, and the assignment covers them."""
+
+    def __init__(self, client: Any, retry_s: float = 0.5, max_retry_s: float = 30.0) -> None:
+        self._client = client
+        self._first_retry_s = retry_s
+        self._retry_s = retry_s
+        self._max_retry_s = max_retry_s
+        self._pending: asyncio.TimerHandle | None = None
+
+    def install(self) -> None:
+        """Listen to the client's metadata updates (from the client's own event loop)."""
+        self._client.cluster.add_listener(self)
+
+    def missing(self, cluster: Any) -> list[str]:
+        """The client's topics with no partitions in ``cluster``."""
+        return sorted(t for t in self._client._topics if not cluster.partitions_for_topic(t))
+
+    def __call__(self, cluster: Any) -> None:
+        missing = self.missing(cluster)
+        if not missing:
+            self._retry_s = self._first_retry_s
+            return
+        if self._pending is not None:
+            return
+        log.info(
+            "listenwell worker: the broker's metadata lacks %s; asking again in %.1f s",
+            ", ".join(missing),
+            self._retry_s,
+        )
+        self._pending = self._client._loop.call_later(self._retry_s, self._refresh)
+        self._retry_s = min(self._retry_s * 2, self._max_retry_s)
+
+    def _refresh(self) -> None:
+        self._pending = None
+        self._client.force_metadata_update()
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         app: Any = self.app
         # AIOKafkaConsumer hands this to its Fetcher when it starts, after this returns.
         consumer._fetch_max_wait_ms = int(app.fetch_max_wait_s * 1000)
+        MissingTopicRefresh(consumer._client).install()
         return consumer
 
 
@@ -219,6 +272,12 @@ def describe_kafka_clients(app: Any) -> str:
             f"records held for {sorted(f'{tp.topic}[{tp.partition}]' for tp in fetcher._records)}"
         )
         lines.append(f"consumer: client topics {sorted(client._topics)}")
+        for (node, group), conn in sorted(client._conns.items(), key=str):
+            waiting = [type(request).__name__ for _, request, _ in conn._requests]
+            lines.append(
+                f"consumer: connection to {node} ({group.name}) connected={conn.connected()} "
+                f"idle {monotonic() - conn._last_action:.1f} s, awaiting replies to {waiting}"
+            )
         lines.append(f"consumer: generation {consumer._coordinator.generation}")
     except Exception as exc:
         lines.append(f"consumer: unreadable ({exc!r})")
