@@ -231,18 +231,52 @@ def make_app(
 
 
 def _stall_evidence(app: faust.App, data_dir: Path, clock: Clock) -> str:
-    """Write what a stalled worker's Kafka clients hold and every thread's stack and tasks
-    (mode's SIGUSR1 dump) to a file under ``data_dir``; return the clients' state and the file's
-    path, for the log line before the worker exits."""
+    """Write what a stalled worker's Kafka clients hold, every thread's stack (mode's SIGUSR1
+    dump) and the whole await chain of every task of the worker's and the consumer thread's
+    event loops to a file under ``data_dir``; return the clients' state and the file's path, for
+    the log line before the worker exits."""
     clients = describe_kafka_clients(app)
     path = data_dir / f"stall-{clock.now():%Y%m%dT%H%M%S}-{os.getpid()}.txt"
+    loops = {"worker": asyncio.get_event_loop()}
+    consumer_loop = getattr(getattr(app.consumer, "_thread", None), "thread_loop", None)
+    if consumer_loop is not None:
+        loops["consumer thread"] = consumer_loop
     try:
         with path.open("w") as dump:
             dump.write(clients + "\n\n")
+            for name, loop in loops.items():
+                dump.write(f"AWAIT CHAINS OF THE {name.upper()} LOOP'S TASKS\n")
+                for task in asyncio.all_tasks(loop):
+                    dump.write(f"{task.get_name()}\n")
+                    for step in await_chain(task):
+                        dump.write(f"    {step}\n")
+            dump.write("\n")
             cry(file=dump)
     except Exception as exc:
         return f"{clients}\n(task dump not written to {path}: {exc!r})"
     return f"{clients}\ntask dump in {path}"
+
+
+def await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """Where ``task`` waits: each coroutine or async generator it is suspended in, outermost
+    first, as ``file:line in function``; and what the innermost one awaits. (asyncio's own task
+    stack shows only the outermost frame.)"""
+    steps: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and len(steps) < 100:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+        frame = frame or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            steps.append(f"awaits {awaited!r}"[:300])
+            break
+        code = frame.f_code
+        steps.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        awaited = (
+            getattr(awaited, "cr_await", None)
+            or getattr(awaited, "ag_await", None)
+            or getattr(awaited, "gi_yieldfrom", None)
+        )
+    return steps
 
 
 def _declare_brand_states(

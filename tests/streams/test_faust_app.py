@@ -114,3 +114,100 @@ def test_the_producer_registers_every_topic_with_its_client_before_the_first_sen
         ("changelog", True),
     ]
     assert fake.client.registered == ["scored", "changelog", "alerts"]
+
+
+class FakeCluster:
+    """aiokafka's cluster metadata: the topics the broker's last answer had partitions for."""
+
+    def __init__(self, known: set[str]) -> None:
+        self.known = known
+        self.listeners: list[Any] = []
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return {0, 1} if topic in self.known else None
+
+    def add_listener(self, listener: Any) -> None:
+        self.listeners.append(listener)
+
+    def answer(self) -> None:
+        """A metadata update arrived: aiokafka calls every listener."""
+        for listener in self.listeners:
+            listener(self)
+
+
+class FakeMetadataClient:
+    def __init__(self, topics: set[str], known: set[str]) -> None:
+        self._topics = topics
+        self.cluster = FakeCluster(known)
+        self._loop = asyncio.get_running_loop()
+        self.refreshes = 0
+
+    def force_metadata_update(self) -> None:
+        self.refreshes += 1
+
+
+def test_a_topic_missing_from_the_metadata_is_asked_for_again_until_it_is_there() -> None:
+    from streams.faust_app import MissingTopicRefresh
+
+    async def scenario() -> list[int]:
+        client = FakeMetadataClient({"raw", "parts-changelog"}, known={"raw"})
+        MissingTopicRefresh(client, retry_s=0.01, max_retry_s=0.02).install()
+        seen = []
+        client.cluster.answer()
+        client.cluster.answer()  # a second answer meanwhile schedules no second request
+        await asyncio.sleep(0.05)
+        seen.append(client.refreshes)
+        client.cluster.answer()  # still missing: asked again
+        await asyncio.sleep(0.05)
+        seen.append(client.refreshes)
+        client.cluster.known.add("parts-changelog")
+        client.cluster.answer()  # there now: nothing more is asked
+        await asyncio.sleep(0.05)
+        seen.append(client.refreshes)
+        return seen
+
+    assert asyncio.run(scenario()) == [1, 2, 2]
+
+
+def test_the_worker_consumer_asks_again_for_missing_topics(tmp_path: Path) -> None:
+    from streams.faust_app import MissingTopicRefresh
+
+    async def build() -> Any:
+        return worker_consumer(Settings(app_id="missing-topics", data_dir=tmp_path))
+
+    consumer = asyncio.run(build())
+    listeners = consumer._client.cluster._listeners
+    assert any(isinstance(listener, MissingTopicRefresh) for listener in listeners)
+
+
+def test_the_kafka_clients_of_an_app_not_started_are_described_without_an_error(
+    tmp_path: Path,
+) -> None:
+    from streams.faust_app import describe_kafka_clients
+
+    text = describe_kafka_clients(faust_app(Settings(app_id="describe", data_dir=tmp_path)))
+    assert [line.split(":")[0] for line in text.splitlines()] == ["producer", "consumer", "faust"]
+    assert "producer: not started" in text
+
+
+def test_a_stalled_tasks_await_chain_names_every_coroutine_down_to_what_it_waits_for() -> None:
+    from streams.app import await_chain
+
+    async def inner(gate: asyncio.Event) -> None:
+        await gate.wait()
+
+    async def outer(gate: asyncio.Event) -> None:
+        await inner(gate)
+
+    async def scenario() -> list[str]:
+        gate = asyncio.Event()
+        task = asyncio.create_task(outer(gate))
+        await asyncio.sleep(0)
+        chain = await_chain(task)
+        gate.set()
+        await task
+        return chain
+
+    chain = asyncio.run(scenario())
+    assert [step.rsplit(" in ", 1)[-1] for step in chain[:3]] == ["outer", "inner", "wait"]
+    assert chain[-1].startswith("awaits "), "and what the innermost one awaits"
