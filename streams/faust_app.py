@@ -223,6 +223,28 @@ def use_event_loop(kind: EventLoopKind) -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def _describe_client(name: str, client: Any) -> list[str]:
+    """An aiokafka client's tracked topics missing from its metadata, whether a metadata request
+    is pending, and each connection's requests awaiting a reply."""
+    lines = []
+    try:
+        missing = sorted(t for t in client._topics if not client.cluster.partitions_for_topic(t))
+        pending = client._md_update_fut is not None and not client._md_update_fut.done()
+        lines.append(
+            f"{name}: topics missing from metadata {missing}, metadata update pending {pending}"
+        )
+        for (node, group), conn in sorted(client._conns.items(), key=str):
+            waiting = [type(request).__name__ for _, request, _ in conn._requests]
+            lines.append(
+                f"{name}: connection to {node} ({getattr(group, 'name', group)}) "
+                f"connected={conn.connected()} idle {monotonic() - conn._last_action:.1f} s, "
+                f"awaiting replies to {waiting}"
+            )
+    except Exception as exc:
+        lines.append(f"{name}: client unreadable ({exc!r})")
+    return lines
+
+
 def describe_kafka_clients(app: Any) -> str:
     """What the worker's Kafka clients hold, as text, for a stalled worker's log: the producer's
     queued batches per partition with the leader its metadata knows (``None``: no leader, the
@@ -247,6 +269,7 @@ def describe_kafka_clients(app: Any) -> str:
             }
             lines.append(f"producer: queued batches (count, leader) {queued or 'none'}")
             lines.append(f"producer: client topics {sorted(producer.client._topics)}")
+            lines.extend(_describe_client("producer", producer.client))
     except Exception as exc:
         lines.append(f"producer: unreadable ({exc!r})")
     try:
@@ -272,12 +295,7 @@ def describe_kafka_clients(app: Any) -> str:
             f"records held for {sorted(f'{tp.topic}[{tp.partition}]' for tp in fetcher._records)}"
         )
         lines.append(f"consumer: client topics {sorted(client._topics)}")
-        for (node, group), conn in sorted(client._conns.items(), key=str):
-            waiting = [type(request).__name__ for _, request, _ in conn._requests]
-            lines.append(
-                f"consumer: connection to {node} ({group.name}) connected={conn.connected()} "
-                f"idle {monotonic() - conn._last_action:.1f} s, awaiting replies to {waiting}"
-            )
+        lines.extend(_describe_client("consumer", client))
         lines.append(f"consumer: generation {consumer._coordinator.generation}")
     except Exception as exc:
         lines.append(f"consumer: unreadable ({exc!r})")
