@@ -211,3 +211,45 @@ def test_a_stalled_tasks_await_chain_names_every_coroutine_down_to_what_it_waits
     chain = asyncio.run(scenario())
     assert [step.rsplit(" in ", 1)[-1] for step in chain[:3]] == ["outer", "inner", "wait"]
     assert chain[-1].startswith("awaits "), "and what the innermost one awaits"
+
+
+def consumer_with_acked(
+    tmp_path: Path, acked: list[int], committed: int, gaps: list[tuple[int, int]] = ()
+) -> tuple[Any, Any]:
+    """The worker's Faust consumer (not started) holding ``acked`` offsets of one partition
+    whose last commit was ``committed``, and ``gaps`` (intervals Faust found offsets missing)."""
+    from faust.types import TP
+
+    consumer: Any = faust_app(Settings(app_id="commit", data_dir=tmp_path)).consumer
+    tp = TP("p.mentions.raw", 7)
+    consumer._acked[tp] = list(acked)
+    consumer._acked_index[tp] = set(acked)
+    consumer._committed_offset[tp] = committed
+    for begin, end in gaps:
+        consumer._gap[tp].addi(begin, end)
+    return consumer, tp
+
+
+def test_an_offset_acked_twice_does_not_hold_the_commit_back(tmp_path: Path) -> None:
+    """Seen in make chaos after a broker restart: offsets 7232-7298 were each in Faust's acked
+    list twice, and the committed offset moved by one per commit for 3 minutes while every
+    record up to 11000 had been processed."""
+    from faust.transport.drivers.aiokafka import Consumer as FaustsConsumer
+
+    twice = sorted([*range(7232, 7299), *range(7232, 7299)])
+    acked = [*twice, *range(7299, 11001)]
+    consumer, tp = consumer_with_acked(tmp_path, acked, committed=7232)
+    assert consumer._new_offset(tp) == 11001
+
+    fausts, tp = consumer_with_acked(tmp_path, acked, committed=7232)
+    assert FaustsConsumer._new_offset(fausts, tp) == 7233, "Faust's own crawls"
+
+
+def test_a_gap_over_acked_offsets_counts_once_and_an_unacked_offset_still_holds(
+    tmp_path: Path,
+) -> None:
+    consumer, tp = consumer_with_acked(tmp_path, [10, 11, 12, 13, 14, 16], 10, gaps=[(12, 15)])
+    assert consumer._new_offset(tp) == 15, "15 is neither acked nor a gap"
+    consumer._committed_offset[tp] = 15  # what the commit of 15 records
+    consumer._acked[tp].append(15)
+    assert consumer._new_offset(tp) == 17
