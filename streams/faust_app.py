@@ -200,7 +200,17 @@ class _Consumer(faust_aiokafka.Consumer):
                 skipped = [o for entry in candidates for o in range(entry.begin, entry.end)]
                 acked.extend(skipped)
                 gap_for_tp.chop(0, max(skipped[-1], max_offset + 1))
-        acked[:] = sorted(set(acked))
+        unique = sorted(set(acked))
+        if len(unique) != len(acked):
+            log.info(
+                "listenwell worker: %s[%d]: %d offsets were acked twice (%d-%d); counted once",
+                tp.topic,
+                tp.partition,
+                len(acked) - len(unique),
+                unique[0],
+                unique[-1],
+            )
+        acked[:] = unique
         committed = self._committed_offset[tp]
         if committed and acked[0] - committed > 1:
             return None  # an offset before the first acked one is still being processed
