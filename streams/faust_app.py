@@ -183,11 +183,13 @@ class _Consumer(faust_aiokafka.Consumer):
         listed twice counts once.
 
         Faust keeps the acked offsets in a list and cuts the commit at the first pair that is
-        not consecutive; an offset in it twice (acked, and also added from its gap records when
-        offsets jumped) ended each commit one offset further: the committed offset crawled by
-        one per commit interval (2.8 s) over every such offset, while the worker had processed
-        them all. In ``make chaos`` that followed a broker restart or a rebalance: 66 offsets of
-        a partition took 3 minutes to commit, and the stall watchdog took the lag for a stall
+        not consecutive. After a rebalance in which a worker kept a partition, its read offset
+        was set back to the committed one while records fetched before were still handed over,
+        so Faust recorded offsets it had delivered (and the one it had just read) as a gap; at
+        the next commit the gap went into the list beside their acks. Each offset listed twice
+        ended a commit one offset further: the committed offset crawled by one per commit
+        interval (2.8 s) while the worker had processed everything; in ``make chaos`` 71
+        offsets took 3 minutes, and the stall watchdog took the lag for a stall
         (docs/topology.md)."""
         acked = self._acked[tp]
         if not acked:
