@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from time import monotonic
 from typing import Any
 
@@ -61,6 +62,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+SUBSCRIBE_METADATA_PATIENCE_S = 10.0
+"""How long the worker's consumer waits, before it subscribes, for the broker to know every topic
+(see ``_ConsumerThread._wait_for_metadata``)."""
 
 
 class NoStandbyAssignor(PartitionAssignor):
@@ -171,6 +176,38 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = int(app.fetch_max_wait_s * 1000)
         MissingTopicRefresh(consumer._client).install()
         return consumer
+
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        """Subscribe once the consumer's metadata has every topic (see
+        :meth:`_wait_for_metadata`), so the group's first assignment covers them all."""
+        wanted = set(topics)
+        await self.call_thread(self._wait_for_metadata, wanted)
+        await super().subscribe(wanted)
+
+    async def _wait_for_metadata(self, topics: set[str]) -> None:
+        """Ask the broker for the metadata of ``topics`` until it has them all, for up to
+        ``SUBSCRIBE_METADATA_PATIENCE_S`` (runs on the consumer's thread).
+
+        Faust subscribes to the table changelogs right after creating them; a group joined
+        before the broker answers for them assigns without them, and :class:`MissingTopicRefresh`
+        then repairs that with a second rebalance a second later, which replays what the worker
+        processed meanwhile (``make chaos`` counted 46 mentions scored twice outside any fault)."""
+        client = self._ensure_consumer()._client
+        for topic in topics:
+            client.add_topic(topic)
+        deadline = monotonic() + SUBSCRIBE_METADATA_PATIENCE_S
+        while True:
+            missing = sorted(t for t in topics if not client.cluster.partitions_for_topic(t))
+            if not missing:
+                return
+            if monotonic() > deadline:
+                log.warning(
+                    "listenwell worker: the broker's metadata still lacks %s; subscribing anyway",
+                    ", ".join(missing),
+                )
+                return
+            await client.force_metadata_update()
+            await asyncio.sleep(0.05)
 
 
 class _Consumer(faust_aiokafka.Consumer):
