@@ -29,6 +29,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
+    KafkaError,
     KafkaTimeoutError,
     RebalanceInProgressError,
     UnknownMemberIdError,
@@ -61,7 +62,17 @@ COMMIT_REFUSED = (
 raises ``CommitFailedError`` for some and the broker's own error for others (``bench/chaos.py``
 saw ``RebalanceInProgressError`` end the notifier when a worker pair was killed); and
 ``KafkaTimeoutError``, raised when the group's coordinator could not be reached within the
-consumer's request timeout (a broker down that long): the commit is made on a later round."""
+consumer's request timeout (a broker down that long): the commit is made on a later round.
+Any other error kafka-python marks retriable (``KafkaConnectionError`` when the broker went away
+during the commit, also seen in ``bench/chaos.py``) is retried the same way: see
+:func:`commit_refused`."""
+
+
+def commit_refused(exc: KafkaError) -> bool:
+    """Whether a commit that raised ``exc`` should be made again on a later round (the offsets
+    stay pending) rather than end the notifier."""
+    return isinstance(exc, COMMIT_REFUSED) or bool(getattr(exc, "retriable", False))
+
 
 CONSOLE = "console"
 """The name (and metrics label) of the receiver that gets every transition as it arrives."""
@@ -192,7 +203,9 @@ class NotifierService:
         if offsets:
             try:
                 self._consumer.commit(offsets)
-            except COMMIT_REFUSED as exc:
+            except KafkaError as exc:
+                if not commit_refused(exc):
+                    raise
                 # The group rebalanced (or the broker restarted) since the last poll: this member
                 # is no longer known. The next poll rejoins; the offsets stay pending and are
                 # committed on a later round, and records re-read meanwhile were sent already.

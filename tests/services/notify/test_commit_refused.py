@@ -6,7 +6,9 @@ member / generation errors), which kafka-python raises as is, not as ``CommitFai
 ``tests/integration/test_notifier_commit.py`` covers ``CommitFailedError`` against a real broker;
 here a stand-in consumer refuses the first commit with each of the other errors. A commit made
 while the broker is unreachable retries inside kafka-python until its request timeout and then
-raises ``KafkaTimeoutError``: the offsets stay pending the same way.
+raises ``KafkaTimeoutError``, or ``KafkaConnectionError`` when the broker goes away during the
+commit (both seen in ``bench/chaos.py``): the offsets stay pending the same way. An error that is
+not retriable still ends the notifier.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import pytest
 from kafka import TopicPartition
 from kafka.errors import (
     CommitFailedError,
+    GroupAuthorizationFailedError,
     IllegalGenerationError,
+    KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     RebalanceInProgressError,
@@ -67,6 +71,7 @@ class RefusingConsumer:
         UnknownMemberIdError(),
         CommitFailedError(),
         KafkaTimeoutError(),
+        KafkaConnectionError(),
     ],
     ids=lambda e: type(e).__name__,
 )
@@ -100,4 +105,24 @@ def test_a_refused_commit_is_logged_and_made_on_the_next_round(
     service.step(poll_ms=0)
     assert consumer.commits == [{TP: 1}], "the pending offset is committed on the next round"
     assert len(printed) == 1, "nothing sent twice"
+    service.close()
+
+
+def test_a_commit_error_that_is_not_retriable_still_ends_the_notifier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(RefusingConsumer, "error", GroupAuthorizationFailedError())
+    printed: list[str] = []
+    monkeypatch.setattr(notify_service, "KafkaConsumer", RefusingConsumer)
+    service = NotifierService(
+        None,
+        bootstrap="127.0.0.1:1",
+        prefix="",
+        group="notifier",
+        data_dir=tmp_path,
+        registry=CollectorRegistry(),
+        console=printed.append,
+    )
+    with pytest.raises(GroupAuthorizationFailedError):
+        service.step(poll_ms=0)
     service.close()
