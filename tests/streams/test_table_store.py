@@ -23,6 +23,26 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
+class ChangelogMessage:
+    """A changelog record as Faust's recovery hands it to the store."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes | None
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
+
+
+@dataclass
+class ChangelogEvent:
+    message: ChangelogMessage
+
+
+@dataclass
 class Delivered:
     """What the producer's delivery future resolves to (aiokafka's RecordMetadata)."""
 
@@ -109,22 +129,6 @@ def test_a_write_the_broker_did_not_acknowledge_never_reaches_the_disk(tmp_path:
 def test_recovery_fills_disk_and_memory_and_a_revoked_partition_leaves_memory(
     tmp_path: Path,
 ) -> None:
-    @dataclass
-    class Message:
-        topic: str
-        partition: int
-        offset: int
-        key: bytes
-        value: bytes | None
-
-        @property
-        def tp(self) -> TP:
-            return TP(self.topic, self.partition)
-
-    @dataclass
-    class Event:
-        message: Message
-
     class Table:
         def __init__(self, topic: str) -> None:
             self.changelog_topic = type("Changelog", (), {"topics": {topic}})()
@@ -133,10 +137,10 @@ def test_recovery_fills_disk_and_memory_and_a_revoked_partition_leaves_memory(
         with customers_store(tmp_path) as (store, topic):
             store.apply_changelog_batch(
                 [
-                    Event(Message(topic, 0, 0, b"a/1", b"x")),
-                    Event(Message(topic, 1, 0, b"b/1", b"y")),
-                    Event(Message(topic, 1, 1, b"b/2", b"z")),
-                    Event(Message(topic, 1, 2, b"b/1", None)),
+                    ChangelogEvent(ChangelogMessage(topic, 0, 0, b"a/1", b"x")),
+                    ChangelogEvent(ChangelogMessage(topic, 1, 0, b"b/1", b"y")),
+                    ChangelogEvent(ChangelogMessage(topic, 1, 1, b"b/2", b"z")),
+                    ChangelogEvent(ChangelogMessage(topic, 1, 2, b"b/1", None)),
                 ],
                 to_key=lambda k: k,
                 to_value=lambda v: v,
@@ -356,22 +360,6 @@ def test_a_preload_that_fails_midway_keeps_what_it_stored_with_its_offset_and_re
     first_fetch = [Fetched(0, b"b/1", b"one"), Fetched(1, b"b/2", b"two"), Fetched(2, b"b/1", None)]
     rest = [Fetched(3, b"b/3", b"three"), Fetched(4, b"b/2", b"two again")]
 
-    @dataclass
-    class Message:
-        topic: str
-        partition: int
-        offset: int
-        key: bytes
-        value: bytes | None
-
-        @property
-        def tp(self) -> TP:
-            return TP(self.topic, self.partition)
-
-    @dataclass
-    class Event:
-        message: Message
-
     async def preload_then_recover() -> tuple[int, int | None, dict[bytes, Any], dict[bytes, Any]]:
         with customers_store(tmp_path) as (store, topic):
             tp = TP(topic, 1)
@@ -381,7 +369,7 @@ def test_a_preload_that_fails_midway_keeps_what_it_stored_with_its_offset_and_re
             # Faust's recovery: from the stored offset (it re-reads that record) to the end.
             store.apply_changelog_batch(
                 [
-                    Event(Message(topic, 1, r.offset, r.key, r.value))
+                    ChangelogEvent(ChangelogMessage(topic, 1, r.offset, r.key, r.value))
                     for r in [first_fetch[-1], *rest]
                 ],
                 to_key=lambda k: k,

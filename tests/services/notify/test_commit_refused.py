@@ -63,6 +63,19 @@ class RefusingConsumer:
         pass
 
 
+def notifier(data_dir: Path, printed: list[str]) -> NotifierService:
+    """A notifier over the stand-in consumer that prints its console lines into ``printed``."""
+    return NotifierService(
+        None,
+        bootstrap="127.0.0.1:1",
+        prefix="",
+        group="notifier",
+        data_dir=data_dir,
+        registry=CollectorRegistry(),
+        console=printed.append,
+    )
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -84,15 +97,7 @@ def test_a_refused_commit_is_logged_and_made_on_the_next_round(
     monkeypatch.setattr(RefusingConsumer, "error", error)
     monkeypatch.setattr(notify_service, "KafkaConsumer", RefusingConsumer)
     printed: list[str] = []
-    service = NotifierService(
-        None,
-        bootstrap="127.0.0.1:1",
-        prefix="",
-        group="notifier",
-        data_dir=tmp_path,
-        registry=CollectorRegistry(),
-        console=printed.append,
-    )
+    service = notifier(tmp_path, printed)
     consumer = service._consumer
     assert isinstance(consumer, RefusingConsumer)
     caplog.set_level(logging.WARNING, logger="services.notify.service")
@@ -114,15 +119,7 @@ def test_a_commit_error_that_is_not_retriable_still_ends_the_notifier(
     monkeypatch.setattr(RefusingConsumer, "error", GroupAuthorizationFailedError())
     printed: list[str] = []
     monkeypatch.setattr(notify_service, "KafkaConsumer", RefusingConsumer)
-    service = NotifierService(
-        None,
-        bootstrap="127.0.0.1:1",
-        prefix="",
-        group="notifier",
-        data_dir=tmp_path,
-        registry=CollectorRegistry(),
-        console=printed.append,
-    )
+    service = notifier(tmp_path, printed)
     with pytest.raises(GroupAuthorizationFailedError):
         service.step(poll_ms=0)
     service.close()
