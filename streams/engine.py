@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from streams import alert_lifecycle
 from streams.customers import CUSTOMER_DECAY_MINUTES, CustomerTracker
-from streams.records import Example, Mention, ScoredMention, trusted
+from streams.records import Example, Mention, ScoredMention
 from streams.rule_kinds import BrandRule, CustomerAtRiskRule
 from streams.rules import RuleSet
 from streams.state import BrandState, EngineOutput, Erased, RuleState, RuleStatus
@@ -429,20 +429,6 @@ def _bucket(buckets: list[MinuteBucket], minute: datetime) -> MinuteBucket:
         if bucket.minute < minute:
             break
         place -= 1
-    # Built without validation (a new bucket for every minute of every brand and scope): the
-    # minute is the floor of a validated mention time, every other field its default.
-    bucket = trusted(
-        MinuteBucket,
-        {
-            "minute": minute,
-            "count": 0,
-            "negative": 0,
-            "compound_sum": 0.0,
-            "deficit": 0,
-            "churn": 0,
-            "empathy_positive": 0,
-            "examples": [],
-        },
-    )
+    bucket = MinuteBucket.empty(minute)
     buckets.insert(place, bucket)
     return bucket

@@ -120,6 +120,11 @@ class LeanMonitor(Monitor):
         return None
 
 
+def _missing_topics(cluster: Any, topics: Iterable[str]) -> list[str]:
+    """The ``topics`` an aiokafka client's ``cluster`` metadata has no partitions for, sorted."""
+    return sorted(t for t in topics if not cluster.partitions_for_topic(t))
+
+
 class MissingTopicRefresh:
     """Asks an aiokafka client for metadata again while topics it keeps metadata for are
     missing from the broker's last answer, after ``retry_s``, doubling up to ``max_retry_s``.
@@ -146,7 +151,7 @@ class MissingTopicRefresh:
 
     def missing(self, cluster: Any) -> list[str]:
         """The client's topics with no partitions in ``cluster``."""
-        return sorted(t for t in self._client._topics if not cluster.partitions_for_topic(t))
+        return _missing_topics(cluster, self._client._topics)
 
     def __call__(self, cluster: Any) -> None:
         missing = self.missing(cluster)
@@ -197,7 +202,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             client.add_topic(topic)
         deadline = monotonic() + SUBSCRIBE_METADATA_PATIENCE_S
         while True:
-            missing = sorted(t for t in topics if not client.cluster.partitions_for_topic(t))
+            missing = _missing_topics(client.cluster, topics)
             if not missing:
                 return
             if monotonic() > deadline:
@@ -312,7 +317,7 @@ def _describe_client(name: str, client: Any) -> list[str]:
     is pending, and each connection's requests awaiting a reply."""
     lines = []
     try:
-        missing = sorted(t for t in client._topics if not client.cluster.partitions_for_topic(t))
+        missing = _missing_topics(client.cluster, client._topics)
         pending = client._md_update_fut is not None and not client._md_update_fut.done()
         lines.append(
             f"{name}: topics missing from metadata {missing}, metadata update pending {pending}"

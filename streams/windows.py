@@ -9,7 +9,7 @@ import bisect
 import math
 import operator
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -40,13 +40,13 @@ class ExampleMention(BaseModel):
         return trusted(Example, {"id": self.id, "text": self.text})
 
 
-def _most_negative(examples: Iterable[ExampleMention], limit: int) -> list[ExampleMention]:
-    # Ties broken by id so the choice never depends on arrival order.
-    return sorted(examples, key=lambda e: (e.compound, e.id))[:limit]
-
-
 def _example_order(example: ExampleMention) -> tuple[float, str]:
+    # Ties broken by id so the choice never depends on arrival order.
     return (example.compound, example.id)
+
+
+def _most_negative(examples: Iterable[ExampleMention], limit: int) -> list[ExampleMention]:
+    return sorted(examples, key=_example_order)[:limit]
 
 
 def _with_candidate(kept: list[ExampleMention], candidate: ExampleMention) -> list[ExampleMention]:
@@ -76,6 +76,13 @@ class MinuteBucket(BaseModel):
     examples: list[ExampleMention] = []
     """The most negative mentions of the minute (at most ``EXAMPLES_PER_BUCKET``)."""
 
+    @classmethod
+    def empty(cls, minute: datetime) -> MinuteBucket:
+        """The bucket of ``minute`` (an aware minute: the floor of a validated mention time)
+        with no mentions, built without validation: one is made for every minute of every brand
+        and scope. Every other field is its default."""
+        return trusted(cls, {**_EMPTY_BUCKET, "minute": minute, "examples": []})
+
     def add(self, scored: ScoredMention) -> None:
         """Count one mention into this bucket."""
         # Runs for every mention (and again for each scope it is in): the counts are written to
@@ -104,6 +111,10 @@ class MinuteBucket(BaseModel):
             fields["churn"] += 1
         if empathy.positive:
             fields["empathy_positive"] += 1
+
+
+_EMPTY_BUCKET = MinuteBucket(minute=datetime(1970, 1, 1, tzinfo=UTC)).__dict__
+"""A validated empty bucket's fields, in field order (:meth:`MinuteBucket.empty` copies them)."""
 
 
 class WindowStats(BaseModel):
