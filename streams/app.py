@@ -146,7 +146,7 @@ def make_app(
     pipeline = Pipeline(scorer, engine, clock=clock)
     # The split deployment keeps no standby table copies (see NoStandbyAssignor): a brand process
     # that takes over a partition recovers it from the changelog.
-    app = faust_app(settings, standby_tables=stage == "fused")
+    app = faust_app(settings, standby_tables=stage == "fused", clock=clock)
     sink = FaustProducer(app)
     consumer = FaustConsumerPosition(app)
     watchdog = StallWatchdog(settings.stall_timeout_s, clock)
@@ -362,14 +362,17 @@ def _recovery(
     )
 
 
-def faust_app(settings: Settings, *, standby_tables: bool = True) -> faust.App:
-    """The Faust app with the worker's consumer, producer and commit settings;
+def faust_app(
+    settings: Settings, *, standby_tables: bool = True, clock: Clock = SYSTEM_CLOCK
+) -> faust.App:
+    """The Faust app with the worker's consumer, producer and commit settings, on ``clock``;
     ``standby_tables``: other members keep a warm copy of each table partition (Faust's default:
     one), or none (:class:`~streams.faust_app.NoStandbyAssignor`)."""
     extra: dict[str, Any] = {} if standby_tables else {"PartitionAssignor": NoStandbyAssignor}
     return ListenwellApp(
         settings.app_id,
         fetch_max_wait_s=settings.fetch_max_wait_s,
+        clock=clock,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store=store_url(settings.table_store),
         topic_partitions=settings.partitions,

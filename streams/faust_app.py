@@ -50,6 +50,7 @@ from faust.sensors import Monitor
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.utils.functional import consecutive_numbers
 
+from streams.clock import SYSTEM_CLOCK, Clock
 from streams.settings import EventLoopKind
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "ListenwellApp",
     "MissingTopicRefresh",
     "NoStandbyAssignor",
+    "await_topic_metadata",
     "describe_kafka_clients",
     "use_event_loop",
 ]
@@ -190,29 +192,42 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         await super().subscribe(wanted)
 
     async def _wait_for_metadata(self, topics: set[str]) -> None:
-        """Ask the broker for the metadata of ``topics`` until it has them all, for up to
-        ``SUBSCRIBE_METADATA_PATIENCE_S`` (runs on the consumer's thread).
+        """:func:`await_topic_metadata` for ``topics`` on the consumer's client (runs on the
+        consumer's thread), on the app's clock."""
+        app: Any = self.app
+        await await_topic_metadata(self._ensure_consumer()._client, topics, clock=app.clock)
 
-        Faust subscribes to the table changelogs right after creating them; a group joined
-        before the broker answers for them assigns without them, and :class:`MissingTopicRefresh`
-        then repairs that with a second rebalance a second later, which replays what the worker
-        processed meanwhile (``make chaos`` counted 46 mentions scored twice outside any fault)."""
-        client = self._ensure_consumer()._client
-        for topic in topics:
-            client.add_topic(topic)
-        deadline = monotonic() + SUBSCRIBE_METADATA_PATIENCE_S
-        while True:
-            missing = _missing_topics(client.cluster, topics)
-            if not missing:
-                return
-            if monotonic() > deadline:
-                log.warning(
-                    "listenwell worker: the broker's metadata still lacks %s; subscribing anyway",
-                    ", ".join(missing),
-                )
-                return
-            await client.force_metadata_update()
-            await asyncio.sleep(0.05)
+
+async def await_topic_metadata(
+    client: Any,
+    topics: set[str],
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    patience_s: float = SUBSCRIBE_METADATA_PATIENCE_S,
+    poll_s: float = 0.05,
+) -> list[str]:
+    """Ask the broker for the metadata of ``topics`` (aiokafka ``client``) until it has them all,
+    for up to ``patience_s``; returns the topics still missing then (logged), else ``[]``.
+
+    Faust subscribes to the table changelogs right after creating them; a group joined before
+    the broker answers for them assigns without them, and :class:`MissingTopicRefresh` then
+    repairs that with a second rebalance a second later, which replays what the worker processed
+    meanwhile (``make chaos`` counted 46 mentions scored twice outside any fault)."""
+    for topic in topics:
+        client.add_topic(topic)
+    deadline = clock.monotonic() + patience_s
+    while True:
+        missing = _missing_topics(client.cluster, topics)
+        if not missing:
+            return []
+        if clock.monotonic() > deadline:
+            log.warning(
+                "listenwell worker: the broker's metadata still lacks %s; subscribing anyway",
+                ", ".join(missing),
+            )
+            return missing
+        await client.force_metadata_update()
+        await clock.asleep(poll_s)
 
 
 class _Consumer(faust_aiokafka.Consumer):
@@ -293,10 +308,17 @@ class _Transport(faust_aiokafka.Transport):
 
 class ListenwellApp(faust.App):
     """A Faust app whose consumer's fetch requests wait at most ``fetch_max_wait_s`` on the
-    broker (Faust's own: 1.5 s)."""
+    broker (Faust's own: 1.5 s), and whose consumer waits for metadata on ``clock``."""
 
-    def __init__(self, *args: Any, fetch_max_wait_s: float = 0.05, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        fetch_max_wait_s: float = 0.05,
+        clock: Clock = SYSTEM_CLOCK,
+        **kwargs: Any,
+    ) -> None:
         self.fetch_max_wait_s = fetch_max_wait_s
+        self.clock = clock
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Any:

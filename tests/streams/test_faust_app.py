@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from streams.app import faust_app
 from streams.settings import Settings
@@ -253,3 +256,64 @@ def test_a_gap_over_acked_offsets_counts_once_and_an_unacked_offset_still_holds(
     consumer._committed_offset[tp] = 15  # what the commit of 15 records
     consumer._acked[tp].append(15)
     assert consumer._new_offset(tp) == 17
+
+
+class MetadataAnsweringClient(FakeMetadataClient):
+    """A client whose broker learns of ``late`` after ``answers_needed`` metadata requests."""
+
+    def __init__(self, topics: set[str], known: set[str], late: str, answers_needed: int) -> None:
+        super().__init__(topics, known)
+        self.late = late
+        self.answers_needed = answers_needed
+
+    def add_topic(self, topic: str) -> None:
+        self._topics.add(topic)
+
+    async def force_metadata_update(self) -> None:  # type: ignore[override]
+        self.refreshes += 1
+        if self.refreshes >= self.answers_needed:
+            self.cluster.known.add(self.late)
+
+
+def test_the_consumer_waits_for_a_topic_the_broker_learns_of_late() -> None:
+    from streams.clock import FakeClock
+    from streams.faust_app import await_topic_metadata
+
+    clock = FakeClock()
+
+    async def scenario() -> tuple[list[str], MetadataAnsweringClient]:
+        client = MetadataAnsweringClient(set(), {"raw"}, late="parts-changelog", answers_needed=3)
+        missing = await await_topic_metadata(
+            client, {"raw", "parts-changelog"}, clock=clock, poll_s=0.05
+        )
+        return missing, client
+
+    missing, client = asyncio.run(scenario())
+    assert missing == []
+    assert client.refreshes == 3
+    assert client._topics == {"raw", "parts-changelog"}  # asked for by name
+    assert clock.sleeps == [0.05, 0.05, 0.05]
+
+
+def test_the_consumer_subscribes_anyway_after_its_patience_and_says_what_is_missing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from streams.clock import FakeClock
+    from streams.faust_app import await_topic_metadata
+
+    clock = FakeClock()
+    start = clock.monotonic()
+
+    async def scenario() -> tuple[list[str], MetadataAnsweringClient]:
+        client = MetadataAnsweringClient(set(), {"raw"}, late="never", answers_needed=10**9)
+        missing = await await_topic_metadata(
+            client, {"raw", "parts-changelog"}, clock=clock, patience_s=10.0, poll_s=0.5
+        )
+        return missing, client
+
+    with caplog.at_level(logging.WARNING, logger="streams.faust_app"):
+        missing, client = asyncio.run(scenario())
+    assert missing == ["parts-changelog"]
+    assert 10.0 < clock.monotonic() - start <= 10.5  # gave up once its patience was spent
+    assert client.refreshes == 21
+    assert "still lacks parts-changelog; subscribing anyway" in caplog.text
