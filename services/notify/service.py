@@ -68,6 +68,13 @@ during the commit, also seen in ``bench/chaos.py``) is retried the same way: see
 :func:`commit_refused`."""
 
 
+COMMIT_TIMEOUT_S = 5.0
+"""How long a commit may wait for the group's coordinator. kafka-python's own limit is the
+consumer's request timeout (30 s): while the broker is down each round's commit held every due
+notification that long; after this the commit raises ``KafkaTimeoutError`` and is made again on a
+later round."""
+
+
 def commit_refused(exc: KafkaError) -> bool:
     """Whether a commit that raised ``exc`` should be made again on a later round (the offsets
     stay pending) rather than end the notifier."""
@@ -202,7 +209,7 @@ class NotifierService:
                 offsets[tp] = OffsetAndMetadata(upto, "", -1)
         if offsets:
             try:
-                self._consumer.commit(offsets)
+                self._consumer.commit(offsets, timeout_ms=int(COMMIT_TIMEOUT_S * 1000))
             except KafkaError as exc:
                 if not commit_refused(exc):
                     raise

@@ -48,12 +48,14 @@ class RefusingConsumer:
         self.records = [SimpleNamespace(offset=0, value=alert(brand="acme").to_json())]
         self.refused = 0
         self.commits: list[dict[TopicPartition, int]] = []
+        self.timeouts_ms: list[int | None] = []
 
     def poll(self, timeout_ms: int = 0) -> dict[TopicPartition, list[SimpleNamespace]]:
         records, self.records = self.records, []
         return {TP: records} if records else {}
 
-    def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+    def commit(self, offsets: dict[TopicPartition, Any], timeout_ms: int | None = None) -> None:
+        self.timeouts_ms.append(timeout_ms)
         if not self.refused:
             self.refused += 1
             raise self.error
@@ -122,4 +124,21 @@ def test_a_commit_error_that_is_not_retriable_still_ends_the_notifier(
     service = notifier(tmp_path, printed)
     with pytest.raises(GroupAuthorizationFailedError):
         service.step(poll_ms=0)
+    service.close()
+
+
+def test_a_commit_waits_for_an_unreachable_broker_at_most_its_own_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kafka-python's default wait (its request timeout, 30 s) held every due notification while
+    the broker was down; each commit now gives up after COMMIT_TIMEOUT_S and is retried."""
+    monkeypatch.setattr(RefusingConsumer, "error", KafkaTimeoutError())
+    monkeypatch.setattr(notify_service, "KafkaConsumer", RefusingConsumer)
+    service = notifier(tmp_path, [])
+    consumer = service._consumer
+    assert isinstance(consumer, RefusingConsumer)
+    service.step(poll_ms=0)
+    service.step(poll_ms=0)
+    assert consumer.timeouts_ms == [5000, 5000]
+    assert notify_service.COMMIT_TIMEOUT_S == 5.0
     service.close()
