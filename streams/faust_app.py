@@ -40,15 +40,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from time import monotonic
-from typing import Any
+from types import CodeType
+from typing import Any, cast
 
 import faust
 from faust.assignor import PartitionAssignor
+from faust.channels import Channel
 from faust.sensors import Monitor
+from faust.serializers.schemas import Schema
+from faust.transport import conductor as faust_conductor
+from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.producer import ProducerBuffer
 from faust.utils.functional import consecutive_numbers
+from mode.utils.queues import FlowControlEvent
 
 from streams.clock import SYSTEM_CLOCK, Clock
 from streams.settings import EventLoopKind
@@ -230,9 +237,175 @@ async def await_topic_metadata(
         await clock.asleep(poll_s)
 
 
+def _schema_decode_code() -> CodeType:
+    """The code of the ``decode`` closure faust's ``Schema.compile`` returns (a Topic's decode)."""
+    for const in Schema.compile.__code__.co_consts:
+        if isinstance(const, CodeType) and const.co_name == "decode":
+            return const
+    raise RuntimeError("faust.serializers.schemas.Schema.compile no longer builds a decode closure")
+
+
+_SCHEMA_DECODE = _schema_decode_code()
+# The conductor's per-partition handler class: None when faust runs without its Cython parts.
+_CONDUCTOR_HANDLER: Any = faust_conductor.ConductorHandler  # type: ignore[attr-defined]
+_ERROR_HOOKS = ("on_key_decode_error", "on_value_decode_error", "on_decode_error", "throw")
+
+
+def _channel_decodes_without_suspending(channel: Any) -> bool:
+    """Whether the conductor's ``chan.decode(message, propagate=True)`` and, on a decode error,
+    ``channel.on_key/value_decode_error`` are faust's own, none of which awaits anything: a Topic's
+    decode compiled by ``Schema.compile`` (loads and ``create_event`` are plain calls; with
+    ``propagate`` an error is raised, not awaited) or ``Channel.decode`` (``_create_event``), and
+    the error hooks of ``Channel`` (a no-op and ``queue._throw``)."""
+    decode = channel.decode
+    if getattr(decode, "__code__", None) is not _SCHEMA_DECODE and (
+        getattr(decode, "__func__", None) is not Channel.decode
+    ):
+        return False
+    channel_type = type(channel)
+    return all(getattr(channel_type, hook) is getattr(Channel, hook) for hook in _ERROR_HOOKS)
+
+
+def delivery_cannot_suspend(consumer: Any, callback: Any, message: Any) -> bool:
+    """Whether ``callback(message)`` — Faust's conductor delivering a fetched record to the
+    channels of its partition — completes without yielding to the event loop, so Faust's
+    ``wait_first`` around it (four tasks and three cancellations, ~25 µs of CPU a record) can be
+    a direct await: wait_first only matters for a delivery that waits, which it abandons when a
+    rebalance suspends the flow or the consumer stops.
+
+    Read against faust-streaming 0.15.3 / mode-streaming 0.7.1
+    (``Conductor._compile_message_handler``, the Cython ``ConductorHandler.__call__`` and
+    ``ConductorCompiler.build``): the delivery awaits only when the conductor's
+    ``_tp_to_callback_lock`` is held or has waiters (``asyncio.Lock.acquire``), when
+    ``app.flow_control`` is suspended (``FlowControlEvent.acquire``), when the producer buffer
+    holds more than ``max_messages`` (``ProducerBuffer.wait_until_ebb``), when a channel's queue
+    is full (then it awaits the puts), or in a channel's decode and decode-error hooks (checked to
+    be faust's own, which do not await). Anything unknown (another callback or handler type, a
+    missing handler, a stopped or crashed consumer, a suspended flow) answers False: Faust's own
+    path. ``tests/streams/test_faust_app.py``
+    fails when any of that faust code changes."""
+    if consumer.suspend_flow.is_set() or consumer._stopped.is_set() or consumer._crashed.is_set():
+        return False
+    app = consumer.app
+    conductor = app.topics
+    if callback is not conductor.on_message or app.client_only:
+        return False
+    lock = conductor._tp_to_callback_lock
+    if lock.locked() or lock._waiters:
+        return False
+    handler: Any = conductor._tp_to_callback.get(message.tp)
+    if _CONDUCTOR_HANDLER is None or type(handler) is not _CONDUCTOR_HANDLER:
+        return False
+    acquire_flow_control = handler.acquire_flow_control
+    wait_until_ebb = handler.wait_until_producer_ebb
+    if (
+        getattr(acquire_flow_control, "__func__", None) is not FlowControlEvent.acquire
+        or getattr(wait_until_ebb, "__func__", None) is not ProducerBuffer.wait_until_ebb
+    ):
+        return False
+    if acquire_flow_control.__self__._suspend.is_set():
+        return False
+    buffer = wait_until_ebb.__self__
+    if buffer.size > buffer.max_messages:
+        return False
+    for channel in handler.channels:
+        if channel.queue.full() or not _channel_decodes_without_suspending(channel):
+            return False
+    return True
+
+
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _deliver(self, callback: Callable[[Any], Awaitable[None]], message: Any) -> None:
+        """Hand ``message`` to ``callback`` (the conductor): directly when the delivery cannot
+        wait (:func:`delivery_cannot_suspend`), else as Faust does, abandoned if the flow is
+        suspended (a rebalance) or the consumer stops while it waits."""
+        if delivery_cannot_suspend(self, callback, message):
+            await callback(message)
+        else:
+            await self.wait_first(callback(message), self.suspend_flow.wait())
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Faust's fetch loop (faust-streaming 0.15.3's ``Consumer._drain_messages``, line for
+        line: read offsets, gaps, ``commit_every``, a yield every 100 records, dropped records,
+        the error handling), except that each record goes through :meth:`_deliver`: Faust's
+        ``wait_first`` per record cost ~25 µs of CPU, ~9% of the worker's per mention
+        (``bench/pipeline.py``). ``tests/streams/test_faust_app.py`` fails when Faust's changes."""
+        callback = self.callback
+        getmany = self.getmany
+        deliver = self._deliver
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        flag_consumer_fetching = faust_consumer.CONSUMER_FETCHING
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(flag_consumer_fetching)
+                ait = cast(AsyncIterator[Any], getmany(timeout=1.0))
+
+                # Sleeping because sometimes getmany is called in a loop
+                # never releasing to the event loop
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await sleep(0)
+                            num_since_yield = 0
+
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            # We have a gap in income messages
+                            if gap > 1 and r_offset:
+                                acks_enabled = acks_enabled_for(message.topic)
+                                if acks_enabled:
+                                    await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            await deliver(callback, message)
+                            set_read_offset(tp, offset)
+                        else:
+                            self.log.dev(
+                                "DROPPED MESSAGE ROFF %r: k=%r v=%r",
+                                offset,
+                                message.key,
+                                message.value,
+                            )
+                    unset_flag(flag_consumer_fetching)
+
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                # we're already stopping so ignore
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                # we're already stopping so ignore
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(flag_consumer_fetching)
 
     def _new_offset(self, tp: Any) -> int | None:
         """The offset to commit for ``tp``: one past the first run of consecutive offsets acked
