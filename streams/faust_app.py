@@ -24,6 +24,12 @@ worker stopped, with the records fetched and the batch done, until the producer'
 timeout (20 min). With 12 partitions it happened in most starts (docs/operations.md, "Scaling
 out").
 
+The consumer also hands each fetched record to Faust's conductor by a direct await when the
+delivery cannot wait (:func:`delivery_cannot_suspend`); Faust wraps every delivery in
+``Service.wait_first`` (four tasks and three cancellations a record), which matters only for a
+delivery that waits: one that does still goes through it, abandoned when a rebalance suspends the
+flow.
+
 :class:`NoStandbyAssignor` is Faust's partition assignor without standby table copies, for the
 split deployment (docs/topology.md).
 
@@ -66,6 +72,7 @@ __all__ = [
     "MissingTopicRefresh",
     "NoStandbyAssignor",
     "await_topic_metadata",
+    "delivery_cannot_suspend",
     "describe_kafka_clients",
     "use_event_loop",
 ]
