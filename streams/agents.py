@@ -25,6 +25,8 @@ from typing import Any
 
 import faust
 
+from streams.channel_batches import ChannelBatches
+from streams.clock import SYSTEM_CLOCK, Clock
 from streams.lag import StallWatchdog
 from streams.metrics import WorkerMetrics
 from streams.offsets import SkippedRecordRecovery
@@ -188,21 +190,24 @@ def declare_agent(
     *,
     batch_size: int,
     within_s: float,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Any:
     """Register the agent ``name`` that feeds ``topic`` to ``step`` in batches of up to
-    ``batch_size`` records or ``within_s`` seconds."""
+    ``batch_size`` records gathered for up to ``within_s`` seconds (read from the agent's
+    channel by :class:`~streams.channel_batches.ChannelBatches`, acked once the step returned).
+    """
 
     @app.agent(topic, name=name)
     async def run_step(stream: Any) -> None:
-        async for events in stream.take_events(batch_size, within=within_s):
+        async for events in ChannelBatches(stream, batch_size, within_s, clock=clock):
             try:
                 await step(raw_records(events))
             except StateTopicMismatch as exc:
                 log.error("listenwell worker: %s", exc)
                 os._exit(EXIT_CONFIG)
             except Exception:
-                # Faust acks a batch even when the agent raises, which would lose it. Stop hard
-                # instead: the batch's offsets are not committed, and a restart replays it.
+                # Stop hard rather than let Faust restart the agent: the batch is not acked, so
+                # its offsets are not committed, and a restart replays it.
                 log.exception("listenwell worker: unexpected error, exiting so nothing is lost")
                 os._exit(EXIT_UNEXPECTED)
 

@@ -181,6 +181,7 @@ def make_app(
             scoring,
             batch_size=settings.batch_size,
             within_s=settings.batch_within_s,
+            clock=clock,
         )
     else:
         brands = BrandStage(engine, clock=clock)
@@ -322,6 +323,7 @@ def _declare_brand_states(
         step,
         batch_size=settings.batch_size,
         within_s=settings.batch_within_s,
+        clock=clock,
     )
     if settings.live_horizon_s > 0:
         timer = WatermarkTimer(
