@@ -371,6 +371,16 @@ def main() -> int:
                     f"{last_started - first:.1f} s)",
                     flush=True,
                 )
+                at_drain = scrape(port)
+                drain_batches = total(at_drain, "listenwell_batch_processing_seconds_count")
+                drain_batch_s = total(at_drain, "listenwell_batch_processing_seconds_sum")
+                per_batch = max(drain_batches, 1)
+                print(
+                    f"drain: {drain_batches:.0f} batches, {len(mentions) / per_batch:.0f} "
+                    f"mentions and {drain_batch_s / per_batch * 1000:.0f} ms each on average; "
+                    f"worker busy with batches {drain_batch_s / (last - first):.0%} of the drain",
+                    flush=True,
+                )
 
                 rate = throughput / 2
                 steady = steady_stream(args.latency_mentions + WARM_UP, scale)
