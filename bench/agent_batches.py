@@ -68,7 +68,7 @@ def worker(
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         broker_commit_every=500,
-        datadir=tempfile.mkdtemp(prefix="agent-batches-"),
+        datadir=str(out.parent / "faust"),
         Monitor=LeanMonitor,
     )
     topic = app.topic(
@@ -170,7 +170,8 @@ def main() -> None:
         for pair in range(args.pairs):
             order = ["take", "channel"] if pair % 2 == 0 else ["channel", "take"]
             for reader in order:
-                with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                with tempfile.TemporaryDirectory(prefix="agent-batches-") as scratch:
+                    out = Path(scratch) / "figures.json"
                     subprocess.run(
                         [
                             sys.executable,
@@ -186,14 +187,14 @@ def main() -> None:
                             "--warm",
                             str(args.warm),
                             "--out",
-                            out.name,
+                            str(out),
                             "--step-us",
                             str(args.step_us),
                         ],
                         check=True,
                         timeout=600,
                     )
-                    figures = json.loads(Path(out.name).read_text())
+                    figures = json.loads(out.read_text())
                 print(json.dumps(figures), flush=True)
                 results[reader].append(figures["cpu_us_per_record"])
         for reader, values in results.items():
