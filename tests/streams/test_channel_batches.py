@@ -110,9 +110,11 @@ def test_a_batch_the_step_raised_on_is_not_acked(tmp_path: Path) -> None:
     async def scenario(agent: Agent) -> None:
         for offset in range(4):
             await agent.put(1, offset)
+        batches = agent.batches(2)
         with pytest.raises(RuntimeError):
-            async for _batch in ChannelBatches(agent.stream, 2, 1.0, clock=agent.clock):
+            async for _batch in batches:
                 raise RuntimeError("the step failed")
+        await batches.aclose()  # what finalising the abandoned iterator does
         assert agent.acked(1) == []
         assert agent.consumer._new_offset(TP(RAW, 1)) is None
 
