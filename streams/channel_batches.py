@@ -5,8 +5,8 @@ Cython ``StreamIterator``: a ``sleep(0)``, the sensors, the current-event bookke
 take buffer's processor coroutine) and acks each with a coroutine. :class:`ChannelBatches`
 reads the queue the stream itself would read (the agent stream's channel, which Faust's
 conductor fills) a batch at a time, and keeps what the stream does for Faust's own bookkeeping.
-On a bare agent over a real broker it costs ~13-16 µs of CPU less per record than
-``take_events`` (``bench/agent_batches.py --step-us 150``).
+On a bare agent over a real broker it costs ~16-25 µs of CPU less per record than
+``take_events`` (``bench/agent_batches.py --step-us 150``, docs/performance.md).
 
 It mirrors faust-streaming 0.15.3 (``faust/_cython/streams.pyx`` ``StreamIterator``,
 ``Stream._c_aiter``, ``Stream.take_events`` and ``Stream.ack``):
@@ -28,9 +28,10 @@ It mirrors faust-streaming 0.15.3 (``faust/_cython/streams.pyx`` ``StreamIterato
   ``Stream.__aiter__`` does.
 
 A batch is up to ``batch_size`` events: the first one waited for, then what is queued, then
-what arrives within ``within_s`` of the first. Faust's consumer puts one record on the queue
-per turn of the event loop, so while the batch is not full the reader looks at the queue every
-``within_s / 10`` rather than waking for each record. (``take_events`` hands a batch over when
+what arrives within ``within_s`` of the first. Faust's consumer puts records on the queue one
+at a time as it is handed them, so while the batch is not full the reader looks at the queue
+every ``within_s / 10`` rather than waking for each record (waking per record cost more than
+take_events in the bare agent). (``take_events`` hands a batch over when
 full or ``within`` after the previous one; both bound a record's wait by about ``within``.)
 """
 
