@@ -47,13 +47,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from time import monotonic
 from types import CodeType
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import TopicPartition
 from faust.assignor import PartitionAssignor
 from faust.channels import Channel
+from faust.exceptions import ProducerSendError
 from faust.sensors import Monitor
 from faust.serializers.schemas import Schema
 from faust.transport import conductor as faust_conductor
@@ -64,6 +69,7 @@ from faust.utils.functional import consecutive_numbers
 from mode.utils.queues import FlowControlEvent
 
 from streams.clock import SYSTEM_CLOCK, Clock
+from streams.partitioning import KeyPartitions
 from streams.settings import EventLoopKind
 
 __all__ = [
@@ -460,7 +466,44 @@ class _Consumer(faust_aiokafka.Consumer):
         return int(batch[-1]) + 1
 
 
+RECORD_OVERHEAD_BYTES = 128
+"""More than a record batch's header and one record's framing add to its key and value: a record
+this much under the producer's request size limit cannot exceed it (aiokafka's own estimate)."""
+
+
+@dataclass(frozen=True)
+class _Route:
+    """A topic's partitions as the producer's metadata knows them."""
+
+    count: int
+    partitions: tuple[TopicPartition, ...]  # index = partition number
+
+
 class _Producer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer that registers each topic with its client before the first
+    record (module docstring), and queues the worker's own records with less per-record work.
+
+    :meth:`send` without a transaction, timestamp or headers, with a key, for a topic whose
+    partitions the metadata knows, does what aiokafka's ``AIOKafkaProducer.send`` then does, and
+    nothing else: the default partition of the key (murmur2, remembered per key:
+    :class:`~streams.partitioning.KeyPartitions`) or the given partition, then the record appended
+    to the partition's batch by the producer's message accumulator; same producer, same batches,
+    so Faust's flush before an offset commit still covers the record. Skipped: Faust's wrapper
+    (transaction branches, its ``on_produce_message`` signal, which only Faust's livecheck
+    listens to), aiokafka's metadata wait (the topic's metadata is known), its partitioner's
+    two copies of the partition list, and its serialiser hooks (none configured). The
+    accumulator is private to aiokafka: tests/streams/test_faust_app.py pins the version this
+    was checked against, and tests/integration/test_producer_metadata.py compares the records on
+    the broker with aiokafka's own send.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._key_partitions = KeyPartitions()
+        self._routes: dict[str, _Route] = {}
+        self._registered: set[str] = set()
+        self._routed_for: Any = None
+
     async def send(
         self,
         topic: str,
@@ -472,13 +515,60 @@ class _Producer(faust_aiokafka.Producer):
         *,
         transactional_id: str | None = None,
     ) -> Any:
-        client = self._ensure_producer().client
-        # aiokafka's own registry of the topics whose metadata it keeps (see the module docstring).
-        if topic not in client._topics:
-            client.add_topic(topic)
+        producer = self._ensure_producer()
+        if producer is not self._routed_for:
+            self._follow(producer)
+        if topic not in self._registered:
+            # Tracked by the client's metadata before its first record (module docstring).
+            producer.client.add_topic(topic)
+            self._registered.add(topic)
+        if (
+            key is not None
+            and transactional_id is None
+            and timestamp is None
+            and headers is None
+            and len(key) + (0 if value is None else len(value)) + RECORD_OVERHEAD_BYTES
+            <= self.max_request_size
+        ):
+            route = self._routes.get(topic) or self._route(producer, topic)
+            if route is not None:
+                if partition is None and self._default_partitioner:
+                    partition = self._key_partitions.partition(key, route.count)
+                if partition is not None and 0 <= partition < route.count:
+                    try:
+                        return await producer._message_accumulator.add_message(
+                            route.partitions[partition],
+                            key,
+                            value,
+                            self.request_timeout,
+                            timestamp_ms=None,
+                            headers=[],
+                        )
+                    except KafkaError as exc:
+                        raise ProducerSendError(f"Error while sending: {exc!r}") from exc
         return await super().send(
             topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
         )
+
+    def _follow(self, producer: Any) -> None:
+        """Start afresh for ``producer`` (a restarted producer is a new aiokafka producer), and
+        forget the topics' partitions whenever its metadata changes."""
+        self._routed_for = producer
+        self._routes.clear()
+        self._registered.clear()
+        self._default_partitioner = isinstance(self.partitioner, DefaultPartitioner)
+        producer.client.cluster.add_listener(lambda _cluster: self._routes.clear())
+
+    def _route(self, producer: Any, topic: str) -> _Route | None:
+        """``topic``'s partitions, if the metadata knows them and they are numbered 0 to n - 1
+        as Kafka numbers them (else None: aiokafka's own send waits for the metadata)."""
+        known = producer.client.cluster.partitions_for_topic(topic)
+        if not known or known != set(range(len(known))):
+            return None
+        route = self._routes[topic] = _Route(
+            len(known), tuple(TopicPartition(topic, p) for p in range(len(known)))
+        )
+        return route
 
 
 class _Transport(faust_aiokafka.Transport):

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import Any
 
 import pytest
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from services.kafka_local import create_topics
 from streams import topics
@@ -65,3 +67,70 @@ def test_records_queued_before_a_new_topic_is_first_sent_to_are_delivered(
     assert asyncio.run(produce()), f"the producer forgot the metadata of {queued}"
     delivered = sorted(record.key for record in read_records(kafka_bootstrap, queued))
     assert delivered == sorted(keys)
+
+
+def test_the_worker_producer_s_records_land_where_aiokafka_s_own_send_puts_them(
+    kafka_bootstrap: str,
+) -> None:
+    """The worker's shorter produce path (streams/faust_app.py ``_Producer``) against aiokafka's
+    ``AIOKafkaProducer.send`` with the same settings: same partitions, bytes and order."""
+    from aiokafka import AIOKafkaProducer
+
+    run = f"t-produce-path-{os.getpid()}-{time.monotonic_ns()}"
+    worker_prefix, reference_prefix = f"{run}-w.", f"{run}-r."
+    for prefix in (worker_prefix, reference_prefix):
+        create_topics(kafka_bootstrap, prefix, partitions=12)
+    name = topics.MENTIONS_SCORED
+    records: list[tuple[bytes, bytes | None, int | None]] = []
+    for n in range(600):
+        records.append((f"brand-{n % 150}".encode(), f"mention {n}".encode(), None))
+        if n % 7 == 0:
+            records.append((b"__erase__", f"command {n}".encode(), n % 12))
+        if n % 11 == 0:
+            records.append((f"brand-{n % 150}/customer".encode(), None, None))
+
+    async def produce() -> None:
+        app = ListenwellApp(
+            run, broker=f"kafka://{kafka_bootstrap}", producer_linger=0.02, web_enabled=False
+        )
+        producer: Any = app.producer
+        await producer.start()
+        reference = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=20)
+        await reference.start()
+        full_path = 0
+        original_send = faust_aiokafka.Producer.send
+
+        async def count_full_path(*args: Any, **kwargs: Any) -> Any:
+            nonlocal full_path
+            full_path += 1
+            return await original_send(*args, **kwargs)
+
+        try:
+            worker_topic = topics.topic_name(name, worker_prefix)
+            await producer._producer.client._wait_on_metadata(worker_topic)
+            faust_aiokafka.Producer.send = count_full_path  # type: ignore[method-assign]
+            for key, value, partition in records:
+                await producer.send(worker_topic, key, value, partition, None, None)
+                await reference.send(
+                    topics.topic_name(name, reference_prefix), value, key=key, partition=partition
+                )
+            await asyncio.wait_for(producer.flush(), PATIENCE_S)
+            await asyncio.wait_for(reference.flush(), PATIENCE_S)
+        finally:
+            faust_aiokafka.Producer.send = original_send  # type: ignore[method-assign]
+            await reference.stop()
+            await producer.stop()
+        assert full_path == 0, "the worker's records took Faust's and aiokafka's full path"
+
+    asyncio.run(produce())
+
+    def landed(prefix: str) -> dict[int, list[tuple[bytes, bytes | None]]]:
+        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for record in read_records(kafka_bootstrap, topics.topic_name(name, prefix)):
+            by_partition.setdefault(record.partition, []).append((record.key, record.value))
+        return by_partition
+
+    worker, reference = landed(worker_prefix), landed(reference_prefix)
+    assert sum(len(rows) for rows in worker.values()) == len(records)
+    assert len(worker) == 12
+    assert worker == reference

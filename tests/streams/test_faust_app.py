@@ -80,6 +80,7 @@ class FakeClient:
     def __init__(self) -> None:
         self._topics: set[str] = set()
         self.registered: list[str] = []
+        self.cluster = FakeCluster(known=set())
 
     def add_topic(self, topic: str) -> None:
         self.registered.append(topic)
