@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from services.process import setup_logging
 from streams.settings import Settings
@@ -17,7 +18,6 @@ log = logging.getLogger("listenwell")
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run the Faust streams worker (the fused worker, or the stage of the split deployment
     ``--stage`` names) until SIGTERM/SIGINT."""
-    from faust import Worker
     from prometheus_client import CollectorRegistry
 
     from services.kafka_local import create_topics, partition_mismatches
@@ -65,9 +65,23 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         log.warning("created missing topics: %s", ", ".join(created))
     start_metrics_server(settings.worker_metrics_port, settings.metrics_host, registry)
     tune_garbage_collector()
-    faust_worker = Worker(worker.app, loglevel=args.log_level, quiet=True)
-    faust_worker.execute_from_commandline()
+    quiet_faust_worker(worker.app, args.log_level).execute_from_commandline()
     return 0
+
+
+def quiet_faust_worker(app: Any, loglevel: str) -> Any:
+    """Faust's worker for ``app``, logging at ``loglevel`` and without its terminal spinner.
+
+    With the spinner (any level from WARNING up), Faust sets the root logger to DEBUG and adds a
+    handler that turns the spinner for every record: every ``log.debug`` of aiokafka and Faust
+    then builds a record that the output handler drops. aiokafka's producer logs one per record
+    sent: ~3% of the worker's CPU in ``bench/pipeline.py``'s drain (py-spy).
+    """
+    from faust import Worker
+
+    worker = Worker(app, loglevel=loglevel, quiet=True)
+    worker.spinner = None
+    return worker
 
 
 def tune_garbage_collector() -> None:
