@@ -288,6 +288,12 @@ def main() -> int:
         "runs thousands of times faster than the clock, so every batch closes minutes and runs "
         "customer sweeps)",
     )
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        help="mentions/s of the latency stream (default: half the drain's rate; a fixed rate "
+        "compares two versions' latency at the same load)",
+    )
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the worker, cProfile the core"
@@ -382,7 +388,7 @@ def main() -> int:
                     flush=True,
                 )
 
-                rate = throughput / 2
+                rate = args.latency_rate or throughput / 2
                 steady = steady_stream(args.latency_mentions + WARM_UP, scale)
                 live = args.latency_stream == "live"
                 if live:
