@@ -33,11 +33,15 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dedupe (pipeline, seen ids)", ("_prune_seen (", "streams/dedupe.py", "id_digest (")),
     ("rest of Pipeline.process", ("streams/pipeline.py", "streams/scored_stage.py")),
     (
+        "produce: queue a record (the worker's sink to aiokafka's batches)",
+        ("streams/producer.py",),
+    ),
+    (
         "encode state for the changelog",
         ("to_changelog", "streams/tables.py", "streams/state_codec.py"),
     ),
     ("encode published records", ("streams/publish.py",)),
-    ("produce (aiokafka producer)", ("aiokafka/producer",)),
+    ("produce: aiokafka's sender (batches, lz4, requests)", ("aiokafka/producer",)),
     ("fetch and decode (aiokafka consumer)", ("aiokafka/consumer", "aiokafka/record")),
     (
         "Faust stream, acks and commits",
