@@ -300,8 +300,9 @@ def run(
             wall[part] += w_to - w_from
         brand_bytes += sum(map(len, written[0]))
         customer_bytes += sum(map(len, written[1]))
-        # What the broker stores: the worker's producer sends lz4 batches (one per partition).
-        compressed_bytes += len(cramjam.lz4.compress(b"".join(written[0] + written[1])))
+        # What the broker stores: the worker's producer sends zstd batches (level 3, one per
+        # partition).
+        compressed_bytes += len(cramjam.zstd.compress(b"".join(written[0] + written[1]), level=3))
         alerts += len(result.alerts)
         if transitions is not None:
             for line in events:
@@ -322,7 +323,7 @@ def run(
         "vader_wall_s": wall["vader"],
         "changelog_brand_mb": brand_bytes / 1e6,
         "changelog_customer_mb": customer_bytes / 1e6,
-        "changelog_lz4_mb": compressed_bytes / 1e6,
+        "changelog_compressed_mb": compressed_bytes / 1e6,
         "alerts": alerts,
     }
 
@@ -490,14 +491,14 @@ def main() -> int:
     )
     print(f"{'changelog: customer states (MB)':44}{runs[0]['changelog_customer_mb']:>12.1f}")
     per_mention = (runs[0]["changelog_brand_mb"] + runs[0]["changelog_customer_mb"]) * 1e6 / n
-    stored = runs[0]["changelog_lz4_mb"] * 1e6 / n
+    stored = runs[0]["changelog_compressed_mb"] * 1e6 / n
     print(
         f"{'changelog bytes per mention, payloads':44}{per_mention:>12,.0f}   goal <= "
         f"{GOAL_CHANGELOG_BYTES} ({'met' if per_mention <= GOAL_CHANGELOG_BYTES else 'not met'}), "
         f"stretch <= {STRETCH_CHANGELOG_BYTES} (before: {BEFORE_CHANGELOG_BYTES:,} on main 9ee7687)"
     )
     print(
-        f"{'  as lz4 batches (what the broker stores)':44}{stored:>12,.0f}   goal <= "
+        f"{'  as zstd batches (what the broker stores)':44}{stored:>12,.0f}   goal <= "
         f"{GOAL_CHANGELOG_BYTES} ({'met' if stored <= GOAL_CHANGELOG_BYTES else 'not met'}), "
         f"stretch <= {STRETCH_CHANGELOG_BYTES} "
         f"({'met' if stored <= STRETCH_CHANGELOG_BYTES else 'not met'})"

@@ -205,7 +205,7 @@ def cpu_seconds(pid: int) -> float:
 
 def stored_bytes(data_dir: Path, changelog_prefix: str) -> int:
     """Bytes of the log segments of the topics named ``<prefix>…-changelog`` in the broker's data
-    directory: what the worker's table writes cost on disk (lz4 batches, not compacted: a
+    directory: what the worker's table writes cost on disk (zstd batches, not compacted: a
     benchmark's segments are never rolled)."""
     return sum(
         segment.stat().st_size

@@ -41,7 +41,7 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("to_changelog", "streams/tables.py", "streams/state_codec.py"),
     ),
     ("encode published records", ("streams/publish.py",)),
-    ("produce: aiokafka's sender (batches, lz4, requests)", ("aiokafka/producer",)),
+    ("produce: aiokafka's sender (batches, compression, requests)", ("aiokafka/producer",)),
     ("fetch and decode (aiokafka consumer)", ("aiokafka/consumer", "aiokafka/record")),
     (
         "Faust stream, acks and commits",

@@ -387,10 +387,12 @@ def faust_app(
         # spent ~40% of its time sending tiny requests (py-spy, bench/pipeline.py).
         producer_linger=0.02,
         producer_max_batch_size=512 * 1024,
-        # lz4 batches (cramjam): the changelog entries of a batch repeat their JSON field names,
-        # so the broker stores ~5x fewer bytes of state (bench/core.py); readers of the worker's
-        # topics (kafka-python) decode them with the lz4 package.
-        producer_compression_type="lz4",
+        # zstd batches (cramjam, level 3): the changelog entries of a batch repeat their JSON
+        # field names, so the broker stores ~6x fewer bytes of state (bench/core.py). aiokafka
+        # compresses lz4 at level 9 (lz4-HC), ~6x the CPU of zstd for ~20% more bytes
+        # (docs/performance.md). Readers of the worker's topics (kafka-python) decode zstd with
+        # the zstandard package, and lz4 (records written before) with the lz4 package.
+        producer_compression_type="zstd",
         broker_commit_every=settings.batch_size,
         # Faust's default (60 s) keeps a crashed worker's partitions, and a restarted worker that
         # must wait for the dead member to leave the group, idle for a minute. The consumer
