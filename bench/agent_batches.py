@@ -29,7 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from services.kafka_local import LocalKafka, free_port  # noqa: E402
+from services.kafka_local import broker_unless_given  # noqa: E402
 
 PARTITIONS = 12
 
@@ -155,13 +155,7 @@ def main() -> None:
             args.bootstrap, args.topic, args.worker, args.records, args.warm, args.out, args.step_us
         )
         return
-    broker = None
-    try:
-        bootstrap = args.bootstrap
-        if bootstrap is None:
-            broker = LocalKafka(free_port())
-            broker.start()
-            bootstrap = broker.bootstrap
+    with broker_unless_given(args.bootstrap) as (bootstrap, _):
         topic = args.topic
         if topic is None:
             topic = f"agent-batches-{time.time_ns()}"
@@ -204,9 +198,6 @@ def main() -> None:
             )
         savings = [t - c for t, c in zip(results["take"], results["channel"], strict=True)]
         print(f"saving per pair: {', '.join(f'{s:.1f}' for s in savings)} µs per record")
-    finally:
-        if broker is not None:
-            broker.stop(wipe=True)
 
 
 if __name__ == "__main__":

@@ -116,13 +116,9 @@ def main() -> int:
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    from services.kafka_local import LocalKafka, free_port
+    from services.kafka_local import broker_unless_given
 
-    broker = None
-    try:
-        broker = LocalKafka(free_port())
-        broker.start()
-        bootstrap = broker.bootstrap
+    with broker_unless_given(None) as (bootstrap, _):
         KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic(TOPIC, 1, 1)])
         producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
         for i in range(args.records):
@@ -145,9 +141,6 @@ def main() -> int:
                 f"({figures['direct']['records_per_s']:,.0f}/s): ratio {ratio:.2f}",
                 flush=True,
             )
-    finally:
-        if broker is not None:
-            broker.stop()
     ratios = [pair["ratio"] for pair in pairs]
     print(
         f"direct / wait_first CPU per record: {min(ratios):.2f}-{max(ratios):.2f} "

@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 from connectors.producer import MentionProducer  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
 from services.demo import child, scrape, total, worker_env  # noqa: E402
-from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
+from services.kafka_local import broker_unless_given, create_topics, free_port  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.records import Mention  # noqa: E402
 from streams.topics import RawKey  # noqa: E402
@@ -189,23 +189,14 @@ def main() -> int:
     parser.add_argument("--mentions", type=int, default=20_000)
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     args = parser.parse_args()
-    broker = None
     figures: dict[str, dict[str, float]] = {}
-    try:
-        bootstrap = args.bootstrap
-        if bootstrap is None:
-            broker = LocalKafka(free_port())
-            broker.start()
-            bootstrap = broker.bootstrap
+    with broker_unless_given(args.bootstrap) as (bootstrap, _):
         for name, hot, deployment, key_by in BACKLOGS:
             mentions = backlog(args.mentions, hot=hot)
             for workers in (1, 2):
                 key = f"{name}_{workers}_workers"
                 figures[key] = drain(bootstrap, mentions, workers, name, deployment, key_by)
                 print(f"{key}: {figures[key]}", flush=True)
-    finally:
-        if broker is not None:
-            broker.stop(wipe=True)
     print()
     print(f"{'backlog':40}{'1 worker':>12}{'2 workers':>12}{'busiest of 2':>14}{'restarts':>10}")
     for name, label in LABELS.items():

@@ -52,7 +52,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E4
 from connectors.producer import MentionProducer  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
 from services.demo import scrape, stop_process, total, worker_env  # noqa: E402
-from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
+from services.kafka_local import broker_unless_given, create_topics, free_port  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.clock import FakeClock  # noqa: E402
 from streams.engine import Engine  # noqa: E402
@@ -314,13 +314,7 @@ def main() -> int:
         f"{statistics.fmean(len(t) for t in texts):.0f} chars"
     )
 
-    broker = None
-    try:
-        bootstrap = args.bootstrap
-        if bootstrap is None:
-            broker = LocalKafka(free_port())
-            broker.start()
-            bootstrap = broker.bootstrap
+    with broker_unless_given(args.bootstrap) as (bootstrap, broker):
         prefix = f"bench-{int(time.time())}."
         create_topics(bootstrap, prefix)
         raw = topics.topic_name(topics.MENTIONS_RAW, prefix)
@@ -459,9 +453,6 @@ def main() -> int:
         changelog_bytes = None
         if broker is not None:
             changelog_bytes = stored_bytes(broker.data_dir, f"listenwell-{prefix.rstrip('.')}-")
-    finally:
-        if broker is not None:
-            broker.stop(wipe=True)
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[int(len(latencies) * 0.99)]
     vader, vader_cpu = bare_vader(texts)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from faust.transport.drivers import aiokafka as faust_aiokafka  # noqa: E402
 
 from connectors.simulate import generate  # noqa: E402
-from services.kafka_local import LocalKafka, create_topics, free_port  # noqa: E402
+from services.kafka_local import broker_unless_given, create_topics  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.app import faust_app  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -103,19 +103,10 @@ def main() -> None:
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     args = parser.parse_args()
     rows = records(args.records)
-    broker = None
-    try:
-        bootstrap = args.bootstrap
-        if bootstrap is None:
-            broker = LocalKafka(free_port())
-            broker.start()
-            bootstrap = broker.bootstrap
+    with broker_unless_given(args.bootstrap) as (bootstrap, _):
         prefix = f"bench-produce-{time.time_ns()}."
         create_topics(bootstrap, prefix, partitions=PARTITIONS)
         cpu = asyncio.run(measure(bootstrap, prefix, rows, args.rounds))
-    finally:
-        if broker is not None:
-            broker.stop(wipe=True)
     mean_bytes = statistics.fmean(len(value) for _, value in rows)
     print(
         f"{args.records:,} records a round ({mean_bytes:.0f} B values, {PARTITIONS} partitions), "

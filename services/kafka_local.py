@@ -302,6 +302,22 @@ class Topic:
     cleanup_policy: str
 
 
+@contextlib.contextmanager
+def broker_unless_given(bootstrap: str | None) -> Iterator[tuple[str, LocalKafka | None]]:
+    """``(bootstrap, None)`` when a broker is given; else a :class:`LocalKafka` on a free port,
+    started for the block as ``(its bootstrap, it)`` and stopped by its pid with its home removed
+    when the block ends, raises or is interrupted (the benchmarks' ``--bootstrap`` option)."""
+    if bootstrap is not None:
+        yield bootstrap, None
+        return
+    broker = LocalKafka(free_port())
+    try:
+        broker.start()
+        yield broker.bootstrap, broker
+    finally:
+        broker.stop(wipe=True)
+
+
 class LocalKafka:
     """One single-node KRaft broker on ``127.0.0.1:port``, homed in ``.listenwell/kafka-<port>/``.
 
