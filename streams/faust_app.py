@@ -492,7 +492,7 @@ class _Producer(faust_aiokafka.Producer):
     (transaction branches, its ``on_produce_message`` signal, which only Faust's livecheck
     listens to), aiokafka's metadata wait (the topic's metadata is known), its partitioner's
     two copies of the partition list, and its serialiser hooks (none configured). The
-    accumulator is private to aiokafka: tests/streams/test_faust_app.py pins the version this
+    accumulator is private to aiokafka: tests/streams/test_worker_producer.py pins the version this
     was checked against, and tests/integration/test_producer_metadata.py compares the records on
     the broker with aiokafka's own send.
     """
