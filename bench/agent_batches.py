@@ -137,7 +137,9 @@ def worker(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
-    parser.add_argument("--warm", type=int, default=5_000)
+    parser.add_argument(
+        "--warm", type=int, default=5_000, help="records read before timing starts (< --records)"
+    )
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument(
         "--step-us",
@@ -150,6 +152,10 @@ def main() -> None:
     parser.add_argument("--worker", choices=["take", "channel"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not 0 <= args.warm < args.records:
+        parser.error(
+            f"--warm ({args.warm}) must be at least 0 and less than --records ({args.records})"
+        )
     if args.worker:
         worker(
             args.bootstrap, args.topic, args.worker, args.records, args.warm, args.out, args.step_us
