@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from services.kafka_local import broker_unless_given  # noqa: E402
+from services.process import exit_on_sigterm  # noqa: E402
 
 PARTITIONS = 12
 
@@ -207,4 +208,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

@@ -117,7 +117,9 @@ def main() -> int:
     from kafka.admin import KafkaAdminClient, NewTopic
 
     from services.kafka_local import broker_unless_given
+    from services.process import exit_on_sigterm
 
+    exit_on_sigterm()
     with broker_unless_given(None) as (bootstrap, _):
         KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic(TOPIC, 1, 1)])
         producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)

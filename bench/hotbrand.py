@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ from connectors.producer import MentionProducer  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
 from services.demo import child, scrape, total, worker_env  # noqa: E402
 from services.kafka_local import broker_unless_given, create_topics, free_port  # noqa: E402
+from services.process import exit_on_sigterm  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.records import Mention  # noqa: E402
 from streams.topics import RawKey  # noqa: E402
@@ -212,6 +212,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    # A SIGTERM (a timeout, a kill) unwinds like Ctrl-C: the broker and workers started here stop.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     sys.exit(main())

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -49,6 +48,7 @@ from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from connectors.producer import MentionProducer  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
 from services.demo import scrape, total, worker_env  # noqa: E402
+from services.process import exit_on_sigterm  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.records import Mention  # noqa: E402
 
@@ -424,6 +424,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    # A SIGTERM (a timeout, a kill) unwinds like Ctrl-C: the broker and workers started here stop.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     sys.exit(main())

@@ -31,7 +31,6 @@ import io
 import json
 import os
 import pstats
-import signal
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from connectors.producer import MentionProducer  # noqa: E402
 from connectors.simulate import generate  # noqa: E402
 from services.demo import scrape, stop_process, total, worker_env  # noqa: E402
 from services.kafka_local import broker_unless_given, create_topics, free_port  # noqa: E402
+from services.process import exit_on_sigterm  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.clock import FakeClock  # noqa: E402
 from streams.engine import Engine  # noqa: E402
@@ -513,6 +513,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    # A SIGTERM (a timeout, a kill) unwinds like Ctrl-C: the broker and workers started here stop.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     sys.exit(main())

@@ -36,6 +36,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka  # noqa: E402
 
 from connectors.simulate import generate  # noqa: E402
 from services.kafka_local import broker_unless_given, create_topics  # noqa: E402
+from services.process import exit_on_sigterm  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.app import faust_app  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -129,4 +130,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

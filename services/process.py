@@ -34,6 +34,18 @@ def start_metrics_server(port: int, host: str, registry: CollectorRegistry) -> N
         log.info("metrics on http://%s:%d/metrics", host, port)
 
 
+def exit_on_sigterm() -> None:
+    """Make a SIGTERM (a timeout, a kill) unwind the main thread like Ctrl-C, with exit status
+    143: ``finally`` blocks and context managers run, so what a command started (a broker, its
+    workers) is stopped by its pid. For one-shot commands such as the benchmarks; a long-running
+    process uses :class:`Stopper`. Call it from the main thread."""
+    signal.signal(signal.SIGTERM, _exit_143)
+
+
+def _exit_143(signum: int, frame: FrameType | None) -> None:
+    sys.exit(143)
+
+
 class Stopper:
     """Turns SIGTERM/SIGINT into ``stopping`` (and a call of ``on_stop``, if given).
 
