@@ -306,7 +306,9 @@ class Topic:
 def broker_unless_given(bootstrap: str | None) -> Iterator[tuple[str, LocalKafka | None]]:
     """``(bootstrap, None)`` when a broker is given; else a :class:`LocalKafka` on a free port,
     started for the block as ``(its bootstrap, it)`` and stopped by its pid with its home removed
-    when the block ends, raises or is interrupted (the benchmarks' ``--bootstrap`` option)."""
+    when the block ends, raises or is interrupted by Ctrl-C (or by a SIGTERM in a command that
+    called :func:`services.process.exit_on_sigterm`, as every benchmark does); the benchmarks'
+    ``--bootstrap`` option."""
     if bootstrap is not None:
         yield bootstrap, None
         return
