@@ -54,12 +54,12 @@ from services.demo import scrape, stop_process, total, worker_env  # noqa: E402
 from services.kafka_local import broker_unless_given, create_topics, free_port  # noqa: E402
 from services.process import exit_on_sigterm  # noqa: E402
 from streams import topics  # noqa: E402
+from streams.brand_scoring import worker_scorer  # noqa: E402
 from streams.clock import FakeClock  # noqa: E402
 from streams.engine import Engine  # noqa: E402
 from streams.pipeline import Pipeline, RawRecord  # noqa: E402
 from streams.records import Mention  # noqa: E402
 from streams.rules import load_rules  # noqa: E402
-from streams.scoring import Scorer  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
 from spy import Recorder, breakdown, breakdown_table  # noqa: E402
@@ -252,7 +252,8 @@ def profile_core(mentions: list[Mention]) -> str:
     engine = Engine(
         load_rules(REPO / "alert_rules" / "default.yaml"), allowed_lateness=timedelta(seconds=120)
     )
-    pipeline = Pipeline(Scorer(), engine, clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
+    scorer = worker_scorer(REPO / "alert_rules" / "default.yaml")  # the worker's, as streams/app.py
+    pipeline = Pipeline(scorer, engine, clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
     records = [
         RawRecord("mentions.raw", 0, i, m.brand.encode(), m.to_json())
         for i, m in enumerate(mentions)

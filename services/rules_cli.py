@@ -102,16 +102,14 @@ def _duration(td: object) -> str:
 def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     """Run rules over past mentions; print the alerts and a summary per rule."""
     from connectors.replay import ReplayError, read_mentions
-    from streams.brand_scoring import scorer_for
-    from streams.cs_sentiment import CsSentiment
+    from streams.brand_scoring import worker_scorer
     from streams.rules import RuleFileError, load_rule_paths
     from streams.ruletests import backtest, timeline
 
     rules_path = Path(args.rules)
     try:
         rules = load_rule_paths(rules_path)
-        # the worker's scorer: brand overrides on top of the customer-service layer
-        scorer = scorer_for(rules_path, sentiment_layer=CsSentiment.load())
+        scorer = worker_scorer(rules_path)
     except RuleFileError as exc:
         print(exc)
         return 1

@@ -56,9 +56,8 @@ from streams.agents import (
     declare_agent,
     declare_timer,
 )
-from streams.brand_scoring import scorer_for
+from streams.brand_scoring import worker_scorer
 from streams.clock import SYSTEM_CLOCK, Clock
-from streams.cs_sentiment import CsSentiment
 from streams.engine import Engine
 from streams.faust_app import (
     LeanMonitor,
@@ -141,7 +140,7 @@ def make_app(
     rules = rules if rules is not None else load_rule_paths(settings.rules_path)
     metrics = WorkerMetrics(registry if registry is not None else CollectorRegistry())
     lateness = timedelta(seconds=settings.allowed_lateness_s)
-    scorer = scorer_for(settings.rules_path, sentiment_layer=CsSentiment.load())
+    scorer = worker_scorer(settings.rules_path)
     engine = Engine(rules, allowed_lateness=lateness)
     pipeline = Pipeline(scorer, engine, clock=clock)
     # The split deployment keeps no standby table copies (see NoStandbyAssignor): a brand process

@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
+from streams.cs_sentiment import CsSentiment
 from streams.records import Mention, ScoredMention
 from streams.rules import lexicon_path, load_lexicon
 from streams.scoring import Scorer, SentimentLayer
 
-__all__ = ["BrandScorer", "scorer_for"]
+__all__ = ["BrandScorer", "scorer_for", "worker_scorer"]
 
 
 class BrandScorer(Scorer):
@@ -49,3 +50,10 @@ def scorer_for(rules_path: Path, *, sentiment_layer: SentimentLayer | None = Non
     (``file:line: reason``) for an invalid lexicon.
     """
     return BrandScorer(load_lexicon(lexicon_path(rules_path)), sentiment_layer=sentiment_layer)
+
+
+def worker_scorer(rules_path: Path) -> Scorer:
+    """The scorer the worker runs (and ``rules backtest``, and the benchmarks that stand for the
+    worker): the brand phrase overrides beside the rules and the customer-service layer with its
+    committed weights."""
+    return scorer_for(rules_path, sentiment_layer=CsSentiment.load())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -227,3 +228,19 @@ def test_override_without_word_characters_is_still_found() -> None:
         scorer.score_text("great service :-/").compound
         < scorer.score_text("great service").compound
     )
+
+
+def test_the_worker_s_scorer_reads_complaints_and_each_brand_s_own_words() -> None:
+    """``worker_scorer`` is what the worker (and the benchmarks standing for it) score with: the
+    customer-service layer and the brand phrase overrides beside the rules."""
+    from streams.brand_scoring import worker_scorer
+
+    scorer = worker_scorer(Path(__file__).resolve().parents[2] / "alert_rules" / "default.yaml")
+    sarcastic = scorer.score_text("thanks for losing my bag")
+    assert sarcastic.vader_compound > 0  # VADER reads "thanks" as praise
+    assert sarcastic.compound < 0
+    now = datetime(2026, 1, 6, tzinfo=UTC)
+    slogan = "killer fares this week"
+    own = scorer.score(mention(text=slogan, brand="northwind-air"), scored_at=now)
+    other = scorer.score(mention(text=slogan, brand="globex"), scored_at=now)
+    assert own.sentiment.compound > other.sentiment.compound
