@@ -199,17 +199,19 @@ def declare_agent(
 
     @app.agent(topic, name=name)
     async def run_step(stream: Any) -> None:
-        async for events in ChannelBatches(stream, batch_size, within_s, clock=clock):
-            try:
+        # The whole loop is guarded, not only the step: an error Faust throws into the stream
+        # (e.g. a ValueDecodeError) comes out of the iteration, and must end the worker too.
+        try:
+            async for events in ChannelBatches(stream, batch_size, within_s, clock=clock):
                 await step(raw_records(events))
-            except StateTopicMismatch as exc:
-                log.error("listenwell worker: %s", exc)
-                os._exit(EXIT_CONFIG)
-            except Exception:
-                # Stop hard rather than let Faust restart the agent: the batch is not acked, so
-                # its offsets are not committed, and a restart replays it.
-                log.exception("listenwell worker: unexpected error, exiting so nothing is lost")
-                os._exit(EXIT_UNEXPECTED)
+        except StateTopicMismatch as exc:
+            log.error("listenwell worker: %s", exc)
+            os._exit(EXIT_CONFIG)
+        except Exception:
+            # Stop hard rather than let Faust restart the agent: the batch is not acked, so
+            # its offsets are not committed, and a restart replays it.
+            log.exception("listenwell worker: unexpected error, exiting so nothing is lost")
+            os._exit(EXIT_UNEXPECTED)
 
     return run_step
 

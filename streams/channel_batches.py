@@ -24,6 +24,11 @@ It mirrors faust-streaming 0.15.3 (``faust/_cython/streams.pyx`` ``StreamIterato
   ``take_events``, a batch is **not** acked when the consumer raises, is cancelled or closes
   the iterator: Faust never commits those offsets and the records are read again, where
   take_events' acks would let Faust commit records that were never processed;
+- an error thrown into the channel (Faust's conductor throws e.g. a ``ValueDecodeError``)
+  ends the batch being gathered: its records are handed over (and acked once the step
+  returned) and the error is raised when the next batch is asked for, so no record taken is
+  left unacked; a thrown ``StopAsyncIteration`` (how Faust stops an agent's actor) ends the
+  iteration, as ``Stream._c_aiter`` does;
 - the stream is started if it was not, and stopped again when the iteration ends, as
   ``Stream.__aiter__`` does.
 
@@ -37,7 +42,7 @@ full or ``within`` after the previous one; both bound a record's wait by about `
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 from streams.clock import SYSTEM_CLOCK, Clock
@@ -77,6 +82,10 @@ class ChannelBatches:
         batch_size = self._batch_size
         within_s = self._within_s
         poll_s = within_s / POLLS_PER_WINDOW
+        # The errors thrown into the queue (mode's ThrowableQueue keeps them apart from the
+        # records and raises the first on the next get): one pending ends the gathering, so the
+        # records already taken are handed over and acked before it is raised.
+        thrown: Collection[BaseException] = queue._errors
         stream._finalized = True
         started_here = await stream.maybe_start()
         try:
@@ -85,9 +94,9 @@ class ChannelBatches:
                 self._take(await queue.get(), events)
                 deadline = clock.monotonic() + within_s
                 while True:
-                    while len(events) < batch_size and not queue.empty():
+                    while len(events) < batch_size and not queue.empty() and not thrown:
                         self._take(queue.get_nowait(), events)
-                    if len(events) >= batch_size:
+                    if len(events) >= batch_size or thrown:
                         break
                     remaining = deadline - clock.monotonic()
                     if remaining <= 0:
@@ -98,6 +107,11 @@ class ChannelBatches:
                 stream.events_total += len(events)
                 yield events
                 self._ack(events)
+        except StopAsyncIteration:
+            # What Faust throws into the channel to stop an agent's actor (Actor.cancel): the
+            # end of the stream, as Stream._c_aiter takes it (raised on, CPython would turn it
+            # into a RuntimeError).
+            return
         finally:
             stream._channel_stop_iteration(channel)
             if started_here:
