@@ -183,7 +183,7 @@ def test_a_batch_takes_what_arrives_within_s_of_its_first_record(tmp_path: Path)
     run(tmp_path, scenario)
 
 
-def test_records_of_an_old_generation_or_read_during_a_rebalance_are_left_for_the_next_owner(
+def test_records_of_an_old_generation_or_queued_before_a_rebalance_are_left_for_the_next_owner(
     tmp_path: Path,
 ) -> None:
     async def scenario(agent: Agent) -> None:
@@ -195,7 +195,7 @@ def test_records_of_an_old_generation_or_read_during_a_rebalance_are_left_for_th
 
         agent.app.flow_control.suspend()  # a rebalance started
         await agent.put(0, 2)
-        agent.app.flow_control.resume()
+        agent.app.flow_control.resume()  # Faust empties the queue (read while suspended: below)
         await agent.put(0, 3)
         assert offsets(await anext(batches)) == [3]
         assert agent.acked(0) == [1]
