@@ -4,9 +4,12 @@ when it can (``streams.faust_app.delivery_cannot_suspend``)."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import copy
 import hashlib
 import inspect
+import textwrap
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,13 +23,14 @@ from faust.exceptions import ValueDecodeError
 from faust.serializers.schemas import Schema
 from faust.transport import conductor as faust_conductor
 from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP, Message
 from mode import Service
 from mode.utils.queues import FlowControlEvent, FlowControlQueue, ThrowableQueue
 
 from streams.app import faust_app
-from streams.faust_app import delivery_cannot_suspend
+from streams.faust_app import _Consumer, delivery_cannot_suspend
 from streams.settings import Settings
 
 TOPIC = "drain-in"
@@ -296,3 +300,117 @@ def test_the_faust_code_the_direct_delivery_relies_on_is_the_code_it_was_written
     }
     changed = sorted(name for name in found if found[name] != EXPECTED_SHA256.get(name))
     assert not changed, f"re-read streams/faust_app.py's delivery_cannot_suspend for: {changed}"
+
+
+def _parameter(source: str) -> ast.arg:
+    function = ast.parse(f"def _({source}): pass").body[0]
+    assert isinstance(function, ast.FunctionDef)
+    return function.args.args[0]
+
+
+def _expression(source: str) -> ast.expr:
+    return ast.parse(source, mode="eval").body
+
+
+def _statement(source: str) -> ast.stmt:
+    (statement,) = ast.parse(source).body
+    return statement
+
+
+# Every way _Consumer._drain_messages may differ from faust-streaming 0.15.3's
+# Consumer._drain_messages (pinned by EXPECTED_SHA256 above): (why, our code, Faust's code; `pass`
+# for none). The two are compared as syntax trees, so formatting and comments do not count; the
+# docstring, which Faust's has not, is dropped before the comparison.
+DRAIN_DIFFERENCES: list[tuple[str, ast.AST, ast.AST]] = [
+    (
+        "the delivery: ours goes through _Consumer._deliver (a direct await when it cannot "
+        "wait, else this same wait_first)",
+        _statement("await deliver(callback, message)"),
+        _statement("await self.wait_first(callback(message), self.suspend_flow.wait())"),
+    ),
+    (
+        "the local name of the delivery, bound once as Faust binds its other callables",
+        _statement("deliver = self._deliver"),
+        _statement("pass"),
+    ),
+    (
+        "one `if` with `and` for Faust's nested two (ruff's SIM102); same evaluation order, "
+        "the second test only when the first holds",
+        _statement(
+            "if commit_every is not None and self._n_acked >= commit_every:\n"
+            "    self._n_acked = 0\n"
+            "    await self.commit()"
+        ),
+        _statement(
+            "if commit_every is not None:\n"
+            "    if self._n_acked >= commit_every:\n"
+            "        self._n_acked = 0\n"
+            "        await self.commit()"
+        ),
+    ),
+    (
+        "typing only: Faust casts to Service for mypy, ours is typed Any; cast() returns its "
+        "argument",
+        _expression("self._stopped.is_set"),
+        _expression("cast(Service, self)._stopped.is_set"),
+    ),
+    (
+        "typing only, as above",
+        _expression("fetcher._stopped.is_set"),
+        _expression("cast(Service, fetcher)._stopped.is_set"),
+    ),
+    (
+        "typing only: strict mypy wants the generic's parameter",
+        _expression("cast(AsyncIterator[Any], getmany(timeout=1.0))"),
+        _expression("cast(AsyncIterator, getmany(timeout=1.0))"),
+    ),
+    (
+        "the same constant, imported through its module (faust.transport.consumer)",
+        _expression("faust_consumer.CONSUMER_FETCHING"),
+        _expression("CONSUMER_FETCHING"),
+    ),
+    (
+        "the parameter's annotation (typing only)",
+        _parameter("fetcher: Any"),
+        _parameter("fetcher: ServiceT"),
+    ),
+]
+
+
+class _Substitute(ast.NodeTransformer):
+    """Replaces every node equal (``ast.dump``: no positions) to ``ours`` with ``theirs``;
+    ``pass`` as ``theirs`` removes a statement."""
+
+    def __init__(self, ours: ast.AST, theirs: ast.AST) -> None:
+        self.ours = ast.dump(ours)
+        self.theirs = theirs
+        self.count = 0
+
+    def visit(self, node: ast.AST) -> Any:
+        if ast.dump(node) == self.ours:
+            self.count += 1
+            return None if isinstance(self.theirs, ast.Pass) else copy.deepcopy(self.theirs)
+        return self.generic_visit(node)
+
+
+def _function_tree(function: Any) -> ast.AsyncFunctionDef:
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    assert isinstance(tree, ast.AsyncFunctionDef)
+    return tree
+
+
+def test_the_worker_s_fetch_loop_is_faust_s_but_for_the_listed_differences() -> None:
+    """``_Consumer._drain_messages`` replaces Faust's fetch loop: it must do all Faust's does
+    (read offsets, gaps, commit_every, yields, dropped records, errors), with the delivery as
+    the only change of behaviour. A difference not listed in DRAIN_DIFFERENCES fails."""
+    assert faust_aiokafka.Consumer._drain_messages is faust_consumer.Consumer._drain_messages
+    faust_loop = _function_tree(faust_consumer.Consumer._drain_messages)
+    ours: ast.AST = _function_tree(_Consumer._drain_messages)
+    assert isinstance(ours, ast.AsyncFunctionDef) and ast.get_docstring(ours) is not None
+    ours.body = ours.body[1:]  # the docstring
+    for why, our_code, faust_code in DRAIN_DIFFERENCES:
+        substitute = _Substitute(our_code, faust_code)
+        ours = substitute.visit(ours)
+        assert substitute.count == 1, f"listed but not found once in our copy: {why}"
+    assert ast.unparse(ours) == ast.unparse(faust_loop)  # a readable diff on failure
+    assert ast.dump(ours) == ast.dump(faust_loop)
