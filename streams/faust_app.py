@@ -486,7 +486,9 @@ class _Producer(faust_aiokafka.Producer):
     :meth:`send` without a transaction, timestamp or headers, with a key, for a topic whose
     partitions the metadata knows, does what aiokafka's ``AIOKafkaProducer.send`` then does, and
     nothing else: the default partition of the key (murmur2, remembered per key:
-    :class:`~streams.partitioning.KeyPartitions`) or the given partition, then the record appended
+    :class:`~streams.partitioning.KeyPartitions`; only when the configured partitioner is
+    aiokafka's ``DefaultPartitioner`` itself, not a subclass, which may pick otherwise) or the
+    given partition, then the record appended
     to the partition's batch by the producer's message accumulator; same producer, same batches,
     so Faust's flush before an offset commit still covers the record. Skipped: Faust's wrapper
     (transaction branches, its ``on_produce_message`` signal, which only Faust's livecheck
@@ -556,7 +558,7 @@ class _Producer(faust_aiokafka.Producer):
         self._routed_for = producer
         self._routes.clear()
         self._registered.clear()
-        self._default_partitioner = isinstance(self.partitioner, DefaultPartitioner)
+        self._default_partitioner = type(self.partitioner) is DefaultPartitioner
         producer.client.cluster.add_listener(lambda _cluster: self._routes.clear())
 
     def _route(self, producer: Any, topic: str) -> _Route | None:

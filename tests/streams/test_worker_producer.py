@@ -9,6 +9,7 @@ from typing import Any
 import aiokafka
 import pytest
 from aiokafka.errors import KafkaTimeoutError
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from faust.exceptions import ProducerSendError
 
@@ -161,3 +162,76 @@ def test_a_refused_record_raises_faust_s_send_error(tmp_path: Any) -> None:
 
     with pytest.raises(ProducerSendError, match="KafkaTimeoutError"):
         asyncio.run(scenario())
+
+
+def test_a_restarted_producer_registers_its_topics_with_the_new_client(tmp_path: Any) -> None:
+    """Without it, the new client's metadata refreshes could drop a topic with records queued,
+    and the worker would wait out the producer's request timeout (the module's docstring)."""
+
+    async def scenario() -> tuple[FakeKafkaProducer, FakeKafkaProducer]:
+        producer, first = worker_producer(tmp_path, {"scored": 12})
+        await producer.send("scored", b"acme", b"v1", None, None, None)
+        restarted = producer._producer = FakeKafkaProducer({"scored": 12})
+        await producer.send("scored", b"acme", b"v2", None, None, None)
+        return first, restarted
+
+    first, restarted = asyncio.run(scenario())
+    assert first.client.registered == ["scored"]
+    assert restarted.client.registered == ["scored"]
+    assert [value for _, _, value in restarted._message_accumulator.appended] == [b"v2"]
+
+
+def test_a_restarted_producer_routes_by_its_own_metadata(tmp_path: Any) -> None:
+    async def scenario() -> FakeKafkaProducer:
+        producer, _ = worker_producer(tmp_path, {"scored": 2})
+        await producer.send("scored", b"globex", b"v1", None, None, None)
+        restarted = producer._producer = FakeKafkaProducer({"scored": 12})
+        await producer.send("scored", b"globex", b"v2", None, None, None)
+        return restarted
+
+    restarted = asyncio.run(scenario())
+    assert default_partition(b"globex", 2) != default_partition(b"globex", 12)
+    assert restarted._message_accumulator.appended == [
+        (TopicPartition("scored", default_partition(b"globex", 12)), b"globex", b"v2")
+    ]
+
+
+def test_a_transactional_record_goes_through_its_transaction_s_producer(tmp_path: Any) -> None:
+    async def scenario() -> tuple[Any, FakeKafkaProducer, FakeKafkaProducer]:
+        producer, fake = worker_producer(tmp_path, {"scored": 12})
+        in_transaction = FakeKafkaProducer({"scored": 12})
+        producer._transaction_producers = {"tx-1": in_transaction}
+        producer._trn_locks = {"tx-1": asyncio.Lock()}
+        delivery = await producer.send(
+            "scored", b"acme", b"v", None, None, None, transactional_id="tx-1"
+        )
+        return delivery, fake, in_transaction
+
+    delivery, fake, in_transaction = asyncio.run(scenario())
+    assert delivery == "full path"
+    assert in_transaction.sent == [("scored", b"acme", None)]
+    assert fake._message_accumulator.appended == []
+    assert in_transaction._message_accumulator.appended == []
+
+
+class FirstPartition(DefaultPartitioner):
+    """A configured partitioner that derives from aiokafka's default but picks otherwise."""
+
+    def __call__(self, key: bytes, all_partitions: list[int], available: list[int]) -> int:
+        return all_partitions[0]
+
+
+def test_a_partitioner_other_than_aiokafka_s_default_takes_the_full_path(tmp_path: Any) -> None:
+    """The configured partitioner picks the partition (aiokafka's send calls it), even one
+    derived from DefaultPartitioner."""
+
+    async def scenario() -> FakeKafkaProducer:
+        producer, fake = worker_producer(tmp_path, {"scored": 12})
+        producer.partitioner = FirstPartition()
+        await producer.send("scored", b"acme", b"v", None, None, None)
+        await producer.send("scored", b"globex", b"v", 3, None, None)  # a partition given
+        return fake
+
+    fake = asyncio.run(scenario())
+    assert fake.sent == [("scored", b"acme", None)]
+    assert fake._message_accumulator.appended == [(TopicPartition("scored", 3), b"globex", b"v")]
