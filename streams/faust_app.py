@@ -227,7 +227,14 @@ async def await_topic_metadata(
     poll_s: float = 0.05,
 ) -> list[str]:
     """Ask the broker for the metadata of ``topics`` (aiokafka ``client``) until it has them all,
-    for up to ``patience_s``; returns the topics still missing then (logged), else ``[]``.
+    asking again every ``poll_s`` until ``patience_s`` has passed; returns the topics still
+    missing then (logged), else ``[]``.
+
+    ``patience_s`` is checked between answers, not during a request: each round awaits the
+    broker's answer with no limit of its own, so a broker that accepts the connection but does
+    not answer holds a round for the client's request timeout (the consumer's is Faust's
+    ``broker_request_timeout``, 90 s by default, for each broker the client tries), and the wait
+    can overrun ``patience_s`` by that much.
 
     Faust subscribes to the table changelogs right after creating them; a group joined before
     the broker answers for them assigns without them, and :class:`MissingTopicRefresh` then
