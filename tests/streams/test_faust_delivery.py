@@ -132,7 +132,7 @@ async def wait_then_abandon(h: Harness) -> asyncio.Task[None]:
     assert not delivery.done(), "the delivery should be waiting"
     assert len(h.wait_first_calls) == 1
     h.consumer.stop_flow()
-    await asyncio.wait_for(delivery, timeout=None)
+    await delivery
     return delivery
 
 
@@ -186,7 +186,7 @@ def test_a_waiting_delivery_completes_once_its_cause_clears(tmp_path: Path) -> N
             await settle()
             assert not delivery.done()
             h.app.flow_control.resume()
-            await asyncio.wait_for(delivery, timeout=None)
+            await delivery
             assert h.delivered() == [b"value"]
             assert len(h.wait_first_calls) == 1
 
