@@ -47,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from time import monotonic
 from types import CodeType
 from typing import Any, cast
@@ -289,9 +288,12 @@ def _channel_decodes_without_suspending(channel: Any) -> bool:
 def delivery_cannot_suspend(consumer: Any, callback: Any, message: Any) -> bool:
     """Whether ``callback(message)`` — Faust's conductor delivering a fetched record to the
     channels of its partition — completes without yielding to the event loop, so Faust's
-    ``wait_first`` around it (four tasks and three cancellations, ~25 µs of CPU a record) can be
-    a direct await: wait_first only matters for a delivery that waits, which it abandons when a
-    rebalance suspends the flow or the consumer stops.
+    ``wait_first`` around it (four tasks and three cancellations a record) can be a direct await:
+    wait_first only matters for a delivery that waits, which it abandons when a rebalance
+    suspends the flow or the consumer stops. What it costs: 39-46 µs of CPU a record
+    (``bench/faust_delivery.py --records 50000 --pairs 4``, a bare agent on a real broker:
+    86.0-94.5 µs a record through wait_first, 46.5-49.4 µs direct; docs/performance.md, "Faust's
+    per-record delivery without wait_first").
 
     Read against faust-streaming 0.15.3 / mode-streaming 0.7.1
     (``Conductor._compile_message_handler``, the Cython ``ConductorHandler.__call__`` and
@@ -351,8 +353,10 @@ class _Consumer(faust_aiokafka.Consumer):
         line: read offsets, gaps, ``commit_every``, a yield every 100 records, dropped records,
         the error handling), except that each record goes through :meth:`_deliver`: Faust's
         ``wait_first`` per record cost the worker 0.07-0.27 of its CPU per mention
-        (``bench/pipeline.py``; ``bench/faust_delivery.py``: ~40 µs a record for a bare agent).
-        ``tests/streams/test_faust_delivery.py`` fails when Faust's loop changes."""
+        (``bench/pipeline.py``) and a bare agent 39-46 µs of CPU a record
+        (``bench/faust_delivery.py``; :func:`delivery_cannot_suspend`).
+        ``tests/streams/test_faust_delivery.py`` fails when Faust's loop changes or this copy
+        differs from it otherwise than it lists."""
         callback = self.callback
         getmany = self.getmany
         deliver = self._deliver
@@ -478,14 +482,6 @@ RECORD_OVERHEAD_BYTES = 128
 this much under the producer's request size limit cannot exceed it (aiokafka's own estimate)."""
 
 
-@dataclass(frozen=True)
-class _Route:
-    """A topic's partitions as the producer's metadata knows them."""
-
-    count: int
-    partitions: tuple[TopicPartition, ...]  # index = partition number
-
-
 class _Producer(faust_aiokafka.Producer):
     """Faust's aiokafka producer that registers each topic with its client before the first
     record (module docstring), and queues the worker's own records with less per-record work.
@@ -509,7 +505,8 @@ class _Producer(faust_aiokafka.Producer):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._key_partitions = KeyPartitions()
-        self._routes: dict[str, _Route] = {}
+        # A topic's partitions as the producer's metadata knows them (index = partition number).
+        self._routes: dict[str, tuple[TopicPartition, ...]] = {}
         self._registered: set[str] = set()
         self._routed_for: Any = None
 
@@ -539,14 +536,14 @@ class _Producer(faust_aiokafka.Producer):
             and len(key) + (0 if value is None else len(value)) + RECORD_OVERHEAD_BYTES
             <= self.max_request_size
         ):
-            route = self._routes.get(topic) or self._route(producer, topic)
-            if route is not None:
+            partitions = self._routes.get(topic) or self._route(producer, topic)
+            if partitions is not None:
                 if partition is None and self._default_partitioner:
-                    partition = self._key_partitions.partition(key, route.count)
-                if partition is not None and 0 <= partition < route.count:
+                    partition = self._key_partitions.partition(key, len(partitions))
+                if partition is not None and 0 <= partition < len(partitions):
                     try:
                         return await producer._message_accumulator.add_message(
-                            route.partitions[partition],
+                            partitions[partition],
                             key,
                             value,
                             self.request_timeout,
@@ -568,16 +565,16 @@ class _Producer(faust_aiokafka.Producer):
         self._default_partitioner = type(self.partitioner) is DefaultPartitioner
         producer.client.cluster.add_listener(lambda _cluster: self._routes.clear())
 
-    def _route(self, producer: Any, topic: str) -> _Route | None:
+    def _route(self, producer: Any, topic: str) -> tuple[TopicPartition, ...] | None:
         """``topic``'s partitions, if the metadata knows them and they are numbered 0 to n - 1
         as Kafka numbers them (else None: aiokafka's own send waits for the metadata)."""
         known = producer.client.cluster.partitions_for_topic(topic)
         if not known or known != set(range(len(known))):
             return None
-        route = self._routes[topic] = _Route(
-            len(known), tuple(TopicPartition(topic, p) for p in range(len(known)))
+        partitions = self._routes[topic] = tuple(
+            TopicPartition(topic, p) for p in range(len(known))
         )
-        return route
+        return partitions
 
 
 class _Transport(faust_aiokafka.Transport):
