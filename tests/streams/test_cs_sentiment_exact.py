@@ -1,0 +1,224 @@
+"""The fast customer-service layer gives exactly, bit for bit, what its reference gives.
+
+The reference (``cs_sentiment_reference.py``) is the layer's scoring before it was made cheaper.
+Every float is compared by its exact bits (``float.hex``: a sum added in another order changes the
+last bit, and -0.0 is not 0.0), on the crisis scenario the worker benchmarks run, on every text of
+the development sentiment sets, on the customer-service fixtures and on generated texts that are
+dense in trigger words, negators, contrast and question words and lexicon words.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.simulate import generate
+from streams.cs_sentiment import (
+    _ASKING,
+    _CONTRAST,
+    _NEGATORS,
+    COMPLAINTS,
+    NEGATED_SERVICE,
+    SARCASM,
+    SERVICE_FAILURES,
+    CsSentiment,
+    CsVerdict,
+    RuleHits,
+    rule_scores,
+    tokens,
+)
+from streams.scoring import Scorer
+from tests.streams.cs_sentiment_reference import (
+    ReferenceCsSentiment,
+    reference_rule_scores,
+    reference_tokens,
+)
+
+DEV_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "sentiment-dev"
+FIXTURES = Path(__file__).parents[1] / "data"
+
+Vader = tuple[float, float, float, float]
+
+
+def _bits(hits: RuleHits) -> tuple[object, ...]:
+    return (hits.complaint.hex(), hits.sarcasm, hits.compound.hex())
+
+
+def _verdict_bits(verdict: CsVerdict) -> tuple[object, ...]:
+    return (
+        verdict.compound.hex(),
+        verdict.label,
+        tuple(p.hex() for p in verdict.probabilities),
+        _bits(verdict.rules),
+    )
+
+
+@pytest.fixture(scope="module")
+def layer() -> CsSentiment:
+    return CsSentiment.load()
+
+
+@pytest.fixture(scope="module")
+def reference() -> ReferenceCsSentiment:
+    return ReferenceCsSentiment()
+
+
+def _differences(
+    layer: CsSentiment, reference: ReferenceCsSentiment, texts: list[str]
+) -> list[str]:
+    vader = Scorer().vader
+    out: list[str] = []
+    for text in texts:
+        scores = vader(text)
+        ours = layer.verdict(text, scores)
+        if _verdict_bits(ours) != _verdict_bits(reference.verdict(text, scores)):
+            out.append(text)
+        elif layer.compound(text, scores).hex() != ours.compound.hex():
+            out.append(text)
+    return out
+
+
+def _dev_texts() -> list[str]:
+    """Every text of every development sentiment set (as ``bench/scoring.py`` loads them)."""
+    texts: list[str] = []
+    for path in sorted((DEV_DATA / "vader").glob("*_GroundTruth.txt")):
+        for line in path.read_text(encoding="utf-8-sig", errors="replace").splitlines():
+            parts = line.split("\t", 2)
+            if len(parts) == 3:
+                texts.append(parts[2])
+    for path in sorted((DEV_DATA / "tweeteval").glob("*/*_text.txt")):
+        texts += path.read_text(encoding="utf-8").splitlines()
+    return texts
+
+
+def test_identical_on_the_crisis_scenario_and_the_customer_service_fixtures(
+    layer: CsSentiment, reference: ReferenceCsSentiment
+) -> None:
+    texts = [m.text for m in generate("crisis", seed=7)]
+    for name in ("cs_complaints.jsonl", "cs_tweets.jsonl"):
+        lines = (FIXTURES / name).read_text(encoding="utf-8").splitlines()
+        texts += [json.loads(line)["text"] for line in lines]
+    assert len(texts) > 10_000
+    assert _differences(layer, reference, texts) == []
+
+
+@pytest.mark.skipif(not DEV_DATA.is_dir(), reason="development data ../shared/data not present")
+def test_identical_on_every_development_text(
+    layer: CsSentiment, reference: ReferenceCsSentiment
+) -> None:
+    texts = _dev_texts()
+    assert len(texts) > 40_000
+    assert _differences(layer, reference, texts) == []
+
+
+def _vocabulary() -> list[str]:
+    """Words and phrases that steer every branch: rule triggers and phrases that fire, service
+    failure words, negators, contrast and question words, lexicon words of every valence,
+    emoticons, emoji, links, users, ``!``/``?`` runs, digits and apostrophe-less spellings."""
+    words: set[str] = set()
+    for triggers, _, _ in (*COMPLAINTS, *NEGATED_SERVICE):
+        words.update(triggers.split())
+    for triggers, _ in SARCASM:
+        words.update(triggers.split())
+    words.update(SERVICE_FAILURES, _NEGATORS, _CONTRAST, _ASKING)
+    words.update(
+        "good great love lovely thanks thank happy fine ok okay bad worst hate terrible awful "
+        "horrible sad angry helpful useful no not never nobody none nothing very really so "
+        "extremely kind sort of the a my our for on at in to is was has been me us you it i "
+        "hours hrs minutes days weeks two 3 10 3rd 5th 12th time again calling called delay "
+        "bag bags luggage refund order package delivery flight train response reply answer "
+        "help work arrive fix log in job service support airline experience tarmac gate phone "
+        "connection meeting there working listening home paying going on supposed told "
+        "promised joke surprise shock needed wanted right yeah #not #sarcasm /s @skyjet "
+        "http://t.co/x www.x.io :) :( :-) ;p <3 😀 😡 ☀ ! !! ? ??? ?! , . ' n't didnt dont "
+        "cant wont isnt wasnt GREAT Thanks NOT".split()
+    )
+    phrases = [
+        "on hold for two hours",
+        "on hold forever",
+        "still waiting for a refund",
+        "thanks for losing my bag",
+        "thank you so much for nothing",
+        "great job, my luggage is lost again",
+        "love how it is delayed again",
+        "yeah, right",
+        "just what i needed",
+        "so much for that",
+        "what a joke",
+        "not helpful at all",
+        "didn't even help but",
+        "can't help but smile",
+        "nobody answers",
+        "haven't heard back",
+        "hung up on me",
+        "double-charged",
+        "charged me twice",
+        "for the 3rd time",
+        "fifth time calling",
+        "wasted my time",
+        "never arrived",
+        "worst service",
+        "out for hours",
+        "stuck on the tarmac",
+        "missed my connection",
+        "sitting here for an hour",
+        "hold times are now 2 hours",
+        "another 40 minutes",
+        "second delay",
+        "how many times",
+        "is anyone there",
+        "i was told",
+        "no response",
+        "not a single update",
+        "delayed by 3 hours",
+        "flight was cancelled",
+        "bags were damaged",
+        "lost my package",
+    ]
+    return sorted(words) + phrases
+
+
+_WORDS = _vocabulary()
+_SEPARATORS = (" ", " ", " ", "", ",", ".", "!", "?", "\n", "'", " but ", "  ")
+_texts = st.lists(
+    st.tuples(st.sampled_from(_WORDS), st.sampled_from(_SEPARATORS)), max_size=40
+).map(lambda parts: "".join(word + sep for word, sep in parts))
+_any_text = st.one_of(_texts, _texts.map(str.upper), _texts.map(str.title), st.text(max_size=80))
+_unit = st.floats(min_value=0.0, max_value=1.0)
+_vader = st.tuples(
+    st.one_of(st.just(0.0), st.floats(min_value=-1.0, max_value=1.0)), _unit, _unit, _unit
+)
+_settings = settings(
+    max_examples=1500, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+
+
+@_settings
+@given(text=_any_text, vader=_vader)
+def test_identical_on_generated_texts(text: str, vader: Vader) -> None:
+    layer, reference = _LAYERS
+    assert _verdict_bits(layer.verdict(text, vader)) == _verdict_bits(
+        reference.verdict(text, vader)
+    )
+    assert layer.compound(text, vader).hex() == layer.verdict(text, vader).compound.hex()
+    rules_only = CsSentiment({}).verdict(text, vader)
+    assert _verdict_bits(rules_only) == _verdict_bits(ReferenceCsSentiment({}).verdict(text, vader))
+
+
+@_settings
+@given(text=_any_text, compound=_vader.map(lambda v: v[0]))
+def test_rule_scores_and_tokens_identical_on_generated_texts(text: str, compound: float) -> None:
+    lowered = text.lower()
+    assert tokens(lowered) == reference_tokens(lowered)
+    assert _bits(rule_scores(lowered, compound)) == _bits(reference_rule_scores(lowered, compound))
+    words = set(tokens(lowered))
+    assert _bits(rule_scores(lowered, compound, words)) == _bits(
+        reference_rule_scores(lowered, compound, words)
+    )
+
+
+_LAYERS = (CsSentiment.load(), ReferenceCsSentiment())
