@@ -261,6 +261,69 @@ class RuleHits:
         return self.complaint < 0.0 or self.sarcasm
 
 
+def _index_by_word(rules: tuple[_Rule, ...]) -> dict[str, tuple[int, ...]]:
+    """Trigger word → the positions of the rules it triggers, in the table's order."""
+    index: dict[str, list[int]] = {}
+    for position, (words, _, _) in enumerate(rules):
+        for word in words:
+            index.setdefault(word, []).append(position)
+    return {word: tuple(positions) for word, positions in index.items()}
+
+
+_RULES_BY_WORD = _index_by_word(_RULES)
+_SARCASM_BY_WORD = _index_by_word(_SARCASM_RULES)
+
+
+def _candidates(index: dict[str, tuple[int, ...]], present: frozenset[str]) -> tuple[int, ...]:
+    """The positions of the rules one of the ``present`` trigger words triggers, in table order
+    (so the valences of those that match are summed in the same order as over the whole table)."""
+    if len(present) == 1:
+        for word in present:
+            return index.get(word, ())
+    found: set[int] = set()
+    for word in present:
+        found.update(index.get(word, ()))
+    return tuple(sorted(found))
+
+
+def _rules(
+    lowered: str, vader_compound: float, words: frozenset[str] | set[str]
+) -> tuple[float, bool, float]:
+    """(complaint, sarcasm, compound) of :func:`rule_scores`, without building the record.
+
+    Only the rules one of whose trigger words is among ``words`` are searched for; the others
+    cannot match (each rule's regex needs one of its trigger words as a whole word).
+    """
+    present = _TRIGGERS.intersection(words)
+    failures = _FAILURE_WORDS.intersection(words)
+    complaint = sum(SERVICE_FAILURES[w] for w in failures) if failures else 0.0
+    sarcasm = False
+    if present:
+        rules = _RULES
+        complaint += sum(
+            [
+                rules[i][2]
+                for i in _candidates(_RULES_BY_WORD, present)
+                if rules[i][1].search(lowered)
+            ]
+        )
+        sarcasm_rules = _SARCASM_RULES
+        for i in _candidates(_SARCASM_BY_WORD, present):
+            if sarcasm_rules[i][1].search(lowered):
+                sarcasm = True
+                break
+    valence = _inverse(vader_compound) if vader_compound else 0.0
+    if sarcasm and valence > 0.0:
+        valence = -valence
+    elif sarcasm:
+        valence -= 1.5
+    if complaint < 0.0 and valence > 0.0:
+        valence *= 0.25  # "thanks", "great" beside a complaint are rarely praise
+    valence += complaint
+    compound = round(_normalize(valence), 4) if valence else 0.0
+    return complaint, sarcasm, compound
+
+
 def rule_scores(
     lowered: str, vader_compound: float, words: frozenset[str] | set[str] | None = None
 ) -> RuleHits:
@@ -271,22 +334,7 @@ def rule_scores(
     """
     if words is None:
         words = set(tokens(lowered))
-    present = _TRIGGERS.intersection(words)
-    failures = _FAILURE_WORDS.intersection(words)
-    complaint = sum(SERVICE_FAILURES[w] for w in failures) if failures else 0.0
-    sarcasm = False
-    if present:
-        complaint += sum(v for t, p, v in _RULES if not t.isdisjoint(present) and p.search(lowered))
-        sarcasm = any(not t.isdisjoint(present) and p.search(lowered) for t, p, _ in _SARCASM_RULES)
-    valence = _inverse(vader_compound) if vader_compound else 0.0
-    if sarcasm and valence > 0.0:
-        valence = -valence
-    elif sarcasm:
-        valence -= 1.5
-    if complaint < 0.0 and valence > 0.0:
-        valence *= 0.25  # "thanks", "great" beside a complaint are rarely praise
-    valence += complaint
-    compound = round(_normalize(valence), 4) if valence else 0.0
+    complaint, sarcasm, compound = _rules(lowered, vader_compound, words)
     return RuleHits(complaint=complaint, sarcasm=sarcasm, compound=compound)
 
 
@@ -438,6 +486,29 @@ def _context(text: str, toks: list[str], negated: list[str]) -> list[tuple[str, 
     return feats
 
 
+_NEGATOR, _CONTRAST_WORD, _BREAK = 1, 2, 3
+
+
+def _token_facts() -> dict[str, tuple[int, float | None]]:
+    """What the negation, contrast and question features need of a token, looked up once:
+    (its kind as :func:`_negated` tests it, in that order: negator, contrast word, ``!``/``?``
+    run, 0 for other tokens; its VADER valence or None), for every token whose entry is not
+    (0, None). Any other token is (0, None) unless it is a ``!``/``?`` run."""
+    facts: dict[str, tuple[int, float | None]] = {}
+    for word in (*_LEXICON, *_NEGATORS, *_CONTRAST):
+        if word in _NEGATORS:
+            kind = _NEGATOR
+        elif word in _CONTRAST or word[:1] in ("!", "?"):
+            kind = _CONTRAST_WORD if word in _CONTRAST else _BREAK
+        else:
+            kind = 0
+        facts[word] = (kind, _LEXICON.get(word))
+    return facts
+
+
+_TOKEN_FACTS = _token_facts()
+
+
 def features(text: str, vader: tuple[float, float, float, float]) -> dict[str, float]:
     """The model's sparse features of one text: VADER's scores, the rules, VADER's lexicon
     valences of its words, surface marks (``?``, ``!``, link, length), negation, contrast and
@@ -508,6 +579,19 @@ class CsSentiment:
             entries[word] = (own[0] + w[0], own[1] + w[1], own[2] + w[2], valence)
         self._entries = entries
         self._negated_words = {n[2:]: w for n, w in weights.items() if n.startswith("n:")}
+        # verdict() adds the fixed features one by one in _fixed's order; the bias (value 1.0)
+        # starts the sums, exactly as 0.0 + w * 1.0 did.
+        bias = self._fixed[0]
+        self._start = (0.0 + bias[0] * 1.0, 0.0 + bias[1] * 1.0, 0.0 + bias[2] * 1.0)
+        # _context's features that have weights (a feature without is skipped, as before)
+        self._context_weights = {
+            name: weights[name]
+            for name in (
+                "_neglex", "_but", "_butmin", "_butmax", "_butsum", "_qstart", "_qfull",
+                "_q_noneg", "_q_nolex",
+            )
+            if name in weights
+        }  # fmt: skip
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_PATH) -> CsSentiment:
@@ -520,40 +604,88 @@ class CsSentiment:
         Computes the same sums as the weights over :func:`features` (a test holds them equal),
         without building the feature dict.
         """
+        compound, probabilities, complaint, sarcasm, rule_compound = self._score(text, vader)
+        hits = RuleHits(complaint=complaint, sarcasm=sarcasm, compound=rule_compound)
+        return CsVerdict(compound, _label(compound), probabilities, hits)
+
+    def compound(self, text: str, vader: tuple[float, float, float, float]) -> float:
+        """Just the final compound (for :class:`streams.scoring.Scorer`)."""
+        return self._score(text, vader)[0]
+
+    def _score(
+        self, text: str, vader: tuple[float, float, float, float]
+    ) -> tuple[float, tuple[float, float, float], float, bool, float]:
+        """(compound, probabilities, complaint, sarcasm, rule compound) of one text.
+
+        Every sum adds the same terms in the same order as the weights over :func:`features`
+        (``tests/streams/test_cs_sentiment_exact.py`` holds the result equal, bit for bit, to the
+        layer as it was before it was made cheaper): the fixed features in ``_fixed``'s order,
+        the bins, the distinct words in ``set(toks)``'s order, then ``_context``'s features in
+        its order and the distinct negated words in ``set(negated)``'s order.
+        """
         lowered = text.lower()
         toks = tokens(lowered)
         words = set(toks)
-        hits = rule_scores(lowered, vader[0], words)
+        complaint, sarcasm, rule_compound = _rules(lowered, vader[0], words)
         if not self.weights:
-            return CsVerdict(hits.compound, _label(hits.compound), (0.0, 0.0, 0.0), hits)
+            return rule_compound, (0.0, 0.0, 0.0), complaint, sarcasm, rule_compound
         compound, pos, neu, neg = vader
-        values = (
-            1.0,
-            compound,
-            hits.compound,
-            pos,
-            neu,
-            neg,
-            min(1.0, -hits.complaint / 2.5),
-            1.0 if hits.sarcasm else 0.0,
-            1.0 if "?" in text else 0.0,
-            1.0 if "!" in text else 0.0,
-            1.0 if "http" in lowered else 0.0,
-        )
-        s0 = s1 = s2 = 0.0
-        for w, value in zip(self._fixed, values, strict=True):
+        s0, s1, s2 = self._start
+        (
+            _,
+            w_compound,
+            w_rule_compound,
+            w_pos,
+            w_neu,
+            w_neg,
+            w_complaint,
+            w_sarcasm,
+            w_q,
+            w_x,
+            w_url,
+        ) = self._fixed
+        for w, value in (
+            (w_compound, compound),
+            (w_rule_compound, rule_compound),
+            (w_pos, pos),
+            (w_neu, neu),
+            (w_neg, neg),
+            (w_complaint, min(1.0, -complaint / 2.5)),
+        ):
             if value:
                 s0 += w[0] * value
                 s1 += w[1] * value
                 s2 += w[2] * value
-        for w in (
-            self._bins[min(9, int((hits.compound + 1.0) * 5.0))],
-            self._vbins[min(9, int((compound + 1.0) * 5.0))],
-            self._lens[min(5, len(toks) // 6)],
-        ):
-            s0 += w[0]
-            s1 += w[1]
-            s2 += w[2]
+        # the 0/1 features: w * 1.0 is w
+        if sarcasm:
+            s0 += w_sarcasm[0]
+            s1 += w_sarcasm[1]
+            s2 += w_sarcasm[2]
+        asks = "?" in text
+        if asks:
+            s0 += w_q[0]
+            s1 += w_q[1]
+            s2 += w_q[2]
+        if "!" in text:
+            s0 += w_x[0]
+            s1 += w_x[1]
+            s2 += w_x[2]
+        if "http" in lowered:
+            s0 += w_url[0]
+            s1 += w_url[1]
+            s2 += w_url[2]
+        w = self._bins[min(9, int((rule_compound + 1.0) * 5.0))]
+        s0 += w[0]
+        s1 += w[1]
+        s2 += w[2]
+        w = self._vbins[min(9, int((compound + 1.0) * 5.0))]
+        s0 += w[0]
+        s1 += w[1]
+        s2 += w[2]
+        w = self._lens[min(5, len(toks) // 6)]
+        s0 += w[0]
+        s1 += w[1]
+        s2 += w[2]
         entries = self._entries
         top = low = 0.0
         found = False
@@ -575,14 +707,81 @@ class CsSentiment:
             elif valence < low:
                 low = valence
         if found:
-            for w, value in ((self._lexmax, top / 4.0), (self._lexmin, low / 4.0)):
-                s0 += w[0] * value
-                s1 += w[1] * value
-                s2 += w[2] * value
-        negated = _negated(toks)
-        weights = self.weights
-        for name, value in _context(text, toks, negated):
-            cw = weights.get(name)
+            w = self._lexmax
+            value = top / 4.0
+            s0 += w[0] * value
+            s1 += w[1] * value
+            s2 += w[2] * value
+            w = self._lexmin
+            value = low / 4.0
+            s0 += w[0] * value
+            s1 += w[1] * value
+            s2 += w[2] * value
+
+        # _negated and _context in one walk over the tokens
+        facts = _TOKEN_FACTS
+        negated: list[str] = []
+        left = 0
+        contrast = False
+        after: list[float] = []  # valences after the last contrast word
+        below = above = False  # a valence < -0.5, > 0.5
+        for tok in toks:
+            fact = facts.get(tok)
+            if fact is None:
+                if tok[0] in "!?":
+                    left = 0
+                elif left:
+                    negated.append(tok)
+                    left -= 1
+                continue
+            kind, valence = fact
+            if kind == _NEGATOR:
+                left = _NEGATION_SPAN
+            elif kind == _CONTRAST_WORD:
+                left = 0
+                contrast = True
+                after = []
+                continue  # a contrast word's own valence is not after the last one
+            elif kind == _BREAK:
+                left = 0
+            elif left:
+                negated.append(tok)
+                left -= 1
+            if valence is not None:
+                after.append(valence)
+                if valence < -0.5:
+                    below = True
+                elif valence > 0.5:
+                    above = True
+        context: list[tuple[tuple[float, float, float] | None, float]] = []
+        weights = self._context_weights
+        if negated:
+            lexicon = _LEXICON
+            negated_valence = sum(lexicon.get(w, 0.0) for w in negated)
+            if negated_valence:
+                context.append((weights.get("_neglex"), negated_valence / 4.0))
+        if contrast:
+            context.append((weights.get("_but"), 1.0))
+            if after:
+                context.append((weights.get("_butmin"), min(after) / 4.0))
+                context.append((weights.get("_butmax"), max(after) / 4.0))
+                context.append((weights.get("_butsum"), max(-1.0, min(1.0, sum(after) / 4.0))))
+        first = ""
+        for tok in toks:
+            if tok != "@user":
+                first = tok
+                break
+        opens = first in _ASKING
+        if opens:
+            context.append((weights.get("_qstart"), 1.0))
+        if asks:
+            if opens:
+                context.append((weights.get("_qfull"), 1.0))
+            if not below:
+                context.append((weights.get("_q_noneg"), 1.0))
+                if not above:
+                    context.append((weights.get("_q_nolex"), 1.0))
+        for cw, value in context:
             if cw is not None:
                 s0 += cw[0] * value
                 s1 += cw[1] * value
@@ -595,27 +794,26 @@ class CsSentiment:
                     s0 += nw[0]
                     s1 += nw[1]
                     s2 += nw[2]
-        scores = (s0, s1, s2)
-        top = max(scores)
-        exps = [math.exp(s - top) for s in scores]
-        total = sum(exps)
-        p_neg, p_neu, p_pos = (e / total for e in exps)
-        best = max(range(3), key=lambda i: (scores[i], -i))
-        spread = p_pos - p_neg
-        if best == 2:
-            compound = max(0.05, spread)
-        elif best == 0:
-            compound = min(-0.05, spread)
-        else:
-            compound = max(-0.0499, min(0.0499, spread))
-        if hits.fired and hits.compound <= -0.05:
-            compound = min(compound, hits.compound)
-        compound = round(compound, 4)
-        return CsVerdict(compound, _label(compound), (p_neg, p_neu, p_pos), hits)
 
-    def compound(self, text: str, vader: tuple[float, float, float, float]) -> float:
-        """Just the final compound (for :class:`streams.scoring.Scorer`)."""
-        return self.verdict(text, vader).compound
+        top = max(s0, s1, s2)
+        e0 = math.exp(s0 - top)
+        e1 = math.exp(s1 - top)
+        e2 = math.exp(s2 - top)
+        total = sum((e0, e1, e2))
+        p_neg = e0 / total
+        p_neu = e1 / total
+        p_pos = e2 / total
+        spread = p_pos - p_neg
+        # the label with the highest score, the first of equal ones
+        if s0 >= s1 and s0 >= s2:
+            compound = min(-0.05, spread)
+        elif s1 >= s2:
+            compound = max(-0.0499, min(0.0499, spread))
+        else:
+            compound = max(0.05, spread)
+        if (complaint < 0.0 or sarcasm) and rule_compound <= -0.05:
+            compound = min(compound, rule_compound)
+        return round(compound, 4), (p_neg, p_neu, p_pos), complaint, sarcasm, rule_compound
 
 
 def _label(compound: float) -> str:
