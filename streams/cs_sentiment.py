@@ -486,29 +486,6 @@ def _context(text: str, toks: list[str], negated: list[str]) -> list[tuple[str, 
     return feats
 
 
-_NEGATOR, _CONTRAST_WORD, _BREAK = 1, 2, 3
-
-
-def _token_facts() -> dict[str, tuple[int, float | None]]:
-    """What the negation, contrast and question features need of a token, looked up once:
-    (its kind as :func:`_negated` tests it, in that order: negator, contrast word, ``!``/``?``
-    run, 0 for other tokens; its VADER valence or None), for every token whose entry is not
-    (0, None). Any other token is (0, None) unless it is a ``!``/``?`` run."""
-    facts: dict[str, tuple[int, float | None]] = {}
-    for word in (*_LEXICON, *_NEGATORS, *_CONTRAST):
-        if word in _NEGATORS:
-            kind = _NEGATOR
-        elif word in _CONTRAST or word[:1] in ("!", "?"):
-            kind = _CONTRAST_WORD if word in _CONTRAST else _BREAK
-        else:
-            kind = 0
-        facts[word] = (kind, _LEXICON.get(word))
-    return facts
-
-
-_TOKEN_FACTS = _token_facts()
-
-
 def features(text: str, vader: tuple[float, float, float, float]) -> dict[str, float]:
     """The model's sparse features of one text: VADER's scores, the rules, VADER's lexicon
     valences of its words, surface marks (``?``, ``!``, link, length), negation, contrast and
@@ -687,7 +664,7 @@ class CsSentiment:
         s1 += w[1]
         s2 += w[2]
         entries = self._entries
-        top = low = 0.0
+        highest = lowest = 0.0  # of the VADER valences of the words
         found = False
         for word in words:
             e = entries.get(word)
@@ -700,68 +677,44 @@ class CsSentiment:
             if valence is None:
                 continue
             if not found:
-                top = low = valence
+                highest = lowest = valence
                 found = True
-            elif valence > top:
-                top = valence
-            elif valence < low:
-                low = valence
+            elif valence > highest:
+                highest = valence
+            elif valence < lowest:
+                lowest = valence
         if found:
             w = self._lexmax
-            value = top / 4.0
+            value = highest / 4.0
             s0 += w[0] * value
             s1 += w[1] * value
             s2 += w[2] * value
             w = self._lexmin
-            value = low / 4.0
+            value = lowest / 4.0
             s0 += w[0] * value
             s1 += w[1] * value
             s2 += w[2] * value
 
-        # _negated and _context in one walk over the tokens
-        facts = _TOKEN_FACTS
-        negated: list[str] = []
-        left = 0
-        contrast = False
-        after: list[float] = []  # valences after the last contrast word
-        below = above = False  # a valence < -0.5, > 0.5
-        for tok in toks:
-            fact = facts.get(tok)
-            if fact is None:
-                if tok[0] in "!?":
-                    left = 0
-                elif left:
-                    negated.append(tok)
-                    left -= 1
-                continue
-            kind, valence = fact
-            if kind == _NEGATOR:
-                left = _NEGATION_SPAN
-            elif kind == _CONTRAST_WORD:
-                left = 0
-                contrast = True
-                after = []
-                continue  # a contrast word's own valence is not after the last one
-            elif kind == _BREAK:
-                left = 0
-            elif left:
-                negated.append(tok)
-                left -= 1
-            if valence is not None:
-                after.append(valence)
-                if valence < -0.5:
-                    below = True
-                elif valence > 0.5:
-                    above = True
+        # _context's features, in its order. Its walks over the tokens are needed only when a
+        # negator or a contrast word is among them; its question features ask whether a lexicon
+        # word below -0.5 (above 0.5) is among them: lowest < -0.5 (highest > 0.5) above.
         context: list[tuple[tuple[float, float, float] | None, float]] = []
         weights = self._context_weights
-        if negated:
-            lexicon = _LEXICON
-            negated_valence = sum(lexicon.get(w, 0.0) for w in negated)
-            if negated_valence:
-                context.append((weights.get("_neglex"), negated_valence / 4.0))
-        if contrast:
+        negated: list[str] = []
+        if not _NEGATORS.isdisjoint(words):
+            negated = _negated(toks)
+            if negated:
+                lexicon = _LEXICON
+                negated_valence = sum(lexicon.get(w, 0.0) for w in negated)
+                if negated_valence:
+                    context.append((weights.get("_neglex"), negated_valence / 4.0))
+        if not _CONTRAST.isdisjoint(words):
+            last = len(toks) - 1
+            while toks[last] not in _CONTRAST:
+                last -= 1
             context.append((weights.get("_but"), 1.0))
+            lexicon = _LEXICON
+            after = [lexicon[w] for w in toks[last + 1 :] if w in lexicon]
             if after:
                 context.append((weights.get("_butmin"), min(after) / 4.0))
                 context.append((weights.get("_butmax"), max(after) / 4.0))
@@ -777,9 +730,9 @@ class CsSentiment:
         if asks:
             if opens:
                 context.append((weights.get("_qfull"), 1.0))
-            if not below:
+            if not (found and lowest < -0.5):
                 context.append((weights.get("_q_noneg"), 1.0))
-                if not above:
+                if not (found and highest > 0.5):
                     context.append((weights.get("_q_nolex"), 1.0))
         for cw, value in context:
             if cw is not None:
