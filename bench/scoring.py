@@ -11,18 +11,28 @@
    round is reported too (cold caches).
 2. Identity: for every text, listenwell's ``vader_compound`` against vaderSentiment's compound (all
    must be identical), and FastVader's full ``polarity_scores`` dict against vaderSentiment's.
-3. Length scaling: one text of 1k, 10k, 100k and 1M characters (development texts joined):
+3. The customer-service sentiment layer (``streams.cs_sentiment``), what the worker adds to VADER:
+   per text, on the development texts and on the crisis scenario's texts
+   (``connectors.simulate.generate("crisis", seed=7)``), ``CsSentiment.compound`` given VADER's
+   scores and the worker's scorer (``scorer_for(alert_rules/default.yaml,
+   sentiment_layer=CsSentiment.load())``) ``score_text``, each beside the same with the baseline
+   layer (default: the layer before it was made cheaper, kept as the test oracle in
+   ``tests/streams/cs_sentiment_reference.py``; ``--cs-baseline FILE`` times another
+   ``cs_sentiment.py``, e.g. main's), rounds interleaved; and how many verdicts are identical, bit
+   for bit, to the baseline's.
+4. Length scaling: one text of 1k, 10k, 100k and 1M characters (development texts joined):
    seconds and seconds per character for vaderSentiment, FastVader (whole text, no chunking) and
    the Scorer (chunked at 1,000 characters). vaderSentiment is quadratic: it is skipped where its
    predicted time (quadratic extrapolation from the previous length) exceeds ``--vader-limit``.
 
-Usage: ``.venv/bin/python bench/scoring.py [--rounds 5] [--vader-limit 60]``.
+Usage: ``.venv/bin/python bench/scoring.py [--rounds 5] [--vader-limit 60] [--cs-baseline FILE]``.
 Figures also go to ``bench/results/scoring.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import sys
@@ -37,6 +47,9 @@ sys.path.insert(0, str(REPO))
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E402
 
+from connectors.simulate import generate  # noqa: E402
+from streams.brand_scoring import scorer_for  # noqa: E402
+from streams.cs_sentiment import CsSentiment  # noqa: E402
 from streams.fastvader import FastVader  # noqa: E402
 from streams.records import Mention, MentionKind, decode_mention  # noqa: E402
 from streams.scoring import Scorer  # noqa: E402
@@ -44,6 +57,8 @@ from streams.scoring import Scorer  # noqa: E402
 DATA = REPO.parent / "shared" / "data" / "sentiment-dev"
 RESULTS = REPO / "bench" / "results" / "scoring.json"
 LENGTHS = (1_000, 10_000, 100_000, 1_000_000)
+RULES = REPO / "alert_rules" / "default.yaml"
+REFERENCE_LAYER = REPO / "tests" / "streams" / "cs_sentiment_reference.py"
 
 
 def load_texts() -> list[str]:
@@ -129,6 +144,79 @@ def throughput(texts: list[str], rounds: int) -> dict[str, dict[str, float]]:
     }
 
 
+def baseline_layer(path: Path) -> Any:
+    """The sentiment layer of another module file: ``ReferenceCsSentiment()`` of the test oracle,
+    or ``CsSentiment.load()`` of a ``cs_sentiment.py`` (e.g. main's checkout)."""
+    spec = importlib.util.spec_from_file_location(f"baseline_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{path}: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if hasattr(module, "ReferenceCsSentiment"):
+        return module.ReferenceCsSentiment()
+    return module.CsSentiment.load()
+
+
+def _verdict_bits(verdict: Any) -> tuple[object, ...]:
+    rules = verdict.rules
+    return (
+        verdict.compound.hex(),
+        verdict.label,
+        tuple(p.hex() for p in verdict.probabilities),
+        (rules.complaint.hex(), rules.sarcasm, rules.compound.hex()),
+    )
+
+
+def layer_costs(texts: list[str], rounds: int, baseline: Any) -> dict[str, Any]:
+    """µs per text of the customer-service layer and of the worker's scorer, now and baseline."""
+    vader = SentimentIntensityAnalyzer()
+    plain = Scorer()
+    layer = CsSentiment.load()
+    worker = scorer_for(RULES, sentiment_layer=layer)
+    worker_baseline = scorer_for(RULES, sentiment_layer=baseline)
+    pairs = [(text, plain.vader(text)) for text in texts]
+
+    def each_text(function: Callable[[str], object]) -> Callable[[], None]:
+        def run() -> None:
+            for text in texts:
+                function(text)
+
+        return run
+
+    def each_pair(function: Callable[[str, Any], object]) -> Callable[[], None]:
+        def run() -> None:
+            for text, scores in pairs:
+                function(text, scores)
+
+        return run
+
+    runs: dict[str, Callable[[], object]] = {
+        "vaderSentiment": each_text(vader.polarity_scores),
+        "Scorer.score_text": each_text(plain.score_text),
+        "worker score_text (baseline)": each_text(worker_baseline.score_text),
+        "worker score_text": each_text(worker.score_text),
+        "CsSentiment.compound (baseline)": each_pair(baseline.compound),
+        "CsSentiment.compound": each_pair(layer.compound),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            seconds[name].append(timed(run))
+    identical = sum(
+        _verdict_bits(layer.verdict(text, scores)) == _verdict_bits(baseline.verdict(text, scores))
+        for text, scores in pairs
+    )
+    per_text = {name: min(times) / len(texts) * 1e6 for name, times in seconds.items()}
+    return {
+        "texts": len(texts),
+        "us_per_text": per_text,
+        "identical_verdicts": identical,
+        "layer_speedup": per_text["CsSentiment.compound (baseline)"]
+        / per_text["CsSentiment.compound"],
+        "worker_speedup": per_text["worker score_text (baseline)"] / per_text["worker score_text"],
+    }
+
+
 def identity(texts: list[str]) -> dict[str, int]:
     vader = SentimentIntensityAnalyzer()
     fast = FastVader()
@@ -193,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vader-limit", type=float, default=60.0, help="skip vaderSentiment above this (s)"
     )
+    parser.add_argument(
+        "--cs-baseline",
+        type=Path,
+        default=REFERENCE_LAYER,
+        help="cs_sentiment.py (or the test oracle) whose layer the current one is timed against",
+    )
     args = parser.parse_args(argv)
 
     if not DATA.is_dir():
@@ -217,6 +311,28 @@ def main(argv: list[str] | None = None) -> int:
         f"identical polarity_scores (all four values): "
         f"{same['identical_polarity_scores']}/{same['texts']}"
     )
+
+    baseline = baseline_layer(args.cs_baseline)
+    crisis = [mention.text for mention in generate("crisis", seed=7)]
+    layer = {"development": layer_costs(texts, args.rounds, baseline)}
+    layer["crisis"] = layer_costs(crisis, args.rounds, baseline)
+    print(
+        f"\ncustomer-service layer, us per text (best of {args.rounds} interleaved rounds; "
+        f"baseline: {args.cs_baseline})"
+    )
+    print(f"{'':32} {'development':>12} {'crisis':>10}")
+    for name in layer["development"]["us_per_text"]:
+        print(
+            f"{name:32} {layer['development']['us_per_text'][name]:>12.1f} "
+            f"{layer['crisis']['us_per_text'][name]:>10.1f}"
+        )
+    for key, label in (("layer_speedup", "layer speed-up"), ("worker_speedup", "worker speed-up")):
+        print(f"{label:32} {layer['development'][key]:>11.2f}x {layer['crisis'][key]:>9.2f}x")
+    for name, row in layer.items():
+        print(
+            f"identical verdicts ({name}): {row['identical_verdicts']}/{row['texts']} "
+            "(compound, label, probabilities and rule hits, bit for bit)"
+        )
 
     rows = scaling(texts, args.vader_limit)
     print("\nlength scaling (one text; Scorer chunks at 1,000 characters)")
@@ -255,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": args.rounds,
                 "throughput": speed,
                 "identity": same,
+                "cs_layer": layer,
+                "cs_baseline": str(args.cs_baseline),
                 "scaling": rows,
                 "target_ratio": 3.0,
                 "target_met": speed["Scorer.score_text"]["ratio_to_vader"] >= 3.0
@@ -265,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         + "\n"
     )
     print(f"\nwrote {RESULTS.relative_to(REPO)}")
-    return 0 if same["identical_vader_compound"] == same["texts"] else 1
+    layer_same = all(row["identical_verdicts"] == row["texts"] for row in layer.values())
+    return 0 if same["identical_vader_compound"] == same["texts"] and layer_same else 1
 
 
 if __name__ == "__main__":

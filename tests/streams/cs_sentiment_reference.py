@@ -262,3 +262,6 @@ class ReferenceCsSentiment:
             compound = min(compound, hits.compound)
         compound = round(compound, 4)
         return CsVerdict(compound, _label(compound), (p_neg, p_neu, p_pos), hits)
+
+    def compound(self, text: str, vader: tuple[float, float, float, float]) -> float:
+        return self.verdict(text, vader).compound
