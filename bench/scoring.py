@@ -151,6 +151,7 @@ def baseline_layer(path: Path) -> Any:
     if spec is None or spec.loader is None:
         raise SystemExit(f"{path}: not a Python module")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     if hasattr(module, "ReferenceCsSentiment"):
         return module.ReferenceCsSentiment()

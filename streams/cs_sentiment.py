@@ -621,18 +621,31 @@ class CsSentiment:
             w_x,
             w_url,
         ) = self._fixed
-        for w, value in (
-            (w_compound, compound),
-            (w_rule_compound, rule_compound),
-            (w_pos, pos),
-            (w_neu, neu),
-            (w_neg, neg),
-            (w_complaint, min(1.0, -complaint / 2.5)),
-        ):
-            if value:
-                s0 += w[0] * value
-                s1 += w[1] * value
-                s2 += w[2] * value
+        if compound:
+            s0 += w_compound[0] * compound
+            s1 += w_compound[1] * compound
+            s2 += w_compound[2] * compound
+        if rule_compound:
+            s0 += w_rule_compound[0] * rule_compound
+            s1 += w_rule_compound[1] * rule_compound
+            s2 += w_rule_compound[2] * rule_compound
+        if pos:
+            s0 += w_pos[0] * pos
+            s1 += w_pos[1] * pos
+            s2 += w_pos[2] * pos
+        if neu:
+            s0 += w_neu[0] * neu
+            s1 += w_neu[1] * neu
+            s2 += w_neu[2] * neu
+        if neg:
+            s0 += w_neg[0] * neg
+            s1 += w_neg[1] * neg
+            s2 += w_neg[2] * neg
+        value = min(1.0, -complaint / 2.5) if complaint else 0.0
+        if value:
+            s0 += w_complaint[0] * value
+            s1 += w_complaint[1] * value
+            s2 += w_complaint[2] * value
         # the 0/1 features: w * 1.0 is w
         if sarcasm:
             s0 += w_sarcasm[0]
@@ -666,14 +679,11 @@ class CsSentiment:
         entries = self._entries
         highest = lowest = 0.0  # of the VADER valences of the words
         found = False
-        for word in words:
-            e = entries.get(word)
-            if e is None:
-                continue
-            s0 += e[0]
-            s1 += e[1]
-            s2 += e[2]
-            valence = e[3]
+        # the words in set order (as before: a sum in another order can change its last bit)
+        for w0, w1, w2, valence in filter(None, map(entries.get, words)):
+            s0 += w0
+            s1 += w1
+            s2 += w2
             if valence is None:
                 continue
             if not found:
