@@ -32,7 +32,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 __all__ = [
@@ -230,6 +230,7 @@ _RULES = _compile((*COMPLAINTS, *NEGATED_SERVICE))
 _SARCASM_RULES = _compile(tuple((t, p, 0.0) for t, p in SARCASM))
 _TRIGGERS: frozenset[str] = frozenset().union(*(t for t, _, _ in (*_RULES, *_SARCASM_RULES)))
 _FAILURE_WORDS = frozenset(SERVICE_FAILURES)
+_RULE_WORDS = _TRIGGERS | _FAILURE_WORDS
 _TOKEN = re.compile(
     r"[a-z0-9_']+|[!?]+|[:;=][-']?[()dpo/\\|]|<3|[\U0001F300-\U0001FAFF\u2600-\u27BF]"
 )
@@ -291,9 +292,10 @@ def _rules(
 ) -> tuple[float, bool, float]:
     """(complaint, sarcasm, compound) of :func:`rule_scores`, without building the record.
 
-    Only the rules one of whose trigger words is among ``words`` are searched for; the others
-    cannot match (each rule's regex needs one of its trigger words as a whole word).
+    Only the rules one of whose trigger words is among ``words`` are searched for (as always).
     """
+    if _RULE_WORDS.isdisjoint(words):
+        return 0.0, False, _compound_without_rules(vader_compound)
     present = _TRIGGERS.intersection(words)
     failures = _FAILURE_WORDS.intersection(words)
     complaint = sum(SERVICE_FAILURES[w] for w in failures) if failures else 0.0
@@ -312,6 +314,8 @@ def _rules(
             if sarcasm_rules[i][1].search(lowered):
                 sarcasm = True
                 break
+    if not sarcasm and complaint == 0.0:
+        return complaint, False, _compound_without_rules(vader_compound)
     valence = _inverse(vader_compound) if vader_compound else 0.0
     if sarcasm and valence > 0.0:
         valence = -valence
@@ -322,6 +326,17 @@ def _rules(
     valence += complaint
     compound = round(_normalize(valence), 4) if valence else 0.0
     return complaint, sarcasm, compound
+
+
+@lru_cache(maxsize=1 << 16)
+def _compound_without_rules(vader_compound: float) -> float:
+    """:func:`_rules`' compound when no rule fired (complaint 0.0, no sarcasm): the same steps.
+
+    Cached: VADER's compounds have four decimals, so a worker sees few distinct ones.
+    """
+    valence = _inverse(vader_compound) if vader_compound else 0.0
+    valence += 0.0  # the complaint
+    return round(_normalize(valence), 4) if valence else 0.0
 
 
 def rule_scores(
