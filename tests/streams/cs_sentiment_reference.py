@@ -31,13 +31,13 @@ from streams.cs_sentiment import (
     _normalize,
 )
 
-__all__ = ["ReferenceCsSentiment", "reference_rule_scores", "reference_tokens"]
+__all__ = ["ReferenceCsSentiment", "Rule", "reference_rule_scores", "reference_tokens"]
 
-_Rule = tuple[frozenset[str], re.Pattern[str], float]
+Rule = tuple[frozenset[str], re.Pattern[str], float]
 
 
-def _compile(table: tuple[tuple[str, str, float], ...]) -> tuple[_Rule, ...]:
-    rules: list[_Rule] = []
+def _compile(table: tuple[tuple[str, str, float], ...]) -> tuple[Rule, ...]:
+    rules: list[Rule] = []
     for triggers, pattern, valence in table:
         words = set(triggers.split())
         words |= {w.replace("'", "") for w in words}

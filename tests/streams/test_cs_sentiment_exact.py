@@ -10,12 +10,16 @@ dense in trigger words, negators, contrast and question words and lexicon words.
 from __future__ import annotations
 
 import json
+import math
+import random
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import streams.cs_sentiment
+import tests.streams.cs_sentiment_reference
 from connectors.simulate import generate
 from streams.cs_sentiment import (
     _ASKING,
@@ -34,6 +38,7 @@ from streams.cs_sentiment import (
 from streams.scoring import Scorer
 from tests.streams.cs_sentiment_reference import (
     ReferenceCsSentiment,
+    Rule,
     reference_rule_scores,
     reference_tokens,
 )
@@ -128,6 +133,51 @@ _MORE_WORDS = (
 )
 
 
+_PHRASES = [
+    "on hold for two hours",
+    "on hold forever",
+    "still waiting for a refund",
+    "thanks for losing my bag",
+    "thank you so much for nothing",
+    "great job, my luggage is lost again",
+    "love how it is delayed again",
+    "yeah, right",
+    "just what i needed",
+    "so much for that",
+    "what a joke",
+    "not helpful at all",
+    "didn't even help but",
+    "can't help but smile",
+    "nobody answers",
+    "haven't heard back",
+    "hung up on me",
+    "double-charged",
+    "charged me twice",
+    "for the 3rd time",
+    "fifth time calling",
+    "wasted my time",
+    "never arrived",
+    "worst service",
+    "out for hours",
+    "stuck on the tarmac",
+    "missed my connection",
+    "sitting here for an hour",
+    "hold times are now 2 hours",
+    "another 40 minutes",
+    "second delay",
+    "how many times",
+    "is anyone there",
+    "i was told",
+    "no response",
+    "not a single update",
+    "delayed by 3 hours",
+    "flight was cancelled",
+    "bags were damaged",
+    "lost my package",
+]
+"""Phrases that make the rules fire."""
+
+
 def _vocabulary() -> list[str]:
     """Words and phrases that steer every branch: rule triggers and phrases that fire, service
     failure words, negators, contrast and question words, lexicon words of every valence,
@@ -139,49 +189,7 @@ def _vocabulary() -> list[str]:
         words.update(triggers.split())
     words.update(SERVICE_FAILURES, _NEGATORS, _CONTRAST, _ASKING)
     words.update(_MORE_WORDS.split())
-    phrases = [
-        "on hold for two hours",
-        "on hold forever",
-        "still waiting for a refund",
-        "thanks for losing my bag",
-        "thank you so much for nothing",
-        "great job, my luggage is lost again",
-        "love how it is delayed again",
-        "yeah, right",
-        "just what i needed",
-        "so much for that",
-        "what a joke",
-        "not helpful at all",
-        "didn't even help but",
-        "can't help but smile",
-        "nobody answers",
-        "haven't heard back",
-        "hung up on me",
-        "double-charged",
-        "charged me twice",
-        "for the 3rd time",
-        "fifth time calling",
-        "wasted my time",
-        "never arrived",
-        "worst service",
-        "out for hours",
-        "stuck on the tarmac",
-        "missed my connection",
-        "sitting here for an hour",
-        "hold times are now 2 hours",
-        "another 40 minutes",
-        "second delay",
-        "how many times",
-        "is anyone there",
-        "i was told",
-        "no response",
-        "not a single update",
-        "delayed by 3 hours",
-        "flight was cancelled",
-        "bags were damaged",
-        "lost my package",
-    ]
-    return sorted(words) + phrases
+    return sorted(words) + _PHRASES
 
 
 _WORDS = _vocabulary()
@@ -222,6 +230,34 @@ def test_rule_scores_and_tokens_identical_on_generated_texts(text: str, compound
     assert _bits(rule_scores(lowered, compound, words)) == _bits(
         reference_rule_scores(lowered, compound, words)
     )
+
+
+def test_matched_rule_valences_are_summed_in_table_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tables' valences are multiples of 0.5, whose sums are exact in any order; a rule with
+    another valence must not change a text's complaint sum by being added in another order. With
+    valences whose sums depend on the order, the rules still give the reference's bits on texts
+    where many rules match."""
+
+    def inexact(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        return tuple((t, p, -math.sqrt(i + 2) / 3) for i, (t, p, _) in enumerate(rules))
+
+    fast, reference = streams.cs_sentiment, tests.streams.cs_sentiment_reference
+    monkeypatch.setattr(fast, "_RULES", inexact(fast._RULES))
+    monkeypatch.setattr(reference, "_RULES", inexact(reference._RULES))
+    rng = random.Random(15)
+    texts = [" and ".join(rng.sample(_PHRASES, rng.randint(2, 8))) for _ in range(3000)]
+    # one trigger word, three rules (the sum of three can change with their order)
+    texts += [
+        "on hold for two hours, on hold forever, hold times are now 2 hours",
+        "never arrived, never delivered, never work",
+    ]
+    several = 0
+    for text in texts:
+        lowered = text.lower()
+        ours = rule_scores(lowered, 0.3)
+        assert _bits(ours) == _bits(reference_rule_scores(lowered, 0.3)), text
+        several += ours.complaint < -0.5
+    assert several > 1000  # most texts match several rules
 
 
 _LAYERS = (CsSentiment.load(), ReferenceCsSentiment(), CsSentiment({}), ReferenceCsSentiment({}))
