@@ -14,12 +14,11 @@
 3. The customer-service sentiment layer (``streams.cs_sentiment``), what the worker adds to VADER:
    per text, on the development texts and on the crisis scenario's texts
    (``connectors.simulate.generate("crisis", seed=7)``), ``CsSentiment.compound`` given VADER's
-   scores and the worker's scorer (``scorer_for(alert_rules/default.yaml,
-   sentiment_layer=CsSentiment.load())``) ``score_text``, each beside the same with the baseline
-   layer (default: the layer before it was made cheaper, kept as the test oracle in
-   ``tests/streams/cs_sentiment_reference.py``; ``--cs-baseline FILE`` times another
-   ``cs_sentiment.py``, e.g. main's), rounds interleaved; and how many verdicts are identical, bit
-   for bit, to the baseline's.
+   scores and the worker's scorer (``worker_scorer(alert_rules/default.yaml)``) ``score_text``,
+   each beside the same with the baseline layer (default: the layer before it was made cheaper,
+   kept as the test oracle in ``tests/streams/cs_sentiment_reference.py``; ``--cs-baseline FILE``
+   times another ``cs_sentiment.py``, e.g. main's), rounds interleaved; and how many verdicts are
+   identical, bit for bit, to the baseline's.
 4. Length scaling: one text of 1k, 10k, 100k and 1M characters (development texts joined):
    seconds and seconds per character for vaderSentiment, FastVader (whole text, no chunking) and
    the Scorer (chunked at 1,000 characters). vaderSentiment is quadratic: it is skipped where its
@@ -48,7 +47,7 @@ sys.path.insert(0, str(REPO))
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E402
 
 from connectors.simulate import generate  # noqa: E402
-from streams.brand_scoring import scorer_for  # noqa: E402
+from streams.brand_scoring import scorer_for, worker_scorer  # noqa: E402
 from streams.cs_sentiment import CsSentiment  # noqa: E402
 from streams.fastvader import FastVader  # noqa: E402
 from streams.records import Mention, MentionKind, decode_mention  # noqa: E402
@@ -173,7 +172,7 @@ def layer_costs(texts: list[str], rounds: int, baseline: Any) -> dict[str, Any]:
     vader = SentimentIntensityAnalyzer()
     plain = Scorer()
     layer = CsSentiment.load()
-    worker = scorer_for(RULES, sentiment_layer=layer)
+    worker = worker_scorer(RULES)
     worker_baseline = scorer_for(RULES, sentiment_layer=baseline)
     pairs = [(text, plain.vader(text)) for text in texts]
 
