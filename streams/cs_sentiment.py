@@ -292,7 +292,7 @@ def _rules(
 ) -> tuple[float, bool, float]:
     """(complaint, sarcasm, compound) of :func:`rule_scores`, without building the record.
 
-    Only the rules one of whose trigger words is among ``words`` are searched for (as always).
+    Only the rules with one of their trigger words among ``words`` are searched for, in table order.
     """
     if _RULE_WORDS.isdisjoint(words):
         return 0.0, False, _compound_without_rules(vader_compound)
@@ -571,7 +571,7 @@ class CsSentiment:
             entries[word] = (own[0] + w[0], own[1] + w[1], own[2] + w[2], valence)
         self._entries = entries
         self._negated_words = {n[2:]: w for n, w in weights.items() if n.startswith("n:")}
-        # verdict() adds the fixed features one by one in _fixed's order; the bias (value 1.0)
+        # _score() adds the fixed features one by one in _fixed's order; the bias (value 1.0)
         # starts the sums, exactly as 0.0 + w * 1.0 did.
         bias = self._fixed[0]
         self._start = (0.0 + bias[0] * 1.0, 0.0 + bias[1] * 1.0, 0.0 + bias[2] * 1.0)
