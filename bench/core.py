@@ -128,6 +128,8 @@ def breakdown_functions() -> dict[str, Callable[..., object]]:
 
 
 BATCH = 500
+SCORER = "streams.brand_scoring.worker_scorer (brand phrase overrides, customer-service layer)"
+"""What the core scores with (recorded with each run: runs before 7290b12 used a plain Scorer())."""
 PARTITIONS = 4
 
 
@@ -530,7 +532,12 @@ def main() -> int:
         print(
             "Where the time goes (cProfile shares of one run, nested parts indented; µs per "
             "mention: the share of the median CPU µs of process + serialisation"
-            + (", before: of the recorded before run's" if before_shares else "")
+            + (
+                ", before: of the recorded before run's, scored with "
+                + before.get("scorer", SCORER)
+                if before_shares
+                else ""
+            )
             + ")"
         )
         print(breakdown_markdown(table[-1]["breakdown"], before_shares, per_mention_us))
@@ -556,6 +563,7 @@ def main() -> int:
             "changelog_brand_mb": round(runs[0]["changelog_brand_mb"], 2),
             "changelog_customer_mb": round(runs[0]["changelog_customer_mb"], 2),
             "runs": len(runs),
+            "scorer": SCORER,
             "profile_top15_by_own_time": table,
         }
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
