@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import faust
@@ -182,6 +183,24 @@ class BatchStep:
 Step = Callable[[list[RawRecord]], Awaitable[None]]
 
 
+@contextmanager
+def _exit_on_error() -> Iterator[None]:
+    """End the worker process on an error out of the block: ``EXIT_CONFIG`` for state written
+    under other topics (:class:`StateTopicMismatch`), ``EXIT_UNEXPECTED`` for anything else.
+
+    Stop hard rather than let Faust restart the agent or timer: the batch in hand is not acked,
+    so its offsets are not committed, and the restarted worker replays it.
+    """
+    try:
+        yield
+    except StateTopicMismatch as exc:
+        log.error("listenwell worker: %s", exc)
+        os._exit(EXIT_CONFIG)
+    except Exception:
+        log.exception("listenwell worker: unexpected error, exiting so nothing is lost")
+        os._exit(EXIT_UNEXPECTED)
+
+
 def declare_agent(
     app: faust.App,
     name: str,
@@ -201,17 +220,9 @@ def declare_agent(
     async def run_step(stream: Any) -> None:
         # The whole loop is guarded, not only the step: an error Faust throws into the stream
         # (e.g. a ValueDecodeError) comes out of the iteration, and must end the worker too.
-        try:
+        with _exit_on_error():
             async for events in ChannelBatches(stream, batch_size, within_s, clock=clock):
                 await step(raw_records(events))
-        except StateTopicMismatch as exc:
-            log.error("listenwell worker: %s", exc)
-            os._exit(EXIT_CONFIG)
-        except Exception:
-            # Stop hard rather than let Faust restart the agent: the batch is not acked, so
-            # its offsets are not committed, and a restart replays it.
-            log.exception("listenwell worker: unexpected error, exiting so nothing is lost")
-            os._exit(EXIT_UNEXPECTED)
 
     return run_step
 
@@ -231,13 +242,7 @@ def declare_timer(
 
     @app.timer(interval=interval_s)  # type: ignore[untyped-decorator]
     async def advance_watermarks() -> None:
-        try:
+        with _exit_on_error():
             await timer.tick()
-        except StateTopicMismatch as exc:
-            log.error("listenwell worker: %s", exc)
-            os._exit(EXIT_CONFIG)
-        except Exception:
-            log.exception("listenwell worker: unexpected error, exiting so nothing is lost")
-            os._exit(EXIT_UNEXPECTED)
 
     return advance_watermarks

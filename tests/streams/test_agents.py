@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from streams import agents
 from streams.agents import BatchStep, raw_records
 from streams.lag import StallWatchdog
-from streams.pipeline import BatchResult, BrandRecord, Pipeline, RawRecord
+from streams.pipeline import BatchResult, BrandRecord, Pipeline, RawRecord, StateTopicMismatch
 from streams.publish import Publisher
 from streams.records import ScoredMention
 from streams.scoring import Scorer
@@ -135,3 +137,44 @@ def test_a_batch_longer_than_the_watchdog_s_patience_is_not_a_stall() -> None:
     assert checks == [[], []]
     worker.clock.advance(91.0)
     assert watchdog.stalled({topic: 10}) == [topic], "no batch since: a stall again"
+
+
+class _Exited(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+def _exit_to_raise(status: int) -> None:
+    raise _Exited(status)
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (StateTopicMismatch("acme", "mentions.raw", "mentions.scored"), agents.EXIT_CONFIG),
+        (KeyError("unexpected"), agents.EXIT_UNEXPECTED),
+    ],
+)
+def test_an_agent_or_timer_error_ends_the_worker_with_its_status(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+    status: int,
+) -> None:
+    """Faust would restart an agent or a timer whose body raised; the worker exits instead (the
+    batch in hand is not acked, so a restarted worker reads it again), with a status that says
+    whether its configuration or something unexpected is the cause."""
+    monkeypatch.setattr(os, "_exit", _exit_to_raise)
+    with pytest.raises(_Exited) as exited, agents._exit_on_error():
+        raise error
+    assert exited.value.status == status
+    assert str(error) in caplog.text
+
+
+def test_a_cancelled_agent_or_timer_does_not_end_the_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """How Faust stops an agent or timer on shutdown or rebalance: not an error."""
+    monkeypatch.setattr(os, "_exit", _exit_to_raise)
+    with pytest.raises(asyncio.CancelledError), agents._exit_on_error():
+        raise asyncio.CancelledError
