@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -214,11 +215,24 @@ def run_phase(
     rate: float,
     scored_before: float,
     patience_s: float = 600.0,
+    hold: subprocess.Popen[bytes] | None = None,
 ) -> Phase:
     """Produce ``mentions`` at ``rate``; wait until the worker scored them all and its lag gauge
-    is 0 again; return the phase's figures (``missing_from_scored`` is filled in by the caller)."""
+    is 0 again; return the phase's figures (``missing_from_scored`` is filled in by the caller).
+
+    ``hold``: the worker's process, stopped (SIGSTOP) while the phase is produced and continued
+    after, so the whole phase waits in Kafka: beyond the worker's capacity however fast it is.
+    (Produced live, a burst only outruns the worker by what the producer reaches over what the
+    worker scores: ~6,000-10,000/s against ~3,500-6,000/s on 2 shared cores, a margin that
+    machine load decides.)"""
     began = time.monotonic()
-    produced_rate = produce_paced(bootstrap, raw_topic, mentions, rate)
+    if hold is not None:
+        hold.send_signal(signal.SIGSTOP)
+    try:
+        produced_rate = produce_paced(bootstrap, raw_topic, mentions, rate)
+    finally:
+        if hold is not None:
+            hold.send_signal(signal.SIGCONT)
     ended = time.monotonic()
     target = scored_before + len(mentions)
     wait_until(
@@ -286,9 +300,12 @@ def overload(
     metrics_port: int,
     rate: float,
     phases: list[PhaseSpec],
+    hold_bursts: bool = False,
 ) -> list[Phase]:
     """Run ``phases`` one after the other against a started worker (each waits until the worker
-    drained it and its lag is 0 again); return their figures."""
+    drained it and its lag is 0 again); return their figures. ``hold_bursts``: a phase above the
+    sustained rate is produced while the worker is stopped (see :func:`run_phase`'s ``hold``);
+    keep such a phase's production under the worker's session timeout, or its group rebalances."""
     raw = topics.topic_name(topics.MENTIONS_RAW, prefix)
     scored_topic = topics.topic_name(topics.MENTIONS_SCORED, prefix)
     sampler = Sampler(process.pid, metrics_port).start()
@@ -311,6 +328,7 @@ def overload(
                 mentions=mentions,
                 rate=rate * factor,
                 scored_before=scored_before,
+                hold=process if hold_bursts and factor > 1.0 else None,
             )
             scored_before += len(mentions)
             done.append(phase)

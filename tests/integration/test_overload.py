@@ -54,18 +54,22 @@ def test_a_burst_beyond_capacity_is_absorbed_by_the_lag_with_nothing_lost_and_fl
     run_factory: Callable[[str], Run],
 ) -> None:
     run = run_factory("overload")
-    worker = run.start_worker()
+    # A session timeout well above the time a burst takes to produce: the worker is stopped
+    # meanwhile (hold_bursts) and sends no heartbeats.
+    worker = run.start_worker(LISTENWELL_SESSION_TIMEOUT_S="60")
     phases = overload(
         bootstrap=run.bootstrap,
         prefix=run.prefix,
         process=worker.process,
         metrics_port=worker.metrics_port,
         rate=SUSTAINED_RATE,
-        # 12,000/s asked: above what one worker scores end to end (~3,600/s since the shell
-        # changes of issue 15), so the burst must wait in the lag; the producer reaches what it
-        # can (~5,600/s here). Two seconds of it: one second had left a lag the faster worker
-        # kept within twice the sustained phase's between-commit lag (876 against 886).
-        phases=[("sustained", 1.0, 3.0), ("burst", 40.0, 2.0), ("long-burst", 40.0, 4.0)],
+        # 12,000/s asked; the producer reaches ~6,000-8,000/s here, which one worker nearly keeps
+        # up with since issue 15's speed-ups, so a burst produced live showed in the lag by a
+        # margin the machine's load decided (it failed CI twice). The worker is stopped while a
+        # burst is produced, so each burst is beyond its capacity whatever its speed: 12,000 and
+        # 24,000 mentions waiting in Kafka when it continues.
+        phases=[("sustained", 1.0, 3.0), ("burst", 40.0, 1.0), ("long-burst", 40.0, 2.0)],
+        hold_bursts=True,
     )
     sustained, burst, long_burst = phases
     report = "\n".join(str(p) for p in phases)
