@@ -157,7 +157,9 @@ def baseline_layer(path: Path) -> Any:
     return module.CsSentiment.load()
 
 
-def _verdict_bits(verdict: Any) -> tuple[object, ...]:
+def verdict_bits(verdict: Any) -> tuple[object, ...]:
+    """A layer's verdict with every float as its exact bits (``float.hex``), to compare two
+    layers bit for bit (also ``tests/streams/test_cs_sentiment_exact.py``)."""
     rules = verdict.rules
     return (
         verdict.compound.hex(),
@@ -203,7 +205,7 @@ def layer_costs(texts: list[str], rounds: int, baseline: Any) -> dict[str, Any]:
         for name, run in runs.items():
             seconds[name].append(timed(run))
     identical = sum(
-        _verdict_bits(layer.verdict(text, scores)) == _verdict_bits(baseline.verdict(text, scores))
+        verdict_bits(layer.verdict(text, scores)) == verdict_bits(baseline.verdict(text, scores))
         for text, scores in pairs
     )
     per_text = {name: min(times) / len(texts) * 1e6 for name, times in seconds.items()}

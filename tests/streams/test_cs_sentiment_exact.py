@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import streams.cs_sentiment
 import tests.streams.cs_sentiment_reference
+from bench.scoring import DATA, load_texts, verdict_bits
 from connectors.simulate import generate
 from streams.cs_sentiment import (
     _ASKING,
@@ -30,7 +31,6 @@ from streams.cs_sentiment import (
     SARCASM,
     SERVICE_FAILURES,
     CsSentiment,
-    CsVerdict,
     RuleHits,
     rule_scores,
     tokens,
@@ -43,7 +43,6 @@ from tests.streams.cs_sentiment_reference import (
     reference_tokens,
 )
 
-DEV_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "sentiment-dev"
 FIXTURES = Path(__file__).parents[1] / "data"
 
 Vader = tuple[float, float, float, float]
@@ -51,15 +50,6 @@ Vader = tuple[float, float, float, float]
 
 def _bits(hits: RuleHits) -> tuple[object, ...]:
     return (hits.complaint.hex(), hits.sarcasm, hits.compound.hex())
-
-
-def _verdict_bits(verdict: CsVerdict) -> tuple[object, ...]:
-    return (
-        verdict.compound.hex(),
-        verdict.label,
-        tuple(p.hex() for p in verdict.probabilities),
-        _bits(verdict.rules),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -80,23 +70,10 @@ def _differences(
     for text in texts:
         scores = vader(text)
         ours = layer.verdict(text, scores)
-        same = _verdict_bits(ours) == _verdict_bits(reference.verdict(text, scores))
+        same = verdict_bits(ours) == verdict_bits(reference.verdict(text, scores))
         if not same or layer.compound(text, scores).hex() != ours.compound.hex():
             out.append(text)
     return out
-
-
-def _dev_texts() -> list[str]:
-    """Every text of every development sentiment set (as ``bench/scoring.py`` loads them)."""
-    texts: list[str] = []
-    for path in sorted((DEV_DATA / "vader").glob("*_GroundTruth.txt")):
-        for line in path.read_text(encoding="utf-8-sig", errors="replace").splitlines():
-            parts = line.split("\t", 2)
-            if len(parts) == 3:
-                texts.append(parts[2])
-    for path in sorted((DEV_DATA / "tweeteval").glob("*/*_text.txt")):
-        texts += path.read_text(encoding="utf-8").splitlines()
-    return texts
 
 
 def test_identical_on_the_crisis_scenario_and_the_customer_service_fixtures(
@@ -110,11 +87,11 @@ def test_identical_on_the_crisis_scenario_and_the_customer_service_fixtures(
     assert _differences(layer, reference, texts) == []
 
 
-@pytest.mark.skipif(not DEV_DATA.is_dir(), reason="development data ../shared/data not present")
+@pytest.mark.skipif(not DATA.is_dir(), reason="development data ../shared/data not present")
 def test_identical_on_every_development_text(
     layer: CsSentiment, reference: ReferenceCsSentiment
 ) -> None:
-    texts = _dev_texts()
+    texts = load_texts()
     assert len(texts) > 40_000
     assert _differences(layer, reference, texts) == []
 
@@ -211,11 +188,9 @@ _settings = settings(
 @given(text=_any_text, vader=_vader)
 def test_identical_on_generated_texts(text: str, vader: Vader) -> None:
     layer, reference, rules_only_layer, rules_only_reference = _LAYERS
-    assert _verdict_bits(layer.verdict(text, vader)) == _verdict_bits(
-        reference.verdict(text, vader)
-    )
+    assert verdict_bits(layer.verdict(text, vader)) == verdict_bits(reference.verdict(text, vader))
     assert layer.compound(text, vader).hex() == layer.verdict(text, vader).compound.hex()
-    assert _verdict_bits(rules_only_layer.verdict(text, vader)) == _verdict_bits(
+    assert verdict_bits(rules_only_layer.verdict(text, vader)) == verdict_bits(
         rules_only_reference.verdict(text, vader)
     )
 
