@@ -298,7 +298,8 @@ def _rules(
         return 0.0, False, _compound_without_rules(vader_compound)
     present = _TRIGGERS.intersection(words)
     failures = _FAILURE_WORDS.intersection(words)
-    complaint = sum(SERVICE_FAILURES[w] for w in failures) if failures else 0.0
+    # summed in the table's order, as the rules below (a set's order depends on the hash seed)
+    complaint = sum(v for w, v in SERVICE_FAILURES.items() if w in failures) if failures else 0.0
     sarcasm = False
     if present:
         rules = _RULES
@@ -402,7 +403,7 @@ def _surface(text: str, lowered: str, count: int) -> tuple[tuple[str, float], ..
     )
 
 
-def _lexical(words: set[str]) -> dict[str, float]:
+def _lexical(words: list[str]) -> dict[str, float]:
     """Per distinct word in VADER's lexicon: a count per rounded valence (``_lex-3`` .. ``_lex3``),
     and the largest and smallest valence over 4 (``_lexmax``, ``_lexmin``)."""
     feats: dict[str, float] = {}
@@ -508,8 +509,10 @@ def features(text: str, vader: tuple[float, float, float, float]) -> dict[str, f
     its negated words (``n:<word>``)."""
     lowered = text.lower()
     toks = tokens(lowered)
-    words = set(toks)
-    hits = rule_scores(lowered, vader[0], words)
+    # the distinct words in order of first occurrence: a set's order depends on the hash seed,
+    # and the trainer sums the features in this dict's order
+    words = list(dict.fromkeys(toks))
+    hits = rule_scores(lowered, vader[0], set(words))
     feats = dict(_dense(vader, hits))
     feats.update(_surface(text, lowered, len(toks)))
     feats.update(_lexical(words))
@@ -612,8 +615,9 @@ class CsSentiment:
         Every sum adds the same terms in the same order as the weights over :func:`features`
         (``tests/streams/test_cs_sentiment_exact.py`` holds the result equal, bit for bit, to the
         layer as it was before it was made cheaper): the fixed features in ``_fixed``'s order,
-        the bins, the distinct words in ``set(toks)``'s order, then ``_context``'s features in
-        its order and the distinct negated words in ``set(negated)``'s order.
+        the bins, the distinct words in order of first occurrence, then ``_context``'s features
+        in its order and the distinct negated words in order of first occurrence (not a set's
+        order, which depends on the process's hash seed).
         """
         lowered = text.lower()
         toks = tokens(lowered)
@@ -694,8 +698,9 @@ class CsSentiment:
         entries = self._entries
         highest = lowest = 0.0  # of the VADER valences of the words
         found = False
-        # the words in set order (as before: a sum in another order can change its last bit)
-        for w0, w1, w2, valence in filter(None, map(entries.get, words)):
+        # the distinct words in order of first occurrence, as features() adds them (a sum in
+        # another order can change its last bit)
+        for w0, w1, w2, valence in filter(None, map(entries.get, dict.fromkeys(toks))):
             s0 += w0
             s1 += w1
             s2 += w2
@@ -766,7 +771,7 @@ class CsSentiment:
                 s2 += cw[2] * value
         if negated:
             by_negated = self._negated_words
-            for word in set(negated):
+            for word in dict.fromkeys(negated):
                 nw = by_negated.get(word)
                 if nw is not None:
                     s0 += nw[0]

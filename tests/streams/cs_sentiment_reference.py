@@ -2,8 +2,13 @@
 
 Kept verbatim (only renamed) as the oracle the fast :meth:`streams.cs_sentiment.CsSentiment.verdict`
 must equal bit for bit (``tests/streams/test_cs_sentiment_exact.py``), and as the baseline
-``bench/scoring.py`` times it against. It shares only data with the module under test: the rule
-tables, word sets, VADER's lexicon, the weights and the two small normalisation formulas.
+``bench/scoring.py`` times it against, with one change since: the weights of the distinct words and
+of the distinct negated words are summed in order of first occurrence (``dict.fromkeys``) instead
+of in ``set`` order, which depends on the process's hash seed (``PYTHONHASHSEED``), as the layer
+does since it was made deterministic. (The service-failure valences are still summed in set order
+here: they are multiples of 0.5, whose sums are exact in any order.) It shares only data with the
+module under test: the rule tables, word sets, VADER's lexicon, the weights and the two small
+normalisation formulas.
 """
 
 from __future__ import annotations
@@ -207,7 +212,7 @@ class ReferenceCsSentiment:
         entries = self._entries
         top = low = 0.0
         found = False
-        for word in words:
+        for word in dict.fromkeys(toks):
             e = entries.get(word)
             if e is None:
                 continue
@@ -239,7 +244,7 @@ class ReferenceCsSentiment:
                 s2 += cw[2] * value
         if negated:
             by_negated = self._negated_words
-            for word in set(negated):
+            for word in dict.fromkeys(negated):
                 nw = by_negated.get(word)
                 if nw is not None:
                     s0 += nw[0]
