@@ -45,7 +45,10 @@ def step(
     ``out.incidents``.
     """
     condition, value = verdict.condition, verdict.value
-    rs.value, rs.baseline = value, verdict.baseline
+    # Plain field writes (no validation on assignment for RuleState, which is all pydantic's
+    # __setattr__ would add): this runs for every rule at every closed minute.
+    fields = vars(rs)
+    fields["value"], fields["baseline"] = value, verdict.baseline
     if rs.state is RuleStatus.INACTIVE and condition:
         cooling = rs.last_resolved_at is not None and end < rs.last_resolved_at + rule.cooldown
         if not cooling:

@@ -118,8 +118,10 @@ class ShareSpikeRule(BrandRule):
         curve) is the share over the rule's ``window``, against the usual share."""
         end = window.end
         seasonality = self.baseline.seasonality
-        rs.baselines = baseline_slots(seasonality, rs.baselines)
-        base = rs.baselines[slot_of(seasonality, end - MINUTE)]
+        slots = baseline_slots(seasonality, rs.baselines)
+        if slots is not rs.baselines:  # assigned only when new (pydantic's __setattr__ costs)
+            rs.baselines = slots
+        base = slots[slot_of(seasonality, end - MINUTE)]
         reference = Reference.from_sums(self.hits(base), base.count, base.weight)
         recent = window.sums(self.window_minutes)
         value = self.hits(recent) / recent.count if recent.count else reference.share
