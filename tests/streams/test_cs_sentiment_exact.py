@@ -96,6 +96,21 @@ def test_identical_on_every_development_text(
     assert _differences(layer, reference, texts) == []
 
 
+def test_tokens_identical_on_the_crisis_scenario_and_every_development_text() -> None:
+    """The token regex is written to start with a character class (so the regex engine skips the
+    characters that cannot start a token); it finds the same tokens as the plain alternation."""
+    texts = [m.text for m in generate("crisis", seed=7)]
+    if DATA.is_dir():
+        texts += load_texts()
+    differing = [
+        text
+        for text in texts
+        for lowered in (text.lower(), text)
+        if tokens(lowered) != reference_tokens(lowered)
+    ]
+    assert differing == []
+
+
 _MORE_WORDS = (
     "good great love lovely thanks thank happy fine ok okay bad worst hate terrible awful "
     "horrible sad angry helpful useful no not never nobody none nothing very really so "
