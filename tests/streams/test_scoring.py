@@ -10,7 +10,7 @@ import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from streams import lexicon
-from streams.records import Mention, MentionKind, SentimentLabel
+from streams.records import Churn, Empathy, Mention, MentionKind, SentimentLabel
 from streams.scoring import PhraseMatcher, Scorer, label_for, split_chunks
 from tests.factories import mention
 
@@ -93,6 +93,29 @@ def test_mixed_empathy_score_is_balanced(scorer: Scorer) -> None:
     assert result.empathy.positive == ("helpful",)
     assert result.empathy.deficit == ("still waiting", "ignored")
     assert result.empathy.score == pytest.approx(-1 / 3)
+
+
+def test_empathy_and_churn_records_equal_validated_ones(scorer: Scorer) -> None:
+    """score_text builds its empathy and churn records without pydantic's validation; they equal
+    the validated records, field for field, in their set fields and in their JSON."""
+    texts = [*COMPLAINTS, *PRAISE, "She was helpful, but I was still waiting and then ignored."]
+    for text in texts:
+        result = scorer.score_text(text)
+        empathy, churn = result.empathy, result.churn
+        validated = (
+            Empathy(positive=empathy.positive, deficit=empathy.deficit, score=empathy.score)
+            if empathy.positive or empathy.deficit
+            else Empathy(),
+            Churn(phrases=churn.phrases) if churn.phrases else Churn(),
+        )
+        for ours, theirs in zip((empathy, churn), validated, strict=True):
+            assert ours == theirs, text
+            assert ours.model_fields_set == theirs.model_fields_set, text
+            assert ours.model_dump_json() == theirs.model_dump_json(), text
+            assert list(ours.__dict__) == list(type(ours).model_fields), text
+    assert any(scorer.score_text(text).churn.phrases for text in texts)
+    assert any(scorer.score_text(text).empathy.positive for text in texts)
+    assert any(scorer.score_text(text).empathy.deficit for text in texts)
 
 
 def test_phrases_match_whole_words_only(scorer: Scorer) -> None:
