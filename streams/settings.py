@@ -89,8 +89,8 @@ class Settings(BaseSettings):
         default="asyncio",
         description=(
             "the worker's asyncio event loop: asyncio (the standard library's) or uvloop (libuv, "
-            "the drop-in faust-streaming supports: ~12% less CPU per mention, but an idle worker "
-            "was seen not committing its last offsets with it, see docs/performance.md)"
+            "the drop-in faust-streaming supports; no clear CPU saving since the worker's direct "
+            "delivery, see docs/performance.md)"
         ),
     )
     session_timeout_s: float = Field(
