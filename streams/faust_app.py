@@ -36,7 +36,7 @@ split deployment (docs/topology.md).
 :func:`use_event_loop` picks the worker's event loop (``LISTENWELL_EVENT_LOOP``): the standard
 library's by default, or uvloop. Faust's per-record machinery runs on the loop: uvloop saved ~12%
 of the worker's CPU per mention when measured before the direct delivery above (Faust's
-``wait_first`` then made four tasks a record); five alternated pairs of ``bench/pipeline.py`` since
+``wait_first`` then made four tasks a record); nine alternated pairs of ``bench/pipeline.py`` since
 show no clear saving, so it stays opt-in (docs/performance.md, "uvloop, measured again"). The idle
 uvloop workers that once left their last offsets uncommitted hit the producer's metadata race
 above, on a commit without its fix; with the fix they pass.
