@@ -31,7 +31,6 @@ from streams.windows import (
     MINUTE,
     MinuteBucket,
     WindowView,
-    baseline_slots,
     feed_silence,
     floor_minute,
     slot_of,
@@ -282,10 +281,9 @@ class Engine:
             state.baseline.feed(None, self.baseline_time_constant, times=skipped)
             for rule, rs in self._rules_of(state):
                 if rule.feeds_baseline:
-                    rs.baselines = baseline_slots(rule.baseline.seasonality, rs.baselines)
                     feed_silence(
                         rule.baseline.seasonality,
-                        rs.baselines,
+                        rs.seasonal_baselines(rule.baseline.seasonality),
                         start=state.baseline_until,
                         minutes=skipped,
                         time_constant=rule.baseline_memory(
@@ -362,9 +360,7 @@ class Engine:
                         else _bucket_at(state.scopes.get(scope, []), leaving_minute)
                     )
                     seasonality = rule.baseline.seasonality
-                    slots = baseline_slots(seasonality, rs.baselines)
-                    if slots is not rs.baselines:
-                        rs.baselines = slots
+                    slots = rs.seasonal_baselines(seasonality)
                     memory = rule.baseline_memory(
                         self.baseline_time_constant, slots, 0 if mine is None else mine.count
                     )

@@ -28,7 +28,7 @@ from streams.records import (
     Incident,
     IncidentPoint,
 )
-from streams.windows import MINUTE, Baseline, MinuteBucket
+from streams.windows import MINUTE, Baseline, MinuteBucket, Seasonality, baseline_slots
 
 __all__ = [
     "BrandState",
@@ -95,6 +95,15 @@ class RuleState(BaseModel):
     recent: list[IncidentPoint] = []
     """The last minutes before firing (for the onset of an incident's series)."""
     incident: IncidentState | None = None
+
+    def seasonal_baselines(self, seasonality: Seasonality) -> list[Baseline]:
+        """:attr:`baselines` with as many slots as ``seasonality`` needs, made fresh (and stored)
+        when it has not; stored only then, as this runs for every rule at every closed minute and
+        pydantic's ``__setattr__`` costs."""
+        slots = baseline_slots(seasonality, self.baselines)
+        if slots is not self.baselines:
+            self.baselines = slots
+        return slots
 
 
 class CustomerState(BaseModel):

@@ -39,7 +39,6 @@ from streams.windows import (
     Baseline,
     WindowStats,
     WindowView,
-    baseline_slots,
     slot_of,
 )
 from streams.yamlfile import Duration
@@ -118,10 +117,7 @@ class ShareSpikeRule(BrandRule):
         curve) is the share over the rule's ``window``, against the usual share."""
         end = window.end
         seasonality = self.baseline.seasonality
-        slots = baseline_slots(seasonality, rs.baselines)
-        if slots is not rs.baselines:  # assigned only when new (pydantic's __setattr__ costs)
-            rs.baselines = slots
-        base = slots[slot_of(seasonality, end - MINUTE)]
+        base = rs.seasonal_baselines(seasonality)[slot_of(seasonality, end - MINUTE)]
         reference = Reference.from_sums(self.hits(base), base.count, base.weight)
         recent = window.sums(self.window_minutes)
         value = self.hits(recent) / recent.count if recent.count else reference.share

@@ -10,7 +10,6 @@ from streams.windows import (
     Baseline,
     WindowStats,
     WindowView,
-    baseline_slots,
     window_baseline,
 )
 
@@ -54,9 +53,11 @@ class ThresholdRule(BrandRule):
     def evaluate(self, rs: RuleState, window: WindowView) -> Verdict:
         stats = window.sums(self.window_minutes)
         seasonality = self.baseline.seasonality
-        rs.baselines = baseline_slots(seasonality, rs.baselines)
         base_sums = window_baseline(
-            seasonality, rs.baselines, end=window.end, minutes=self.window_minutes
+            seasonality,
+            rs.seasonal_baselines(seasonality),
+            end=window.end,
+            minutes=self.window_minutes,
         )
         value = self.measure(stats)
         condition = stats.count >= self.min_volume and self.holds(value)
