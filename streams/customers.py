@@ -78,7 +78,7 @@ class CustomerTracker:
         if cs is None:
             # Built from known-valid values without validation (pydantic would also deep-copy the
             # mutable defaults): creating a customer cost more than scoring the mention.
-            cs = state.customers[customer] = trusted(
+            cs = trusted(
                 CustomerState,
                 {
                     "mentions": [],
@@ -93,6 +93,7 @@ class CustomerTracker:
                     "clear_since": {},
                 },
             )
+            state.add_customer(customer, cs)
         mention_id = scored.mention.id
         mentions = cs.mentions
         for m in mentions:
@@ -121,7 +122,7 @@ class CustomerTracker:
             # Only the watched customers, from the state's index rather than by testing every
             # customer, and of those only the ones whose scoring may change something; these in
             # the customers' own order, so outputs come in the same order as when all were
-            # scored (found by a pass over all customers only when there are several).
+            # scored (from the state's index of their places, not by a pass over all customers).
             rescore = []
             for customer in state.watched_customers:
                 cs = customers[customer]
@@ -129,8 +130,7 @@ class CustomerTracker:
                 if due and not self._unchanged_at(state, customer, cs, end):
                     rescore.append(customer)
             if len(rescore) > 1:
-                chosen = set(rescore)
-                rescore = [c for c in customers if c in chosen]
+                state.customer_order.sort(rescore)
             for customer in rescore:
                 self._evaluate(state, customer, customers[customer], end, out)
             return

@@ -337,7 +337,12 @@ class ErasureCommand(Record):
 _Model = TypeVar("_Model", bound=BaseModel)
 _JSON_ENCODER = msgspec.json.Encoder()
 _new_instance = object.__new__
-_set_slot = object.__setattr__
+# The setters of the slots every pydantic model has, taken from their descriptors: calling them
+# skips the attribute-name lookup ``object.__setattr__`` makes (trusted runs ~5 times a mention).
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 _ALL_FIELDS: dict[type[BaseModel], set[str]] = {}
@@ -358,10 +363,10 @@ def trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
     if fields_set is None:
         fields_set = _ALL_FIELDS[cls] = set(cls.__pydantic_fields__)
     model = _new_instance(cls)
-    _set_slot(model, "__dict__", values)
-    _set_slot(model, "__pydantic_fields_set__", fields_set)
-    _set_slot(model, "__pydantic_extra__", None)
-    _set_slot(model, "__pydantic_private__", None)
+    _set_dict(model, values)
+    _set_fields_set(model, fields_set)
+    _set_extra(model, None)
+    _set_private(model, None)
     return model
 
 

@@ -11,6 +11,7 @@ one breaks recovery of stored states.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -32,6 +33,7 @@ from streams.windows import MINUTE, Baseline, MinuteBucket, Seasonality, baselin
 
 __all__ = [
     "BrandState",
+    "CustomerOrder",
     "CustomerState",
     "EngineOutput",
     "Erased",
@@ -184,6 +186,14 @@ class BrandState(BaseModel):
         return {c for c, cs in self.customers.items() if cs.quiet}
 
     @functools.cached_property
+    def customer_order(self) -> CustomerOrder:
+        """Each customer's place in :attr:`customers` (its insertion order) as an increasing
+        number: an index like :attr:`watched_customers` (never stored), so the quarter-hourly
+        sweep puts the few customers it re-scores in the customers' order without a pass over
+        all of them."""
+        return CustomerOrder(self.customers)
+
+    @functools.cached_property
     def last_scores(self) -> dict[str, LastScore]:
         """Customer → :class:`LastScore` of their last full scoring, kept by the engine in memory
         (never stored) so an hourly sweep can tell when scoring again would change nothing."""
@@ -203,6 +213,14 @@ class BrandState(BaseModel):
         self.__dict__.pop("quiet_customers", None)
         self.__dict__.pop("last_scores", None)
         self.__dict__.pop("unchanged_until", None)
+        self.__dict__.pop("customer_order", None)
+
+    def add_customer(self, customer: str, cs: CustomerState) -> None:
+        """Add ``customer`` (not in :attr:`customers`) at the end of :attr:`customers`."""
+        self.customers[customer] = cs
+        order: CustomerOrder | None = self.__dict__.get("customer_order")
+        if order is not None:
+            order.append(customer)
 
     def track(self, customer: str, cs: CustomerState | None, *, quiet: bool = False) -> None:
         """Update the customer indexes after ``customer`` was re-scored (``cs``; ``quiet`` if it
@@ -224,11 +242,37 @@ class BrandState(BaseModel):
             built["last_scores"].pop(customer, None)
         if cs is None and "unchanged_until" in built:
             built["unchanged_until"].pop(customer, None)
+        if cs is None and "customer_order" in built:
+            built["customer_order"].remove(customer)
 
     @property
     def last_evaluated_minute(self) -> datetime | None:
         """Start of the last closed (and evaluated) minute."""
         return None if self.closed_until is None else self.closed_until - MINUTE
+
+
+class CustomerOrder:
+    """Places of a brand's customers in insertion order, as numbers that only increase: a
+    customer added later (or forgotten and back) gets a larger one than every customer kept."""
+
+    __slots__ = ("_next", "places")
+
+    def __init__(self, customers: Iterable[str]) -> None:
+        self.places: dict[str, int] = {c: i for i, c in enumerate(customers)}
+        self._next = len(self.places)
+
+    def append(self, customer: str) -> None:
+        """Place ``customer`` after every other."""
+        self.places[customer] = self._next
+        self._next += 1
+
+    def remove(self, customer: str) -> None:
+        """Forget ``customer``'s place (if any)."""
+        self.places.pop(customer, None)
+
+    def sort(self, customers: list[str]) -> None:
+        """Put ``customers`` (all placed) in their places' order, in place."""
+        customers.sort(key=self.places.__getitem__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,15 +95,21 @@ class MinuteBucket(BaseModel):
         if sentiment.label is SentimentLabel.NEGATIVE:
             fields["negative"] += 1
             mention = scored.mention
-            candidate = trusted(
-                ExampleMention,
-                {
-                    "id": mention.id,
-                    "text": mention.text[:TEXT_CHARS],
-                    "compound": sentiment.compound,
-                },
-            )
-            fields["examples"] = _with_candidate(fields["examples"], candidate)
+            kept = fields["examples"]
+            # A full list keeps a candidate that does not come before its last as it is (what
+            # ``_with_candidate`` would return, equal): then no candidate is built.
+            if len(kept) != EXAMPLES_PER_BUCKET or (sentiment.compound, mention.id) < (
+                _example_order(kept[-1])
+            ):
+                candidate = trusted(
+                    ExampleMention,
+                    {
+                        "id": mention.id,
+                        "text": mention.text[:TEXT_CHARS],
+                        "compound": sentiment.compound,
+                    },
+                )
+                fields["examples"] = _with_candidate(kept, candidate)
         empathy = scored.empathy
         if empathy.deficit:
             fields["deficit"] += 1

@@ -591,6 +591,8 @@ def test_customers_swept_without_rescoring_end_as_if_rescored() -> None:
         assert fast.model_dump_json() == slow.model_dump_json()
         # The index only ever names customers that are quiet.
         assert fast.quiet_customers <= {c for c, cs in fast.customers.items() if cs.quiet}
+        places = fast.customer_order.places
+        assert sorted(places, key=places.__getitem__) == list(fast.customers)
         quiet_seen = max(quiet_seen, len(fast.quiet_customers))
     end = batch[-1].mention.created_at + timedelta(days=8)
     tail_fast, tail_slow = indexed.advance(fast, end), reference.advance(slow, end)
@@ -611,6 +613,25 @@ def test_a_quiet_customer_is_swept_hourly_and_its_old_mentions_dropped() -> None
     eng.advance(state, T0 + timedelta(days=7, hours=1))
     assert [m.at for m in state.customers["fan"].mentions] == [T0 + timedelta(days=7, minutes=1)]
     assert "other" not in state.customers  # silent past the horizon: forgotten
+
+
+def test_the_customer_order_index_follows_the_customers_through_forgetting_and_return() -> None:
+    """The quarter-hourly sweep orders the customers it re-scores by the state's index of their
+    places instead of a pass over all customers: the index holds every customer, in the order of
+    ``customers``, through customers added after it was built, forgotten and back."""
+    eng = engine()
+    state = eng.new_state(BRAND)
+    eng.process(state, [scored(T0, customer="a"), scored(T0 + MIN, customer="b")])
+    order = state.customer_order
+    eng.process(state, [scored(T0 + timedelta(days=6), customer="c")])
+    eng.advance(state, T0 + timedelta(days=7, hours=2))  # a and b silent past the horizon
+    eng.process(state, [scored(T0 + timedelta(days=7, hours=3), customer="a")])
+    assert state.customer_order is order
+    assert list(state.customers) == ["c", "a"]
+    assert sorted(order.places, key=order.places.__getitem__) == ["c", "a"]
+    rescored = ["a", "c"]
+    order.sort(rescored)
+    assert rescored == ["c", "a"]
 
 
 # --- gaps in event time -----------------------------------------------------------------------
