@@ -68,6 +68,7 @@ class CustomerTracker:
         # One lookback for every rule: one score per customer, which a sweep can foresee.
         self._one_lookback = all(r.lookback == self._lookback for r in self.rules)
         self._half_life = self._lookback / 2
+        self._fire_floors: dict[str, float | None] = {}
 
     def mention(
         self, state: BrandState, customer: str, scored: ScoredMention, out: EngineOutput
@@ -241,11 +242,21 @@ class CustomerTracker:
         score = float(round(total))
         if abs(total - math.floor(total) - 0.5) < 1e-9 or score != cs.risk_score:
             return False
-        if any(score >= rule.fire_at for rule in self.rules if rule.applies_to(state.brand)):
+        floor = self._fire_floor(state.brand)
+        if floor is not None and score >= floor:  # some rule of the brand may fire
             return False
         vars(cs)["evaluated_at"] = end
         state.unchanged_until[customer] = (last, self._unchanged_before(last, score, mentions))
         return True
+
+    def _fire_floor(self, brand: str) -> float | None:
+        """The lowest ``fire_at`` of the rules that apply to ``brand`` (None: no rule applies),
+        found once per brand."""
+        if brand not in self._fire_floors:
+            self._fire_floors[brand] = min(
+                (rule.fire_at for rule in self.rules if rule.applies_to(brand)), default=None
+            )
+        return self._fire_floors[brand]
 
     def _unchanged_before(
         self, last: LastScore, score: float, mentions: Sequence[CustomerMention]

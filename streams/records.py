@@ -165,9 +165,13 @@ class AlertState(StrEnum):
     RESOLVED = "resolved"
 
 
+_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":")).encode
+"""``json.dumps(value, separators=(",", ":"))`` without building an encoder at every call."""
+
+
 def fingerprint(labels: dict[str, str]) -> str:
     """Stable identity of an alert: a hash of its sorted labels (as Alertmanager does)."""
-    canonical = json.dumps(sorted(labels.items()), separators=(",", ":"))
+    canonical = _CANONICAL_JSON(sorted(labels.items()))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

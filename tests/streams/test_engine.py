@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from streams.customer_risk import CustomerMention
 from streams.customers import CustomerTracker
 from streams.engine import Engine
+from streams.incident_tracking import _record
 from streams.records import (
     Alert,
     AlertState,
     CustomerHealth,
     CustomerTier,
+    Incident,
+    IncidentPoint,
     MentionKind,
     ScoredMention,
+    SentimentLabel,
     fingerprint,
 )
+from streams.rule_kinds import BrandRule
 from streams.rules import RuleSet, parse_rules
-from streams.state import BrandState, CustomerState, EngineOutput, RuleStatus
+from streams.state import (
+    BrandState,
+    CustomerState,
+    EngineOutput,
+    IncidentState,
+    LastScore,
+    RuleStatus,
+)
 from tests import factories
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -632,6 +647,60 @@ def test_the_customer_order_index_follows_the_customers_through_forgetting_and_r
     rescored = ["a", "c"]
     order.sort(rescored)
     assert rescored == ["c", "a"]
+
+
+def test_a_customer_at_the_lowest_fire_at_is_rescored_not_foreseen_unchanged() -> None:
+    """A sweep foresees a customer unchanged only while their score stays below the lowest
+    ``fire_at`` of the rules that apply to the brand (found once per brand): at it, they are
+    re-scored, since a rule may fire."""
+    eng = engine()
+    tracker = eng.customers
+    mention = CustomerMention(
+        at=T0, id="m1", text="late again", label=SentimentLabel.NEGATIVE, compound=-0.5
+    )
+    for total, unchanged in ((59.2, True), (60.2, False)):
+        state = eng.new_state(BRAND)
+        cs = CustomerState(mentions=[mention], last_mention_at=T0, risk_score=round(total))
+        state.customers["c"] = cs
+        state.last_scores["c"] = LastScore(T0, total, (mention,))
+        assert tracker._unchanged_at(state, "c", cs, T0 + timedelta(seconds=1)) is unchanged
+    assert tracker._fire_floor(BRAND) == 60.0
+    scoped = engine(
+        ruleset=parse_rules(
+            RULES.replace("fire_at: 60", "fire_at: 60\n        brands: [other]"), "test.yaml"
+        )
+    ).customers
+    assert (scoped._fire_floor(BRAND), scoped._fire_floor("other")) == (None, 60.0)
+
+
+def test_an_incident_record_is_the_validated_one_and_bad_state_is_still_refused() -> None:
+    """Incident records are built without validation only from values validation would keep as
+    they are; otherwise pydantic converts (a time in another zone, an integer peak) or refuses
+    (no firing), as before."""
+    rule = rules().rules[0]
+    assert isinstance(rule, BrandRule)
+    point = IncidentPoint(minute=T0, value=0.5, baseline=0.2)
+    inc = IncidentState(
+        id="i", onset=T0, firing_at=T0 + MIN, peak_value=0.5, peak_at=T0 + MIN, series=[point]
+    )
+    end = T0 + 2 * MIN
+    record = _record(rule, BRAND, inc, end)
+    assert record.to_json() == Incident.model_validate(record.model_dump()).to_json()
+    assert record.series == (point,) and record.fingerprint == fingerprint(record.labels)
+    east = timezone(timedelta(hours=2))
+    converted = _record(rule, BRAND, inc.model_copy(update={"onset": T0.astimezone(east)}), end)
+    assert converted.onset == T0 and converted.onset.tzinfo is UTC
+    whole = _record(rule, BRAND, inc.model_copy(update={"peak_value": 1}), end)
+    assert type(whole.peak_value) is float
+    with pytest.raises(ValidationError):
+        _record(rule, BRAND, inc.model_copy(update={"firings": 0}), end)
+
+
+def test_an_alerts_fingerprint_hashes_its_sorted_labels_as_compact_json() -> None:
+    """The identity stored alerts and incidents carry: it must not change between versions."""
+    canonical = b'[["alertname","Spike"],["brand","acme"],["severity","warning"]]'
+    labels = {"severity": "warning", "brand": "acme", "alertname": "Spike"}
+    assert fingerprint(labels) == hashlib.sha256(canonical).hexdigest()[:16]
 
 
 # --- gaps in event time -----------------------------------------------------------------------
