@@ -16,7 +16,12 @@ import faust
 from faust.types import TP
 
 from streams.clock import FakeClock
-from streams.table_store import LOCAL_STATE_MAX_AGE_S, LocalStateStore, store_url
+from streams.table_store import (
+    LOCAL_STATE_MAX_AGE_S,
+    STORED_AT_KEY,
+    LocalStateStore,
+    store_url,
+)
 from streams.tables import declare_tables
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +75,36 @@ def customers_store(data_dir: Path) -> Iterator[tuple[LocalStateStore, Any]]:
 async def acknowledged(future: asyncio.Future[Any], partition: int, offset: int) -> None:
     future.set_result(Delivered(partition, offset))
     await asyncio.sleep(0)  # the done-callbacks run
+    await asyncio.sleep(0)  # the store writes what they acknowledged
+
+
+class Changelog:
+    """What the store reads of a table in a rebalance: its changelog topic's names."""
+
+    def __init__(self, topic: str) -> None:
+        self.changelog_topic = type("Changelog", (), {"topics": {topic}})()
+
+
+class CountingDatabase:
+    """A partition's database that counts the writes the store makes to it."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.puts: list[bytes] = []
+        self.deletes: list[bytes] = []
+        self.batches = 0
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.puts.append(key)
+        self.db.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self.deletes.append(key)
+        self.db.delete(key)
+
+    def write(self, batch: Any) -> None:
+        self.batches += 1
+        self.db.write(batch)
 
 
 def test_a_restarted_store_has_what_the_broker_acknowledged_and_its_offset(tmp_path: Path) -> None:
@@ -126,13 +161,89 @@ def test_a_write_the_broker_did_not_acknowledge_never_reaches_the_disk(tmp_path:
     assert asyncio.run(second_run()) == (10, {b"b/1": b"first"})
 
 
+def test_records_acknowledged_together_reach_the_database_as_one_write_batch_per_partition(
+    tmp_path: Path,
+) -> None:
+    """The producer resolves a produce batch's futures in one go: the store writes those records
+    as one RocksDB write batch per partition, ending with the last offset, not two writes per
+    record (docs/performance.md, "The worker's shell, a third look")."""
+    writes: list[tuple[bytes, bytes | None, int, int]] = [
+        (b"b/1", b"one", 1, 3),
+        (b"a/1", b"x", 0, 7),
+        (b"b/2", b"two", 1, 4),
+    ]
+    writes += [(b"b/1", None, 1, 5), (b"a/1", b"y", 0, 8)]
+
+    async def first_run() -> dict[int, CountingDatabase]:
+        with customers_store(tmp_path) as (store, _topic):
+            loop = asyncio.get_running_loop()
+            databases: dict[int, CountingDatabase] = {}
+            open_database = store._db_for_partition
+
+            def counted(partition: int) -> Any:
+                if partition not in databases:
+                    databases[partition] = CountingDatabase(open_database(partition))
+                return databases[partition]
+
+            futures = []
+            with patch.object(store, "_db_for_partition", counted):
+                for key, payload, _partition, _offset in writes:
+                    future = loop.create_future()
+                    store.written(key, payload, future)
+                    futures.append(future)
+                for future, (_key, _payload, partition, offset) in zip(
+                    futures, writes, strict=True
+                ):
+                    future.set_result(Delivered(partition, offset))
+                for _ in range(3):
+                    await asyncio.sleep(0)
+            return databases
+
+    async def second_run() -> tuple[int | None, int | None, dict[bytes, Any]]:
+        with customers_store(tmp_path) as (store, topic):
+            offsets = store.persisted_offset(TP(topic, 1)), store.persisted_offset(TP(topic, 0))
+            return offsets[0], offsets[1], dict(store.items())
+
+    databases = asyncio.run(first_run())
+    assert sorted(databases) == [0, 1]
+    for database in databases.values():
+        assert database.batches == 1
+        assert database.deletes == []
+        assert [key for key in database.puts if key != STORED_AT_KEY] == []
+    assert asyncio.run(second_run()) == (5, 8, {b"a/1": b"y", b"b/2": b"two"})
+
+
+def test_acknowledged_records_are_on_disk_before_an_offset_is_read_or_a_database_let_go(
+    tmp_path: Path,
+) -> None:
+    """Acknowledged records wait for the next turn of the event loop to reach the database; a
+    read of the stored offset (recovery starts there) or a revoked partition in between writes
+    them first."""
+
+    async def run() -> tuple[int | None, bytes | None, bytes | None]:
+        with customers_store(tmp_path) as (store, topic):
+            loop = asyncio.get_running_loop()
+            first, second = loop.create_future(), loop.create_future()
+            store.written(b"b/1", b"one", first)
+            store.written(b"a/1", b"x", second)
+            first.set_result(Delivered(1, 6))
+            second.set_result(Delivered(0, 9))
+            await asyncio.sleep(0)  # the done-callbacks run; the write waits for the next turn
+            offset = store.persisted_offset(TP(topic, 1))
+            revoked = store._db_for_partition(0)
+            third = loop.create_future()
+            store.written(b"a/2", b"z", third)
+            third.set_result(Delivered(0, 10))
+            await asyncio.sleep(0)
+            store.revoke_partitions(Changelog(topic), {TP(topic, 0)})
+            return offset, revoked.get(store.offset_key), revoked.get(b"a/2")
+
+    assert asyncio.run(run()) == (6, b"10", b"z")
+
+
 def test_recovery_fills_disk_and_memory_and_a_revoked_partition_leaves_memory(
     tmp_path: Path,
 ) -> None:
-    class Table:
-        def __init__(self, topic: str) -> None:
-            self.changelog_topic = type("Changelog", (), {"topics": {topic}})()
-
     async def run() -> tuple[dict[bytes, Any], dict[bytes, Any], int | None]:
         with customers_store(tmp_path) as (store, topic):
             store.apply_changelog_batch(
@@ -146,7 +257,7 @@ def test_recovery_fills_disk_and_memory_and_a_revoked_partition_leaves_memory(
                 to_value=lambda v: v,
             )
             before = dict(store.items())
-            store.revoke_partitions(Table(topic), {TP(topic, 1)})
+            store.revoke_partitions(Changelog(topic), {TP(topic, 1)})
             after = dict(store.items())
             return before, after, store.persisted_offset(TP(topic, 1))
 
