@@ -222,6 +222,18 @@ class CustomerHealth(Record):
     last_mentions: tuple[Example, ...] = ()
     updated_at: AwareDatetime
 
+    def to_json(self) -> bytes:
+        """Serialise to compact UTF-8 JSON: msgspec on the fields' values, the same bytes as
+        pydantic's ``model_dump_json`` (``tests/streams/test_codec.py`` compares the two on the
+        crisis scenario) in ~60% of its time; the worker publishes one for every customer whose
+        health changed in a batch."""
+        values = self.__dict__
+        if not plain_float(values["risk_score"]):
+            return super().to_json()
+        values = dict(values)
+        values["last_mentions"] = [example.__dict__ for example in self.last_mentions]
+        return _JSON_ENCODER.encode(values)
+
 
 class IncidentPoint(BaseModel):
     """One closed minute of an incident: the rule's metric and its baseline."""
@@ -340,6 +352,22 @@ class ErasureCommand(Record):
 
 _Model = TypeVar("_Model", bound=BaseModel)
 _JSON_ENCODER = msgspec.json.Encoder()
+_EXPONENT_SIGN_FROM = 1e16
+"""From this magnitude up pydantic writes a float's exponent with its sign (``1e+16``) and msgspec
+without (``1e16``); below it they write the same digits (``tests/streams/test_codec.py``)."""
+
+
+def plain_float(value: float) -> bool:
+    """Whether msgspec writes ``value`` as pydantic does (not NaN, and below 1e16 in size)."""
+    return -_EXPONENT_SIGN_FROM < value < _EXPONENT_SIGN_FROM
+
+
+def encode_json(values: Any) -> bytes:
+    """``values`` (plain data, datetimes and enums) as compact UTF-8 JSON, with msgspec: what a
+    record's fast ``to_json`` gives after checking its values write as pydantic writes them."""
+    return _JSON_ENCODER.encode(values)
+
+
 _new_instance = object.__new__
 # The setters of the slots every pydantic model has, taken from their descriptors: calling them
 # skips the attribute-name lookup ``object.__setattr__`` makes (trusted runs ~5 times a mention).

@@ -28,6 +28,8 @@ from streams.records import (
     Example,
     Incident,
     IncidentPoint,
+    encode_json,
+    plain_float,
 )
 from streams.windows import MINUTE, Baseline, MinuteBucket, Seasonality, baseline_slots
 
@@ -127,6 +129,21 @@ class CustomerState(BaseModel):
     """alertname → since when the score has been at or above ``fire_at`` (for ``for``)."""
     clear_since: dict[str, AwareDatetime] = {}
     """alertname → since when a firing customer's score has been below ``resolve_below``."""
+
+    def to_json(self) -> bytes:
+        """Compact UTF-8 JSON, the changelog form: msgspec on the fields' values, the same bytes
+        as pydantic's ``model_dump_json`` (``tests/streams/test_codec.py`` compares the two on
+        the crisis scenario) in ~55% of its time; the worker writes one for every customer a
+        batch changed."""
+        values = self.__dict__
+        mentions = self.mentions
+        if not plain_float(values["risk_score"]) or not all(
+            plain_float(mention.compound) for mention in mentions
+        ):
+            return self.model_dump_json().encode()
+        values = dict(values)
+        values["mentions"] = [mention.__dict__ for mention in mentions]
+        return encode_json(values)
 
     @property
     def watched(self) -> bool:

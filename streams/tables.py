@@ -70,7 +70,7 @@ class CustomerStateCodec(codecs.Codec):
 
     def _dumps(self, obj: Any) -> bytes:
         assert isinstance(obj, CustomerState)
-        return obj.model_dump_json().encode()
+        return obj.to_json()
 
     def _loads(self, s: bytes) -> Any:
         return CustomerState.model_validate_json(s)
@@ -286,7 +286,7 @@ class BrandStore:
         prefix = brand + CUSTOMER_KEY_SEPARATOR
         for customer_id, state in changes.upserts.items():
             key = (prefix + customer_id).encode()
-            payload = state.model_dump_json().encode()
+            payload = state.to_json()
             await self._write(self._customers, key, state, payload, changes.partition)
         for customer_id in changes.deletes:
             key = (prefix + customer_id).encode()

@@ -24,19 +24,25 @@ from pydantic import ValidationError
 
 from connectors.simulate import generate
 from streams.clock import FakeClock
+from streams.customer_risk import CustomerMention
 from streams.engine import Engine
 from streams.pipeline import BrandRecord, Pipeline, RawRecord
 from streams.records import (
+    CustomerHealth,
+    CustomerTier,
     Example,
     Mention,
     MentionKind,
     ScoredMention,
+    SentimentLabel,
     decode_mention,
     decode_scored_mention,
+    plain_float,
     trusted,
 )
 from streams.rules import load_rules
 from streams.scoring import Scorer
+from streams.state import CustomerState
 
 RULES = Path(__file__).resolve().parents[2] / "alert_rules" / "default.yaml"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -118,7 +124,7 @@ def test_the_crisis_scenario_decodes_and_builds_records_as_pydantic_does(
     raws = [m.to_json() for m in mentions]
     assert raws == [m.model_dump_json().encode() for m in mentions]
     brands: dict[str, BrandRecord] = {}
-    published = 0
+    published = healths = stored = 0
     for start in range(0, len(raws), 500):
         records = [
             RawRecord("mentions.raw", 0, start + i, None, raw)
@@ -134,11 +140,19 @@ def test_the_crisis_scenario_decodes_and_builds_records_as_pydantic_does(
         outputs = [*result.scored, *result.alerts, *result.customers, *result.incidents]
         for record in outputs:
             assert_same_as_validated(record)
+            # The fast encoders (scored mentions, customer health) write pydantic's bytes.
+            assert record.to_json() == record.model_dump_json().encode()
+        for changes in result.customer_changes.values():
+            for customer in changes.upserts.values():
+                assert customer.to_json() == customer.model_dump_json().encode()
+                stored += 1
+        healths += len(result.customers)
         published += len(outputs)
         for brand, state in result.states.items():
             assert_same_as_validated(state.engine)  # buckets, examples, baselines, customers
             brands[brand] = state
     assert published > len(raws)
+    assert healths > 1000 and stored > 1000
 
 
 # --- hostile raw mentions ------------------------------------------------------------------------
@@ -445,3 +459,27 @@ def test_scored_mentions_with_timestamps_of_every_accepted_shape_encode_as_pydan
             same_encoding(_SCORER.score(mention, scored_at=scored_at))
         encoded += 1
     assert encoded > 5
+
+
+def test_customer_records_with_floats_msgspec_writes_otherwise_are_written_by_pydantic() -> None:
+    """From 1e16 up pydantic writes ``1e+16`` and msgspec ``1e16``: the fast encoders of customer
+    health and customer state leave such a record to pydantic (the worker's scores stay within
+    0-100 and compounds within -1..1, so this never happens on the hot path)."""
+    at = T0
+    health = CustomerHealth.model_construct(
+        brand="acme",
+        customer_id="c1",
+        risk_score=1e16,
+        tier=CustomerTier.AT_RISK,
+        updated_at=at,
+    )
+    assert health.to_json() == health.model_dump_json().encode()
+    assert b'"risk_score":1e+16' in health.to_json()
+    mention = CustomerMention(
+        at=at, id="m:1", text="no refund", label=SentimentLabel.NEGATIVE, compound=-0.5
+    )
+    for score, compound in ((-2e17, -0.5), (50.0, 3e18), (float("nan"), -0.5)):
+        state = CustomerState(last_mention_at=at, risk_score=score)
+        state.mentions.append(mention.model_copy(update={"compound": compound}))
+        assert state.to_json() == state.model_dump_json().encode()
+    assert plain_float(99.9) and plain_float(-1.0) and not plain_float(1e16)
