@@ -182,7 +182,7 @@ class WorkerStore:
         """Changelog payloads written for the batch: (brand records and their seen-id chunks,
         customer states)."""
         customers = [
-            state.model_dump_json().encode()
+            state.to_json()
             for changes in result.customer_changes.values()
             for state in changes.upserts.values()
         ]
@@ -227,7 +227,7 @@ class RoundTripStore:
         for brand, changes in result.customer_changes.items():
             kept = self.customers.setdefault(brand, {})
             for c, state in changes.upserts.items():
-                kept[c] = state.model_dump_json().encode()
+                kept[c] = state.to_json()
                 customers.append(kept[c])
             for c in changes.deletes:
                 del kept[c]
