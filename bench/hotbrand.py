@@ -109,22 +109,20 @@ def folded(bootstrap: str, group: str, topic: str, expected: int) -> bool:
     return False
 
 
-def group_complete(bootstrap: str, group: str, members: int, topic: str, scorers: int) -> bool:
-    """Whether ``group`` is stable with ``members`` members, ``scorers`` of them holding every
-    partition of ``topic`` between them (False while the broker is still finding the group's
-    coordinator)."""
-    from kafka import KafkaConsumer
+def group_complete(
+    bootstrap: str, group: str, members: int, topic: str, partitions: int, scorers: int
+) -> bool:
+    """Whether ``group`` is stable with ``members`` members, ``scorers`` of them holding the
+    ``partitions`` partitions of ``topic`` between them (False while the broker is still finding
+    the group's coordinator)."""
     from kafka.admin import KafkaAdminClient
 
     with contextlib.suppress(Exception):
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap)
         try:
             described = admin.describe_groups([group])[group]
-            partitions = len(consumer.partitions_for_topic(topic) or ())
         finally:
             admin.close()
-            consumer.close()
         held = [
             len(assigned["partitions"])
             for member in described["members"]
@@ -151,7 +149,8 @@ def drain(
     """Produce ``mentions`` keyed by ``key_by``, start ``workers`` workers of ``deployment`` in
     one group, time the drain until the brand states' input is committed."""
     prefix = f"hot-{name}-{workers}-{int(time.time())}."
-    create_topics(bootstrap, prefix)
+    create_topics(bootstrap, prefix, topics.DEFAULT_PARTITIONS)
+    partitions = topics.MENTIONS_RAW.partition_count(topics.DEFAULT_PARTITIONS)
     raw = topics.topic_name(topics.MENTIONS_RAW, prefix)
     folded_topic = topics.topic_name(
         topics.MENTIONS_RAW if deployment == "fused" else topics.MENTIONS_SCORED, prefix
@@ -206,7 +205,7 @@ def drain(
             now = time.perf_counter()
             if complete_at is None and now >= next_look:
                 next_look = now + 0.5
-                if group_complete(bootstrap, group, len(running), raw, workers):
+                if group_complete(bootstrap, group, len(running), raw, partitions, workers):
                     complete_at = time.perf_counter()
                     for i, port in enumerate(ports):
                         with contextlib.suppress(OSError):
